@@ -1,0 +1,58 @@
+/* ajw_crypt.h — the only file that talks to OpenSSL (EVP API of OpenSSL 3).
+ * Every EVP_PKEY made here is freed by a cleanup on the pool given. */
+#ifndef AJW_CRYPT_H
+#define AJW_CRYPT_H
+
+#include <openssl/evp.h>
+#include <apr_pools.h>
+#include "ajw_types.h"
+
+/* RSA public key from big-endian n and e. Rejects n < AJW_RSA_MIN_BITS,
+ * leading zero bytes making n shorter than claimed, e even, e < 3 or e
+ * longer than 4 bytes (AJW_R_BAD_KEY). */
+ajw_reason_e ajw_crypt_rsa_key(EVP_PKEY **out, const unsigned char *n, size_t nlen,
+                               const unsigned char *e, size_t elen,
+                               apr_pool_t *p, ajw_error_t *err);
+
+/* EC public key on crv (P-256/384/521) from x, y of exactly the field size;
+ * the point must be on the curve and not the identity. */
+ajw_reason_e ajw_crypt_ec_key(EVP_PKEY **out, ajw_crv_e crv,
+                              const unsigned char *x, size_t xlen,
+                              const unsigned char *y, size_t ylen,
+                              apr_pool_t *p, ajw_error_t *err);
+
+/* OKP public key (Ed25519: 32 bytes, Ed448: 57 bytes). */
+ajw_reason_e ajw_crypt_okp_key(EVP_PKEY **out, ajw_crv_e crv,
+                               const unsigned char *x, size_t xlen,
+                               apr_pool_t *p, ajw_error_t *err);
+
+/* Public key of a DER X.509 certificate (the first x5c element). *kty and
+ * *crv describe what was found; *bits the key size. */
+ajw_reason_e ajw_crypt_cert_key(EVP_PKEY **out, ajw_kty_e *kty, ajw_crv_e *crv, int *bits,
+                                const unsigned char *der, size_t len,
+                                apr_pool_t *p, ajw_error_t *err);
+
+/* 1 when both public keys are equal, else 0. */
+int ajw_crypt_key_equal(const EVP_PKEY *a, const EVP_PKEY *b);
+
+/* Bits of a key (RSA modulus, EC field). */
+int ajw_crypt_key_bits(const EVP_PKEY *k);
+
+/* Does alg belong to a key of this kty/crv? (RS*, PS* → RSA; ES256 → P-256,
+ * ES384 → P-384, ES512 → P-521; EdDSA → Ed25519/Ed448; others never.) */
+int ajw_crypt_alg_fits(ajw_alg_e alg, ajw_kty_e kty, ajw_crv_e crv);
+
+/* Verify sig over input with key under alg. ES*: sig must be raw r||s of
+ * exactly 2 × field bytes (DER rejected); it is converted to DER here.
+ * PS*: salt length = hash length, MGF1 with the same hash. EdDSA: pure.
+ * Returns AJW_OK, AJW_R_BAD_SIGNATURE, AJW_R_ALG_NOT_ALLOWED (alg not
+ * asymmetric / does not fit key) or AJW_R_INTERNAL. */
+ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
+                              const unsigned char *input, size_t inlen,
+                              const unsigned char *sig, size_t siglen,
+                              ajw_error_t *err);
+
+/* SHA-256 of data into out[32]. Returns 0 on success. */
+int ajw_crypt_sha256(unsigned char out[32], const void *data, size_t len);
+
+#endif

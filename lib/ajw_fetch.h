@@ -1,0 +1,47 @@
+/* ajw_fetch.h — how key documents are fetched: an interface (so unit tests
+ * can swap in a fake) and its one real implementation over libcurl. */
+#ifndef AJW_FETCH_H
+#define AJW_FETCH_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <apr_errno.h>
+
+typedef struct ajw_fetch_req_t {
+    const char *url;            /* https://, http:// or file:// */
+    const char *ca_file;        /* PEM bundle for https, NULL = system store */
+    const char *etag;           /* send If-None-Match when not NULL */
+    apr_interval_time_t timeout;/* whole transfer, connect included */
+    size_t max_size;            /* body bytes; more is an error, transfer aborted */
+} ajw_fetch_req_t;
+
+typedef struct ajw_fetch_res_t {
+    int status;                 /* HTTP status; 200 for a file read; 0 when no answer */
+    const char *body;           /* pool memory, NUL-terminated, len bytes */
+    size_t len;
+    const char *etag;           /* ETag response header or NULL */
+    long long max_age;          /* Cache-Control max-age seconds, -1 when absent or no-store */
+    const char *error;          /* on failure: a short reason (timeout, TLS, too large, ...) */
+} ajw_fetch_res_t;
+
+typedef struct ajw_fetcher_t ajw_fetcher_t;
+/* Fetch req into res (allocations from p). APR_SUCCESS when an answer came
+ * (any status, 304 included); an error status with res->error set when not.
+ * Must be safe to call from the one refresh thread; never follows redirects. */
+typedef apr_status_t ajw_fetch_fn(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
+                                  ajw_fetch_res_t *res, apr_pool_t *p);
+struct ajw_fetcher_t {
+    ajw_fetch_fn *fetch;
+    void *baton;
+};
+
+/* Process-wide libcurl setup; call once before any thread uses curl
+ * (httpd: child_init, or post_config). Idempotent. */
+apr_status_t ajw_curl_global_init(void);
+
+/* A fetcher backed by libcurl: protocols limited to http, https and file,
+ * TLS peer and host verified, no redirects, size and time capped,
+ * ETag/If-None-Match and Cache-Control max-age understood. */
+ajw_fetcher_t *ajw_curl_fetcher(apr_pool_t *p);
+
+#endif

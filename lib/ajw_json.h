@@ -1,0 +1,41 @@
+/* ajw_json.h — the only wrapper around jansson: strict parsing with caps,
+ * pool-owned values, dotted-path lookup and claim rendering. */
+#ifndef AJW_JSON_H
+#define AJW_JSON_H
+
+#include <jansson.h>
+#include <apr_pools.h>
+#include "ajw_types.h"
+
+/* Parse len bytes (not NUL-terminated necessarily) as one JSON *object*:
+ * duplicate member names rejected at every level, nesting deeper than
+ * max_depth rejected, trailing bytes rejected, embedded NUL in strings
+ * rejected. On success *out holds a reference released by a cleanup on p.
+ * On failure returns AJW_R_MALFORMED (or AJW_R_TOO_LARGE when len > max_len)
+ * with a short text in err (never the input bytes). */
+ajw_reason_e ajw_json_parse_object(json_t **out, const char *buf, size_t len,
+                                   size_t max_len, size_t max_depth,
+                                   apr_pool_t *p, ajw_error_t *err);
+
+/* Tie one reference of v to p: json_decref(v) runs when p is cleared. Returns v. */
+json_t *ajw_json_pool_own(json_t *v, apr_pool_t *p);
+
+/* Look up a dotted path ("realm_access.roles") through nested objects.
+ * Returns a borrowed value or NULL. A path segment never matches a prefix of
+ * a member name. A member whose name itself contains '.' is found first by
+ * an exact whole-path lookup at the top level. */
+json_t *ajw_json_path(const json_t *obj, const char *path);
+
+/* Render a claim value as text for the environment or a header:
+ * string → itself; integer/real/true/false → JSON text; null → "";
+ * array → elements rendered and joined with ","; object → compact JSON. */
+char *ajw_json_render(const json_t *v, apr_pool_t *p);
+
+/* Compact JSON serialization of any value, as a pool string. */
+char *ajw_json_dump(const json_t *v, apr_pool_t *p);
+
+/* Read a JSON string member: returns its value (borrowed) or NULL when the
+ * member is absent or not a string. *len, when not NULL, gets the length. */
+const char *ajw_json_get_string(const json_t *obj, const char *name, size_t *len);
+
+#endif

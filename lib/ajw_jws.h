@@ -1,0 +1,53 @@
+/* ajw_jws.h — compact JWS: split and parse (no crypto), then verify the
+ * signature against candidate keys from one or more key sets. */
+#ifndef AJW_JWS_H
+#define AJW_JWS_H
+
+#include <jansson.h>
+#include <apr_pools.h>
+#include "ajw_types.h"
+#include "ajw_jwk.h"
+
+/* A parsed, not yet verified, token. All fields live in the pool given to
+ * ajw_jws_parse; header and claims are released by that pool's cleanup. */
+typedef struct ajw_jws_t {
+    json_t *header;              /* protected header object */
+    json_t *claims;              /* payload object (JWT claims) */
+    ajw_alg_e alg;
+    const char *alg_name;        /* header "alg" as written (for logs) */
+    const char *kid;             /* header "kid" or NULL */
+    size_t kid_len;
+    const char *iss;             /* claims "iss" when a string, else NULL (UNVERIFIED until ajw_jws_verify) */
+    const unsigned char *signing_input;  /* "b64(header).b64(payload)" */
+    size_t signing_input_len;
+    unsigned char *sig;
+    size_t sig_len;
+} ajw_jws_t;
+
+/* Split and parse a compact JWS of len bytes under pol:
+ *  - len > pol->max_token_len → AJW_R_TOO_LARGE
+ *  - five parts (JWE) or a JSON serialization → AJW_R_UNSUPPORTED
+ *  - not exactly three non-empty-header parts, bad base64url, header or
+ *    payload not a JSON object, duplicate members → AJW_R_MALFORMED
+ *  - alg missing/not a string/unknown/none/HS*, or not in pol->algs → AJW_R_ALG_NOT_ALLOWED
+ *  - crit present (we understand no extension), b64 present → AJW_R_UNSUPPORTED
+ *  - pol->typ set and header typ differs (case-insensitive, "application/"
+ *    prefix optional on either side, RFC 7515 §4.1.9) → AJW_R_BAD_TYPE
+ * jku, x5u, jwk and x5c header members are ignored. No crypto is done here. */
+ajw_reason_e ajw_jws_parse(ajw_jws_t **out, const char *token, size_t len,
+                           const ajw_policy_t *pol, apr_pool_t *p, ajw_error_t *err);
+
+/* Does key k qualify for token t? kid exact when the token has one (a key
+ * without kid does not match a token with kid); alg fits kty/crv; JWK alg
+ * (when present) equals the token's; use (when present) is "sig"; key_ops
+ * (when present) contains "verify". */
+int ajw_jws_key_fits(const ajw_jws_t *t, const ajw_key_t *k);
+
+/* Verify t's signature against every fitting key in sets[0..nsets-1], in
+ * order, until one verifies. *used (when not NULL) gets the key that did.
+ * AJW_R_NO_KEY when no key fits; AJW_R_BAD_SIGNATURE when keys fit but none
+ * verified. */
+ajw_reason_e ajw_jws_verify(const ajw_jws_t *t, const ajw_keyset_t *const *sets, int nsets,
+                            const ajw_key_t **used, ajw_error_t *err);
+
+#endif

@@ -1,0 +1,80 @@
+/* ajw_keystore.h — per-process key cache: URL → current key set, filled
+ * and refreshed by one background thread.
+ *
+ * Sharing: request threads only *read* a published key set through a hold
+ * (ajw_source_acquire / ajw_source_release); the refresh thread is the only
+ * writer. Each source has one small mutex guarding `current`, the hold
+ * reference counts and its status; a replaced key set is freed when its
+ * last hold is released. Sources are added only during configuration,
+ * before ajw_keystore_start, so the list itself needs no lock. */
+#ifndef AJW_KEYSTORE_H
+#define AJW_KEYSTORE_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include "ajw_jwk.h"
+#include "ajw_fetch.h"
+
+typedef struct ajw_keystore_t ajw_keystore_t;
+typedef struct ajw_source_t ajw_source_t;
+
+typedef struct ajw_source_conf_t {
+    const char *url;
+    const char *ca_file;              /* NULL = system trust store */
+    apr_interval_time_t refresh;      /* steady-state period, default 300 s */
+    apr_interval_time_t min_refresh;  /* floor between early (unknown kid) refetches, default 30 s */
+    apr_interval_time_t timeout;      /* one fetch, default 10 s */
+    size_t max_size;                  /* default AJW_MAX_JWKS_LEN_DEFAULT */
+} ajw_source_conf_t;
+
+/* A read-only view of a published key set, valid until released. */
+typedef struct ajw_keyhold_t {
+    const ajw_keyset_t *set;
+    unsigned long long generation;    /* increases each time new keys are published */
+    ajw_source_t *src;
+    unsigned refs;                    /* guarded by src's mutex */
+} ajw_keyhold_t;
+
+typedef struct ajw_source_status_t {
+    int loaded;                       /* keys were published at least once */
+    int nkeys;
+    unsigned long long generation;
+    apr_time_t last_success;          /* 0 = never */
+    apr_time_t last_attempt;
+    apr_time_t next_attempt;
+    unsigned failures;                /* consecutive */
+    char last_error[200];             /* empty when the last attempt succeeded */
+} ajw_source_status_t;
+
+/* Fill conf with defaults (url and ca_file NULL). */
+void ajw_source_conf_init(ajw_source_conf_t *conf);
+
+/* New, empty, not started store in p (config phase). */
+apr_status_t ajw_keystore_create(ajw_keystore_t **out, apr_pool_t *p);
+
+/* Register a source (config phase only; not thread-safe). The same url and
+ * ca_file give the same source back; the shorter refresh wins. */
+ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf);
+
+/* Start the refresh thread with fetcher f; its first round loads every
+ * source at once. Registers a cleanup on pchild that stops and joins the
+ * thread. Call once per process, after fork (httpd: child_init). */
+apr_status_t ajw_keystore_start(ajw_keystore_t *ks, ajw_fetcher_t *f, apr_pool_t *pchild);
+
+/* Stop and join the thread (idempotent; also run by the pchild cleanup). */
+void ajw_keystore_stop(ajw_keystore_t *ks);
+
+/* Hold the current key set of src. When none was ever loaded, wait up to
+ * `wait` for the first load; returns NULL if there is still none. Never
+ * does network I/O. Release every non-NULL hold. */
+ajw_keyhold_t *ajw_source_acquire(ajw_source_t *src, apr_interval_time_t wait);
+void ajw_source_release(ajw_keyhold_t *hold);
+
+/* Ask for an early refresh (a token named an unknown kid). Rate-limited:
+ * ignored when the last fetch of src started less than min_refresh ago. */
+void ajw_source_kick(ajw_source_t *src);
+
+const char *ajw_source_url(const ajw_source_t *src);
+void ajw_source_get_status(ajw_source_t *src, ajw_source_status_t *st);
+
+#endif

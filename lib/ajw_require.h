@@ -1,0 +1,35 @@
+/* ajw_require.h — `Require claim` and `Require scope` rules: compiled once
+ * at config time, evaluated per request against verified claims. */
+#ifndef AJW_REQUIRE_H
+#define AJW_REQUIRE_H
+
+#include <jansson.h>
+#include <apr_pools.h>
+
+typedef struct ajw_require_t ajw_require_t;
+
+/* Compile `Require claim` arguments. Each argv[i] is one alternative:
+ *   "path:value"  exact, byte-for-byte; path may be dotted for nested objects
+ *   "path~regex"  POSIX extended regex, unanchored unless written with ^$
+ * The first ':' or '~' splits (path may not contain either); an empty path
+ * or an invalid regex fails with *why set (pool string naming the argument).
+ * A string claim is compared as is; number/true/false by their JSON text;
+ * an array matches when any element does; objects and null never match. */
+apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                       apr_pool_t *p, const char **why);
+
+/* Compile `Require scope s1 s2 ...`: any listed scope present in the
+ * "scope" claim (space-delimited string) or the "scp" claim (array of strings,
+ * or a space-delimited string). Scope tokens must be non-empty, no spaces. */
+apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                       apr_pool_t *p, const char **why);
+
+/* 1 when any alternative of rq matches claims, else 0. Thread-safe (the
+ * compiled rule is read-only; regexec is reentrant). */
+int ajw_require_eval(const ajw_require_t *rq, const json_t *claims);
+
+/* The rule as the operator wrote it, alternatives joined by " " (for logs
+ * and for the scope="..." parameter of an RFC 6750 challenge). */
+const char *ajw_require_text(const ajw_require_t *rq);
+
+#endif
