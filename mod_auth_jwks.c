@@ -1,0 +1,1450 @@
+/* mod_auth_jwks.c — httpd glue for JWT bearer authentication against a JWKS.
+ *
+ * Everything that decides whether a token is genuine lives in lib/ (no httpd
+ * headers there). This file holds: directives and config merge, the hooks,
+ * turning lib results into RFC 6750 answers, and passing claims on to CGI
+ * (environment) and proxied apps (request headers).
+ *
+ * Order, as in httpd's own aaa modules: includes, config structs, create and
+ * merge, directive setters, command table, request helpers, hooks, providers,
+ * register_hooks, module declaration.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_uri.h>
+#include <apr_lib.h>
+#include <apr_file_info.h>
+#include <apr_network_io.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "ap_provider.h"
+#include "mod_auth.h"
+
+#include "ajw_types.h"
+#include "ajw_log.h"
+#include "ajw_b64.h"
+#include "ajw_json.h"
+#include "ajw_jwk.h"
+#include "ajw_jws.h"
+#include "ajw_claims.h"
+#include "ajw_require.h"
+#include "ajw_fetch.h"
+#include "ajw_keystore.h"
+#include "ajw_tcache.h"
+
+module AP_MODULE_DECLARE_DATA auth_jwks_module;
+
+#define AJW_AUTH_TYPE        "jwks"
+#define AJW_CLAIMS_HEADER    "X-JWT-Claims"
+#define AJW_RETRY_AFTER      "10"
+#define AJW_TOKEN_CACHE_DEFAULT 1024
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                        */
+
+/* One JWKS URL as written in one section. The key source it names is
+ * resolved in post_config (when every fetch setting of the section is
+ * known); merged configs share this struct, so they see the source too. */
+typedef struct ajw_url_t {
+    const char *url;
+    struct ajw_dir_conf *owner;   /* section that wrote it: fetch settings come from there */
+    ajw_source_t *src;            /* set in post_config, read-only afterwards */
+} ajw_url_t;
+
+/* AuthJWKSIssuer <iss> [<url>] */
+typedef struct ajw_issuer_t {
+    const char *iss;
+    ajw_url_t *bound;             /* NULL: any AuthJWKSURL of the location */
+} ajw_issuer_t;
+
+typedef enum { TOKEN_FROM_HEADER, TOKEN_FROM_COOKIE, TOKEN_FROM_QUERY } ajw_from_kind_e;
+typedef struct ajw_from_t {
+    ajw_from_kind_e kind;
+    const char *name;             /* cookie or query parameter name */
+} ajw_from_t;
+
+#define PASS_ENV     1
+#define PASS_HEADERS 2
+
+typedef struct ajw_dir_conf {
+    apr_array_header_t *urls;     /* ajw_url_t * */
+    apr_array_header_t *issuers;  /* ajw_issuer_t */
+    apr_array_header_t *audiences;/* const char * */
+    apr_array_header_t *required; /* const char * */
+    apr_array_header_t *from;     /* ajw_from_t */
+    const char *ca_file;
+    const char *typ;
+    const char *user_claim;
+    const char *claim_prefix;
+    const char *header_prefix;
+    unsigned algs;
+    long long leeway;
+    long long max_age;
+    apr_size_t max_token_len;
+    int pass;
+    int forward_token;
+    apr_interval_time_t refresh, min_refresh, fetch_timeout, startup_wait;
+
+    unsigned urls_set:1, issuers_set:1, audiences_set:1, required_set:1, from_set:1,
+             ca_file_set:1, typ_set:1, user_claim_set:1, claim_prefix_set:1,
+             header_prefix_set:1, algs_set:1, leeway_set:1, max_age_set:1,
+             max_token_len_set:1, pass_set:1, forward_token_set:1, refresh_set:1,
+             min_refresh_set:1, fetch_timeout_set:1, startup_wait_set:1;
+} ajw_dir_conf;
+
+typedef struct ajw_srv_conf {
+    long long token_cache;        /* entries; -1 = not set */
+} ajw_srv_conf;
+
+/* Process-wide state. Written only in the single-threaded config phase
+ * (pre_config/directives/post_config) or in child_init before any request
+ * thread runs; request threads only read the pointers. The key store and
+ * token cache carry their own locks for what changes at run time. */
+static struct {
+    ajw_keystore_t *ks;           /* in pconf; sources added in post_config */
+    apr_array_header_t *all_urls; /* ajw_url_t *, every URL of every section */
+    ajw_tcache_t *tcache;         /* in pchild, created in child_init */
+} g;
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    ajw_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)dir;
+    c->urls = apr_array_make(p, 1, sizeof(ajw_url_t *));
+    c->issuers = apr_array_make(p, 1, sizeof(ajw_issuer_t));
+    c->audiences = apr_array_make(p, 1, sizeof(const char *));
+    c->required = apr_array_make(p, 1, sizeof(const char *));
+    c->from = apr_array_make(p, 1, sizeof(ajw_from_t));
+    c->user_claim = "sub";
+    c->claim_prefix = "JWT_CLAIM_";
+    c->header_prefix = "X-JWT-Claim-";
+    c->algs = AJW_ALGS_DEFAULT;
+    c->leeway = 60;
+    c->max_token_len = AJW_MAX_TOKEN_LEN_DEFAULT;
+    c->pass = PASS_ENV;
+    c->forward_token = 1;
+    c->refresh = apr_time_from_sec(300);
+    c->min_refresh = apr_time_from_sec(30);
+    c->fetch_timeout = apr_time_from_sec(10);
+    c->startup_wait = apr_time_from_sec(5);
+    return c;
+}
+
+#define MERGE(f) do { \
+        n->f = add->f##_set ? add->f : base->f; \
+        n->f##_set = add->f##_set | base->f##_set; } while (0)
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    ajw_dir_conf *base = basev, *add = addv;
+    ajw_dir_conf *n = apr_pcalloc(p, sizeof(*n));
+    MERGE(urls); MERGE(issuers); MERGE(audiences); MERGE(required); MERGE(from);
+    MERGE(ca_file); MERGE(typ); MERGE(user_claim); MERGE(claim_prefix);
+    MERGE(header_prefix); MERGE(algs); MERGE(leeway); MERGE(max_age);
+    MERGE(max_token_len); MERGE(pass); MERGE(forward_token); MERGE(refresh);
+    MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait);
+    return n;
+}
+
+static void *create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    ajw_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)s;
+    c->token_cache = -1;
+    return c;
+}
+
+static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    ajw_srv_conf *base = basev, *add = addv, *n = apr_pcalloc(p, sizeof(*n));
+    n->token_cache = add->token_cache >= 0 ? add->token_cache : base->token_cache;
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Directive setters: every value is validated here, so that mistakes  */
+/* show at `apachectl -t`, naming the directive.                       */
+
+static const char *dir_err(cmd_parms *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* "<Directive>: <message>", so apachectl -t names what to fix. */
+static const char *dir_err(cmd_parms *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    const char *msg;
+    va_start(ap, fmt);
+    msg = apr_pvsprintf(cmd->pool, fmt, ap);
+    va_end(ap);
+    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, msg);
+}
+
+/* Whole-string decimal in [min, max]. */
+static const char *parse_num(cmd_parms *cmd, const char *arg, long long min, long long max,
+                             long long *out)
+{
+    char *end = NULL;
+    apr_int64_t v;
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (!*arg || errno || !end || *end || v < min || v > max)
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %lld to %lld",
+                            cmd->cmd->name, arg, min, max);
+    *out = (long long)v;
+    return NULL;
+}
+
+static int host_is_loopback(const char *host)
+{
+    if (!host)
+        return 0;
+    if (!strcasecmp(host, "localhost") || !strcmp(host, "::1") || !strcmp(host, "[::1]"))
+        return 1;
+    /* 127.0.0.0/8 written as a dotted quad, and nothing else. */
+    if (strncmp(host, "127.", 4) == 0) {
+        int parts = 0;
+        const char *s = host;
+        while (*s) {
+            const char *d = s;
+            while (apr_isdigit(*s))
+                s++;
+            if (s == d || s - d > 3 || atoi(d) > 255)
+                return 0;
+            parts++;
+            if (*s == '.')
+                s++;
+            else if (*s)
+                return 0;
+        }
+        return parts == 4;
+    }
+    return 0;
+}
+
+/* Check a JWKS URL: https with a host; http only to loopback; file with an
+ * absolute path to an existing file. */
+static const char *check_url(cmd_parms *cmd, const char *url)
+{
+    apr_uri_t u;
+    apr_finfo_t fi;
+    if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.scheme)
+        return dir_err(cmd, "'%s' is not an absolute URL", url);
+    if (!strcasecmp(u.scheme, "https")) {
+        if (!u.hostname || !*u.hostname)
+            return dir_err(cmd, "'%s' has no host", url);
+        return NULL;
+    }
+    if (!strcasecmp(u.scheme, "http")) {
+        if (!host_is_loopback(u.hostname))
+            return dir_err(cmd, "'%s': http:// is allowed only for loopback hosts "
+                           "(127.0.0.0/8, ::1, localhost); use https://", url);
+        return NULL;
+    }
+    if (!strcasecmp(u.scheme, "file")) {
+        if (u.hostname && *u.hostname && strcasecmp(u.hostname, "localhost"))
+            return dir_err(cmd, "'%s': file:// URLs name a local path (file:///path)", url);
+        if (!u.path || u.path[0] != '/')
+            return dir_err(cmd, "'%s' has no absolute path", url);
+        if (apr_stat(&fi, u.path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
+            || fi.filetype != APR_REG)
+            return dir_err(cmd, "'%s': no such file", url);
+        return NULL;
+    }
+    return dir_err(cmd, "'%s': scheme must be https://, file:// or (loopback only) http://", url);
+}
+
+static ajw_url_t *new_url(cmd_parms *cmd, ajw_dir_conf *c, const char *url)
+{
+    ajw_url_t *u = apr_pcalloc(cmd->pool, sizeof(*u));
+    u->url = url;
+    u->owner = c;
+    APR_ARRAY_PUSH(g.all_urls, ajw_url_t *) = u;
+    return u;
+}
+
+/* A jwks section answers 403 (not 401) when an authenticated token lacks a
+ * required claim: RFC 6750 insufficient_scope. mod_authz_core only does so
+ * with AuthzSendForbiddenOnFailure On, so we turn that on for the section
+ * through authz_core's own directive. An explicit `AuthzSendForbiddenOnFailure
+ * Off` later in the section still wins. */
+static const char *force_forbidden_on_failure(cmd_parms *cmd)
+{
+    module *mod = NULL;
+    const command_rec *c = ap_find_command_in_modules("AuthzSendForbiddenOnFailure", &mod);
+    cmd_parms sub;
+    void *mconf;
+    if (!c || !mod || !cmd->path)
+        return NULL;                      /* authz_core absent, or server level */
+    sub = *cmd;
+    sub.info = c->cmd_data;
+    sub.cmd = c;
+    mconf = ap_set_config_vectors(cmd->server, cmd->context, cmd->path, mod, cmd->pool);
+    return c->AP_FLAG(&sub, mconf, 1);
+}
+
+static const char *set_url(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    const char *err = check_url(cmd, arg);
+    if (err)
+        return err;
+    if (!c->urls_set) {
+        c->urls = apr_array_make(cmd->pool, 2, sizeof(ajw_url_t *));
+        c->urls_set = 1;
+    }
+    APR_ARRAY_PUSH(c->urls, ajw_url_t *) = new_url(cmd, c, arg);
+    return force_forbidden_on_failure(cmd);
+}
+
+static const char *set_issuer(cmd_parms *cmd, void *cv, const char *iss, const char *url)
+{
+    ajw_dir_conf *c = cv;
+    ajw_issuer_t *i;
+    if (!*iss)
+        return dir_err(cmd, "the issuer must not be empty");
+    if (url) {
+        const char *err = check_url(cmd, url);
+        if (err)
+            return err;
+    }
+    if (!c->issuers_set) {
+        c->issuers = apr_array_make(cmd->pool, 2, sizeof(ajw_issuer_t));
+        c->issuers_set = 1;
+    }
+    i = apr_array_push(c->issuers);
+    i->iss = iss;
+    i->bound = url ? new_url(cmd, c, url) : NULL;
+    return force_forbidden_on_failure(cmd);
+}
+
+/* Push arg onto a string list that the section replaces (not appends to)
+ * when it sets the directive for the first time. */
+static void push_str(cmd_parms *cmd, apr_array_header_t **arr, int first, const char *arg)
+{
+    if (first)
+        *arr = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(*arr, const char *) = arg;
+}
+
+static const char *set_audience(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    if (!*arg)
+        return dir_err(cmd, "an audience must not be empty");
+    push_str(cmd, &c->audiences, !c->audiences_set, arg);
+    c->audiences_set = 1;
+    return NULL;
+}
+
+static const char *set_required(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    if (!*arg)
+        return dir_err(cmd, "a claim name must not be empty");
+    push_str(cmd, &c->required, !c->required_set, arg);
+    c->required_set = 1;
+    return NULL;
+}
+
+static const char *set_algs(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    ajw_alg_e a = ajw_alg_from_name(arg, strlen(arg));
+    if (a == AJW_ALG_UNKNOWN)
+        return dir_err(cmd, "unknown algorithm '%s' (known: RS256 RS384 RS512 PS256 PS384 "
+                       "PS512 ES256 ES384 ES512 EdDSA)", arg);
+    if (!(AJW_ALG_BIT(a) & AJW_ALGS_DEFAULT))
+        return dir_err(cmd, "'%s' cannot verify tokens with keys from a JWKS "
+                       "(none and HS* are never accepted)", arg);
+    if (!c->algs_set) {
+        c->algs = 0;
+        c->algs_set = 1;
+    }
+    c->algs |= AJW_ALG_BIT(a);
+    return NULL;
+}
+
+static const char *set_seconds(cmd_parms *cmd, long long min, long long max, const char *arg,
+                               long long *out)
+{
+    return parse_num(cmd, arg, min, max, out);
+}
+
+static const char *set_leeway(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    c->leeway_set = 1;
+    return set_seconds(cmd, 0, 3600, arg, &c->leeway);
+}
+
+static const char *set_max_age(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    c->max_age_set = 1;
+    return set_seconds(cmd, 1, 10LL * 365 * 86400, arg, &c->max_age);
+}
+
+static const char *set_max_token(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    long long v;
+    const char *err = parse_num(cmd, arg, 256, 1024 * 1024, &v);
+    c->max_token_len = (apr_size_t)v;
+    c->max_token_len_set = 1;
+    return err;
+}
+
+/* Interval directives share one setter; cmd->info names the field. */
+static const char *set_interval(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    long long v;
+    const char *err;
+    const char *which = cmd->info;
+    if (!strcmp(which, "refresh")) {
+        if ((err = parse_num(cmd, arg, 5, 86400, &v)) != NULL)
+            return err;
+        c->refresh = apr_time_from_sec(v);
+        c->refresh_set = 1;
+    }
+    else if (!strcmp(which, "min_refresh")) {
+        if ((err = parse_num(cmd, arg, 1, 86400, &v)) != NULL)
+            return err;
+        c->min_refresh = apr_time_from_sec(v);
+        c->min_refresh_set = 1;
+    }
+    else if (!strcmp(which, "timeout")) {
+        if ((err = parse_num(cmd, arg, 1, 300, &v)) != NULL)
+            return err;
+        c->fetch_timeout = apr_time_from_sec(v);
+        c->fetch_timeout_set = 1;
+    }
+    else {
+        if ((err = parse_num(cmd, arg, 0, 60, &v)) != NULL)
+            return err;
+        c->startup_wait = apr_time_from_sec(v);
+        c->startup_wait_set = 1;
+    }
+    return NULL;
+}
+
+static const char *set_typ(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    if (!*arg)
+        return dir_err(cmd, "the type must not be empty");
+    c->typ = arg;
+    c->typ_set = 1;
+    return NULL;
+}
+
+static const char *set_ca_file(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    apr_finfo_t fi;
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
+        || fi.filetype != APR_REG)
+        return dir_err(cmd, "CA file '%s' does not exist or is not a file", arg);
+    c->ca_file = path;
+    c->ca_file_set = 1;
+    return NULL;
+}
+
+static const char *set_user_claim(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    if (!*arg)
+        return dir_err(cmd, "the claim name must not be empty");
+    c->user_claim = arg;
+    c->user_claim_set = 1;
+    return NULL;
+}
+
+/* Environment variable prefix: letters, digits and '_' only. */
+static const char *set_claim_prefix(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    const char *s;
+    for (s = arg; *s; s++)
+        if (!apr_isalnum(*s) && *s != '_')
+            return dir_err(cmd, "'%s' may hold only letters, digits and '_'", arg);
+    c->claim_prefix = arg;
+    c->claim_prefix_set = 1;
+    return NULL;
+}
+
+/* Header prefix: a non-empty HTTP token of letters, digits and '-'. */
+static const char *set_header_prefix(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    const char *s;
+    if (strlen(arg) < 2)
+        return dir_err(cmd, "'%s' is too short to be a safe header prefix", arg);
+    for (s = arg; *s; s++)
+        if (!apr_isalnum(*s) && *s != '-')
+            return dir_err(cmd, "'%s' may hold only letters, digits and '-'", arg);
+    c->header_prefix = arg;
+    c->header_prefix_set = 1;
+    return NULL;
+}
+
+static const char *set_pass(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    if (!strcasecmp(arg, "none"))
+        c->pass = 0;
+    else if (!strcasecmp(arg, "env"))
+        c->pass = PASS_ENV;
+    else if (!strcasecmp(arg, "headers"))
+        c->pass = PASS_HEADERS;
+    else if (!strcasecmp(arg, "both"))
+        c->pass = PASS_ENV | PASS_HEADERS;
+    else
+        return dir_err(cmd, "'%s' is not one of none, env, headers, both", arg);
+    c->pass_set = 1;
+    return NULL;
+}
+
+static const char *set_forward(cmd_parms *cmd, void *cv, int flag)
+{
+    ajw_dir_conf *c = cv;
+    (void)cmd;
+    c->forward_token = flag;
+    c->forward_token_set = 1;
+    return NULL;
+}
+
+static int is_param_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!apr_isalnum(*s) && !strchr("-_.", *s))
+            return 0;
+    return 1;
+}
+
+static const char *set_from(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    ajw_from_t f;
+    if (!strcasecmp(arg, "header")) {
+        f.kind = TOKEN_FROM_HEADER;
+        f.name = NULL;
+    }
+    else if (!strncasecmp(arg, "cookie=", 7) && is_param_name(arg + 7)) {
+        f.kind = TOKEN_FROM_COOKIE;
+        f.name = arg + 7;
+    }
+    else if (!strncasecmp(arg, "query=", 6) && is_param_name(arg + 6)) {
+        f.kind = TOKEN_FROM_QUERY;
+        f.name = arg + 6;
+    }
+    else
+        return dir_err(cmd, "'%s' is not header, cookie=<name> or query=<name>", arg);
+    if (!c->from_set) {
+        c->from = apr_array_make(cmd->pool, 2, sizeof(ajw_from_t));
+        c->from_set = 1;
+    }
+    *(ajw_from_t *)apr_array_push(c->from) = f;
+    return NULL;
+}
+
+static const char *set_token_cache(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)cv;
+    if (err)
+        return err;
+    return parse_num(cmd, arg, 0, 1000000, &sc->token_cache);
+}
+
+static const command_rec ajw_cmds[] = {
+    AP_INIT_TAKE1("AuthJWKSURL", set_url, NULL, OR_AUTHCFG,
+                  "URL of a JWKS (https://, file:///, or loopback http://); may repeat"),
+    AP_INIT_TAKE12("AuthJWKSIssuer", set_issuer, NULL, OR_AUTHCFG,
+                   "accepted iss value, optionally bound to the JWKS URL that signs for it"),
+    AP_INIT_ITERATE("AuthJWKSAudience", set_audience, NULL, OR_AUTHCFG,
+                    "accepted aud values (any one must be in the token)"),
+    AP_INIT_ITERATE("AuthJWKSAlgorithms", set_algs, NULL, OR_AUTHCFG,
+                    "allowed JWS algorithms"),
+    AP_INIT_TAKE1("AuthJWKSLeeway", set_leeway, NULL, OR_AUTHCFG,
+                  "clock skew allowed for exp/nbf/iat, seconds (default 60)"),
+    AP_INIT_ITERATE("AuthJWKSRequireClaim", set_required, NULL, OR_AUTHCFG,
+                    "claims that must be present"),
+    AP_INIT_TAKE1("AuthJWKSTokenType", set_typ, NULL, OR_AUTHCFG,
+                  "required typ header, e.g. at+jwt"),
+    AP_INIT_TAKE1("AuthJWKSMaxTokenAge", set_max_age, NULL, OR_AUTHCFG,
+                  "maximum seconds since iat (iat then required)"),
+    AP_INIT_TAKE1("AuthJWKSMaxTokenSize", set_max_token, NULL, OR_AUTHCFG,
+                  "maximum token length in bytes (default 16384)"),
+    AP_INIT_ITERATE("AuthJWKSTokenFrom", set_from, NULL, OR_AUTHCFG,
+                    "where tokens come from: header, cookie=<name>, query=<name>"),
+    AP_INIT_TAKE1("AuthJWKSUserClaim", set_user_claim, NULL, OR_AUTHCFG,
+                  "claim that becomes REMOTE_USER (default sub)"),
+    AP_INIT_TAKE1("AuthJWKSPassClaims", set_pass, NULL, OR_AUTHCFG,
+                  "none | env | headers | both (default env)"),
+    AP_INIT_TAKE1("AuthJWKSClaimPrefix", set_claim_prefix, NULL, OR_AUTHCFG,
+                  "environment variable prefix for claims (default JWT_CLAIM_)"),
+    AP_INIT_TAKE1("AuthJWKSHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
+                  "request header prefix for claims (default X-JWT-Claim-)"),
+    AP_INIT_FLAG("AuthJWKSForwardToken", set_forward, NULL, OR_AUTHCFG,
+                 "pass the Authorization header on to the backend (default On)"),
+    AP_INIT_TAKE1("AuthJWKSCAFile", set_ca_file, NULL, OR_AUTHCFG,
+                  "PEM CA bundle for https:// JWKS URLs of this section"),
+    AP_INIT_TAKE1("AuthJWKSRefreshInterval", set_interval, "refresh", OR_AUTHCFG,
+                  "seconds between JWKS refreshes (default 300)"),
+    AP_INIT_TAKE1("AuthJWKSMinRefreshInterval", set_interval, "min_refresh", OR_AUTHCFG,
+                  "minimum seconds between early refreshes on an unknown kid (default 30)"),
+    AP_INIT_TAKE1("AuthJWKSFetchTimeout", set_interval, "timeout", OR_AUTHCFG,
+                  "seconds one JWKS fetch may take (default 10)"),
+    AP_INIT_TAKE1("AuthJWKSStartupWait", set_interval, "startup", OR_AUTHCFG,
+                  "seconds a request waits for the first key load before 503 (default 5)"),
+    AP_INIT_TAKE1("AuthJWKSTokenCache", set_token_cache, NULL, RSRC_CONF,
+                  "verified tokens remembered per process (default 1024, 0 = off)"),
+    {NULL}
+};
+
+/* ------------------------------------------------------------------ */
+/* Request helpers                                                      */
+
+/* Per-request state of a request this module authenticated, kept in that
+ * request's request_config. Claims and header live as long as r->pool. */
+typedef struct ajw_req_t {
+    json_t *claims;
+    json_t *header;
+    int scope_challenge;      /* we put an insufficient_scope challenge in err_headers_out */
+} ajw_req_t;
+
+/* Why a request was refused, for the log line and the client answer. */
+typedef struct ajw_fail_t {
+    ajw_error_t err;
+    const char *kid, *alg, *iss;  /* from the (unverified) token, may be NULL */
+} ajw_fail_t;
+
+static int is_ours(request_rec *r)
+{
+    const char *t = ap_auth_type(r);
+    return t && !strcasecmp(t, AJW_AUTH_TYPE);
+}
+
+static ajw_dir_conf *dir_conf(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &auth_jwks_module);
+}
+
+/* The state of the request that authenticated: r itself, or the main
+ * request of a subrequest, or the original of an internal redirect. */
+static ajw_req_t *req_state(request_rec *r)
+{
+    while (r) {
+        ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
+        if (st)
+            return st;
+        r = r->main ? r->main : r->prev;
+    }
+    return NULL;
+}
+
+/* A quoted-string (RFC 9110 §5.6.4) for a challenge parameter. */
+static const char *quote(apr_pool_t *p, const char *s)
+{
+    char *out = apr_palloc(p, 2 * strlen(s) + 3), *o = out;
+    *o++ = '"';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < 0x20 || ch == 0x7f)
+            continue;                 /* never let a control byte into a header */
+        if (ch == '"' || ch == '\\')
+            *o++ = '\\';
+        *o++ = (char)ch;
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}
+
+/* Set the RFC 6750 challenge. error/desc/scope may be NULL. */
+static void set_challenge(request_rec *r, const char *error, const char *desc,
+                          const char *scope)
+{
+    const char *realm = ap_auth_name(r);
+    const char *v = "Bearer";
+    const char *sep = " ";
+    if (realm) {
+        v = apr_pstrcat(r->pool, v, sep, "realm=", quote(r->pool, realm), NULL);
+        sep = ", ";
+    }
+    if (error) {
+        v = apr_pstrcat(r->pool, v, sep, "error=", quote(r->pool, error), NULL);
+        sep = ", ";
+    }
+    if (desc)
+        v = apr_pstrcat(r->pool, v, sep, "error_description=", quote(r->pool, desc), NULL);
+    if (scope)
+        v = apr_pstrcat(r->pool, v, ", scope=", quote(r->pool, scope), NULL);
+    apr_table_setn(r->err_headers_out,
+                   r->proxyreq == PROXYREQ_PROXY ? "Proxy-Authenticate" : "WWW-Authenticate", v);
+}
+
+/* Fixed, client-safe wording per reason: the detail goes to the log only. */
+static const char *reason_phrase(ajw_reason_e code)
+{
+    switch (code) {
+    case AJW_R_MALFORMED:        return "The token is malformed";
+    case AJW_R_TOO_LARGE:        return "The token is too large";
+    case AJW_R_UNSUPPORTED:      return "The token uses an unsupported JOSE feature";
+    case AJW_R_ALG_NOT_ALLOWED:  return "The token algorithm is not accepted";
+    case AJW_R_BAD_TYPE:         return "The token type is not accepted";
+    case AJW_R_NO_KEY:           return "No key matches the token";
+    case AJW_R_BAD_SIGNATURE:    return "The token signature is invalid";
+    case AJW_R_EXPIRED:          return "The token expired";
+    case AJW_R_NOT_YET_VALID:    return "The token is not yet valid";
+    case AJW_R_ISSUED_IN_FUTURE: return "The token was issued in the future";
+    case AJW_R_TOO_OLD:          return "The token is too old";
+    case AJW_R_BAD_ISSUER:       return "The token issuer is not accepted";
+    case AJW_R_BAD_AUDIENCE:     return "The token audience is not accepted";
+    case AJW_R_MISSING_CLAIM:    return "The token lacks a required claim";
+    case AJW_R_BAD_CLAIM:        return "The token has an invalid claim";
+    default:                     return "The token is invalid";
+    }
+}
+
+/* A token-supplied value made safe and short for a log line. */
+static const char *log_item(apr_pool_t *p, const char *s)
+{
+    if (!s)
+        return "-";
+    if (strlen(s) > 80)
+        s = apr_pstrcat(p, apr_pstrndup(p, s, 80), "...", NULL);
+    return ap_escape_logitem(p, s);
+}
+
+/* Turn a rejection into its log line and its HTTP answer. */
+static int refuse(request_rec *r, const ajw_fail_t *f)
+{
+    ajw_reason_e code = f->err.code;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                  "token rejected: %s: %s (kid=%s alg=%s iss=%s)", ajw_reason_name(code),
+                  f->err.text, log_item(r->pool, f->kid), log_item(r->pool, f->alg),
+                  log_item(r->pool, f->iss));
+    if (code == AJW_R_NO_KEYS) {
+        apr_table_setn(r->err_headers_out, "Retry-After", AJW_RETRY_AFTER);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (code == AJW_R_INTERNAL)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    apr_table_setn(r->notes, "ajw-error", "invalid_token");
+    apr_table_setn(r->notes, "ajw-desc", reason_phrase(code));
+    ap_note_auth_failure(r);
+    return HTTP_UNAUTHORIZED;
+}
+
+static int bad_request(request_rec *r, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "bad bearer request: %s", why);
+    set_challenge(r, "invalid_request", why, NULL);
+    return HTTP_BAD_REQUEST;
+}
+
+/* --- finding the token ------------------------------------------- */
+
+/* b64token (RFC 6750 §2.1): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
+static int is_b64token(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (apr_isalnum(s[i]) || strchr("-._~+/", s[i])))
+        i++;
+    if (i == 0)
+        return 0;
+    while (i < len && s[i] == '=')
+        i++;
+    return i == len;
+}
+
+typedef struct token_find_t {
+    const char *token;
+    size_t len;
+    int count;                  /* places a token was found */
+    const char *bad;            /* why the request is malformed, or NULL */
+    int from_header;
+} token_find_t;
+
+/* Authorization: Bearer <b64token>. Other schemes are not ours: no token.
+ * httpd joins repeated headers with ", ", which fails the b64token check. */
+static void from_header(request_rec *r, token_find_t *tf)
+{
+    const char *v = apr_table_get(r->headers_in, "Authorization");
+    const char *tok;
+    size_t len;
+    if (!v)
+        return;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t' && v[6] != '\0'))
+        return;
+    tok = v + 6;
+    while (*tok == ' ' || *tok == '\t')
+        tok++;
+    len = strlen(tok);
+    while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+        len--;
+    tf->count++;
+    tf->from_header = 1;
+    if (len == 0)
+        tf->bad = "empty bearer token";
+    else if (!is_b64token(tok, len))
+        tf->bad = "malformed Authorization header (several tokens or stray characters)";
+    tf->token = tok;
+    tf->len = len;
+}
+
+typedef struct cookie_scan_t {
+    const char *name;
+    token_find_t *tf;
+    apr_pool_t *p;
+} cookie_scan_t;
+
+static int scan_cookie_header(void *baton, const char *key, const char *val)
+{
+    cookie_scan_t *cs = baton;
+    size_t nlen = strlen(cs->name);
+    (void)key;
+    while (val && *val) {
+        const char *end = strchr(val, ';');
+        size_t plen = end ? (size_t)(end - val) : strlen(val);
+        while (plen && (*val == ' ' || *val == '\t')) {
+            val++;
+            plen--;
+        }
+        if (plen > nlen && val[nlen] == '=' && memcmp(val, cs->name, nlen) == 0) {
+            const char *v = val + nlen + 1;
+            size_t vlen = plen - nlen - 1;
+            while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+                vlen--;
+            cs->tf->count++;
+            cs->tf->token = apr_pstrmemdup(cs->p, v, vlen);
+            cs->tf->len = vlen;
+            if (vlen == 0)
+                cs->tf->bad = "empty token in cookie";
+        }
+        val = end ? end + 1 : NULL;
+    }
+    return 1;
+}
+
+static void from_cookie(request_rec *r, const char *name, token_find_t *tf)
+{
+    cookie_scan_t cs = { name, tf, r->pool };
+    apr_table_do(scan_cookie_header, &cs, r->headers_in, "Cookie", NULL);
+}
+
+static void from_query(request_rec *r, const char *name, token_find_t *tf)
+{
+    const char *s = r->args;
+    size_t nlen = strlen(name);
+    while (s && *s) {
+        const char *end = strchr(s, '&');
+        size_t plen = end ? (size_t)(end - s) : strlen(s);
+        if (plen > nlen && s[nlen] == '=' && memcmp(s, name, nlen) == 0) {
+            char *v = apr_pstrmemdup(r->pool, s + nlen + 1, plen - nlen - 1);
+            if (ap_unescape_urlencoded(v) != OK)
+                tf->bad = "badly escaped token in query";
+            tf->count++;
+            tf->token = v;
+            tf->len = strlen(v);
+            if (tf->len == 0)
+                tf->bad = "empty token in query";
+        }
+        else if (plen == nlen && memcmp(s, name, nlen) == 0) {
+            tf->count++;
+            tf->bad = "empty token in query";
+        }
+        s = end ? end + 1 : NULL;
+    }
+}
+
+static void find_token(request_rec *r, const ajw_dir_conf *c, token_find_t *tf)
+{
+    int i;
+    memset(tf, 0, sizeof(*tf));
+    if (c->from->nelts == 0) {
+        from_header(r, tf);
+    }
+    for (i = 0; i < c->from->nelts; i++) {
+        const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
+        if (f->kind == TOKEN_FROM_HEADER)
+            from_header(r, tf);
+        else if (f->kind == TOKEN_FROM_COOKIE)
+            from_cookie(r, f->name, tf);
+        else
+            from_query(r, f->name, tf);
+    }
+    if (tf->count > 1)
+        tf->bad = "token given more than once";
+}
+
+/* --- verifying ---------------------------------------------------- */
+
+/* The policy of c for lib/. Arrays are shared with the config (read-only). */
+static void build_policy(request_rec *r, const ajw_dir_conf *c, ajw_policy_t *pol)
+{
+    int i;
+    ajw_policy_init(pol);
+    pol->algs = c->algs;
+    pol->max_token_len = c->max_token_len;
+    pol->leeway = c->leeway;
+    pol->typ = c->typ;
+    pol->max_age = c->max_age;
+    pol->audiences = c->audiences;
+    pol->required = c->required;
+    if (c->issuers->nelts) {
+        pol->issuers = apr_array_make(r->pool, c->issuers->nelts, sizeof(const char *));
+        for (i = 0; i < c->issuers->nelts; i++)
+            APR_ARRAY_PUSH(pol->issuers, const char *) =
+                APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t).iss;
+    }
+}
+
+/* The key sources allowed to sign a token that claims `iss` under c. With
+ * AuthJWKSIssuer, iss must be listed (exact match); an issuer bound to a URL
+ * is verified with that URL's keys only, an unbound one with every
+ * AuthJWKSURL of the location. The iss is unverified here: it only chooses
+ * whose keys to try, and the signature then proves it. */
+static ajw_reason_e pick_sources(request_rec *r, const ajw_dir_conf *c, const char *iss,
+                                 apr_array_header_t **out, ajw_error_t *err)
+{
+    apr_array_header_t *srcs = apr_array_make(r->pool, 2, sizeof(ajw_source_t *));
+    const ajw_issuer_t *match = NULL;
+    int i;
+    *out = srcs;
+    for (i = 0; iss && i < c->issuers->nelts && !match; i++) {
+        if (!strcmp(APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t).iss, iss))
+            match = &APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t);
+    }
+    if (c->issuers->nelts && !match)
+        return ajw_error_set(err, AJW_R_BAD_ISSUER, iss ? "iss is not an accepted issuer"
+                                                        : "iss claim absent");
+    if (match && match->bound) {
+        APR_ARRAY_PUSH(srcs, ajw_source_t *) = match->bound->src;
+        return AJW_OK;
+    }
+    for (i = 0; i < c->urls->nelts; i++)
+        APR_ARRAY_PUSH(srcs, ajw_source_t *) = APR_ARRAY_IDX(c->urls, i, ajw_url_t *)->src;
+    if (srcs->nelts == 0)
+        return ajw_error_set(err, AJW_R_INTERNAL, "no AuthJWKSURL configured for this "
+                             "location or issuer");
+    return AJW_OK;
+}
+
+/* Is a cached verification still good here: made with keys of a source this
+ * location trusts for that issuer, and of the source's current key set? */
+static int cache_entry_usable(request_rec *r, const ajw_dir_conf *c,
+                              const ajw_tcache_entry_t *hit)
+{
+    apr_array_header_t *srcs;
+    ajw_error_t err;
+    const char *iss = ajw_json_get_string(hit->claims, "iss", NULL);
+    int i;
+    if (pick_sources(r, c, iss, &srcs, &err) != AJW_OK)
+        return 0;
+    for (i = 0; i < srcs->nelts; i++) {
+        ajw_source_t *src = APR_ARRAY_IDX(srcs, i, ajw_source_t *);
+        if ((const void *)src == hit->source) {
+            ajw_keyhold_t *h = ajw_source_acquire(src, 0);
+            int same = h && h->generation == hit->generation;
+            if (h)
+                ajw_source_release(h);
+            return same;
+        }
+    }
+    return 0;
+}
+
+/* Verify the signature against the sources, one at a time so that we know
+ * which one vouched. Holds are released before returning. */
+static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, const ajw_jws_t *t,
+                                     apr_array_header_t *srcs, ajw_tcache_entry_t *ent,
+                                     ajw_error_t *err)
+{
+    ajw_reason_e rc = AJW_R_NO_KEY, one;
+    int i, loaded = 0, unloaded = 0;
+    ajw_error_t e1;
+    ajw_error_set(err, AJW_R_NO_KEY, "no key with kid=%s fits alg %s",
+                  t->kid ? log_item(r->pool, t->kid) : "(none)", ajw_alg_name(t->alg));
+    for (i = 0; i < srcs->nelts && rc != AJW_OK; i++) {
+        ajw_source_t *src = APR_ARRAY_IDX(srcs, i, ajw_source_t *);
+        ajw_keyhold_t *h = ajw_source_acquire(src, c->startup_wait);
+        const ajw_keyset_t *set;
+        if (!h) {
+            unloaded++;
+            continue;
+        }
+        loaded++;
+        set = h->set;
+        one = ajw_jws_verify(t, &set, 1, NULL, &e1);
+        if (one == AJW_OK) {
+            ent->source = src;
+            ent->generation = h->generation;
+        }
+        ajw_source_release(h);
+        if (one == AJW_OK || one == AJW_R_BAD_SIGNATURE || one == AJW_R_INTERNAL) {
+            rc = one;
+            *err = e1;
+        }
+    }
+    if (rc == AJW_R_NO_KEY) {
+        for (i = 0; i < srcs->nelts; i++)
+            ajw_source_kick(APR_ARRAY_IDX(srcs, i, ajw_source_t *));
+        if (unloaded) {
+            ajw_source_status_t st;
+            ajw_source_get_status(APR_ARRAY_IDX(srcs, 0, ajw_source_t *), &st);
+            rc = ajw_error_set(err, AJW_R_NO_KEYS, "keys from %d of %d JWKS URL(s) never "
+                               "loaded (last error: %s)", unloaded, loaded + unloaded,
+                               st.last_error[0] ? st.last_error : "none yet");
+        }
+    }
+    return rc;
+}
+
+/* Verify tok under c: token cache first, then the full path. On success
+ * the claims and header are owned by r->pool. */
+static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *tok, size_t len,
+                           json_t **claims, json_t **header, ajw_fail_t *f)
+{
+    ajw_policy_t pol;
+    ajw_tcache_entry_t ent;
+    ajw_jws_t *t = NULL;
+    apr_array_header_t *srcs;
+    ajw_reason_e rc;
+    long long now = (long long)apr_time_sec(apr_time_now()), exp;
+
+    build_policy(r, c, &pol);
+    if (len <= pol.max_token_len && ajw_tcache_get(g.tcache, tok, len, now, &ent)) {
+        ajw_json_pool_own(ent.header, r->pool);
+        ajw_json_pool_own(ent.claims, r->pool);
+        f->kid = ajw_json_get_string(ent.header, "kid", NULL);
+        f->alg = ajw_alg_name(ent.alg);
+        f->iss = ajw_json_get_string(ent.claims, "iss", NULL);
+        if (cache_entry_usable(r, c, &ent)) {
+            rc = ajw_jws_check_header(ent.header, &pol, &f->err);
+            if (rc == AJW_OK)
+                rc = ajw_claims_check(ent.claims, &pol, now, &f->err);
+            *claims = ent.claims;
+            *header = ent.header;
+            return rc;
+        }
+    }
+
+    rc = ajw_jws_parse(&t, tok, len, &pol, r->pool, &f->err);
+    if (rc != AJW_OK)
+        return rc;
+    f->kid = t->kid;
+    f->alg = t->alg_name;
+    f->iss = t->iss;
+    if ((rc = pick_sources(r, c, t->iss, &srcs, &f->err)) != AJW_OK)
+        return rc;
+    memset(&ent, 0, sizeof(ent));
+    if ((rc = verify_signature(r, c, t, srcs, &ent, &f->err)) != AJW_OK)
+        return rc;
+    if ((rc = ajw_claims_check(t->claims, &pol, now, &f->err)) != AJW_OK)
+        return rc;
+
+    ent.header = t->header;
+    ent.claims = t->claims;
+    ent.alg = t->alg;
+    if (t->kid && t->kid_len < sizeof(ent.kid))
+        memcpy(ent.kid, t->kid, t->kid_len + 1);
+    if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1)
+        exp = now + 300;
+    ajw_tcache_put(g.tcache, tok, len, exp + pol.leeway, &ent);
+    *claims = t->claims;
+    *header = t->header;
+    return AJW_OK;
+}
+
+/* --- passing claims on -------------------------------------------- */
+
+/* JWT_CLAIM_ + claim name uppercased, anything but A-Z0-9 as '_'. */
+static const char *env_name(apr_pool_t *p, const char *prefix, const char *claim)
+{
+    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
+    for (s = n + strlen(prefix); *s; s++)
+        *s = apr_isalnum(*s) && !(*s & 0x80) ? (char)apr_toupper(*s) : '_';
+    return n;
+}
+
+/* Header prefix + claim name with anything but A-Za-z0-9- as '-'. */
+static const char *header_name(apr_pool_t *p, const char *prefix, const char *claim)
+{
+    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
+    for (s = n + strlen(prefix); *s; s++)
+        if (!(apr_isalnum(*s) && !(*s & 0x80)) && *s != '-')
+            *s = '-';
+    return n;
+}
+
+/* Header value: printable ASCII kept, '%' and every other byte as %XX, so a
+ * claim can never split a header or smuggle bytes to the backend. */
+static const char *header_value(apr_pool_t *p, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, 3 * strlen(v) + 1), *o = out;
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch >= 0x20 && ch <= 0x7e && ch != '%') {
+            *o++ = (char)ch;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[ch >> 4];
+            *o++ = hex[ch & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+                          json_t *header)
+{
+    const char *key, *payload = ajw_json_dump(claims, r->pool);
+    json_t *v;
+    json_object_foreach(claims, key, v) {
+        const char *text;
+        if (!*key)
+            continue;
+        text = ajw_json_render(v, r->pool);
+        if (c->pass & PASS_ENV)
+            apr_table_set(r->subprocess_env, env_name(r->pool, c->claim_prefix, key), text);
+        if (c->pass & PASS_HEADERS)
+            apr_table_set(r->headers_in, header_name(r->pool, c->header_prefix, key),
+                          header_value(r->pool, text));
+    }
+    if (c->pass & PASS_ENV) {
+        const char *kid = ajw_json_get_string(header, "kid", NULL);
+        apr_table_set(r->subprocess_env, "JWT_CLAIMS", payload);
+        apr_table_set(r->subprocess_env, "JWT_ALG", ajw_json_get_string(header, "alg", NULL));
+        if (kid)
+            apr_table_set(r->subprocess_env, "JWT_KID", kid);
+    }
+    if (c->pass & PASS_HEADERS)
+        apr_table_set(r->headers_in, AJW_CLAIMS_HEADER,
+                      ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
+                                        r->pool));
+}
+
+/* Header names compared case-insensitively with '-' and '_' alike, since
+ * many backends (CGI, WSGI, PHP) fold both to the same variable. */
+static int hname_prefix_match(const char *name, const char *prefix, int whole)
+{
+    for (; *prefix; name++, prefix++) {
+        char a = *name == '_' ? '-' : (char)apr_tolower(*name);
+        char b = *prefix == '_' ? '-' : (char)apr_tolower(*prefix);
+        if (!*name || a != b)
+            return 0;
+    }
+    return whole ? *name == '\0' : 1;
+}
+
+typedef struct strip_t {
+    const char *prefix;
+    apr_array_header_t *names;
+} strip_t;
+
+static int collect_spoofed(void *baton, const char *key, const char *val)
+{
+    strip_t *st = baton;
+    (void)val;
+    if (hname_prefix_match(key, st->prefix, 0)
+        || hname_prefix_match(key, AJW_CLAIMS_HEADER, 1))
+        APR_ARRAY_PUSH(st->names, const char *) = key;
+    return 1;
+}
+
+/* Remove every client-sent header that could pose as a verified claim. */
+static void strip_spoofed(request_rec *r, const ajw_dir_conf *c)
+{
+    strip_t st = { c->header_prefix, apr_array_make(r->pool, 1, sizeof(const char *)) };
+    int i;
+    apr_table_do(collect_spoofed, &st, r->headers_in, NULL);
+    for (i = 0; i < st.names->nelts; i++) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "removed client header %s",
+                      log_item(r->pool, APR_ARRAY_IDX(st.names, i, const char *)));
+        apr_table_unset(r->headers_in, APR_ARRAY_IDX(st.names, i, const char *));
+    }
+}
+
+/* r->user from the user claim: a string, or a number/boolean as JSON text. */
+static const char *user_of(request_rec *r, const ajw_dir_conf *c, json_t *claims)
+{
+    json_t *v = json_object_get(claims, c->user_claim);
+    if (!v || !(json_is_string(v) || json_is_number(v)))
+        return NULL;
+    if (json_is_string(v) && json_string_length(v) == 0)
+        return NULL;
+    return ajw_json_render(v, r->pool);
+}
+
+/* ------------------------------------------------------------------ */
+/* Hooks                                                                */
+
+/* Before anything else looks at headers: drop spoofed claim headers. */
+static int header_parser(request_rec *r)
+{
+    if (is_ours(r))
+        strip_spoofed(r, dir_conf(r));
+    return DECLINED;
+}
+
+static int authenticate(request_rec *r)
+{
+    ajw_dir_conf *c;
+    token_find_t tf;
+    ajw_fail_t f;
+    json_t *claims = NULL, *header = NULL;
+    ajw_req_t *st;
+    const char *user;
+
+    if (!is_ours(r))
+        return DECLINED;
+    c = dir_conf(r);
+    strip_spoofed(r, c);              /* again: other modules may have added some */
+    find_token(r, c, &tf);
+    if (tf.bad)
+        return bad_request(r, tf.bad);
+    if (tf.count == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "no bearer token in request");
+        ap_note_auth_failure(r);
+        return HTTP_UNAUTHORIZED;
+    }
+
+    memset(&f, 0, sizeof(f));
+    if (verify(r, c, tf.token, tf.len, &claims, &header, &f) != AJW_OK)
+        return refuse(r, &f);
+    user = user_of(r, c, claims);
+    if (!user) {
+        ajw_error_set(&f.err, AJW_R_MISSING_CLAIM, "user claim '%s' absent or not a "
+                      "string/number", c->user_claim);
+        return refuse(r, &f);
+    }
+
+    r->user = (char *)user;
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->claims = claims;
+    st->header = header;
+    ap_set_module_config(r->request_config, &auth_jwks_module, st);
+    export_claims(r, c, claims, header);
+    if (!c->forward_token && tf.from_header)
+        apr_table_unset(r->headers_in, "Authorization");
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
+                  log_item(r->pool, user), log_item(r->pool, f.kid), log_item(r->pool, f.alg),
+                  log_item(r->pool, f.iss));
+    return OK;
+}
+
+/* WWW-Authenticate for a 401 on a jwks location; the error, if any, was
+ * left in r->notes by whoever refused. */
+static int note_auth_failure(request_rec *r, const char *auth_type)
+{
+    if (strcasecmp(auth_type, AJW_AUTH_TYPE))
+        return DECLINED;
+    set_challenge(r, apr_table_get(r->notes, "ajw-error"), apr_table_get(r->notes, "ajw-desc"),
+                  apr_table_get(r->notes, "ajw-scope"));
+    return OK;
+}
+
+/* Authorization granted after all: take back a challenge a failed
+ * alternative left for an error response that did not happen. */
+static int fixups(request_rec *r)
+{
+    ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
+    if (st && st->scope_challenge) {
+        apr_table_unset(r->err_headers_out, "WWW-Authenticate");
+        st->scope_challenge = 0;
+    }
+    return DECLINED;
+}
+
+/* ------------------------------------------------------------------ */
+/* Require claim / Require scope                                        */
+
+static apr_status_t split_args(cmd_parms *cmd, const char *line, int *argc,
+                               const char *const **argv)
+{
+    apr_array_header_t *a = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    const char *w;
+    while (line && *(w = ap_getword_conf(cmd->pool, &line)))
+        APR_ARRAY_PUSH(a, const char *) = w;
+    *argc = a->nelts;
+    *argv = (const char *const *)a->elts;
+    return a->nelts ? APR_SUCCESS : APR_EINVAL;
+}
+
+static const char *parse_claim_rule(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    int argc;
+    const char *const *argv;
+    const char *why = NULL;
+    ajw_require_t *rq;
+    if (split_args(cmd, line, &argc, &argv) != APR_SUCCESS)
+        return "Require claim: give at least one <claim>:<value> or <claim>~<regex>";
+    if (ajw_require_claim_compile(&rq, argc, argv, cmd->pool, &why) != APR_SUCCESS)
+        return apr_psprintf(cmd->pool, "Require claim: %s", why ? why : "invalid rule");
+    *parsed = rq;
+    return NULL;
+}
+
+static const char *parse_scope_rule(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    int argc;
+    const char *const *argv;
+    const char *why = NULL;
+    ajw_require_t *rq;
+    if (split_args(cmd, line, &argc, &argv) != APR_SUCCESS)
+        return "Require scope: give at least one scope";
+    if (ajw_require_scope_compile(&rq, argc, argv, cmd->pool, &why) != APR_SUCCESS)
+        return apr_psprintf(cmd->pool, "Require scope: %s", why ? why : "invalid scope");
+    *parsed = rq;
+    return NULL;
+}
+
+static authz_status check_rule(request_rec *r, const ajw_require_t *rq, int is_scope)
+{
+    ajw_req_t *st;
+    if (!r->user)
+        return AUTHZ_DENIED_NO_USER;
+    st = req_state(r);
+    if (!st) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "Require %s needs AuthType jwks "
+                      "(user %s was not authenticated by a token)", is_scope ? "scope" : "claim",
+                      log_item(r->pool, r->user));
+        return AUTHZ_DENIED;
+    }
+    if (ajw_require_eval(rq, st->claims))
+        return AUTHZ_GRANTED;
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "Require %s %s: not met by user %s",
+                  is_scope ? "scope" : "claim", log_item(r->pool, ajw_require_text(rq)),
+                  log_item(r->pool, r->user));
+    apr_table_setn(r->notes, "ajw-error", "insufficient_scope");
+    apr_table_setn(r->notes, "ajw-desc", is_scope ? "The token lacks a required scope"
+                                                  : "The token lacks a required claim");
+    if (is_scope)
+        apr_table_setn(r->notes, "ajw-scope", ajw_require_text(rq));
+    set_challenge(r, "insufficient_scope", apr_table_get(r->notes, "ajw-desc"),
+                  is_scope ? ajw_require_text(rq) : NULL);
+    st->scope_challenge = 1;
+    return AUTHZ_DENIED;
+}
+
+static authz_status check_claim(request_rec *r, const char *args, const void *parsed)
+{
+    (void)args;
+    return check_rule(r, parsed, 0);
+}
+
+static authz_status check_scope(request_rec *r, const char *args, const void *parsed)
+{
+    (void)args;
+    return check_rule(r, parsed, 1);
+}
+
+static const authz_provider claim_provider = { check_claim, parse_claim_rule };
+static const authz_provider scope_provider = { check_scope, parse_scope_rule };
+
+/* ------------------------------------------------------------------ */
+/* Life cycle                                                           */
+
+/* lib/ logs (key refresh) through this; the baton is the main server. */
+static void log_sink(void *baton, ajw_log_level_e level, const char *msg)
+{
+    ap_log_error(APLOG_MARK, (int)level, 0, (server_rec *)baton, "%s", msg);
+}
+
+static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    g.all_urls = apr_array_make(pconf, 4, sizeof(ajw_url_t *));
+    g.tcache = NULL;
+    return ajw_keystore_create(&g.ks, pconf) == APR_SUCCESS ? OK : !OK;
+}
+
+/* Resolve every URL to its key source, with the fetch settings of the
+ * section that named it. No network I/O here: fetching starts per child. */
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    int i;
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    ajw_log_set(log_sink, s);
+    if (ajw_curl_global_init() != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "libcurl initialisation failed");
+        return !OK;
+    }
+    for (i = 0; i < g.all_urls->nelts; i++) {
+        ajw_url_t *u = APR_ARRAY_IDX(g.all_urls, i, ajw_url_t *);
+        ajw_source_conf_t sc;
+        ajw_source_conf_init(&sc);
+        sc.url = u->url;
+        sc.ca_file = u->owner->ca_file;
+        sc.refresh = u->owner->refresh;
+        sc.min_refresh = u->owner->min_refresh;
+        sc.timeout = u->owner->fetch_timeout;
+        u->src = ajw_keystore_add(g.ks, &sc);
+    }
+    return OK;
+}
+
+static void child_init(apr_pool_t *pchild, server_rec *s)
+{
+    ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
+    long long size = sc->token_cache >= 0 ? sc->token_cache : AJW_TOKEN_CACHE_DEFAULT;
+    apr_status_t rv;
+    if (ajw_tcache_create(&g.tcache, (size_t)size, pchild) != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "token cache not created; verifying every "
+                     "request");
+    if (g.all_urls->nelts == 0)
+        return;
+    rv = ajw_keystore_start(g.ks, ajw_curl_fetcher(pchild), pchild);
+    if (rv != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "could not start the JWKS refresh thread; "
+                     "tokens will be refused (503)");
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_header_parser(header_parser, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_check_authn(authenticate, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "claim", AUTHZ_PROVIDER_VERSION,
+                              &claim_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "scope", AUTHZ_PROVIDER_VERSION,
+                              &scope_provider, AP_AUTH_INTERNAL_PER_CONF);
+}
+
+AP_DECLARE_MODULE(auth_jwks) = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    create_srv_conf,
+    merge_srv_conf,
+    ajw_cmds,
+    register_hooks,
+    AP_MODULE_FLAG_NONE
+};
