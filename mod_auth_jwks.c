@@ -195,8 +195,9 @@ static const char *parse_num(cmd_parms *cmd, const char *arg, long long min, lon
     errno = 0;
     v = apr_strtoi64(arg, &end, 10);
     if (!*arg || errno || !end || *end || v < min || v > max)
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %lld to %lld",
-                            cmd->cmd->name, arg, min, max);
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
+                            " to %" APR_INT64_T_FMT, cmd->cmd->name, arg, (apr_int64_t)min,
+                            (apr_int64_t)max);
     *out = (long long)v;
     return NULL;
 }

@@ -9,7 +9,7 @@
 
 /* RSA public key from big-endian n and e. Rejects n < AJW_RSA_MIN_BITS,
  * leading zero bytes making n shorter than claimed, e even, e < 3 or e
- * longer than 4 bytes (AJW_R_BAD_KEY). */
+ * longer than 4 bytes, and moduli with the ROCA fingerprint (AJW_R_BAD_KEY). */
 ajw_reason_e ajw_crypt_rsa_key(EVP_PKEY **out, const unsigned char *n, size_t nlen,
                                const unsigned char *e, size_t elen,
                                apr_pool_t *p, ajw_error_t *err);

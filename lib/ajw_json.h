@@ -12,7 +12,9 @@
  * max_depth rejected, trailing bytes rejected, embedded NUL in strings
  * rejected. On success *out holds a reference released by a cleanup on p.
  * On failure returns AJW_R_MALFORMED (or AJW_R_TOO_LARGE when len > max_len)
- * with a short text in err (never the input bytes). */
+ * with a short text in err (never the input bytes). max_len 0 means
+ * AJW_MAX_JWKS_LEN_DEFAULT, max_depth 0 means AJW_MAX_JSON_DEPTH; the top-level
+ * object itself is depth 1. Trailing whitespace is allowed (JSON grammar). */
 ajw_reason_e ajw_json_parse_object(json_t **out, const char *buf, size_t len,
                                    size_t max_len, size_t max_depth,
                                    apr_pool_t *p, ajw_error_t *err);

@@ -1,0 +1,52 @@
+/* Fuzz claim checks and Require rules over hostile payload JSON. */
+#include <stdint.h>
+#include <apr_general.h>
+#include "ajw_json.h"
+#include "ajw_claims.h"
+#include "ajw_require.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static apr_pool_t *root;
+static ajw_require_t *rules[3];
+
+static void setup(void)
+{
+    static const char *const a0[] = { "roles:admin", "realm_access.roles:admin", "n:3" };
+    static const char *const a1[] = { "email~@example\\.com$" };
+    static const char *const a2[] = { "read", "write" };
+    const char *why;
+    apr_initialize();
+    apr_pool_create(&root, NULL);
+    if (ajw_require_claim_compile(&rules[0], 3, a0, root, &why) != APR_SUCCESS
+        || ajw_require_claim_compile(&rules[1], 1, a1, root, &why) != APR_SUCCESS
+        || ajw_require_scope_compile(&rules[2], 2, a2, root, &why) != APR_SUCCESS)
+        __builtin_trap();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    apr_pool_t *p;
+    json_t *claims;
+    ajw_error_t err;
+    ajw_policy_t pol;
+    long long d;
+    int i;
+    if (!root)
+        setup();
+    apr_pool_create(&p, root);
+    if (ajw_json_parse_object(&claims, (const char *)data, size, 65536, AJW_MAX_JSON_DEPTH, p,
+                              &err) == AJW_OK) {
+        ajw_policy_init(&pol);
+        pol.audiences = apr_array_make(p, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(pol.audiences, const char *) = "api";
+        (void)ajw_claims_check(claims, &pol, 1700000000, &err);
+        (void)ajw_claims_numeric_date(claims, "exp", &d);
+        for (i = 0; i < 3; i++)
+            (void)ajw_require_eval(rules[i], claims);
+        (void)ajw_json_render(claims, p);
+        (void)ajw_json_path(claims, "a.b.c");
+    }
+    apr_pool_destroy(p);
+    return 0;
+}

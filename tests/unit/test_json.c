@@ -1,0 +1,239 @@
+/* test_json.c — strict parsing, caps, path lookup and rendering. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+#include <apr_strings.h>
+
+#include "ajw_json.h"
+
+static apr_pool_t *pool;
+
+static ajw_reason_e parse(json_t **v, const char *s)
+{
+    ajw_error_t err;
+    return ajw_json_parse_object(v, s, strlen(s), 4096, AJW_MAX_JSON_DEPTH, pool, &err);
+}
+
+typedef struct {
+    const char *in;
+    ajw_reason_e want;
+} jcase_t;
+
+static const jcase_t cases[] = {
+    { "{}", AJW_OK },
+    { " {\"a\":1} \n", AJW_OK },
+    { "{\"a\":1,\"b\":{\"c\":[1,2,{\"d\":null}]}}", AJW_OK },
+    { "{\"a\":1,\"a\":2}", AJW_R_MALFORMED },                 /* duplicate top level */
+    { "{\"a\":{\"b\":1,\"b\":1}}", AJW_R_MALFORMED },         /* duplicate nested */
+    { "{\"a\":[{\"x\":1,\"x\":2}]}", AJW_R_MALFORMED },       /* duplicate in array */
+    { "{\"a\":1}x", AJW_R_MALFORMED },                        /* trailing garbage */
+    { "{\"a\":1}{}", AJW_R_MALFORMED },
+    { "{\"a\":1},", AJW_R_MALFORMED },
+    { "[1,2]", AJW_R_MALFORMED },                             /* not an object */
+    { "\"str\"", AJW_R_MALFORMED },
+    { "42", AJW_R_MALFORMED },
+    { "null", AJW_R_MALFORMED },
+    { "", AJW_R_MALFORMED },
+    { "{\"a\":\"x\\u0000y\"}", AJW_R_MALFORMED },             /* embedded NUL */
+    { "{\"a\\u0000b\":1}", AJW_R_MALFORMED },
+    { "{\"a\":1,}", AJW_R_MALFORMED },
+    { "{'a':1}", AJW_R_MALFORMED },
+    { "{\"a\":NaN}", AJW_R_MALFORMED },
+    { "{\"a\":\"\xff\"}", AJW_R_MALFORMED },                  /* invalid UTF-8 */
+    { "{\"a\":99999999999999999999999}", AJW_R_MALFORMED },   /* integer overflow */
+};
+
+static void test_table(void **state)
+{
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *v = NULL;
+        ajw_reason_e rv = parse(&v, cases[i].in);
+        if (rv != cases[i].want)
+            fail_msg("case %zu %s: got %d want %d", i, cases[i].in, rv, cases[i].want);
+    }
+}
+
+static void test_nul_byte_in_buffer(void **state)
+{
+    static const char buf[] = "{\"a\":1}\0{}";
+    json_t *v;
+    ajw_error_t err;
+    (void)state;
+    assert_int_equal(ajw_json_parse_object(&v, buf, sizeof(buf) - 1, 100, 4, pool, &err),
+                     AJW_R_MALFORMED);
+    assert_int_equal(ajw_json_parse_object(&v, buf, 7, 100, 4, pool, &err), AJW_OK);
+}
+
+/* n nested objects: {"a":{"a":...{}}} */
+static char *nested(size_t n)
+{
+    char *s = apr_palloc(pool, n * 6 + 3), *o = s;
+    size_t i;
+    for (i = 0; i + 1 < n; i++) {
+        memcpy(o, "{\"a\":", 5);
+        o += 5;
+    }
+    *o++ = '{';
+    *o++ = '}';
+    for (i = 0; i + 1 < n; i++)
+        *o++ = '}';
+    *o = '\0';
+    return s;
+}
+
+static void test_depth(void **state)
+{
+    json_t *v;
+    ajw_error_t err;
+    char *s;
+    (void)state;
+    s = nested(16);
+    assert_int_equal(ajw_json_parse_object(&v, s, strlen(s), 4096, 16, pool, &err), AJW_OK);
+    s = nested(17);
+    assert_int_equal(ajw_json_parse_object(&v, s, strlen(s), 4096, 16, pool, &err),
+                     AJW_R_MALFORMED);
+    assert_non_null(strstr(err.text, "16"));
+    s = "{\"a\":[[[1]]]}";  /* depth 4 */
+    assert_int_equal(ajw_json_parse_object(&v, s, strlen(s), 4096, 4, pool, &err), AJW_OK);
+    assert_int_equal(ajw_json_parse_object(&v, s, strlen(s), 4096, 3, pool, &err),
+                     AJW_R_MALFORMED);
+    s = nested(3000);  /* beyond jansson's own limit: still just malformed */
+    assert_int_equal(ajw_json_parse_object(&v, s, strlen(s), 100000, 16, pool, &err),
+                     AJW_R_MALFORMED);
+}
+
+static void test_size_cap(void **state)
+{
+    const char *s = "{\"a\":\"0123456789\"}";
+    json_t *v;
+    ajw_error_t err;
+    (void)state;
+    assert_int_equal(ajw_json_parse_object(&v, s, strlen(s), strlen(s), 16, pool, &err), AJW_OK);
+    assert_int_equal(ajw_json_parse_object(&v, s, strlen(s), strlen(s) - 1, 16, pool, &err),
+                     AJW_R_TOO_LARGE);
+    assert_null(strstr(err.text, "0123456789"));
+}
+
+static void test_error_text_has_no_input(void **state)
+{
+    const char *s = "{\"secret\":\"hunter2\",\"secret\":\"hunter2\"}";
+    json_t *v;
+    ajw_error_t err;
+    (void)state;
+    assert_int_equal(ajw_json_parse_object(&v, s, strlen(s), 4096, 16, pool, &err),
+                     AJW_R_MALFORMED);
+    assert_null(strstr(err.text, "hunter2"));
+}
+
+static void test_path(void **state)
+{
+    json_t *v = NULL, *r;
+    (void)state;
+    assert_int_equal(parse(&v, "{\"realm_access\":{\"roles\":[\"a\",\"b\"]},"
+                               "\"a.b\":\"dotted\",\"a\":{\"b\":\"nested\",\"bc\":1},"
+                               "\"x\":{\"y\":{\"z\":true}},\"s\":\"str\"}"),
+                     AJW_OK);
+    r = ajw_json_path(v, "realm_access.roles");
+    assert_true(json_is_array(r));
+    assert_int_equal(json_array_size(r), 2);
+    assert_string_equal(json_string_value(ajw_json_path(v, "a.b")), "dotted");
+    assert_true(json_is_true(ajw_json_path(v, "x.y.z")));
+    assert_true(json_is_object(ajw_json_path(v, "x.y")));
+    assert_null(ajw_json_path(v, "realm_access.role"));   /* prefix */
+    assert_null(ajw_json_path(v, "realm_acces.roles"));
+    assert_null(ajw_json_path(v, "realm_access.roles.x"));
+    assert_null(ajw_json_path(v, "realm"));
+    assert_null(ajw_json_path(v, "s.x"));
+    assert_null(ajw_json_path(v, "x.y.z.w"));
+    assert_null(ajw_json_path(v, "x..y"));
+    assert_null(ajw_json_path(v, ".x"));
+    assert_null(ajw_json_path(v, "x."));
+    assert_null(ajw_json_path(v, ""));
+    assert_null(ajw_json_path(NULL, "x"));
+    assert_null(ajw_json_path(v, NULL));
+    assert_int_equal(json_integer_value(ajw_json_path(v, "a.bc")), 1);
+}
+
+static void test_render(void **state)
+{
+    json_t *v = NULL;
+    (void)state;
+    assert_int_equal(parse(&v, "{\"s\":\"h\\u00e9llo\",\"i\":-42,\"r\":1.5,\"r2\":0.1,\"r3\":2.0,"
+                               "\"t\":true,\"f\":false,\"n\":null,\"a\":[\"x\",1,true,null,[2,3]],"
+                               "\"e\":[],\"o\":{\"k\":\"v\",\"n\":[1]},\"big\":1e300}"),
+                     AJW_OK);
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "s"), pool), "h\xc3\xa9llo");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "i"), pool), "-42");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "r"), pool), "1.5");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "r2"), pool), "0.1");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "r3"), pool), "2.0");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "big"), pool), "1e+300");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "t"), pool), "true");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "f"), pool), "false");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "n"), pool), "");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "a"), pool), "x,1,true,,2,3");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "e"), pool), "");
+    assert_string_equal(ajw_json_render(ajw_json_path(v, "o"), pool), "{\"k\":\"v\",\"n\":[1]}");
+    assert_string_equal(ajw_json_render(NULL, pool), "");
+    assert_string_equal(ajw_json_dump(ajw_json_path(v, "a"), pool),
+                        "[\"x\",1,true,null,[2,3]]");
+    assert_string_equal(ajw_json_dump(ajw_json_path(v, "s"), pool), "\"h\xc3\xa9llo\"");
+}
+
+static void test_get_string(void **state)
+{
+    json_t *v = NULL;
+    size_t len = 0;
+    (void)state;
+    assert_int_equal(parse(&v, "{\"kid\":\"abc\",\"n\":1}"), AJW_OK);
+    assert_string_equal(ajw_json_get_string(v, "kid", &len), "abc");
+    assert_int_equal(len, 3);
+    assert_null(ajw_json_get_string(v, "n", &len));
+    assert_null(ajw_json_get_string(v, "ki", NULL));
+    assert_null(ajw_json_get_string(NULL, "kid", NULL));
+}
+
+static void test_pool_own(void **state)
+{
+    apr_pool_t *sub;
+    json_t *v = json_object();
+    (void)state;
+    apr_pool_create(&sub, pool);
+    json_incref(v);
+    assert_ptr_equal(ajw_json_pool_own(v, sub), v);
+    apr_pool_destroy(sub);
+    assert_int_equal(v->refcount, 1);
+    json_decref(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_nul_byte_in_buffer),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_size_cap),
+        cmocka_unit_test(test_error_text_has_no_input),
+        cmocka_unit_test(test_path),
+        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_get_string),
+        cmocka_unit_test(test_pool_own),
+    };
+    int rc;
+
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}
