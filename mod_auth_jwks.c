@@ -277,7 +277,7 @@ static ajw_url_t *new_url(cmd_parms *cmd, ajw_dir_conf *c, const char *url)
  * Off` later in the section still wins. */
 static const char *force_forbidden_on_failure(cmd_parms *cmd)
 {
-    module *mod = NULL;
+    module *mod = ap_top_module;      /* the search starts from *mod */
     const command_rec *c = ap_find_command_in_modules("AuthzSendForbiddenOnFailure", &mod);
     cmd_parms sub;
     void *mconf;

@@ -21,7 +21,10 @@ int ajw_claims_numeric_date(const json_t *claims, const char *name, long long *o
  *  pol->audiences non-empty and aud (string, or array of strings) has no
  *    element equal to one → AJW_R_BAD_AUDIENCE
  *  a claim in pol->required absent → AJW_R_MISSING_CLAIM
- *  a registered date claim of the wrong type → AJW_R_BAD_CLAIM */
+ *  a registered date claim (exp, nbf, iat) of the wrong type → AJW_R_BAD_CLAIM,
+ *    checked before everything else (so a string exp is BAD_CLAIM, not EXPIRED)
+ * A missing exp with require_exp is AJW_R_EXPIRED. Leeway is clamped to
+ * [0, 253402300799]; claims not an object → AJW_R_MALFORMED. err may be NULL. */
 ajw_reason_e ajw_claims_check(const json_t *claims, const ajw_policy_t *pol, long long now,
                               ajw_error_t *err);
 

@@ -22,6 +22,8 @@ typedef struct ajw_jws_t {
     size_t signing_input_len;
     unsigned char *sig;
     size_t sig_len;
+    const unsigned char *payload;        /* decoded payload bytes (NUL after payload_len) */
+    size_t payload_len;
 } ajw_jws_t;
 
 /* Split and parse a compact JWS of len bytes under pol:
@@ -33,9 +35,31 @@ typedef struct ajw_jws_t {
  *  - crit present (we understand no extension), b64 present → AJW_R_UNSUPPORTED
  *  - pol->typ set and header typ differs (case-insensitive, "application/"
  *    prefix optional on either side, RFC 7515 §4.1.9) → AJW_R_BAD_TYPE
+ *  - kid or typ present but not a string, or an empty signature → AJW_R_MALFORMED
+ *    (checked after alg, so an unsecured "alg":"none" token is named as such)
+ * pol->max_token_len 0 means AJW_MAX_TOKEN_LEN_DEFAULT. Error texts quote
+ * alg/kid only sanitized (printable ASCII, at most 64 bytes).
  * jku, x5u, jwk and x5c header members are ignored. No crypto is done here. */
 ajw_reason_e ajw_jws_parse(ajw_jws_t **out, const char *token, size_t len,
                            const ajw_policy_t *pol, apr_pool_t *p, ajw_error_t *err);
+
+/* ajw_jws_parse with a choice for the payload: require_object_payload 0
+ * accepts any payload bytes (claims is then NULL and iss NULL), for tests of
+ * the signature layer on RFC/Wycheproof vectors whose payloads are not JWT
+ * claims. Every header rule above applies unchanged. */
+ajw_reason_e ajw_jws_parse_ex(ajw_jws_t **out, const char *token, size_t len,
+                              const ajw_policy_t *pol, int require_object_payload,
+                              apr_pool_t *p, ajw_error_t *err);
+
+/* RFC 7515 §4.1.9 media type comparison: case-insensitive, a value without
+ * '/' is read as "application/" + value. 1 when equal. */
+int ajw_jws_typ_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* The header rules of ajw_jws_parse (alg policy, crit, b64, typ, kid type)
+ * applied to an already parsed header, e.g. one remembered by the token
+ * cache, under another location's policy. */
+ajw_reason_e ajw_jws_check_header(const json_t *header, const ajw_policy_t *pol,
+                                  ajw_error_t *err);
 
 /* Does key k qualify for token t? kid exact when the token has one (a key
  * without kid does not match a token with kid); alg fits kty/crv; JWK alg

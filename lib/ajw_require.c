@@ -1,0 +1,251 @@
+/* ajw_require.c — `Require claim` / `Require scope` rules. Compiled once at
+ * configuration time; afterwards only read, so evaluation needs no lock. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <regex.h>
+
+#include <apr_strings.h>
+
+#include "ajw_require.h"
+#include "ajw_json.h"
+
+typedef enum { AJW_RQ_CLAIM, AJW_RQ_SCOPE } ajw_rq_kind_e;
+
+typedef struct ajw_rq_alt_t {
+    const char *path;          /* claim path (claim rules only) */
+    const char *value;         /* exact value or scope token */
+    size_t value_len;
+    int is_regex;
+    regex_t re;                /* valid when is_regex; freed by a pool cleanup */
+} ajw_rq_alt_t;
+
+struct ajw_require_t {
+    ajw_rq_kind_e kind;
+    int nalts;
+    ajw_rq_alt_t *alts;
+    const char *text;
+};
+
+static apr_status_t regex_cleanup(void *data)
+{
+    regfree((regex_t *)data);
+    return APR_SUCCESS;
+}
+
+static ajw_require_t *rq_new(ajw_rq_kind_e kind, int argc, const char *const *argv,
+                             apr_pool_t *p)
+{
+    ajw_require_t *rq = apr_pcalloc(p, sizeof(*rq));
+    int i;
+
+    rq->kind = kind;
+    rq->nalts = argc;
+    rq->alts = apr_pcalloc(p, sizeof(ajw_rq_alt_t) * (size_t)argc);
+    rq->text = "";
+    for (i = 0; i < argc; i++)
+        rq->text = i ? apr_pstrcat(p, rq->text, " ", argv[i], NULL) : apr_pstrdup(p, argv[i]);
+    return rq;
+}
+
+/* Split "path:value" / "path~regex" into alt; compile the regex. */
+static apr_status_t claim_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_pool_t *p,
+                                      const char **why)
+{
+    size_t plen = strcspn(arg, ":~");
+    int rc;
+
+    if (arg[plen] == '\0' || plen == 0) {
+        *why = apr_psprintf(p, "Require claim '%s': expected path:value or path~regex", arg);
+        return APR_EINVAL;
+    }
+    alt->path = apr_pstrmemdup(p, arg, plen);
+    alt->value = arg + plen + 1;
+    alt->value_len = strlen(alt->value);
+    alt->is_regex = arg[plen] == '~';
+    if (!alt->is_regex)
+        return APR_SUCCESS;
+    if (alt->value_len == 0) {
+        /* An empty regex matches everything: almost surely a mistake. */
+        *why = apr_psprintf(p, "Require claim '%s': empty regular expression", arg);
+        return APR_EINVAL;
+    }
+    rc = regcomp(&alt->re, alt->value, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char msg[128];
+        regerror(rc, &alt->re, msg, sizeof(msg));
+        *why = apr_psprintf(p, "Require claim '%s': bad regular expression: %s", arg, msg);
+        return APR_EINVAL;
+    }
+    apr_pool_cleanup_register(p, &alt->re, regex_cleanup, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
+
+apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                       apr_pool_t *p, const char **why)
+{
+    ajw_require_t *rq = NULL;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    *why = NULL;
+    if (argc <= 0) {
+        *why = "Require claim: no claim given";
+        rv = APR_EINVAL;
+        goto cleanup;
+    }
+    rq = rq_new(AJW_RQ_CLAIM, argc, argv, p);
+    for (i = 0; i < argc && rv == APR_SUCCESS; i++)
+        rv = claim_alt_compile(&rq->alts[i], argv[i], p, why);
+cleanup:
+    *out = rv == APR_SUCCESS ? rq : NULL;
+    return rv;
+}
+
+static int scope_token_ok(const char *s)
+{
+    return *s != '\0' && strchr(s, ' ') == NULL;
+}
+
+apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                       apr_pool_t *p, const char **why)
+{
+    ajw_require_t *rq = NULL;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    *why = NULL;
+    if (argc <= 0) {
+        *why = "Require scope: no scope given";
+        rv = APR_EINVAL;
+        goto cleanup;
+    }
+    rq = rq_new(AJW_RQ_SCOPE, argc, argv, p);
+    for (i = 0; i < argc; i++) {
+        if (!scope_token_ok(argv[i])) {
+            *why = apr_psprintf(p, "Require scope: '%s' is not a scope token", argv[i]);
+            rv = APR_EINVAL;
+            goto cleanup;
+        }
+        rq->alts[i].value = argv[i];
+        rq->alts[i].value_len = strlen(argv[i]);
+    }
+cleanup:
+    *out = rv == APR_SUCCESS ? rq : NULL;
+    return rv;
+}
+
+/* Does text (len bytes, NUL-terminated) satisfy alt? */
+static int text_matches(const ajw_rq_alt_t *alt, const char *text, size_t len)
+{
+    if (!alt->is_regex)
+        return alt->value_len == len && memcmp(alt->value, text, len) == 0;
+    /* regexec stops at a NUL; a string with an embedded NUL never matches. */
+    if (strlen(text) != len)
+        return 0;
+    return regexec(&alt->re, text, 0, NULL, 0) == 0;
+}
+
+/* A scalar claim value against alt: strings as is, numbers and booleans by
+ * their JSON text; anything else never matches. */
+static int scalar_matches(const ajw_rq_alt_t *alt, const json_t *v)
+{
+    char buf[32];
+    char *dumped;
+    int m = 0;
+
+    if (json_is_string(v))
+        m = text_matches(alt, json_string_value(v), json_string_length(v));
+    else if (json_is_integer(v)) {
+        int n = snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+        m = text_matches(alt, buf, (size_t)n);
+    }
+    else if (json_is_true(v))
+        m = text_matches(alt, "true", 4);
+    else if (json_is_false(v))
+        m = text_matches(alt, "false", 5);
+    else if (json_is_real(v)) {
+        /* jansson's own rendering, so the operator writes what the token has. */
+        dumped = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (dumped)
+            m = text_matches(alt, dumped, strlen(dumped));
+        free(dumped);
+    }
+    return m;
+}
+
+static int claim_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
+{
+    const json_t *v = ajw_json_path(claims, alt->path);
+    const json_t *el;
+    size_t i;
+
+    if (!json_is_array(v))
+        return v ? scalar_matches(alt, v) : 0;
+    json_array_foreach(v, i, el) {
+        if (scalar_matches(alt, el))
+            return 1;
+    }
+    return 0;
+}
+
+/* Is token (tlen bytes) one of the space-delimited words of s? */
+static int in_space_list(const char *s, size_t len, const char *token, size_t tlen)
+{
+    size_t i = 0, start;
+
+    while (i < len) {
+        while (i < len && s[i] == ' ')
+            i++;
+        start = i;
+        while (i < len && s[i] != ' ')
+            i++;
+        if (i > start && i - start == tlen && memcmp(s + start, token, tlen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int scope_in_claim(const json_t *v, const ajw_rq_alt_t *alt, int allow_array)
+{
+    const json_t *el;
+    size_t i;
+
+    if (json_is_string(v))
+        return in_space_list(json_string_value(v), json_string_length(v), alt->value,
+                             alt->value_len);
+    if (allow_array && json_is_array(v)) {
+        json_array_foreach(v, i, el) {
+            if (json_is_string(el) && json_string_length(el) == alt->value_len &&
+                memcmp(json_string_value(el), alt->value, alt->value_len) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int scope_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
+{
+    return scope_in_claim(json_object_get(claims, "scope"), alt, 0) ||
+           scope_in_claim(json_object_get(claims, "scp"), alt, 1);
+}
+
+int ajw_require_eval(const ajw_require_t *rq, const json_t *claims)
+{
+    int i;
+
+    if (!rq || !json_is_object(claims))
+        return 0;
+    for (i = 0; i < rq->nalts; i++) {
+        const ajw_rq_alt_t *alt = &rq->alts[i];
+        if (rq->kind == AJW_RQ_CLAIM ? claim_alt_matches(alt, claims)
+                                     : scope_alt_matches(alt, claims))
+            return 1;
+    }
+    return 0;
+}
+
+const char *ajw_require_text(const ajw_require_t *rq)
+{
+    return rq ? rq->text : "";
+}

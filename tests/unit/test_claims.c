@@ -1,0 +1,343 @@
+/* test_claims.c — NumericDate parsing and ajw_claims_check tables. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+#include "ajw_claims.h"
+
+static apr_pool_t *pool;
+
+static json_t *load(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (!v)
+        fail_msg("bad test JSON %s: %s", text, jerr.text);
+    return v;
+}
+
+/* ---- NumericDate ---- */
+
+typedef struct {
+    const char *claims;
+    int want;
+    long long value;
+} nd_case_t;
+
+static void test_numeric_date(void **state)
+{
+    static const nd_case_t cases[] = {
+        { "{}", 0, 0 },
+        { "{\"exp\":0}", 1, 0 },
+        { "{\"exp\":1700000000}", 1, 1700000000LL },
+        { "{\"exp\":1700000000.9}", 1, 1700000000LL },
+        { "{\"exp\":0.5}", 1, 0 },
+        { "{\"exp\":253402300799}", 1, 253402300799LL },
+        { "{\"exp\":253402300799.5}", -1, 0 },
+        { "{\"exp\":253402300800}", -1, 0 },
+        { "{\"exp\":9223372036854775807}", -1, 0 },
+        { "{\"exp\":1e300}", -1, 0 },
+        { "{\"exp\":-1}", -1, 0 },
+        { "{\"exp\":-0.5}", -1, 0 },
+        { "{\"exp\":\"1700000000\"}", -1, 0 },
+        { "{\"exp\":true}", -1, 0 },
+        { "{\"exp\":false}", -1, 0 },
+        { "{\"exp\":null}", -1, 0 },
+        { "{\"exp\":[1]}", -1, 0 },
+        { "{\"exp\":{}}", -1, 0 },
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *c = load(cases[i].claims);
+        long long out = -42;
+        int rv = ajw_claims_numeric_date(c, "exp", &out);
+        if (rv != cases[i].want)
+            fail_msg("case %zu (%s): got %d want %d", i, cases[i].claims, rv, cases[i].want);
+        if (rv == 1)
+            assert_int_equal(out, cases[i].value);
+        json_decref(c);
+    }
+}
+
+static void test_numeric_date_nonfinite(void **state)
+{
+    /* jansson holds no NaN or infinity (json_real refuses them) and its
+     * parser rejects 1e400, so such values can never reach the check. */
+    (void)state;
+    assert_null(json_real(__builtin_inf()));
+    assert_null(json_real(-__builtin_inf()));
+    assert_null(json_real(__builtin_nan("")));
+    assert_null(json_loads("{\"exp\":1e400}", 0, NULL));
+    assert_null(json_loads("{\"exp\":99999999999999999999}", 0, NULL));
+}
+
+/* ---- time checks ---- */
+
+typedef struct {
+    const char *claims;
+    long long now;
+    long long leeway;
+    int require_exp;
+    long long max_age;
+    ajw_reason_e want;
+} time_case_t;
+
+#define T0 1700000000LL
+
+static void test_times(void **state)
+{
+    static const time_case_t cases[] = {
+        /* exp: expired when exp + leeway <= now */
+        { "{\"exp\":1700000000}", T0 - 1, 0, 1, 0, AJW_OK },
+        { "{\"exp\":1700000000}", T0, 0, 1, 0, AJW_R_EXPIRED },
+        { "{\"exp\":1700000000}", T0 + 59, 60, 1, 0, AJW_OK },
+        { "{\"exp\":1700000000}", T0 + 60, 60, 1, 0, AJW_R_EXPIRED },
+        /* fractional exp is truncated: 1700000000.9 expires at ...000 */
+        { "{\"exp\":1700000000.9}", T0 - 1, 0, 1, 0, AJW_OK },
+        { "{\"exp\":1700000000.9}", T0, 0, 1, 0, AJW_R_EXPIRED },
+        /* missing exp */
+        { "{}", T0, 60, 1, 0, AJW_R_EXPIRED },
+        { "{}", T0, 60, 0, 0, AJW_OK },
+        { "{\"sub\":\"x\"}", T0, 60, 0, 0, AJW_OK },
+        /* wrong types / ranges */
+        { "{\"exp\":\"4102444800\"}", T0, 60, 1, 0, AJW_R_BAD_CLAIM },
+        { "{\"exp\":\"4102444800\"}", T0, 60, 0, 0, AJW_R_BAD_CLAIM },
+        { "{\"exp\":true}", T0, 60, 1, 0, AJW_R_BAD_CLAIM },
+        { "{\"exp\":-5}", T0, 60, 1, 0, AJW_R_BAD_CLAIM },
+        { "{\"exp\":1e300}", T0, 60, 1, 0, AJW_R_BAD_CLAIM },
+        { "{\"exp\":1e20}", T0, 60, 1, 0, AJW_R_BAD_CLAIM },
+        { "{\"exp\":4102444800,\"nbf\":\"x\"}", T0, 60, 1, 0, AJW_R_BAD_CLAIM },
+        { "{\"exp\":4102444800,\"iat\":null}", T0, 60, 1, 0, AJW_R_BAD_CLAIM },
+        { "{\"exp\":4102444800,\"iat\":-1}", T0, 60, 1, 0, AJW_R_BAD_CLAIM },
+        /* nbf: not yet valid when nbf - leeway > now */
+        { "{\"exp\":4102444800,\"nbf\":1700000000}", T0, 0, 1, 0, AJW_OK },
+        { "{\"exp\":4102444800,\"nbf\":1700000000}", T0 - 1, 0, 1, 0, AJW_R_NOT_YET_VALID },
+        { "{\"exp\":4102444800,\"nbf\":1700000060}", T0, 60, 1, 0, AJW_OK },
+        { "{\"exp\":4102444800,\"nbf\":1700000061}", T0, 60, 1, 0, AJW_R_NOT_YET_VALID },
+        { "{\"exp\":4102444800,\"nbf\":1700000060.5}", T0, 60, 1, 0, AJW_OK },
+        /* iat in the future */
+        { "{\"exp\":4102444800,\"iat\":1700000060}", T0, 60, 1, 0, AJW_OK },
+        { "{\"exp\":4102444800,\"iat\":1700000061}", T0, 60, 1, 0, AJW_R_ISSUED_IN_FUTURE },
+        { "{\"exp\":4102444800,\"iat\":1700000001}", T0, 0, 1, 0, AJW_R_ISSUED_IN_FUTURE },
+        /* max age: too old when now - iat > max_age + leeway; iat required */
+        { "{\"exp\":4102444800}", T0, 60, 1, 300, AJW_R_TOO_OLD },
+        { "{\"exp\":4102444800,\"iat\":1699999640}", T0, 60, 1, 300, AJW_OK },
+        { "{\"exp\":4102444800,\"iat\":1699999639}", T0, 60, 1, 300, AJW_R_TOO_OLD },
+        { "{\"exp\":4102444800,\"iat\":1699999700}", T0, 0, 1, 300, AJW_OK },
+        { "{\"exp\":4102444800,\"iat\":1699999699}", T0, 0, 1, 300, AJW_R_TOO_OLD },
+        { "{\"exp\":4102444800,\"iat\":0}", T0, 60, 1, 9223372036854775807LL, AJW_OK },
+        /* order: exp before nbf */
+        { "{\"exp\":1,\"nbf\":4102444800}", T0, 0, 1, 0, AJW_R_EXPIRED },
+        /* the extremes do not overflow */
+        { "{\"exp\":253402300799}", T0, 9223372036854775807LL, 1, 0, AJW_OK },
+        { "{\"exp\":0}", 0, 0, 1, 0, AJW_R_EXPIRED },
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ajw_policy_t pol;
+        ajw_error_t err;
+        json_t *c = load(cases[i].claims);
+        ajw_reason_e rv;
+        ajw_policy_init(&pol);
+        pol.leeway = cases[i].leeway;
+        pol.require_exp = cases[i].require_exp;
+        pol.max_age = cases[i].max_age;
+        rv = ajw_claims_check(c, &pol, cases[i].now, &err);
+        if (rv != cases[i].want)
+            fail_msg("case %zu (%s now=%lld): got %s want %s (%s)", i, cases[i].claims,
+                     cases[i].now, ajw_reason_name(rv), ajw_reason_name(cases[i].want),
+                     err.text);
+        if (rv != AJW_OK)
+            assert_int_equal(err.code, rv);
+        json_decref(c);
+    }
+}
+
+/* ---- iss / aud / required ---- */
+
+static apr_array_header_t *list(const char *first, ...)
+{
+    apr_array_header_t *a = apr_array_make(pool, 4, sizeof(const char *));
+    const char *s;
+    va_list ap;
+    va_start(ap, first);
+    for (s = first; s; s = va_arg(ap, const char *))
+        APR_ARRAY_PUSH(a, const char *) = s;
+    va_end(ap);
+    return a;
+}
+
+typedef struct {
+    const char *claims;
+    ajw_reason_e want;
+} simple_case_t;
+
+static void run_simple(const ajw_policy_t *pol, const simple_case_t *cases, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        ajw_error_t err;
+        json_t *c = load(cases[i].claims);
+        ajw_reason_e rv = ajw_claims_check(c, pol, T0, &err);
+        if (rv != cases[i].want)
+            fail_msg("case %zu (%s): got %s want %s (%s)", i, cases[i].claims,
+                     ajw_reason_name(rv), ajw_reason_name(cases[i].want), err.text);
+        json_decref(c);
+    }
+}
+
+static void test_iss(void **state)
+{
+    static const simple_case_t cases[] = {
+        { "{\"exp\":4102444800,\"iss\":\"https://a.example\"}", AJW_OK },
+        { "{\"exp\":4102444800,\"iss\":\"https://b.example\"}", AJW_OK },
+        { "{\"exp\":4102444800,\"iss\":\"https://a.example/\"}", AJW_R_BAD_ISSUER },
+        { "{\"exp\":4102444800,\"iss\":\"https://a.exampl\"}", AJW_R_BAD_ISSUER },
+        { "{\"exp\":4102444800,\"iss\":\"HTTPS://A.EXAMPLE\"}", AJW_R_BAD_ISSUER },
+        { "{\"exp\":4102444800,\"iss\":\"\"}", AJW_R_BAD_ISSUER },
+        { "{\"exp\":4102444800}", AJW_R_BAD_ISSUER },
+        { "{\"exp\":4102444800,\"iss\":[\"https://a.example\"]}", AJW_R_BAD_ISSUER },
+        { "{\"exp\":4102444800,\"iss\":null}", AJW_R_BAD_ISSUER },
+        /* an embedded NUL must not make a prefix match */
+        { "{\"exp\":4102444800,\"iss\":\"https://a.example\\u0000x\"}", AJW_R_BAD_ISSUER },
+    };
+    ajw_policy_t pol;
+    (void)state;
+    ajw_policy_init(&pol);
+    pol.issuers = list("https://a.example", "https://b.example", NULL);
+    run_simple(&pol, cases, sizeof(cases) / sizeof(cases[0]));
+    /* no issuers configured: anything goes, missing included */
+    pol.issuers = list(NULL);
+    run_simple(&pol, (const simple_case_t[]){ { "{\"exp\":4102444800}", AJW_OK },
+                                               { "{\"exp\":4102444800,\"iss\":1}", AJW_OK } },
+               2);
+}
+
+static void test_iss_error_text_truncated(void **state)
+{
+    ajw_policy_t pol;
+    ajw_error_t err;
+    char claims[600];
+    char longiss[400];
+    json_t *c;
+    (void)state;
+    memset(longiss, 'A', sizeof(longiss) - 1);
+    longiss[sizeof(longiss) - 1] = '\0';
+    snprintf(claims, sizeof(claims), "{\"exp\":4102444800,\"iss\":\"%s\"}", longiss);
+    ajw_policy_init(&pol);
+    pol.issuers = list("https://a.example", NULL);
+    c = load(claims);
+    assert_int_equal(ajw_claims_check(c, &pol, T0, &err), AJW_R_BAD_ISSUER);
+    assert_non_null(strstr(err.text, "..."));
+    assert_null(strstr(err.text, longiss + 300)); /* at most ~64 chars quoted */
+    json_decref(c);
+    /* control characters never reach the text */
+    c = load("{\"exp\":4102444800,\"iss\":\"a\\nb\\u001bc\"}");
+    assert_int_equal(ajw_claims_check(c, &pol, T0, &err), AJW_R_BAD_ISSUER);
+    assert_non_null(strstr(err.text, "'a?b?c'"));
+    json_decref(c);
+}
+
+static void test_aud(void **state)
+{
+    static const simple_case_t cases[] = {
+        { "{\"exp\":4102444800,\"aud\":\"api\"}", AJW_OK },
+        { "{\"exp\":4102444800,\"aud\":\"api2\"}", AJW_OK },
+        { "{\"exp\":4102444800,\"aud\":\"ap\"}", AJW_R_BAD_AUDIENCE },
+        { "{\"exp\":4102444800,\"aud\":\"apix\"}", AJW_R_BAD_AUDIENCE },
+        { "{\"exp\":4102444800,\"aud\":[\"x\",\"api\"]}", AJW_OK },
+        { "{\"exp\":4102444800,\"aud\":[\"x\",\"y\"]}", AJW_R_BAD_AUDIENCE },
+        { "{\"exp\":4102444800,\"aud\":[]}", AJW_R_BAD_AUDIENCE },
+        { "{\"exp\":4102444800,\"aud\":[1,null,true,{\"api\":1},[\"api\"]]}",
+          AJW_R_BAD_AUDIENCE },
+        { "{\"exp\":4102444800,\"aud\":[1,\"api\"]}", AJW_OK },
+        { "{\"exp\":4102444800,\"aud\":{\"api\":\"api\"}}", AJW_R_BAD_AUDIENCE },
+        { "{\"exp\":4102444800,\"aud\":1}", AJW_R_BAD_AUDIENCE },
+        { "{\"exp\":4102444800}", AJW_R_BAD_AUDIENCE },
+    };
+    ajw_policy_t pol;
+    (void)state;
+    ajw_policy_init(&pol);
+    pol.audiences = list("api", "api2", NULL);
+    run_simple(&pol, cases, sizeof(cases) / sizeof(cases[0]));
+    pol.audiences = NULL;
+    run_simple(&pol, (const simple_case_t[]){ { "{\"exp\":4102444800,\"aud\":[]}", AJW_OK } },
+               1);
+}
+
+static void test_required(void **state)
+{
+    static const simple_case_t cases[] = {
+        { "{\"exp\":4102444800,\"sub\":\"a\",\"jti\":\"b\"}", AJW_OK },
+        { "{\"exp\":4102444800,\"sub\":null,\"jti\":0}", AJW_OK },
+        { "{\"exp\":4102444800,\"sub\":\"a\"}", AJW_R_MISSING_CLAIM },
+        { "{\"exp\":4102444800,\"subject\":\"a\",\"jti\":\"b\"}", AJW_R_MISSING_CLAIM },
+        { "{\"exp\":4102444800,\"su\":\"a\",\"jti\":\"b\"}", AJW_R_MISSING_CLAIM },
+    };
+    ajw_policy_t pol;
+    (void)state;
+    ajw_policy_init(&pol);
+    pol.required = list("sub", "jti", NULL);
+    run_simple(&pol, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_order_and_not_object(void **state)
+{
+    ajw_policy_t pol;
+    ajw_error_t err;
+    json_t *c;
+    (void)state;
+    ajw_policy_init(&pol);
+    pol.issuers = list("i", NULL);
+    pol.audiences = list("a", NULL);
+    pol.required = list("sub", NULL);
+    /* iss is checked before aud, aud before required */
+    c = load("{\"exp\":4102444800,\"iss\":\"x\",\"aud\":\"x\"}");
+    assert_int_equal(ajw_claims_check(c, &pol, T0, &err), AJW_R_BAD_ISSUER);
+    json_decref(c);
+    c = load("{\"exp\":4102444800,\"iss\":\"i\",\"aud\":\"x\"}");
+    assert_int_equal(ajw_claims_check(c, &pol, T0, &err), AJW_R_BAD_AUDIENCE);
+    assert_non_null(strstr(err.text, "'x'"));
+    json_decref(c);
+    c = load("{\"exp\":4102444800,\"iss\":\"i\",\"aud\":\"a\"}");
+    assert_int_equal(ajw_claims_check(c, &pol, T0, &err), AJW_R_MISSING_CLAIM);
+    assert_non_null(strstr(err.text, "sub"));
+    json_decref(c);
+    c = load("{\"exp\":4102444800,\"iss\":\"i\",\"aud\":\"a\",\"sub\":\"s\"}");
+    assert_int_equal(ajw_claims_check(c, &pol, T0, &err), AJW_OK);
+    assert_int_equal(ajw_claims_check(c, &pol, T0, NULL), AJW_OK);
+    json_decref(c);
+    c = load("[1]");
+    assert_int_not_equal(ajw_claims_check(c, &pol, T0, &err), AJW_OK);
+    json_decref(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_numeric_date),
+        cmocka_unit_test(test_numeric_date_nonfinite),
+        cmocka_unit_test(test_times),
+        cmocka_unit_test(test_iss),
+        cmocka_unit_test(test_iss_error_text_truncated),
+        cmocka_unit_test(test_aud),
+        cmocka_unit_test(test_required),
+        cmocka_unit_test(test_order_and_not_object),
+    };
+    int rc;
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}

@@ -1,0 +1,302 @@
+/* test_require.c — `Require claim` and `Require scope` rules. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+
+#include "ajw_require.h"
+
+static apr_pool_t *pool;
+
+static json_t *load(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+    if (!v)
+        fail_msg("bad test JSON %s: %s", text, jerr.text);
+    return v;
+}
+
+typedef struct {
+    const char *rule;   /* one alternative */
+    const char *claims;
+    int want;
+} rq_case_t;
+
+static void run_claim_cases(const rq_case_t *cases, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        ajw_require_t *rq = NULL;
+        const char *why = NULL;
+        const char *argv[1];
+        json_t *c = load(cases[i].claims);
+        int got;
+        argv[0] = cases[i].rule;
+        if (ajw_require_claim_compile(&rq, 1, argv, pool, &why) != APR_SUCCESS)
+            fail_msg("case %zu: compile '%s' failed: %s", i, cases[i].rule, why);
+        got = ajw_require_eval(rq, c);
+        if (got != cases[i].want)
+            fail_msg("case %zu: '%s' on %s: got %d want %d", i, cases[i].rule, cases[i].claims,
+                     got, cases[i].want);
+        json_decref(c);
+    }
+}
+
+static void test_claim_exact(void **state)
+{
+    static const rq_case_t cases[] = {
+        { "role:admin", "{\"role\":\"admin\"}", 1 },
+        { "role:adm", "{\"role\":\"admin\"}", 0 },
+        { "role:admin", "{\"role\":\"adm\"}", 0 },
+        { "role:admin", "{\"role\":\"Admin\"}", 0 },
+        { "role:admin", "{\"role\":\"admin \"}", 0 },
+        { "role:admin", "{\"roles\":\"admin\"}", 0 },
+        { "roles:admin", "{\"role\":\"admin\"}", 0 },
+        { "role:admin", "{\"rol\":\"admin\"}", 0 },
+        { "role:admin", "{}", 0 },
+        { "role:", "{\"role\":\"\"}", 1 },
+        { "role:", "{\"role\":\"x\"}", 0 },
+        /* value may contain ':' and '~' after the first separator */
+        { "uri:urn:a:b", "{\"uri\":\"urn:a:b\"}", 1 },
+        { "uri:a~b", "{\"uri\":\"a~b\"}", 1 },
+        /* objects and null never match */
+        { "role:null", "{\"role\":null}", 0 },
+        { "role:", "{\"role\":null}", 0 },
+        { "role:{}", "{\"role\":{}}", 0 },
+        { "role:{\"a\":1}", "{\"role\":{\"a\":1}}", 0 },
+    };
+    (void)state;
+    run_claim_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_claim_arrays(void **state)
+{
+    static const rq_case_t cases[] = {
+        { "roles:admin", "{\"roles\":[\"user\",\"admin\"]}", 1 },
+        { "roles:adm", "{\"roles\":[\"user\",\"admin\"]}", 0 },
+        { "roles:admin", "{\"roles\":[]}", 0 },
+        { "roles:admin", "{\"roles\":[[\"admin\"]]}", 0 },
+        { "roles:admin", "{\"roles\":[{\"admin\":1}]}", 0 },
+        { "roles:3", "{\"roles\":[1,2,3]}", 1 },
+        { "roles:true", "{\"roles\":[false,true]}", 1 },
+        { "roles~^adm", "{\"roles\":[\"user\",\"admin\"]}", 1 },
+        { "roles~^adm$", "{\"roles\":[\"user\",\"admin\"]}", 0 },
+    };
+    (void)state;
+    run_claim_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_claim_numbers_booleans(void **state)
+{
+    static const rq_case_t cases[] = {
+        { "level:3", "{\"level\":3}", 1 },
+        { "level:3", "{\"level\":33}", 0 },
+        { "level:3", "{\"level\":\"3\"}", 1 },
+        { "level:03", "{\"level\":3}", 0 },
+        { "level:3.0", "{\"level\":3}", 0 },
+        { "level:-7", "{\"level\":-7}", 1 },
+        { "level:9223372036854775807", "{\"level\":9223372036854775807}", 1 },
+        { "level:1.5", "{\"level\":1.5}", 1 },
+        { "level:1.5", "{\"level\":1.50}", 1 },
+        { "level:1", "{\"level\":1.0}", 0 },
+        { "ok:true", "{\"ok\":true}", 1 },
+        { "ok:true", "{\"ok\":false}", 0 },
+        { "ok:false", "{\"ok\":false}", 1 },
+        { "ok:tru", "{\"ok\":true}", 0 },
+        { "ok:true", "{\"ok\":\"true\"}", 1 },
+        { "ok~^t", "{\"ok\":true}", 1 },
+        { "level~^[0-9]+$", "{\"level\":42}", 1 },
+    };
+    (void)state;
+    run_claim_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_claim_nested(void **state)
+{
+    static const rq_case_t cases[] = {
+        { "realm_access.roles:admin", "{\"realm_access\":{\"roles\":[\"admin\"]}}", 1 },
+        { "realm_access.roles:admin", "{\"realm_access\":{\"role\":[\"admin\"]}}", 0 },
+        { "realm_access.role:admin", "{\"realm_access\":{\"roles\":[\"admin\"]}}", 0 },
+        { "realm.roles:admin", "{\"realm_access\":{\"roles\":[\"admin\"]}}", 0 },
+        { "realm_access.roles:admin", "{\"realm_access\":[{\"roles\":\"admin\"}]}", 0 },
+        { "a.b.c:x", "{\"a\":{\"b\":{\"c\":\"x\"}}}", 1 },
+        { "a.b.c:x", "{\"a\":{\"b\":{\"c\":\"y\"}}}", 0 },
+        { "a.b:x", "{\"a\":{\"b\":{\"c\":\"x\"}}}", 0 },
+        { "a.b.c.d:x", "{\"a\":{\"b\":{\"c\":\"x\"}}}", 0 },
+        /* a member whose name contains '.' is found by the whole path */
+        { "https://ex.com/role:admin", "{\"https://ex.com/role\":\"admin\"}", 0 },
+        { "ex.com/role:admin", "{\"ex.com/role\":\"admin\"}", 1 },
+    };
+    (void)state;
+    run_claim_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_claim_regex(void **state)
+{
+    static const rq_case_t cases[] = {
+        { "email~@example\\.com$", "{\"email\":\"a@example.com\"}", 1 },
+        { "email~@example\\.com$", "{\"email\":\"a@example.com.evil\"}", 0 },
+        { "email~example", "{\"email\":\"a@example.com\"}", 1 },
+        { "email~^(a|b)@", "{\"email\":\"b@x\"}", 1 },
+        { "email~^(a|b)@", "{\"email\":\"c@x\"}", 0 },
+        { "email~x", "{\"emails\":\"x\"}", 0 },
+        { "email~x", "{\"email\":null}", 0 },
+        { "email~.", "{\"email\":{\"a\":\"x\"}}", 0 },
+    };
+    (void)state;
+    run_claim_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_claim_alternatives_and_text(void **state)
+{
+    const char *argv[] = { "role:admin", "group~^ops-", "level:5" };
+    ajw_require_t *rq;
+    const char *why;
+    json_t *c;
+    (void)state;
+    assert_int_equal(ajw_require_claim_compile(&rq, 3, argv, pool, &why), APR_SUCCESS);
+    assert_string_equal(ajw_require_text(rq), "role:admin group~^ops- level:5");
+    c = load("{\"role\":\"user\",\"group\":\"ops-west\"}");
+    assert_int_equal(ajw_require_eval(rq, c), 1);
+    json_decref(c);
+    c = load("{\"role\":\"user\",\"group\":\"dev\",\"level\":5}");
+    assert_int_equal(ajw_require_eval(rq, c), 1);
+    json_decref(c);
+    c = load("{\"role\":\"user\",\"group\":\"dev\",\"level\":4}");
+    assert_int_equal(ajw_require_eval(rq, c), 0);
+    json_decref(c);
+    c = load("[\"role\"]");
+    assert_int_equal(ajw_require_eval(rq, c), 0);
+    json_decref(c);
+    assert_int_equal(ajw_require_eval(NULL, NULL), 0);
+}
+
+static void test_claim_compile_errors(void **state)
+{
+    static const char *const bad[] = {
+        "role", "", ":admin", "~admin", "role~(", "role~[a-", "role~", "role~a{2,1}",
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ajw_require_t *rq = (ajw_require_t *)&rq;
+        const char *why = NULL;
+        const char *argv[2] = { "ok:1", bad[i] };
+        if (ajw_require_claim_compile(&rq, 2, argv, pool, &why) == APR_SUCCESS)
+            fail_msg("'%s' compiled", bad[i]);
+        assert_null(rq);
+        assert_non_null(why);
+        assert_non_null(strstr(why, bad[i]));
+    }
+    {
+        ajw_require_t *rq;
+        const char *why = NULL;
+        assert_int_not_equal(ajw_require_claim_compile(&rq, 0, NULL, pool, &why), APR_SUCCESS);
+        assert_non_null(why);
+        assert_int_not_equal(ajw_require_scope_compile(&rq, 0, NULL, pool, &why), APR_SUCCESS);
+        assert_non_null(why);
+    }
+}
+
+typedef struct {
+    const char *claims;
+    int want;
+} scope_case_t;
+
+static void test_scope(void **state)
+{
+    static const scope_case_t cases[] = {
+        { "{\"scope\":\"read write\"}", 1 },
+        { "{\"scope\":\"write\"}", 1 },
+        { "{\"scope\":\"  write  \"}", 1 },
+        { "{\"scope\":\"read\"}", 0 },
+        { "{\"scope\":\"writer\"}", 0 },
+        { "{\"scope\":\"wri\"}", 0 },
+        { "{\"scope\":\"write:all\"}", 0 },
+        { "{\"scope\":\"\"}", 0 },
+        { "{\"scope\":[\"write\"]}", 0 },     /* scope is a string by RFC 8693 */
+        { "{\"scp\":[\"read\",\"write\"]}", 1 },
+        { "{\"scp\":[\"read\",\"writes\"]}", 0 },
+        { "{\"scp\":[\"read write\"]}", 0 },
+        { "{\"scp\":\"read write\"}", 1 },
+        { "{\"scp\":\"writ\"}", 0 },
+        { "{\"scp\":[1,null,{\"write\":1}]}", 0 },
+        { "{\"scp\":[]}", 0 },
+        { "{\"scopes\":\"write\"}", 0 },
+        { "{\"sc\":\"write\"}", 0 },
+        { "{\"scope\":\"read\",\"scp\":[\"admin\"]}", 1 },
+        { "{}", 0 },
+    };
+    const char *argv[] = { "write", "admin" };
+    ajw_require_t *rq;
+    const char *why;
+    size_t i;
+    (void)state;
+    assert_int_equal(ajw_require_scope_compile(&rq, 2, argv, pool, &why), APR_SUCCESS);
+    assert_string_equal(ajw_require_text(rq), "write admin");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *c = load(cases[i].claims);
+        int got = ajw_require_eval(rq, c);
+        if (got != cases[i].want)
+            fail_msg("scope case %zu (%s): got %d want %d", i, cases[i].claims, got,
+                     cases[i].want);
+        json_decref(c);
+    }
+}
+
+static void test_scope_compile_errors(void **state)
+{
+    static const char *const bad[] = { "", "a b", " " };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ajw_require_t *rq;
+        const char *why = NULL;
+        const char *argv[2] = { "ok", bad[i] };
+        assert_int_not_equal(ajw_require_scope_compile(&rq, 2, argv, pool, &why), APR_SUCCESS);
+        assert_null(rq);
+        assert_non_null(why);
+    }
+}
+
+/* Compiled regexes are freed with their pool (ASan's leak check proves it). */
+static void test_regex_pool_cleanup(void **state)
+{
+    apr_pool_t *sub;
+    const char *argv[] = { "a~^x+$", "b~y" };
+    ajw_require_t *rq;
+    const char *why;
+    (void)state;
+    apr_pool_create(&sub, pool);
+    assert_int_equal(ajw_require_claim_compile(&rq, 2, argv, sub, &why), APR_SUCCESS);
+    apr_pool_destroy(sub);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_claim_exact),
+        cmocka_unit_test(test_claim_arrays),
+        cmocka_unit_test(test_claim_numbers_booleans),
+        cmocka_unit_test(test_claim_nested),
+        cmocka_unit_test(test_claim_regex),
+        cmocka_unit_test(test_claim_alternatives_and_text),
+        cmocka_unit_test(test_claim_compile_errors),
+        cmocka_unit_test(test_scope),
+        cmocka_unit_test(test_scope_compile_errors),
+        cmocka_unit_test(test_regex_pool_cleanup),
+    };
+    int rc;
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}
