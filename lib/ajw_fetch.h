@@ -13,6 +13,10 @@ typedef struct ajw_fetch_req_t {
     const char *etag;           /* send If-None-Match when not NULL */
     apr_interval_time_t timeout;/* whole transfer, connect included */
     size_t max_size;            /* body bytes; more is an error, transfer aborted */
+    /* Optional (NULL = never): polled during the transfer, which is aborted
+     * ("cancelled") when it returns non-zero. Lets shutdown interrupt a hung fetch. */
+    int (*cancelled)(void *baton);
+    void *cancel_baton;
 } ajw_fetch_req_t;
 
 typedef struct ajw_fetch_res_t {
@@ -20,13 +24,16 @@ typedef struct ajw_fetch_res_t {
     const char *body;           /* pool memory, NUL-terminated, len bytes */
     size_t len;
     const char *etag;           /* ETag response header or NULL */
-    long long max_age;          /* Cache-Control max-age seconds, -1 when absent or no-store */
+    long long max_age;          /* Cache-Control max-age seconds, -1 when absent or no-store
+                                 * (no freshness hint: the caller's default applies); 0 for
+                                 * no-cache (refresh as early as the caller allows) */
     const char *error;          /* on failure: a short reason (timeout, TLS, too large, ...) */
 } ajw_fetch_res_t;
 
 typedef struct ajw_fetcher_t ajw_fetcher_t;
 /* Fetch req into res (allocations from p). APR_SUCCESS when an answer came
- * (any status, 304 included); an error status with res->error set when not.
+ * (any status, 304 included); an error status with res->error set when not
+ * (curl fetcher: APR_TIMEUP for a timeout, APR_EGENERAL otherwise, too large included).
  * Must be safe to call from the one refresh thread; never follows redirects. */
 typedef apr_status_t ajw_fetch_fn(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
                                   ajw_fetch_res_t *res, apr_pool_t *p);

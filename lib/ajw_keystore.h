@@ -53,25 +53,48 @@ void ajw_source_conf_init(ajw_source_conf_t *conf);
 apr_status_t ajw_keystore_create(ajw_keystore_t **out, apr_pool_t *p);
 
 /* Register a source (config phase only; not thread-safe). The same url and
- * ca_file give the same source back; the shorter refresh wins. */
+ * ca_file give the same source back; the shorter refresh and min_refresh
+ * win (timeout and max_size: the first registration's). Values <= 0 take the
+ * defaults; min_refresh is capped at refresh. No locks or threads are made
+ * here, so the store may be created before a fork and started after it. */
 ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf);
 
 /* Start the refresh thread with fetcher f; its first round loads every
  * source at once. Registers a cleanup on pchild that stops and joins the
- * thread. Call once per process, after fork (httpd: child_init). */
+ * thread. Call once per process, after fork (httpd: child_init).
+ * Schedule: after a success, `refresh`, or the server's Cache-Control
+ * max-age clamped to [min_refresh, refresh] (no-cache → min_refresh,
+ * no-store → refresh). After n consecutive failures: 1 s, 2 s, 4 s, ...
+ * capped at min(refresh, 60 s), ±20% jitter; the previous keys stay
+ * published. A 200 whose body is byte-identical to the published document,
+ * or a 304, keeps the set and its generation. A document that does not
+ * parse or has no usable key is a failure.
+ * Logs (ajw_log): first load NOTICE "loaded N keys from URL"; key change
+ * INFO; recovery after failures INFO; failure ERR while nothing was ever
+ * loaded, WARN after; skipped-key notes WARN once per new document;
+ * unchanged DEBUG. Returns APR_EINVAL when already started.
+ * The pchild cleanup also drops the published sets: every hold must be
+ * released before pchild is destroyed. After it, start may be called again. */
 apr_status_t ajw_keystore_start(ajw_keystore_t *ks, ajw_fetcher_t *f, apr_pool_t *pchild);
 
-/* Stop and join the thread (idempotent; also run by the pchild cleanup). */
+/* Stop and join the thread (idempotent; also run by the pchild cleanup).
+ * An in-flight fetch is cancelled through ajw_fetch_req_t.cancelled (the
+ * curl fetcher notices within about a second). Published keys stay readable. */
 void ajw_keystore_stop(ajw_keystore_t *ks);
 
 /* Hold the current key set of src. When none was ever loaded, wait up to
  * `wait` for the first load; returns NULL if there is still none. Never
- * does network I/O. Release every non-NULL hold. */
+ * does network I/O. Release every non-NULL hold.
+ * The wait ends early when the attempt it waited for fails; and when an
+ * attempt already failed and none is running (the IdP is down, a retry is
+ * scheduled) it returns NULL at once, so request threads do not pile up
+ * during an outage. Before start, or after stop: NULL at once when empty. */
 ajw_keyhold_t *ajw_source_acquire(ajw_source_t *src, apr_interval_time_t wait);
 void ajw_source_release(ajw_keyhold_t *hold);
 
 /* Ask for an early refresh (a token named an unknown kid). Rate-limited:
- * ignored when the last fetch of src started less than min_refresh ago. */
+ * ignored when the last fetch of src started less than min_refresh ago.
+ * Cheap (one lock, no I/O); a no-op before start. */
 void ajw_source_kick(ajw_source_t *src);
 
 const char *ajw_source_url(const ajw_source_t *src);

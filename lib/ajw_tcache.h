@@ -14,8 +14,9 @@
 typedef struct ajw_tcache_t ajw_tcache_t;
 
 typedef struct ajw_tcache_entry_t {
-    json_t *header;               /* on get: a new reference the caller must release */
-    json_t *claims;               /* likewise */
+    json_t *header;               /* on get: a new deep copy the caller must release */
+    json_t *claims;               /* likewise (values are copied in and out, never shared
+                                   * between threads: jansson's refcounts are not enough) */
     const void *source;           /* identity of the key source that verified it */
     unsigned long long generation;/* that source's key set generation */
     ajw_alg_e alg;
@@ -31,8 +32,10 @@ apr_status_t ajw_tcache_create(ajw_tcache_t **out, size_t capacity, apr_pool_t *
 int ajw_tcache_get(ajw_tcache_t *tc, const char *token, size_t len, long long now,
                    ajw_tcache_entry_t *hit);
 
-/* Remember token until `expires` (seconds since epoch). Takes its own
- * references to entry->header/claims. A full cache replaces an old entry. */
+/* Remember token until `expires` (seconds since epoch). Keeps its own deep
+ * copies of entry->header/claims (the caller keeps its references). When the
+ * token's probe window is full, an expired entry (by the latest `now` seen by
+ * get) or else the oldest is replaced. */
 void ajw_tcache_put(ajw_tcache_t *tc, const char *token, size_t len, long long expires,
                     const ajw_tcache_entry_t *entry);
 

@@ -1,0 +1,650 @@
+/* test_keystore.c — the key store with a fake fetcher: loading, failures,
+ * generations, 304, kick rate limit, holds across swaps, stop, fork. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "ajw_keystore.h"
+#include "ajw_log.h"
+
+/* Real P-256 public keys (generated once with jwcrypto). */
+#define KEY_A "{\"crv\":\"P-256\",\"kid\":\"key-a\",\"kty\":\"EC\"," \
+    "\"x\":\"BSN7EblVGdxrU5yAWllqV0KP6qDT3K5aGKmURtvnH1Y\"," \
+    "\"y\":\"_zM7kr1iHlSkfVPf7w6QlZ2cv_Vya0GSunTr8peZKGY\"}"
+#define KEY_B "{\"crv\":\"P-256\",\"kid\":\"key-b\",\"kty\":\"EC\"," \
+    "\"x\":\"60IobOJ-0WFTtSrt3Kw0zJx_4EPauEsMQ9R3nh1XQpM\"," \
+    "\"y\":\"qbWZ7Qqs19U-Lfx8XBMkLElZWg-DWFDix6HeeEUJsls\"}"
+static const char DOC_A[] = "{\"keys\":[" KEY_A "]}";
+static const char DOC_B[] = "{\"keys\":[" KEY_B "]}";
+static const char DOC_AB[] = "{\"keys\":[" KEY_A "," KEY_B "]}";
+static const char DOC_OCT[] = "{\"keys\":[{\"kty\":\"oct\",\"kid\":\"s\",\"k\":\"c2VjcmV0\"}]}";
+
+#define URL "https://idp.example/jwks"
+#define MS(n) ((apr_interval_time_t)(n) * 1000)
+#define DEADLINE MS(5000)
+
+/* ---- fake fetcher: all fields guarded by mu ---------------------------- */
+
+typedef struct fake_t {
+    pthread_mutex_t mu;
+    const char *doc;          /* body of a 200 */
+    const char *etag;         /* ETag of a 200, NULL = none */
+    int fail;                 /* transport failure */
+    int status;               /* status when not failing */
+    int honor_etag;           /* 304 when If-None-Match equals etag */
+    long long max_age;
+    apr_interval_time_t delay;
+    int hang;                 /* block until the request is cancelled (max 10 s) */
+    int calls;
+    int calls_304;
+    char last_inm[64];
+} fake_t;
+
+static apr_status_t fake_fetch(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
+                               ajw_fetch_res_t *res, apr_pool_t *p)
+{
+    fake_t *f = self->baton;
+    apr_interval_time_t delay;
+    int fail, hang;
+    memset(res, 0, sizeof(*res));
+    res->max_age = -1;
+    pthread_mutex_lock(&f->mu);
+    f->calls++;
+    delay = f->delay;
+    fail = f->fail;
+    hang = f->hang;
+    snprintf(f->last_inm, sizeof(f->last_inm), "%s", req->etag ? req->etag : "");
+    if (!fail && f->honor_etag && req->etag && f->etag && strcmp(req->etag, f->etag) == 0) {
+        res->status = 304;
+        f->calls_304++;
+    }
+    else if (!fail) {
+        res->status = f->status;
+        res->body = apr_pstrdup(p, f->doc);
+        res->len = strlen(f->doc);
+        res->etag = f->etag ? apr_pstrdup(p, f->etag) : NULL;
+    }
+    res->max_age = f->max_age;
+    pthread_mutex_unlock(&f->mu);
+    if (delay)
+        apr_sleep(delay);
+    if (hang) {
+        apr_time_t end = apr_time_now() + MS(10000);
+        while (apr_time_now() < end && !(req->cancelled && req->cancelled(req->cancel_baton)))
+            apr_sleep(MS(5));
+        res->status = 0;
+        res->error = "cancelled";
+        return APR_EGENERAL;
+    }
+    if (fail) {
+        res->error = "connection refused (fake)";
+        return APR_ECONNREFUSED;
+    }
+    return APR_SUCCESS;
+}
+
+static fake_t fake;
+static ajw_fetcher_t fake_fetcher = { fake_fetch, &fake };
+
+static void fake_reset(const char *doc)
+{
+    pthread_mutex_lock(&fake.mu);
+    fake.doc = doc;
+    fake.etag = NULL;
+    fake.fail = 0;
+    fake.status = 200;
+    fake.honor_etag = 0;
+    fake.max_age = -1;
+    fake.delay = 0;
+    fake.hang = 0;
+    fake.calls = 0;
+    fake.calls_304 = 0;
+    fake.last_inm[0] = '\0';
+    pthread_mutex_unlock(&fake.mu);
+}
+
+static int fake_calls(void)
+{
+    int n;
+    pthread_mutex_lock(&fake.mu);
+    n = fake.calls;
+    pthread_mutex_unlock(&fake.mu);
+    return n;
+}
+
+static void fake_set(const char *doc, int fail)
+{
+    pthread_mutex_lock(&fake.mu);
+    fake.doc = doc;
+    fake.fail = fail;
+    pthread_mutex_unlock(&fake.mu);
+}
+
+/* ---- log capture ---------------------------------------------------------- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[16384];       /* guarded by log_mu */
+
+static void capture_log(void *baton, ajw_log_level_e level, const char *msg)
+{
+    size_t used;
+    (void)baton;
+    pthread_mutex_lock(&log_mu);
+    used = strlen(log_buf);
+    snprintf(log_buf + used, sizeof(log_buf) - used, "[%d] %s\n", (int)level, msg);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static int log_has(const char *needle)
+{
+    int found;
+    pthread_mutex_lock(&log_mu);
+    found = strstr(log_buf, needle) != NULL;
+    pthread_mutex_unlock(&log_mu);
+    return found;
+}
+
+/* ---- fixture ----------------------------------------------------------------- */
+
+typedef struct env_t {
+    apr_pool_t *p;        /* configuration pool */
+    apr_pool_t *pchild;   /* per-process pool: owns the thread */
+    ajw_keystore_t *ks;
+    ajw_source_t *src;
+} env_t;
+
+static void env_conf(ajw_source_conf_t *c, long refresh_ms, long min_ms)
+{
+    ajw_source_conf_init(c);
+    c->url = URL;
+    c->refresh = MS(refresh_ms);
+    c->min_refresh = MS(min_ms);
+    c->timeout = MS(1000);
+}
+
+static void env_start(env_t *e, long refresh_ms, long min_ms)
+{
+    ajw_source_conf_t c;
+    memset(e, 0, sizeof(*e));
+    assert_int_equal(apr_pool_create(&e->p, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&e->pchild, e->p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&e->ks, e->p), APR_SUCCESS);
+    env_conf(&c, refresh_ms, min_ms);
+    e->src = ajw_keystore_add(e->ks, &c);
+    assert_non_null(e->src);
+    assert_int_equal(ajw_keystore_start(e->ks, &fake_fetcher, e->pchild), APR_SUCCESS);
+}
+
+static void env_end(env_t *e)
+{
+    apr_pool_destroy(e->pchild);   /* pre-cleanup stops and joins */
+    apr_pool_destroy(e->p);
+}
+
+static ajw_source_status_t status_of(ajw_source_t *src)
+{
+    ajw_source_status_t st;
+    ajw_source_get_status(src, &st);
+    return st;
+}
+
+/* Poll until the source's generation reaches gen (bounded). */
+static int wait_generation(ajw_source_t *src, unsigned long long gen)
+{
+    apr_time_t end = apr_time_now() + DEADLINE;
+    while (apr_time_now() < end) {
+        if (status_of(src).generation >= gen)
+            return 1;
+        apr_sleep(MS(5));
+    }
+    return 0;
+}
+
+static int wait_calls(int n)
+{
+    apr_time_t end = apr_time_now() + DEADLINE;
+    while (apr_time_now() < end) {
+        if (fake_calls() >= n)
+            return 1;
+        apr_sleep(MS(5));
+    }
+    return 0;
+}
+
+static int wait_failures(ajw_source_t *src, unsigned n)
+{
+    apr_time_t end = apr_time_now() + DEADLINE;
+    while (apr_time_now() < end) {
+        if (status_of(src).failures >= n)
+            return 1;
+        apr_sleep(MS(5));
+    }
+    return 0;
+}
+
+static const char *first_kid(const ajw_keyhold_t *h)
+{
+    return APR_ARRAY_IDX(h->set->keys, 0, ajw_key_t *)->kid;
+}
+
+/* ---- tests --------------------------------------------------------------------- */
+
+static void test_first_load(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *h;
+    ajw_source_status_t st;
+    (void)state;
+    fake_reset(DOC_AB);
+    env_start(&e, 10000, 1000);
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    assert_int_equal(h->set->keys->nelts, 2);
+    assert_int_equal(h->generation, 1);
+    st = status_of(e.src);
+    assert_true(st.loaded);
+    assert_int_equal(st.nkeys, 2);
+    assert_int_equal(st.failures, 0);
+    assert_string_equal(st.last_error, "");
+    assert_true(st.last_success > 0);
+    assert_true(st.next_attempt > st.last_attempt);
+    assert_string_equal(ajw_source_url(e.src), URL);
+    ajw_source_release(h);
+    assert_true(log_has("loaded 2 keys from " URL));
+    /* Never key material in the log. */
+    assert_false(log_has("BSN7EblVGdxrU5yAWllqV0KP6qDT3K5aGKmURtvnH1Y"));
+    env_end(&e);
+}
+
+static void test_acquire_bounded_when_failing(void **state)
+{
+    env_t e;
+    apr_time_t t0, took;
+    ajw_source_status_t st;
+    (void)state;
+    fake_reset(DOC_A);
+    fake_set(DOC_A, 1);
+    env_start(&e, 10000, 1000);
+    t0 = apr_time_now();
+    assert_null(ajw_source_acquire(e.src, MS(300)));
+    took = apr_time_now() - t0;
+    assert_true(took < MS(3000));
+    assert_true(wait_failures(e.src, 1));
+    st = status_of(e.src);
+    assert_false(st.loaded);
+    assert_non_null(strstr(st.last_error, "connection refused"));
+    /* An attempt failed and none is running: no waiting at all now. */
+    t0 = apr_time_now();
+    assert_null(ajw_source_acquire(e.src, MS(2000)));
+    assert_true(apr_time_now() - t0 < MS(1500));
+    /* First-load backoff: about 1 s (±20%) after the first failure. */
+    st = status_of(e.src);
+    assert_true(st.next_attempt - st.last_attempt >= MS(790));
+    assert_true(st.next_attempt - st.last_attempt <= MS(1300));
+    assert_true(log_has("no keys from " URL));
+    env_end(&e);
+}
+
+static void test_acquire_without_start(void **state)
+{
+    apr_pool_t *p;
+    ajw_keystore_t *ks;
+    ajw_source_conf_t c;
+    ajw_source_t *src;
+    ajw_source_status_t st;
+    (void)state;
+    assert_int_equal(apr_pool_create(&p, NULL), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&ks, p), APR_SUCCESS);
+    env_conf(&c, 1000, 100);
+    src = ajw_keystore_add(ks, &c);
+    assert_null(ajw_source_acquire(src, MS(100)));
+    ajw_source_kick(src);                 /* harmless before start */
+    ajw_source_get_status(src, &st);
+    assert_false(st.loaded);
+    ajw_keystore_stop(ks);                /* harmless, never started */
+    assert_null(ajw_source_acquire(NULL, 0));
+    ajw_source_release(NULL);
+    apr_pool_destroy(p);
+}
+
+static void test_keys_kept_after_failures(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *h;
+    ajw_source_status_t st;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 30, 10);
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    ajw_source_release(h);
+    fake_set(DOC_A, 1);
+    assert_true(wait_failures(e.src, 3));
+    h = ajw_source_acquire(e.src, 0);
+    assert_non_null(h);
+    assert_string_equal(first_kid(h), "key-a");
+    assert_int_equal(h->generation, 1);
+    ajw_source_release(h);
+    st = status_of(e.src);
+    assert_true(st.loaded);
+    assert_int_equal(st.nkeys, 1);
+    assert_true(st.last_error[0] != '\0');
+    assert_true(log_has("refresh of " URL " failed"));
+    /* A document with no usable key is a failure too: keys kept. */
+    fake_set(DOC_OCT, 0);
+    st = status_of(e.src);
+    assert_true(wait_failures(e.src, st.failures + 2));
+    st = status_of(e.src);
+    assert_non_null(strstr(st.last_error, "no usable keys"));
+    assert_int_equal(st.generation, 1);
+    h = ajw_source_acquire(e.src, 0);
+    assert_non_null(h);
+    assert_string_equal(first_kid(h), "key-a");
+    ajw_source_release(h);
+    /* Recovery resets the failure count. */
+    fake_set(DOC_B, 0);
+    assert_true(wait_generation(e.src, 2));
+    assert_true(wait_calls(fake_calls() + 1));
+    st = status_of(e.src);
+    assert_int_equal(st.failures, 0);
+    env_end(&e);
+}
+
+static void test_zero_keys_first_load_fails(void **state)
+{
+    env_t e;
+    ajw_source_status_t st;
+    (void)state;
+    fake_reset(DOC_OCT);
+    env_start(&e, 10000, 1000);
+    assert_null(ajw_source_acquire(e.src, DEADLINE));
+    assert_true(wait_failures(e.src, 1));
+    st = status_of(e.src);
+    assert_false(st.loaded);
+    assert_non_null(strstr(st.last_error, "no usable keys"));
+    env_end(&e);
+}
+
+static void test_generation_on_change_only(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *h;
+    int calls;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 20, 10);
+    assert_true(wait_generation(e.src, 1));
+    fake_set(DOC_B, 0);
+    assert_true(wait_generation(e.src, 2));
+    h = ajw_source_acquire(e.src, 0);
+    assert_non_null(h);
+    assert_string_equal(first_kid(h), "key-b");
+    assert_int_equal(h->generation, 2);
+    ajw_source_release(h);
+    /* The same document again and again: no new generation. */
+    calls = fake_calls();
+    assert_true(wait_calls(calls + 4));
+    assert_int_equal(status_of(e.src).generation, 2);
+    assert_true(log_has("keys of " URL " changed"));
+    env_end(&e);
+}
+
+static void test_not_modified_keeps_set(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *h;
+    int n304;
+    (void)state;
+    fake_reset(DOC_A);
+    pthread_mutex_lock(&fake.mu);
+    fake.etag = "\"v1\"";
+    fake.honor_etag = 1;
+    pthread_mutex_unlock(&fake.mu);
+    env_start(&e, 20, 10);
+    assert_true(wait_generation(e.src, 1));
+    assert_true(wait_calls(4));
+    pthread_mutex_lock(&fake.mu);
+    n304 = fake.calls_304;
+    assert_string_equal(fake.last_inm, "\"v1\"");
+    pthread_mutex_unlock(&fake.mu);
+    assert_true(n304 >= 2);
+    h = ajw_source_acquire(e.src, 0);
+    assert_non_null(h);
+    assert_int_equal(h->generation, 1);
+    assert_string_equal(first_kid(h), "key-a");
+    ajw_source_release(h);
+    assert_int_equal(status_of(e.src).failures, 0);
+    env_end(&e);
+}
+
+static void test_kick_rate_limited(void **state)
+{
+    env_t e;
+    int i, calls;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 60000, 400);
+    assert_true(wait_generation(e.src, 1));
+    assert_int_equal(fake_calls(), 1);
+    /* Within min_refresh of the first fetch: every kick ignored. */
+    for (i = 0; i < 1000; i++)
+        ajw_source_kick(e.src);
+    apr_sleep(MS(50));
+    calls = fake_calls();
+    assert_true(calls <= 2);
+    /* After min_refresh: a flood of kicks makes one fetch. */
+    apr_sleep(MS(450));
+    calls = fake_calls();
+    for (i = 0; i < 1000; i++)
+        ajw_source_kick(e.src);
+    assert_true(wait_calls(calls + 1));
+    apr_sleep(MS(100));
+    for (i = 0; i < 1000; i++)
+        ajw_source_kick(e.src);
+    apr_sleep(MS(50));
+    assert_true(fake_calls() <= calls + 2);
+    env_end(&e);
+}
+
+static void test_max_age_clamped_to_min_refresh(void **state)
+{
+    env_t e;
+    (void)state;
+    fake_reset(DOC_A);
+    pthread_mutex_lock(&fake.mu);
+    fake.max_age = 0;                  /* no-cache: refresh as early as allowed */
+    pthread_mutex_unlock(&fake.mu);
+    env_start(&e, 60000, 20);
+    /* With the 60 s refresh only one fetch would happen. */
+    assert_true(wait_calls(4));
+    assert_int_equal(status_of(e.src).generation, 1);
+    env_end(&e);
+}
+
+static void test_hold_survives_swap(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *old, *cur;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 20, 10);
+    old = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(old);
+    fake_set(DOC_B, 0);
+    assert_true(wait_generation(e.src, 2));
+    cur = ajw_source_acquire(e.src, 0);
+    assert_non_null(cur);
+    assert_ptr_not_equal(old, cur);
+    /* The old set is still intact (ASan would flag a use after free). */
+    assert_string_equal(first_kid(old), "key-a");
+    assert_non_null(APR_ARRAY_IDX(old->set->keys, 0, ajw_key_t *)->pkey);
+    assert_string_equal(first_kid(cur), "key-b");
+    ajw_source_release(old);               /* frees the old set (ASan: no leak) */
+    ajw_source_release(cur);
+    env_end(&e);
+}
+
+static void test_stop_is_prompt(void **state)
+{
+    env_t e;
+    apr_time_t t0;
+    ajw_keyhold_t *h;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 60000, 1000);
+    assert_true(wait_generation(e.src, 1));
+    t0 = apr_time_now();                   /* the thread sleeps for 60 s */
+    ajw_keystore_stop(e.ks);
+    assert_true(apr_time_now() - t0 < MS(1000));
+    ajw_keystore_stop(e.ks);               /* idempotent */
+    h = ajw_source_acquire(e.src, MS(100)); /* keys stay readable */
+    assert_non_null(h);
+    ajw_source_release(h);
+    env_end(&e);
+
+    /* Stop during a slow fetch waits for that fetch only. */
+    fake_reset(DOC_A);
+    pthread_mutex_lock(&fake.mu);
+    fake.delay = MS(200);
+    pthread_mutex_unlock(&fake.mu);
+    env_start(&e, 60000, 1000);
+    assert_true(wait_calls(1));
+    t0 = apr_time_now();
+    env_end(&e);
+    assert_true(apr_time_now() - t0 < MS(2000));
+
+    /* A hung fetch is cancelled by stop. */
+    fake_reset(DOC_A);
+    pthread_mutex_lock(&fake.mu);
+    fake.hang = 1;
+    pthread_mutex_unlock(&fake.mu);
+    env_start(&e, 60000, 1000);
+    assert_true(wait_calls(1));
+    t0 = apr_time_now();
+    ajw_keystore_stop(e.ks);
+    assert_true(apr_time_now() - t0 < MS(2000));
+    assert_null(ajw_source_acquire(e.src, MS(100)));
+    env_end(&e);
+}
+
+static void test_same_url_same_source(void **state)
+{
+    apr_pool_t *p;
+    ajw_keystore_t *ks;
+    ajw_source_conf_t c;
+    ajw_source_t *a, *b, *other, *with_ca;
+    (void)state;
+    assert_int_equal(apr_pool_create(&p, NULL), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&ks, p), APR_SUCCESS);
+    env_conf(&c, 1000, 100);
+    a = ajw_keystore_add(ks, &c);
+    c.refresh = MS(500);
+    c.url = apr_pstrdup(p, URL);           /* equal text, different pointer */
+    b = ajw_keystore_add(ks, &c);
+    assert_ptr_equal(a, b);
+    c.url = "https://other.example/jwks";
+    other = ajw_keystore_add(ks, &c);
+    assert_ptr_not_equal(a, other);
+    c.url = URL;
+    c.ca_file = "/etc/ssl/ca.pem";
+    with_ca = ajw_keystore_add(ks, &c);
+    assert_ptr_not_equal(a, with_ca);
+    apr_pool_destroy(p);
+}
+
+/* httpd builds the configuration in the parent and starts threads in each
+ * child: create/add before fork, start after. */
+static void test_fork_after_config(void **state)
+{
+    apr_pool_t *p, *pchild;
+    ajw_keystore_t *ks;
+    ajw_source_conf_t c;
+    ajw_source_t *src;
+    pid_t pid;
+    int wst = 0;
+    (void)state;
+    fake_reset(DOC_A);
+    assert_int_equal(apr_pool_create(&p, NULL), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&ks, p), APR_SUCCESS);
+    env_conf(&c, 1000, 100);
+    src = ajw_keystore_add(ks, &c);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ajw_keyhold_t *h;
+        int ok;
+        apr_pool_create(&pchild, p);
+        ok = ajw_keystore_start(ks, &fake_fetcher, pchild) == APR_SUCCESS;
+        h = ok ? ajw_source_acquire(src, DEADLINE) : NULL;
+        ok = h && h->set->keys->nelts == 1;
+        ajw_source_release(h);
+        apr_pool_destroy(pchild);
+        apr_pool_destroy(p);
+        apr_terminate();
+        _exit(ok ? 0 : 3);
+    }
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFEXITED(wst));
+    assert_int_equal(WEXITSTATUS(wst), 0);
+    /* The parent has no thread and no keys. */
+    assert_false(status_of(src).loaded);
+    apr_pool_destroy(p);
+}
+
+static void test_restart_after_cleanup(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *h;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 10000, 1000);
+    assert_true(wait_generation(e.src, 1));
+    apr_pool_destroy(e.pchild);
+    assert_int_equal(apr_pool_create(&e.pchild, e.p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_EINVAL);
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    assert_int_equal(h->generation, 1);
+    ajw_source_release(h);
+    env_end(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_first_load),
+        cmocka_unit_test(test_acquire_bounded_when_failing),
+        cmocka_unit_test(test_acquire_without_start),
+        cmocka_unit_test(test_keys_kept_after_failures),
+        cmocka_unit_test(test_zero_keys_first_load_fails),
+        cmocka_unit_test(test_generation_on_change_only),
+        cmocka_unit_test(test_not_modified_keeps_set),
+        cmocka_unit_test(test_kick_rate_limited),
+        cmocka_unit_test(test_max_age_clamped_to_min_refresh),
+        cmocka_unit_test(test_hold_survives_swap),
+        cmocka_unit_test(test_stop_is_prompt),
+        cmocka_unit_test(test_same_url_same_source),
+        cmocka_unit_test(test_fork_after_config),
+        cmocka_unit_test(test_restart_after_cleanup),
+    };
+    int rc;
+    pthread_mutex_init(&fake.mu, NULL);
+    apr_initialize();
+    ajw_log_set(capture_log, NULL);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_terminate();
+    pthread_mutex_destroy(&fake.mu);
+    return rc;
+}
