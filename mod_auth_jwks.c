@@ -240,6 +240,9 @@ static const char *check_url(cmd_parms *cmd, const char *url)
     apr_finfo_t fi;
     if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.scheme)
         return dir_err(cmd, "'%s' is not an absolute URL", url);
+    if (u.user || u.password)
+        return dir_err(cmd, "'%s': credentials in the URL would end up in logs and "
+                       "jwks-status; they are not supported", url);
     if (!strcasecmp(u.scheme, "https")) {
         if (!u.hostname || !*u.hostname)
             return dir_err(cmd, "'%s' has no host", url);
@@ -400,9 +403,11 @@ static const char *set_max_token(cmd_parms *cmd, void *cv, const char *arg)
     ajw_dir_conf *c = cv;
     long long v;
     const char *err = parse_num(cmd, arg, 256, 1024 * 1024, &v);
+    if (err)
+        return err;
     c->max_token_len = (apr_size_t)v;
     c->max_token_len_set = 1;
-    return err;
+    return NULL;
 }
 
 /* Interval directives share one setter; cmd->info names the field. */
@@ -472,29 +477,72 @@ static const char *set_user_claim(cmd_parms *cmd, void *cv, const char *arg)
     return NULL;
 }
 
-/* Environment variable prefix: letters, digits and '_' only. */
+/* Environment variables a claim must never be able to name, whatever the
+ * prefix: the dynamic loader's and interpreters' start-up knobs. */
+static const char *const env_denied_prefixes[] = {
+    "LD_", "DYLD_", "PYTHON", "PERL", "RUBY", "BASH", "NODE_", "HTTP_", "GCONV", "MALLOC",
+    "PATH", "IFS", "ENV", "SHELL", "HOME", "TMP", "LOCPATH", "NLSPATH", "HOSTALIASES",
+    "RES_OPTIONS", "LOCALDOMAIN", "JAVA_", "_JAVA", "GIT_", "PHP", "SSL_", "REMOTE_", "AUTH_",
+    "SERVER_", "REQUEST_", "SCRIPT_", "DOCUMENT_", "CONTENT_", "QUERY_", "GATEWAY_", NULL
+};
+
+/* Environment variable prefix: a letter first, then letters, digits and
+ * '_', ending in '_', at least 4 characters, and not the start of a variable
+ * that programs act on (LD_PRELOAD, PYTHONPATH, ...). */
 static const char *set_claim_prefix(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     const char *s;
+    int i;
+    size_t len = strlen(arg);
+    if (len < 4 || !apr_isalpha(arg[0]) || arg[len - 1] != '_')
+        return dir_err(cmd, "'%s' must start with a letter, end with '_' and have at least "
+                       "4 characters", arg);
     for (s = arg; *s; s++)
         if (!apr_isalnum(*s) && *s != '_')
             return dir_err(cmd, "'%s' may hold only letters, digits and '_'", arg);
+    for (i = 0; env_denied_prefixes[i]; i++) {
+        size_t n = strlen(env_denied_prefixes[i]);
+        if (!strncasecmp(arg, env_denied_prefixes[i], n < len ? n : len))
+            return dir_err(cmd, "'%s' could let a claim set a variable like %s...; "
+                           "choose another prefix", arg, env_denied_prefixes[i]);
+    }
     c->claim_prefix = arg;
     c->claim_prefix_set = 1;
     return NULL;
 }
 
-/* Header prefix: a non-empty HTTP token of letters, digits and '-'. */
+/* Request headers a claim must never be able to name (nor may the prefix
+ * make the spoofing filter strip them from clients). */
+static const char *const header_denied[] = {
+    "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
+    "Cache-Control", "Connection", "Content-Encoding", "Content-Length", "Content-Type",
+    "Cookie", "Expect", "Forwarded", "From", "Host", "If-Match", "If-Modified-Since",
+    "If-None-Match", "If-Range", "If-Unmodified-Since", "Max-Forwards", "Origin",
+    "Proxy-Authorization", "Range", "Referer", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    "User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+    "X-Forwarded-Server", "X-Forwarded-Port", "X-Real-IP", "X-Remote-User", "X-Client-IP",
+    "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "Sec-Fetch-Site", NULL
+};
+
+/* Header prefix: letters, digits and '-', ending in '-', at least 4
+ * characters, and not the start of a header that means something else. */
 static const char *set_header_prefix(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     const char *s;
-    if (strlen(arg) < 2)
-        return dir_err(cmd, "'%s' is too short to be a safe header prefix", arg);
+    size_t len = strlen(arg);
+    int i;
+    if (len < 4 || arg[len - 1] != '-' || !apr_isalpha(arg[0]))
+        return dir_err(cmd, "'%s' must start with a letter, end with '-' and have at least "
+                       "4 characters", arg);
     for (s = arg; *s; s++)
         if (!apr_isalnum(*s) && *s != '-')
             return dir_err(cmd, "'%s' may hold only letters, digits and '-'", arg);
+    for (i = 0; header_denied[i]; i++)
+        if (!strncasecmp(header_denied[i], arg, len))
+            return dir_err(cmd, "'%s' could let a claim pose as the %s header; choose another "
+                           "prefix", arg, header_denied[i]);
     c->header_prefix = arg;
     c->header_prefix_set = 1;
     return NULL;
@@ -558,6 +606,14 @@ static const char *set_from(cmd_parms *cmd, void *cv, const char *arg)
         c->from = apr_array_make(cmd->pool, 2, sizeof(ajw_from_t));
         c->from_set = 1;
     }
+    else {
+        int i;
+        for (i = 0; i < c->from->nelts; i++) {
+            const ajw_from_t *o = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
+            if (o->kind == f.kind && (!f.name || !strcmp(o->name, f.name)))
+                return dir_err(cmd, "'%s' is listed twice", arg);
+        }
+    }
     *(ajw_from_t *)apr_array_push(c->from) = f;
     return NULL;
 }
@@ -572,10 +628,14 @@ static const char *set_token_cache(cmd_parms *cmd, void *cv, const char *arg)
     return parse_num(cmd, arg, 0, 1000000, &sc->token_cache);
 }
 
+/* Directives that name key sources or fetch settings are RSRC_CONF |
+ * ACCESS_CONF: key sources are resolved once per configuration (post_config)
+ * and fetched by the child's refresh thread, which .htaccess files, read per
+ * request, cannot take part in. */
 static const command_rec ajw_cmds[] = {
-    AP_INIT_TAKE1("AuthJWKSURL", set_url, NULL, OR_AUTHCFG,
+    AP_INIT_TAKE1("AuthJWKSURL", set_url, NULL, RSRC_CONF | ACCESS_CONF,
                   "URL of a JWKS (https://, file:///, or loopback http://); may repeat"),
-    AP_INIT_TAKE12("AuthJWKSIssuer", set_issuer, NULL, OR_AUTHCFG,
+    AP_INIT_TAKE12("AuthJWKSIssuer", set_issuer, NULL, RSRC_CONF | ACCESS_CONF,
                    "accepted iss value, optionally bound to the JWKS URL that signs for it"),
     AP_INIT_ITERATE("AuthJWKSAudience", set_audience, NULL, OR_AUTHCFG,
                     "accepted aud values (any one must be in the token)"),
@@ -603,13 +663,13 @@ static const command_rec ajw_cmds[] = {
                   "request header prefix for claims (default X-JWT-Claim-)"),
     AP_INIT_FLAG("AuthJWKSForwardToken", set_forward, NULL, OR_AUTHCFG,
                  "pass the Authorization header on to the backend (default On)"),
-    AP_INIT_TAKE1("AuthJWKSCAFile", set_ca_file, NULL, OR_AUTHCFG,
+    AP_INIT_TAKE1("AuthJWKSCAFile", set_ca_file, NULL, RSRC_CONF | ACCESS_CONF,
                   "PEM CA bundle for https:// JWKS URLs of this section"),
-    AP_INIT_TAKE1("AuthJWKSRefreshInterval", set_interval, "refresh", OR_AUTHCFG,
+    AP_INIT_TAKE1("AuthJWKSRefreshInterval", set_interval, "refresh", RSRC_CONF | ACCESS_CONF,
                   "seconds between JWKS refreshes (default 300)"),
-    AP_INIT_TAKE1("AuthJWKSMinRefreshInterval", set_interval, "min_refresh", OR_AUTHCFG,
+    AP_INIT_TAKE1("AuthJWKSMinRefreshInterval", set_interval, "min_refresh", RSRC_CONF | ACCESS_CONF,
                   "minimum seconds between early refreshes on an unknown kid (default 30)"),
-    AP_INIT_TAKE1("AuthJWKSFetchTimeout", set_interval, "timeout", OR_AUTHCFG,
+    AP_INIT_TAKE1("AuthJWKSFetchTimeout", set_interval, "timeout", RSRC_CONF | ACCESS_CONF,
                   "seconds one JWKS fetch may take (default 10)"),
     AP_INIT_TAKE1("AuthJWKSStartupWait", set_interval, "startup", OR_AUTHCFG,
                   "seconds a request waits for the first key load before 503 (default 5)"),
@@ -624,6 +684,7 @@ static const command_rec ajw_cmds[] = {
 /* Per-request state of a request this module authenticated, kept in that
  * request's request_config. Claims and header live as long as r->pool. */
 typedef struct ajw_req_t {
+    const char *user;         /* r->user we set: state is only trusted for this user */
     json_t *claims;
     json_t *header;
     int scope_challenge;      /* we put an insufficient_scope challenge in err_headers_out */
@@ -696,8 +757,7 @@ static void set_challenge(request_rec *r, const char *error, const char *desc,
         v = apr_pstrcat(r->pool, v, sep, "error_description=", quote(r->pool, desc), NULL);
     if (scope)
         v = apr_pstrcat(r->pool, v, ", scope=", quote(r->pool, scope), NULL);
-    apr_table_setn(r->err_headers_out,
-                   r->proxyreq == PROXYREQ_PROXY ? "Proxy-Authenticate" : "WWW-Authenticate", v);
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
 }
 
 /* Fixed, client-safe wording per reason: the detail goes to the log only. */
@@ -739,7 +799,7 @@ static int refuse(request_rec *r, const ajw_fail_t *f)
     ajw_reason_e code = f->err.code;
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                   "token rejected: %s: %s (kid=%s alg=%s iss=%s)", ajw_reason_name(code),
-                  f->err.text, log_item(r->pool, f->kid), log_item(r->pool, f->alg),
+                  ap_escape_logitem(r->pool, f->err.text), log_item(r->pool, f->kid), log_item(r->pool, f->alg),
                   log_item(r->pool, f->iss));
     if (code == AJW_R_NO_KEYS) {
         apr_table_setn(r->err_headers_out, "Retry-After", AJW_RETRY_AFTER);
@@ -781,6 +841,8 @@ typedef struct token_find_t {
     int count;                  /* places a token was found */
     const char *bad;            /* why the request is malformed, or NULL */
     int from_header;
+    const char *where;          /* cookie or query parameter name it came from */
+    ajw_from_kind_e kind;
 } token_find_t;
 
 /* Authorization: Bearer <b64token>. Other schemes are not ours: no token.
@@ -838,8 +900,11 @@ static int scan_cookie_header(void *baton, const char *key, const char *val)
             cs->tf->count++;
             cs->tf->token = apr_pstrmemdup(cs->p, v, vlen);
             cs->tf->len = vlen;
+            cs->tf->where = cs->name;
             if (vlen == 0)
                 cs->tf->bad = "empty token in cookie";
+            else if (!is_b64token(v, vlen))
+                cs->tf->bad = "malformed token in cookie";
         }
         val = end ? end + 1 : NULL;
     }
@@ -860,14 +925,14 @@ static void from_query(request_rec *r, const char *name, token_find_t *tf)
         const char *end = strchr(s, '&');
         size_t plen = end ? (size_t)(end - s) : strlen(s);
         if (plen > nlen && s[nlen] == '=' && memcmp(s, name, nlen) == 0) {
-            char *v = apr_pstrmemdup(r->pool, s + nlen + 1, plen - nlen - 1);
-            if (ap_unescape_urlencoded(v) != OK)
-                tf->bad = "badly escaped token in query";
+            /* A JWS needs no escapes: anything but b64token is malformed, and
+             * not decoding means a %00 can never cut the token short. */
             tf->count++;
-            tf->token = v;
-            tf->len = strlen(v);
-            if (tf->len == 0)
-                tf->bad = "empty token in query";
+            tf->token = apr_pstrmemdup(r->pool, s + nlen + 1, plen - nlen - 1);
+            tf->len = plen - nlen - 1;
+            tf->where = name;
+            if (!is_b64token(tf->token, tf->len))
+                tf->bad = "malformed token in query";
         }
         else if (plen == nlen && memcmp(s, name, nlen) == 0) {
             tf->count++;
@@ -886,12 +951,15 @@ static void find_token(request_rec *r, const ajw_dir_conf *c, token_find_t *tf)
     }
     for (i = 0; i < c->from->nelts; i++) {
         const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
+        int before = tf->count;
         if (f->kind == TOKEN_FROM_HEADER)
             from_header(r, tf);
         else if (f->kind == TOKEN_FROM_COOKIE)
             from_cookie(r, f->name, tf);
         else
             from_query(r, f->name, tf);
+        if (tf->count > before)
+            tf->kind = f->kind;
     }
     if (tf->count > 1)
         tf->bad = "token given more than once";
@@ -939,11 +1007,17 @@ static ajw_reason_e pick_sources(request_rec *r, const ajw_dir_conf *c, const ch
         return ajw_error_set(err, AJW_R_BAD_ISSUER, iss ? "iss is not an accepted issuer"
                                                         : "iss claim absent");
     if (match && match->bound) {
+        if (!match->bound->src)
+            return ajw_error_set(err, AJW_R_INTERNAL, "key source not initialised");
         APR_ARRAY_PUSH(srcs, ajw_source_t *) = match->bound->src;
         return AJW_OK;
     }
-    for (i = 0; i < c->urls->nelts; i++)
-        APR_ARRAY_PUSH(srcs, ajw_source_t *) = APR_ARRAY_IDX(c->urls, i, ajw_url_t *)->src;
+    for (i = 0; i < c->urls->nelts; i++) {
+        ajw_source_t *src = APR_ARRAY_IDX(c->urls, i, ajw_url_t *)->src;
+        if (!src)
+            return ajw_error_set(err, AJW_R_INTERNAL, "key source not initialised");
+        APR_ARRAY_PUSH(srcs, ajw_source_t *) = src;
+    }
     if (srcs->nelts == 0)
         return ajw_error_set(err, AJW_R_INTERNAL, "no AuthJWKSURL configured for this "
                              "location or issuer");
@@ -983,14 +1057,19 @@ static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, cons
     ajw_reason_e rc = AJW_R_NO_KEY, one;
     int i, loaded = 0, unloaded = 0;
     ajw_error_t e1;
+    apr_interval_time_t wait = c->startup_wait;   /* spent once per request, not per source */
+    ajw_source_t *first_unloaded = NULL;
     ajw_error_set(err, AJW_R_NO_KEY, "no key with kid=%s fits alg %s",
                   t->kid ? log_item(r->pool, t->kid) : "(none)", ajw_alg_name(t->alg));
     for (i = 0; i < srcs->nelts && rc != AJW_OK; i++) {
         ajw_source_t *src = APR_ARRAY_IDX(srcs, i, ajw_source_t *);
-        ajw_keyhold_t *h = ajw_source_acquire(src, c->startup_wait);
+        ajw_keyhold_t *h = ajw_source_acquire(src, wait);
         const ajw_keyset_t *set;
         if (!h) {
+            if (!first_unloaded)
+                first_unloaded = src;
             unloaded++;
+            wait = 0;
             continue;
         }
         loaded++;
@@ -1011,10 +1090,11 @@ static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, cons
             ajw_source_kick(APR_ARRAY_IDX(srcs, i, ajw_source_t *));
         if (unloaded) {
             ajw_source_status_t st;
-            ajw_source_get_status(APR_ARRAY_IDX(srcs, 0, ajw_source_t *), &st);
+            ajw_source_get_status(first_unloaded, &st);
             rc = ajw_error_set(err, AJW_R_NO_KEYS, "keys from %d of %d JWKS URL(s) never "
-                               "loaded (last error: %s)", unloaded, loaded + unloaded,
-                               st.last_error[0] ? st.last_error : "none yet");
+                               "loaded; %s: %s", unloaded, loaded + unloaded,
+                               ajw_source_url(first_unloaded),
+                               st.last_error[0] ? st.last_error : "no answer yet");
         }
     }
     return rc;
@@ -1118,21 +1198,67 @@ static const char *header_value(apr_pool_t *p, const char *v)
     return out;
 }
 
+/* How many claims map to each variable / header name (header names folded
+ * to lower case). Two claims that map to one name (`email_verified` and
+ * `Email-Verified`) are both withheld: a user-editable claim must never
+ * overwrite one the IdP vouches for. */
+static apr_hash_t *name_counts(request_rec *r, json_t *claims, int headers, const char *prefix)
+{
+    apr_hash_t *h = apr_hash_make(r->pool);
+    const char *key;
+    json_t *v;
+    json_object_foreach(claims, key, v) {
+        const char *n = headers ? header_name(r->pool, prefix, key)
+                                : env_name(r->pool, prefix, key);
+        int *cnt;
+        if (headers)
+            ap_str_tolower((char *)n);
+        cnt = apr_hash_get(h, n, APR_HASH_KEY_STRING);
+        if (!cnt) {
+            cnt = apr_pcalloc(r->pool, sizeof(*cnt));
+            apr_hash_set(h, n, APR_HASH_KEY_STRING, cnt);
+        }
+        (*cnt)++;
+    }
+    return h;
+}
+
+static int name_unique(apr_pool_t *p, apr_hash_t *counts, const char *name, int fold)
+{
+    const int *cnt;
+    if (fold) {
+        char *low = apr_pstrdup(p, name);
+        ap_str_tolower(low);
+        name = low;
+    }
+    cnt = apr_hash_get(counts, name, APR_HASH_KEY_STRING);
+    return cnt && *cnt == 1;
+}
+
 static void export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
                           json_t *header)
 {
     const char *key, *payload = ajw_json_dump(claims, r->pool);
+    apr_hash_t *env_counts = name_counts(r, claims, 0, c->claim_prefix);
+    apr_hash_t *hdr_counts = name_counts(r, claims, 1, c->header_prefix);
     json_t *v;
     json_object_foreach(claims, key, v) {
-        const char *text;
+        const char *text, *en, *hn;
         if (!*key)
             continue;
         text = ajw_json_render(v, r->pool);
-        if (c->pass & PASS_ENV)
-            apr_table_set(r->subprocess_env, env_name(r->pool, c->claim_prefix, key), text);
-        if (c->pass & PASS_HEADERS)
-            apr_table_set(r->headers_in, header_name(r->pool, c->header_prefix, key),
-                          header_value(r->pool, text));
+        en = env_name(r->pool, c->claim_prefix, key);
+        hn = header_name(r->pool, c->header_prefix, key);
+        if ((c->pass & PASS_ENV) && name_unique(r->pool, env_counts, en, 0))
+            apr_table_set(r->subprocess_env, en, text);
+        else if (c->pass & PASS_ENV)
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
+                          "claim maps to %s too", log_item(r->pool, key), en);
+        if ((c->pass & PASS_HEADERS) && name_unique(r->pool, hdr_counts, hn, 1))
+            apr_table_set(r->headers_in, hn, header_value(r->pool, text));
+        else if (c->pass & PASS_HEADERS)
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
+                          "claim maps to header %s too", log_item(r->pool, key), hn);
     }
     if (c->pass & PASS_ENV) {
         const char *kid = ajw_json_get_string(header, "kid", NULL);
@@ -1194,9 +1320,76 @@ static const char *user_of(request_rec *r, const ajw_dir_conf *c, json_t *claims
     json_t *v = json_object_get(claims, c->user_claim);
     if (!v || !(json_is_string(v) || json_is_number(v)))
         return NULL;
-    if (json_is_string(v) && json_string_length(v) == 0)
-        return NULL;
+    if (json_is_string(v)) {
+        const char *u = json_string_value(v);
+        size_t i, n = json_string_length(v);
+        if (n == 0 || n > 1024)
+            return NULL;
+        for (i = 0; i < n; i++)    /* REMOTE_USER lands in logs and headers */
+            if ((unsigned char)u[i] < 0x20 || u[i] == 0x7f)
+                return NULL;
+    }
     return ajw_json_render(v, r->pool);
+}
+
+/* --- AuthJWKSForwardToken Off ------------------------------------- */
+
+/* `list` split at `sep` without the items named `name` (name=... or bare
+ * name), rejoined with `join`; NULL when nothing is left. */
+static char *without_item(apr_pool_t *p, const char *list, char sep, const char *join,
+                          const char *name)
+{
+    char *out = NULL;
+    size_t nlen = strlen(name);
+    while (list && *list) {
+        const char *end = strchr(list, sep);
+        size_t len = end ? (size_t)(end - list) : strlen(list);
+        while (len && (*list == ' ' || *list == '\t')) {
+            list++;
+            len--;
+        }
+        if (len && !(len >= nlen && !memcmp(list, name, nlen)
+                     && (len == nlen || list[nlen] == '='))) {
+            char *item = apr_pstrmemdup(p, list, len);
+            out = out ? apr_pstrcat(p, out, join, item, NULL) : item;
+        }
+        list = end ? end + 1 : NULL;
+    }
+    return out;
+}
+
+typedef struct cookie_join_t {
+    apr_pool_t *p;
+    const char *all;
+} cookie_join_t;
+
+static int join_cookies(void *baton, const char *key, const char *val)
+{
+    cookie_join_t *cj = baton;
+    (void)key;
+    cj->all = cj->all ? apr_pstrcat(cj->p, cj->all, "; ", val, NULL) : val;
+    return 1;
+}
+
+/* Take the token out of wherever it came from, so the backend never sees it. */
+static void drop_token(request_rec *r, const token_find_t *tf)
+{
+    if (tf->kind == TOKEN_FROM_HEADER) {
+        apr_table_unset(r->headers_in, "Authorization");
+    }
+    else if (tf->kind == TOKEN_FROM_QUERY) {
+        r->args = without_item(r->pool, r->args, '&', "&", tf->where);
+        r->parsed_uri.query = r->args;
+    }
+    else {
+        cookie_join_t cj = { r->pool, NULL };
+        char *rest;
+        apr_table_do(join_cookies, &cj, r->headers_in, "Cookie", NULL);
+        rest = without_item(r->pool, cj.all, ';', "; ", tf->where);
+        apr_table_unset(r->headers_in, "Cookie");
+        if (rest)
+            apr_table_setn(r->headers_in, "Cookie", rest);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1237,19 +1430,22 @@ static int authenticate(request_rec *r)
         return refuse(r, &f);
     user = user_of(r, c, claims);
     if (!user) {
-        ajw_error_set(&f.err, AJW_R_MISSING_CLAIM, "user claim '%s' absent or not a "
-                      "string/number", c->user_claim);
+        ajw_error_set(&f.err, AJW_R_MISSING_CLAIM, "user claim '%s' absent, empty, over "
+                      "1024 bytes, holding control characters, or not a string/number",
+                      c->user_claim);
         return refuse(r, &f);
     }
 
     r->user = (char *)user;
+    r->ap_auth_type = (char *)ap_auth_type(r);   /* AUTH_TYPE for CGI, as mod_auth_basic does */
     st = apr_pcalloc(r->pool, sizeof(*st));
+    st->user = user;
     st->claims = claims;
     st->header = header;
     ap_set_module_config(r->request_config, &auth_jwks_module, st);
     export_claims(r, c, claims, header);
-    if (!c->forward_token && tf.from_header)
-        apr_table_unset(r->headers_in, "Authorization");
+    if (!c->forward_token)
+        drop_token(r, &tf);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
                   log_item(r->pool, user), log_item(r->pool, f.kid), log_item(r->pool, f.alg),
                   log_item(r->pool, f.iss));
@@ -1328,7 +1524,7 @@ static authz_status check_rule(request_rec *r, const ajw_require_t *rq, int is_s
     if (!r->user)
         return AUTHZ_DENIED_NO_USER;
     st = req_state(r);
-    if (!st) {
+    if (!st || strcmp(st->user, r->user) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "Require %s needs AuthType jwks "
                       "(user %s was not authenticated by a token)", is_scope ? "scope" : "claim",
                       log_item(r->pool, r->user));
@@ -1378,6 +1574,14 @@ static const char *fmt_time(request_rec *r, apr_time_t t)
     return buf;
 }
 
+/* Errors come from libcurl, OpenSSL and the network: keep them printable ASCII. */
+static void ascii_only(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
+}
+
 static int status_handler(request_rec *r)
 {
     apr_hash_t *seen;
@@ -1385,6 +1589,7 @@ static int status_handler(request_rec *r)
     json_t *arr;
     if (!r->handler || strcmp(r->handler, "jwks-status"))
         return DECLINED;
+    r->allowed = AP_METHOD_BIT << M_GET;
     if (r->method_number != M_GET)
         return HTTP_METHOD_NOT_ALLOWED;
     as_json = r->args && !strcmp(r->args, "json");
@@ -1402,6 +1607,7 @@ static int status_handler(request_rec *r)
             continue;
         apr_hash_set(seen, apr_pmemdup(r->pool, &src, sizeof(src)), sizeof(src), src);
         ajw_source_get_status(src, &st);
+        ascii_only(st.last_error);
         if (as_json) {
             json_array_append_new(arr, json_pack("{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:i, s:s}",
                 "url", ajw_source_url(src), "loaded", st.loaded, "keys", st.nkeys,
@@ -1467,6 +1673,10 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         sc.min_refresh = u->owner->min_refresh;
         sc.timeout = u->owner->fetch_timeout;
         u->src = ajw_keystore_add(g.ks, &sc);
+        if (!u->src) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "cannot register JWKS URL %s", u->url);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
     return OK;
 }

@@ -4,7 +4,7 @@
 set -eu
 PKGS="apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev libjansson-dev
 libcurl4-openssl-dev libcmocka-dev pkg-config gcc make openssl curl
-python3-pytest python3-jwcrypto python3-requests"
+python3-pytest python3-jwcrypto python3-requests python3-cryptography apache2-utils"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

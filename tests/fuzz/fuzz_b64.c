@@ -1,6 +1,7 @@
 /* Fuzz the strict base64url decoder: whatever it accepts must re-encode to
  * exactly the input (canonical), and every encoding must decode back. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <apr_general.h>
 #include "ajw_b64.h"
@@ -16,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *enc;
     if (!root) {
         apr_initialize();
+        atexit(apr_terminate);   /* free pools before LSan's exit check */
         apr_pool_create(&root, NULL);
     }
     apr_pool_create(&p, root);

@@ -1,5 +1,6 @@
 /* Fuzz claim checks and Require rules over hostile payload JSON. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <apr_general.h>
 #include "ajw_json.h"
 #include "ajw_claims.h"
@@ -17,6 +18,7 @@ static void setup(void)
     static const char *const a2[] = { "read", "write" };
     const char *why;
     apr_initialize();
+    atexit(apr_terminate);   /* free pools before LSan's exit check (APR mmaps) */
     apr_pool_create(&root, NULL);
     if (ajw_require_claim_compile(&rules[0], 3, a0, root, &why) != APR_SUCCESS
         || ajw_require_claim_compile(&rules[1], 1, a1, root, &why) != APR_SUCCESS

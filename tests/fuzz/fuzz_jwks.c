@@ -1,5 +1,6 @@
 /* Fuzz the JWKS parser with hostile documents. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <apr_general.h>
 #include "ajw_jwk.h"
 
@@ -12,6 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ajw_error_t err;
     if (!init) {
         apr_initialize();
+        atexit(apr_terminate);   /* free pools before LSan's exit check */
         init = 1;
     }
     if (ajw_keyset_parse(&ks, (const char *)data, size, AJW_MAX_JWKS_LEN_DEFAULT, NULL, &err)

@@ -31,3 +31,18 @@ if target == "claims":
 for i, s in enumerate(seeds):
     with open(os.path.join(out, "seed%03d" % i), "w") as fh:
         fh.write(s)
+
+# Structured JWS seeds ("\0" header "\0" payload "\0" signature; see fuzz_jws.c):
+# every algorithm with a fitting kid and a signature of the right length.
+if target == "jws":
+    claims = '{"iss":"https://issuer.example","sub":"alice","aud":"api","exp":4102444800,"iat":1700000000}'
+    n = len(seeds)
+    for i, (alg, kid, slen) in enumerate([("EdDSA", "ed", 64), ("ES256", "ec", 64), ("ES384", "ec384", 96),
+                                          ("ES512", "ec521", 132), ("RS256", "rsa", 256), ("PS256", "rsa", 256),
+                                          ("RS512", None, 256), ("ES256", None, 64)]):
+        hdr = {"alg": alg, "typ": "JWT"}
+        if kid:
+            hdr["kid"] = kid
+        body = b"\0" + json.dumps(hdr).encode() + b"\0" + claims.encode() + b"\0" + bytes([0x41 + i]) * slen
+        with open(os.path.join(out, "sseed%03d" % i), "wb") as fh:
+            fh.write(body)
