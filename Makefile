@@ -2,8 +2,8 @@
 #
 #   make            build the module (build/mod_auth_jwks.so) and the jwks-tool
 #   make check      install Debian build/test packages if missing, then run unit
-#                   tests, the same unit tests under ASan+UBSan, and the
-#                   integration tests against a real httpd
+#                   tests, the same unit tests under ASan+UBSan, each fuzz target
+#                   for 10 s, and the integration tests against a real httpd
 #   make demo       a real httpd protecting a CGI app with a locally issued JWKS
 #   make bench      side-by-side throughput ratios
 #   make install    install the module with apxs (and conf.d files for a2enmod)
@@ -36,7 +36,7 @@ MODULE    := $(BUILD)/mod_auth_jwks.so
 TOOL      := $(BUILD)/jwks-tool
 
 .PHONY: all lib module tool unit unit-asan integration check check-run deps demo bench \
-        install clean fuzz
+        install clean fuzz fuzz-smoke
 
 all: module tool
 
@@ -85,8 +85,12 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: all unit unit-asan integration
+check-run: all unit unit-asan fuzz-smoke integration
 	@echo "make check: all suites passed"
+
+# Every fuzz target for a few seconds: a crash, leak or UB fails the check.
+fuzz-smoke:
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-10} sh tests/fuzz/run.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory module tool

@@ -3,7 +3,7 @@
 # Runs apt-get only when something is missing and we are root; otherwise says what to install.
 set -eu
 PKGS="apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev libjansson-dev
-libcurl4-openssl-dev libcmocka-dev pkg-config gcc make openssl curl
+libcurl4-openssl-dev libcmocka-dev pkg-config gcc make openssl curl clang libclang-rt-14-dev
 python3-pytest python3-jwcrypto python3-requests python3-cryptography apache2-utils"
 missing=""
 for p in $PKGS; do

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-30}
 targets=${FUZZ_TARGETS:-"jws jwks b64 claims"}
 case $secs in ''|*[!0-9]*) echo "FUZZ_SECONDS must be a whole number" >&2; exit 2;; esac
-command -v clang >/dev/null || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq clang >/dev/null; }
+command -v clang >/dev/null || { echo "fuzz: clang missing — run make deps" >&2; exit 2; }
 B=build/fuzz
 mkdir -p $B
 make --no-print-directory BUILD=$B CC=clang OPT="-O1 -g -fno-omit-frame-pointer" WARN="-Wall -Werror" \
