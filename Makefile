@@ -52,9 +52,11 @@ $(BUILD)/libajw.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(MODULE): mod_auth_jwks.c $(BUILD)/libajw.a $(wildcard lib/*.h)
+MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c
+
+$(MODULE): $(MODULE_SRC) mod_auth_jwks.h $(BUILD)/libajw.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -isystem $(HTTPD_INC) -shared -o $@ mod_auth_jwks.c \
+	$(CC) $(CFLAGS_ALL) -I. -isystem $(HTTPD_INC) -shared -o $@ $(MODULE_SRC) \
 	    $(BUILD)/libajw.a $(LDLIBS_ALL)
 
 $(TOOL): tools/jwks_tool.c $(BUILD)/libajw.a

@@ -5,9 +5,9 @@
  * turning lib results into RFC 6750 answers, and passing claims on to CGI
  * (environment) and proxied apps (request headers).
  *
- * Order, as in httpd's own aaa modules: includes, config structs, create and
- * merge, directive setters, command table, request helpers, hooks, providers,
- * register_hooks, module declaration.
+ * Configuration (records, merge, directives) lives in mod_auth_jwks_config.c;
+ * this file holds, in order: request helpers, hooks, Require providers, the
+ * status handler, life cycle, register_hooks and the module declaration.
  */
 #include <stdarg.h>
 #include <string.h>
@@ -42,641 +42,10 @@
 #include "ajw_keystore.h"
 #include "ajw_tcache.h"
 
-module AP_MODULE_DECLARE_DATA auth_jwks_module;
+#include "mod_auth_jwks.h"
 
-#define AJW_AUTH_TYPE        "jwks"
-#define AJW_CLAIMS_HEADER    "X-JWT-Claims"
-#define AJW_RETRY_AFTER      "10"
-#define AJW_TOKEN_CACHE_DEFAULT 1024
+ajw_mod_state_t ajw_mod;
 
-/* ------------------------------------------------------------------ */
-/* Configuration                                                        */
-
-/* One JWKS URL as written in one section. The key source it names is
- * resolved in post_config (when every fetch setting of the section is
- * known); merged configs share this struct, so they see the source too. */
-typedef struct ajw_url_t {
-    const char *url;
-    struct ajw_dir_conf *owner;   /* section that wrote it: fetch settings come from there */
-    ajw_source_t *src;            /* set in post_config, read-only afterwards */
-} ajw_url_t;
-
-/* AuthJWKSIssuer <iss> [<url>] */
-typedef struct ajw_issuer_t {
-    const char *iss;
-    ajw_url_t *bound;             /* NULL: any AuthJWKSURL of the location */
-} ajw_issuer_t;
-
-typedef enum { TOKEN_FROM_HEADER, TOKEN_FROM_COOKIE, TOKEN_FROM_QUERY } ajw_from_kind_e;
-typedef struct ajw_from_t {
-    ajw_from_kind_e kind;
-    const char *name;             /* cookie or query parameter name */
-} ajw_from_t;
-
-#define PASS_ENV     1
-#define PASS_HEADERS 2
-
-typedef struct ajw_dir_conf {
-    apr_array_header_t *urls;     /* ajw_url_t * */
-    apr_array_header_t *issuers;  /* ajw_issuer_t */
-    apr_array_header_t *audiences;/* const char * */
-    apr_array_header_t *required; /* const char * */
-    apr_array_header_t *from;     /* ajw_from_t */
-    const char *ca_file;
-    const char *typ;
-    const char *user_claim;
-    const char *claim_prefix;
-    const char *header_prefix;
-    unsigned algs;
-    long long leeway;
-    long long max_age;
-    apr_size_t max_token_len;
-    int pass;
-    int forward_token;
-    apr_interval_time_t refresh, min_refresh, fetch_timeout, startup_wait;
-
-    unsigned urls_set:1, issuers_set:1, audiences_set:1, required_set:1, from_set:1,
-             ca_file_set:1, typ_set:1, user_claim_set:1, claim_prefix_set:1,
-             header_prefix_set:1, algs_set:1, leeway_set:1, max_age_set:1,
-             max_token_len_set:1, pass_set:1, forward_token_set:1, refresh_set:1,
-             min_refresh_set:1, fetch_timeout_set:1, startup_wait_set:1;
-} ajw_dir_conf;
-
-typedef struct ajw_srv_conf {
-    long long token_cache;        /* entries; -1 = not set */
-} ajw_srv_conf;
-
-/* Process-wide state. Written only in the single-threaded config phase
- * (pre_config/directives/post_config) or in child_init before any request
- * thread runs; request threads only read the pointers. The key store and
- * token cache carry their own locks for what changes at run time. */
-static struct {
-    ajw_keystore_t *ks;           /* in pconf; sources added in post_config */
-    apr_array_header_t *all_urls; /* ajw_url_t *, every URL of every section */
-    ajw_tcache_t *tcache;         /* in pchild, created in child_init */
-} g;
-
-static void *create_dir_conf(apr_pool_t *p, char *dir)
-{
-    ajw_dir_conf *c = apr_pcalloc(p, sizeof(*c));
-    (void)dir;
-    c->urls = apr_array_make(p, 1, sizeof(ajw_url_t *));
-    c->issuers = apr_array_make(p, 1, sizeof(ajw_issuer_t));
-    c->audiences = apr_array_make(p, 1, sizeof(const char *));
-    c->required = apr_array_make(p, 1, sizeof(const char *));
-    c->from = apr_array_make(p, 1, sizeof(ajw_from_t));
-    c->user_claim = "sub";
-    c->claim_prefix = "JWT_CLAIM_";
-    c->header_prefix = "X-JWT-Claim-";
-    c->algs = AJW_ALGS_DEFAULT;
-    c->leeway = 60;
-    c->max_token_len = AJW_MAX_TOKEN_LEN_DEFAULT;
-    c->pass = PASS_ENV;
-    c->forward_token = 1;
-    c->refresh = apr_time_from_sec(300);
-    c->min_refresh = apr_time_from_sec(30);
-    c->fetch_timeout = apr_time_from_sec(10);
-    c->startup_wait = apr_time_from_sec(5);
-    return c;
-}
-
-#define MERGE(f) do { \
-        n->f = add->f##_set ? add->f : base->f; \
-        n->f##_set = add->f##_set | base->f##_set; } while (0)
-
-static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
-{
-    ajw_dir_conf *base = basev, *add = addv;
-    ajw_dir_conf *n = apr_pcalloc(p, sizeof(*n));
-    MERGE(urls); MERGE(issuers); MERGE(audiences); MERGE(required); MERGE(from);
-    MERGE(ca_file); MERGE(typ); MERGE(user_claim); MERGE(claim_prefix);
-    MERGE(header_prefix); MERGE(algs); MERGE(leeway); MERGE(max_age);
-    MERGE(max_token_len); MERGE(pass); MERGE(forward_token); MERGE(refresh);
-    MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait);
-    return n;
-}
-
-static void *create_srv_conf(apr_pool_t *p, server_rec *s)
-{
-    ajw_srv_conf *c = apr_pcalloc(p, sizeof(*c));
-    (void)s;
-    c->token_cache = -1;
-    return c;
-}
-
-static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
-{
-    ajw_srv_conf *base = basev, *add = addv, *n = apr_pcalloc(p, sizeof(*n));
-    n->token_cache = add->token_cache >= 0 ? add->token_cache : base->token_cache;
-    return n;
-}
-
-/* ------------------------------------------------------------------ */
-/* Directive setters: every value is validated here, so that mistakes  */
-/* show at `apachectl -t`, naming the directive.                       */
-
-static const char *dir_err(cmd_parms *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* "<Directive>: <message>", so apachectl -t names what to fix. */
-static const char *dir_err(cmd_parms *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    const char *msg;
-    va_start(ap, fmt);
-    msg = apr_pvsprintf(cmd->pool, fmt, ap);
-    va_end(ap);
-    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, msg);
-}
-
-/* Whole-string decimal in [min, max]. */
-static const char *parse_num(cmd_parms *cmd, const char *arg, long long min, long long max,
-                             long long *out)
-{
-    char *end = NULL;
-    apr_int64_t v;
-    errno = 0;
-    v = apr_strtoi64(arg, &end, 10);
-    if (!*arg || errno || !end || *end || v < min || v > max)
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
-                            " to %" APR_INT64_T_FMT, cmd->cmd->name, arg, (apr_int64_t)min,
-                            (apr_int64_t)max);
-    *out = (long long)v;
-    return NULL;
-}
-
-static int host_is_loopback(const char *host)
-{
-    if (!host)
-        return 0;
-    if (!strcasecmp(host, "localhost") || !strcmp(host, "::1") || !strcmp(host, "[::1]"))
-        return 1;
-    /* 127.0.0.0/8 written as a dotted quad, and nothing else. */
-    if (strncmp(host, "127.", 4) == 0) {
-        int parts = 0;
-        const char *s = host;
-        while (*s) {
-            const char *d = s;
-            while (apr_isdigit(*s))
-                s++;
-            if (s == d || s - d > 3 || atoi(d) > 255)
-                return 0;
-            parts++;
-            if (*s == '.')
-                s++;
-            else if (*s)
-                return 0;
-        }
-        return parts == 4;
-    }
-    return 0;
-}
-
-/* Check a JWKS URL: https with a host; http only to loopback; file with an
- * absolute path to an existing file. */
-static const char *check_url(cmd_parms *cmd, const char *url)
-{
-    apr_uri_t u;
-    apr_finfo_t fi;
-    if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.scheme)
-        return dir_err(cmd, "'%s' is not an absolute URL", url);
-    if (u.user || u.password)
-        return dir_err(cmd, "'%s': credentials in the URL would end up in logs and "
-                       "jwks-status; they are not supported", url);
-    if (!strcasecmp(u.scheme, "https")) {
-        if (!u.hostname || !*u.hostname)
-            return dir_err(cmd, "'%s' has no host", url);
-        return NULL;
-    }
-    if (!strcasecmp(u.scheme, "http")) {
-        if (!host_is_loopback(u.hostname))
-            return dir_err(cmd, "'%s': http:// is allowed only for loopback hosts "
-                           "(127.0.0.0/8, ::1, localhost); use https://", url);
-        return NULL;
-    }
-    if (!strcasecmp(u.scheme, "file")) {
-        if (u.hostname && *u.hostname && strcasecmp(u.hostname, "localhost"))
-            return dir_err(cmd, "'%s': file:// URLs name a local path (file:///path)", url);
-        if (!u.path || u.path[0] != '/')
-            return dir_err(cmd, "'%s' has no absolute path", url);
-        if (apr_stat(&fi, u.path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
-            || fi.filetype != APR_REG)
-            return dir_err(cmd, "'%s': no such file", url);
-        return NULL;
-    }
-    return dir_err(cmd, "'%s': scheme must be https://, file:// or (loopback only) http://", url);
-}
-
-static ajw_url_t *new_url(cmd_parms *cmd, ajw_dir_conf *c, const char *url)
-{
-    ajw_url_t *u = apr_pcalloc(cmd->pool, sizeof(*u));
-    u->url = url;
-    u->owner = c;
-    APR_ARRAY_PUSH(g.all_urls, ajw_url_t *) = u;
-    return u;
-}
-
-/* A jwks section answers 403 (not 401) when an authenticated token lacks a
- * required claim: RFC 6750 insufficient_scope. mod_authz_core only does so
- * with AuthzSendForbiddenOnFailure On, so we turn that on for the section
- * through authz_core's own directive. An explicit `AuthzSendForbiddenOnFailure
- * Off` later in the section still wins. */
-static const char *force_forbidden_on_failure(cmd_parms *cmd)
-{
-    module *mod = ap_top_module;      /* the search starts from *mod */
-    const command_rec *c = ap_find_command_in_modules("AuthzSendForbiddenOnFailure", &mod);
-    cmd_parms sub;
-    void *mconf;
-    if (!c || !mod || !cmd->path)
-        return NULL;                      /* authz_core absent, or server level */
-    sub = *cmd;
-    sub.info = c->cmd_data;
-    sub.cmd = c;
-    mconf = ap_set_config_vectors(cmd->server, cmd->context, cmd->path, mod, cmd->pool);
-    return c->AP_FLAG(&sub, mconf, 1);
-}
-
-static const char *set_url(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    const char *err = check_url(cmd, arg);
-    if (err)
-        return err;
-    if (!c->urls_set) {
-        c->urls = apr_array_make(cmd->pool, 2, sizeof(ajw_url_t *));
-        c->urls_set = 1;
-    }
-    APR_ARRAY_PUSH(c->urls, ajw_url_t *) = new_url(cmd, c, arg);
-    return force_forbidden_on_failure(cmd);
-}
-
-static const char *set_issuer(cmd_parms *cmd, void *cv, const char *iss, const char *url)
-{
-    ajw_dir_conf *c = cv;
-    ajw_issuer_t *i;
-    if (!*iss)
-        return dir_err(cmd, "the issuer must not be empty");
-    if (url) {
-        const char *err = check_url(cmd, url);
-        if (err)
-            return err;
-    }
-    if (!c->issuers_set) {
-        c->issuers = apr_array_make(cmd->pool, 2, sizeof(ajw_issuer_t));
-        c->issuers_set = 1;
-    }
-    i = apr_array_push(c->issuers);
-    i->iss = iss;
-    i->bound = url ? new_url(cmd, c, url) : NULL;
-    return force_forbidden_on_failure(cmd);
-}
-
-/* Push arg onto a string list that the section replaces (not appends to)
- * when it sets the directive for the first time. */
-static void push_str(cmd_parms *cmd, apr_array_header_t **arr, int first, const char *arg)
-{
-    if (first)
-        *arr = apr_array_make(cmd->pool, 2, sizeof(const char *));
-    APR_ARRAY_PUSH(*arr, const char *) = arg;
-}
-
-static const char *set_audience(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    if (!*arg)
-        return dir_err(cmd, "an audience must not be empty");
-    push_str(cmd, &c->audiences, !c->audiences_set, arg);
-    c->audiences_set = 1;
-    return NULL;
-}
-
-static const char *set_required(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    if (!*arg)
-        return dir_err(cmd, "a claim name must not be empty");
-    push_str(cmd, &c->required, !c->required_set, arg);
-    c->required_set = 1;
-    return NULL;
-}
-
-static const char *set_algs(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    ajw_alg_e a = ajw_alg_from_name(arg, strlen(arg));
-    if (a == AJW_ALG_UNKNOWN)
-        return dir_err(cmd, "unknown algorithm '%s' (known: RS256 RS384 RS512 PS256 PS384 "
-                       "PS512 ES256 ES384 ES512 EdDSA)", arg);
-    if (!(AJW_ALG_BIT(a) & AJW_ALGS_DEFAULT))
-        return dir_err(cmd, "'%s' cannot verify tokens with keys from a JWKS "
-                       "(none and HS* are never accepted)", arg);
-    if (!c->algs_set) {
-        c->algs = 0;
-        c->algs_set = 1;
-    }
-    c->algs |= AJW_ALG_BIT(a);
-    return NULL;
-}
-
-static const char *set_seconds(cmd_parms *cmd, long long min, long long max, const char *arg,
-                               long long *out)
-{
-    return parse_num(cmd, arg, min, max, out);
-}
-
-static const char *set_leeway(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    c->leeway_set = 1;
-    return set_seconds(cmd, 0, 3600, arg, &c->leeway);
-}
-
-static const char *set_max_age(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    c->max_age_set = 1;
-    return set_seconds(cmd, 1, 10LL * 365 * 86400, arg, &c->max_age);
-}
-
-static const char *set_max_token(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    long long v;
-    const char *err = parse_num(cmd, arg, 256, 1024 * 1024, &v);
-    if (err)
-        return err;
-    c->max_token_len = (apr_size_t)v;
-    c->max_token_len_set = 1;
-    return NULL;
-}
-
-/* Interval directives share one setter; cmd->info names the field. */
-static const char *set_interval(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    long long v;
-    const char *err;
-    const char *which = cmd->info;
-    if (!strcmp(which, "refresh")) {
-        if ((err = parse_num(cmd, arg, 5, 86400, &v)) != NULL)
-            return err;
-        c->refresh = apr_time_from_sec(v);
-        c->refresh_set = 1;
-    }
-    else if (!strcmp(which, "min_refresh")) {
-        if ((err = parse_num(cmd, arg, 1, 86400, &v)) != NULL)
-            return err;
-        c->min_refresh = apr_time_from_sec(v);
-        c->min_refresh_set = 1;
-    }
-    else if (!strcmp(which, "timeout")) {
-        if ((err = parse_num(cmd, arg, 1, 300, &v)) != NULL)
-            return err;
-        c->fetch_timeout = apr_time_from_sec(v);
-        c->fetch_timeout_set = 1;
-    }
-    else {
-        if ((err = parse_num(cmd, arg, 0, 60, &v)) != NULL)
-            return err;
-        c->startup_wait = apr_time_from_sec(v);
-        c->startup_wait_set = 1;
-    }
-    return NULL;
-}
-
-static const char *set_typ(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    if (!*arg)
-        return dir_err(cmd, "the type must not be empty");
-    c->typ = arg;
-    c->typ_set = 1;
-    return NULL;
-}
-
-static const char *set_ca_file(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    apr_finfo_t fi;
-    const char *path = ap_server_root_relative(cmd->pool, arg);
-    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
-        || fi.filetype != APR_REG)
-        return dir_err(cmd, "CA file '%s' does not exist or is not a file", arg);
-    c->ca_file = path;
-    c->ca_file_set = 1;
-    return NULL;
-}
-
-static const char *set_user_claim(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    if (!*arg)
-        return dir_err(cmd, "the claim name must not be empty");
-    c->user_claim = arg;
-    c->user_claim_set = 1;
-    return NULL;
-}
-
-/* Environment variables a claim must never be able to name, whatever the
- * prefix: the dynamic loader's and interpreters' start-up knobs. */
-static const char *const env_denied_prefixes[] = {
-    "LD_", "DYLD_", "PYTHON", "PERL", "RUBY", "BASH", "NODE_", "HTTP_", "GCONV", "MALLOC",
-    "PATH", "IFS", "ENV", "SHELL", "HOME", "TMP", "LOCPATH", "NLSPATH", "HOSTALIASES",
-    "RES_OPTIONS", "LOCALDOMAIN", "JAVA_", "_JAVA", "GIT_", "PHP", "SSL_", "REMOTE_", "AUTH_",
-    "SERVER_", "REQUEST_", "SCRIPT_", "DOCUMENT_", "CONTENT_", "QUERY_", "GATEWAY_", NULL
-};
-
-/* Environment variable prefix: a letter first, then letters, digits and
- * '_', ending in '_', at least 4 characters, and not the start of a variable
- * that programs act on (LD_PRELOAD, PYTHONPATH, ...). */
-static const char *set_claim_prefix(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    const char *s;
-    int i;
-    size_t len = strlen(arg);
-    if (len < 4 || !apr_isalpha(arg[0]) || arg[len - 1] != '_')
-        return dir_err(cmd, "'%s' must start with a letter, end with '_' and have at least "
-                       "4 characters", arg);
-    for (s = arg; *s; s++)
-        if (!apr_isalnum(*s) && *s != '_')
-            return dir_err(cmd, "'%s' may hold only letters, digits and '_'", arg);
-    for (i = 0; env_denied_prefixes[i]; i++) {
-        size_t n = strlen(env_denied_prefixes[i]);
-        if (!strncasecmp(arg, env_denied_prefixes[i], n < len ? n : len))
-            return dir_err(cmd, "'%s' could let a claim set a variable like %s...; "
-                           "choose another prefix", arg, env_denied_prefixes[i]);
-    }
-    c->claim_prefix = arg;
-    c->claim_prefix_set = 1;
-    return NULL;
-}
-
-/* Request headers a claim must never be able to name (nor may the prefix
- * make the spoofing filter strip them from clients). */
-static const char *const header_denied[] = {
-    "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
-    "Cache-Control", "Connection", "Content-Encoding", "Content-Length", "Content-Type",
-    "Cookie", "Expect", "Forwarded", "From", "Host", "If-Match", "If-Modified-Since",
-    "If-None-Match", "If-Range", "If-Unmodified-Since", "Max-Forwards", "Origin",
-    "Proxy-Authorization", "Range", "Referer", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-    "User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-    "X-Forwarded-Server", "X-Forwarded-Port", "X-Real-IP", "X-Remote-User", "X-Client-IP",
-    "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "Sec-Fetch-Site", NULL
-};
-
-/* Header prefix: letters, digits and '-', ending in '-', at least 4
- * characters, and not the start of a header that means something else. */
-static const char *set_header_prefix(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    const char *s;
-    size_t len = strlen(arg);
-    int i;
-    if (len < 4 || arg[len - 1] != '-' || !apr_isalpha(arg[0]))
-        return dir_err(cmd, "'%s' must start with a letter, end with '-' and have at least "
-                       "4 characters", arg);
-    for (s = arg; *s; s++)
-        if (!apr_isalnum(*s) && *s != '-')
-            return dir_err(cmd, "'%s' may hold only letters, digits and '-'", arg);
-    for (i = 0; header_denied[i]; i++)
-        if (!strncasecmp(header_denied[i], arg, len))
-            return dir_err(cmd, "'%s' could let a claim pose as the %s header; choose another "
-                           "prefix", arg, header_denied[i]);
-    c->header_prefix = arg;
-    c->header_prefix_set = 1;
-    return NULL;
-}
-
-static const char *set_pass(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    if (!strcasecmp(arg, "none"))
-        c->pass = 0;
-    else if (!strcasecmp(arg, "env"))
-        c->pass = PASS_ENV;
-    else if (!strcasecmp(arg, "headers"))
-        c->pass = PASS_HEADERS;
-    else if (!strcasecmp(arg, "both"))
-        c->pass = PASS_ENV | PASS_HEADERS;
-    else
-        return dir_err(cmd, "'%s' is not one of none, env, headers, both", arg);
-    c->pass_set = 1;
-    return NULL;
-}
-
-static const char *set_forward(cmd_parms *cmd, void *cv, int flag)
-{
-    ajw_dir_conf *c = cv;
-    (void)cmd;
-    c->forward_token = flag;
-    c->forward_token_set = 1;
-    return NULL;
-}
-
-static int is_param_name(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!apr_isalnum(*s) && !strchr("-_.", *s))
-            return 0;
-    return 1;
-}
-
-static const char *set_from(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_dir_conf *c = cv;
-    ajw_from_t f;
-    if (!strcasecmp(arg, "header")) {
-        f.kind = TOKEN_FROM_HEADER;
-        f.name = NULL;
-    }
-    else if (!strncasecmp(arg, "cookie=", 7) && is_param_name(arg + 7)) {
-        f.kind = TOKEN_FROM_COOKIE;
-        f.name = arg + 7;
-    }
-    else if (!strncasecmp(arg, "query=", 6) && is_param_name(arg + 6)) {
-        f.kind = TOKEN_FROM_QUERY;
-        f.name = arg + 6;
-    }
-    else
-        return dir_err(cmd, "'%s' is not header, cookie=<name> or query=<name>", arg);
-    if (!c->from_set) {
-        c->from = apr_array_make(cmd->pool, 2, sizeof(ajw_from_t));
-        c->from_set = 1;
-    }
-    else {
-        int i;
-        for (i = 0; i < c->from->nelts; i++) {
-            const ajw_from_t *o = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
-            if (o->kind == f.kind && (!f.name || !strcmp(o->name, f.name)))
-                return dir_err(cmd, "'%s' is listed twice", arg);
-        }
-    }
-    *(ajw_from_t *)apr_array_push(c->from) = f;
-    return NULL;
-}
-
-static const char *set_token_cache(cmd_parms *cmd, void *cv, const char *arg)
-{
-    ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    (void)cv;
-    if (err)
-        return err;
-    return parse_num(cmd, arg, 0, 1000000, &sc->token_cache);
-}
-
-/* Directives that name key sources or fetch settings are RSRC_CONF |
- * ACCESS_CONF: key sources are resolved once per configuration (post_config)
- * and fetched by the child's refresh thread, which .htaccess files, read per
- * request, cannot take part in. */
-static const command_rec ajw_cmds[] = {
-    AP_INIT_TAKE1("AuthJWKSURL", set_url, NULL, RSRC_CONF | ACCESS_CONF,
-                  "URL of a JWKS (https://, file:///, or loopback http://); may repeat"),
-    AP_INIT_TAKE12("AuthJWKSIssuer", set_issuer, NULL, RSRC_CONF | ACCESS_CONF,
-                   "accepted iss value, optionally bound to the JWKS URL that signs for it"),
-    AP_INIT_ITERATE("AuthJWKSAudience", set_audience, NULL, OR_AUTHCFG,
-                    "accepted aud values (any one must be in the token)"),
-    AP_INIT_ITERATE("AuthJWKSAlgorithms", set_algs, NULL, OR_AUTHCFG,
-                    "allowed JWS algorithms"),
-    AP_INIT_TAKE1("AuthJWKSLeeway", set_leeway, NULL, OR_AUTHCFG,
-                  "clock skew allowed for exp/nbf/iat, seconds (default 60)"),
-    AP_INIT_ITERATE("AuthJWKSRequireClaim", set_required, NULL, OR_AUTHCFG,
-                    "claims that must be present"),
-    AP_INIT_TAKE1("AuthJWKSTokenType", set_typ, NULL, OR_AUTHCFG,
-                  "required typ header, e.g. at+jwt"),
-    AP_INIT_TAKE1("AuthJWKSMaxTokenAge", set_max_age, NULL, OR_AUTHCFG,
-                  "maximum seconds since iat (iat then required)"),
-    AP_INIT_TAKE1("AuthJWKSMaxTokenSize", set_max_token, NULL, OR_AUTHCFG,
-                  "maximum token length in bytes (default 16384)"),
-    AP_INIT_ITERATE("AuthJWKSTokenFrom", set_from, NULL, OR_AUTHCFG,
-                    "where tokens come from: header, cookie=<name>, query=<name>"),
-    AP_INIT_TAKE1("AuthJWKSUserClaim", set_user_claim, NULL, OR_AUTHCFG,
-                  "claim that becomes REMOTE_USER (default sub)"),
-    AP_INIT_TAKE1("AuthJWKSPassClaims", set_pass, NULL, OR_AUTHCFG,
-                  "none | env | headers | both (default env)"),
-    AP_INIT_TAKE1("AuthJWKSClaimPrefix", set_claim_prefix, NULL, OR_AUTHCFG,
-                  "environment variable prefix for claims (default JWT_CLAIM_)"),
-    AP_INIT_TAKE1("AuthJWKSHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
-                  "request header prefix for claims (default X-JWT-Claim-)"),
-    AP_INIT_FLAG("AuthJWKSForwardToken", set_forward, NULL, OR_AUTHCFG,
-                 "pass the Authorization header on to the backend (default On)"),
-    AP_INIT_TAKE1("AuthJWKSCAFile", set_ca_file, NULL, RSRC_CONF | ACCESS_CONF,
-                  "PEM CA bundle for https:// JWKS URLs of this section"),
-    AP_INIT_TAKE1("AuthJWKSRefreshInterval", set_interval, "refresh", RSRC_CONF | ACCESS_CONF,
-                  "seconds between JWKS refreshes (default 300)"),
-    AP_INIT_TAKE1("AuthJWKSMinRefreshInterval", set_interval, "min_refresh", RSRC_CONF | ACCESS_CONF,
-                  "minimum seconds between early refreshes on an unknown kid (default 30)"),
-    AP_INIT_TAKE1("AuthJWKSFetchTimeout", set_interval, "timeout", RSRC_CONF | ACCESS_CONF,
-                  "seconds one JWKS fetch may take (default 10)"),
-    AP_INIT_TAKE1("AuthJWKSStartupWait", set_interval, "startup", OR_AUTHCFG,
-                  "seconds a request waits for the first key load before 503 (default 5)"),
-    AP_INIT_TAKE1("AuthJWKSTokenCache", set_token_cache, NULL, RSRC_CONF,
-                  "verified tokens remembered per process (default 1024, 0 = off)"),
-    {NULL}
-};
 
 /* ------------------------------------------------------------------ */
 /* Request helpers                                                      */
@@ -1113,7 +482,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     long long now = (long long)apr_time_sec(apr_time_now()), exp;
 
     build_policy(r, c, &pol);
-    if (len <= pol.max_token_len && ajw_tcache_get(g.tcache, tok, len, now, &ent)) {
+    if (len <= pol.max_token_len && ajw_tcache_get(ajw_mod.tcache, tok, len, now, &ent)) {
         ajw_json_pool_own(ent.header, r->pool);
         ajw_json_pool_own(ent.claims, r->pool);
         f->kid = ajw_json_get_string(ent.header, "kid", NULL);
@@ -1150,7 +519,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
         memcpy(ent.kid, t->kid, t->kid_len + 1);
     if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1)
         exp = now + 300;
-    ajw_tcache_put(g.tcache, tok, len, exp + pol.leeway, &ent);
+    ajw_tcache_put(ajw_mod.tcache, tok, len, exp + pol.leeway, &ent);
     *claims = t->claims;
     *header = t->header;
     return AJW_OK;
@@ -1600,8 +969,8 @@ static int status_handler(request_rec *r)
     if (!as_json)
         ap_rprintf(r, "mod_auth_jwks key sources in process %" APR_PID_T_FMT "\n",
                    getpid());
-    for (i = 0; g.all_urls && i < g.all_urls->nelts; i++) {
-        ajw_source_t *src = APR_ARRAY_IDX(g.all_urls, i, ajw_url_t *)->src;
+    for (i = 0; ajw_mod.all_urls && i < ajw_mod.all_urls->nelts; i++) {
+        ajw_source_t *src = APR_ARRAY_IDX(ajw_mod.all_urls, i, ajw_url_t *)->src;
         ajw_source_status_t st;
         if (!src || apr_hash_get(seen, &src, sizeof(src)))
             continue;
@@ -1645,9 +1014,9 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
-    g.all_urls = apr_array_make(pconf, 4, sizeof(ajw_url_t *));
-    g.tcache = NULL;
-    return ajw_keystore_create(&g.ks, pconf) == APR_SUCCESS ? OK : !OK;
+    ajw_mod.all_urls = apr_array_make(pconf, 4, sizeof(ajw_url_t *));
+    ajw_mod.tcache = NULL;
+    return ajw_keystore_create(&ajw_mod.ks, pconf) == APR_SUCCESS ? OK : !OK;
 }
 
 /* Resolve every URL to its key source, with the fetch settings of the
@@ -1663,8 +1032,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "libcurl initialisation failed");
         return !OK;
     }
-    for (i = 0; i < g.all_urls->nelts; i++) {
-        ajw_url_t *u = APR_ARRAY_IDX(g.all_urls, i, ajw_url_t *);
+    for (i = 0; i < ajw_mod.all_urls->nelts; i++) {
+        ajw_url_t *u = APR_ARRAY_IDX(ajw_mod.all_urls, i, ajw_url_t *);
         ajw_source_conf_t sc;
         ajw_source_conf_init(&sc);
         sc.url = u->url;
@@ -1672,7 +1041,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         sc.refresh = u->owner->refresh;
         sc.min_refresh = u->owner->min_refresh;
         sc.timeout = u->owner->fetch_timeout;
-        u->src = ajw_keystore_add(g.ks, &sc);
+        u->src = ajw_keystore_add(ajw_mod.ks, &sc);
         if (!u->src) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "cannot register JWKS URL %s", u->url);
             return HTTP_INTERNAL_SERVER_ERROR;
@@ -1686,12 +1055,12 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
     long long size = sc->token_cache >= 0 ? sc->token_cache : AJW_TOKEN_CACHE_DEFAULT;
     apr_status_t rv;
-    if (ajw_tcache_create(&g.tcache, (size_t)size, pchild) != APR_SUCCESS)
+    if (ajw_tcache_create(&ajw_mod.tcache, (size_t)size, pchild) != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "token cache not created; verifying every "
                      "request");
-    if (g.all_urls->nelts == 0)
+    if (ajw_mod.all_urls->nelts == 0)
         return;
-    rv = ajw_keystore_start(g.ks, ajw_curl_fetcher(pchild), pchild);
+    rv = ajw_keystore_start(ajw_mod.ks, ajw_curl_fetcher(pchild), pchild);
     if (rv != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "could not start the JWKS refresh thread; "
                      "tokens will be refused (503)");
@@ -1716,11 +1085,11 @@ static void register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(auth_jwks) = {
     STANDARD20_MODULE_STUFF,
-    create_dir_conf,
-    merge_dir_conf,
-    create_srv_conf,
-    merge_srv_conf,
-    ajw_cmds,
+    ajw_mod_create_dir_conf,
+    ajw_mod_merge_dir_conf,
+    ajw_mod_create_srv_conf,
+    ajw_mod_merge_srv_conf,
+    ajw_mod_cmds,
     register_hooks,
     AP_MODULE_FLAG_NONE
 };

@@ -1,0 +1,93 @@
+/* mod_auth_jwks.h — what the module's two files share: the configuration
+ * records (built by mod_auth_jwks_config.c) and the process-wide state
+ * (used by the hooks in mod_auth_jwks.c). Internal to the module. */
+#ifndef MOD_AUTH_JWKS_H
+#define MOD_AUTH_JWKS_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "ajw_types.h"
+#include "ajw_keystore.h"
+#include "ajw_tcache.h"
+
+extern module AP_MODULE_DECLARE_DATA auth_jwks_module;
+
+#define AJW_AUTH_TYPE           "jwks"
+#define AJW_CLAIMS_HEADER       "X-JWT-Claims"
+#define AJW_RETRY_AFTER         "10"
+#define AJW_TOKEN_CACHE_DEFAULT 1024
+
+/* One JWKS URL as written in one section. The key source it names is
+ * resolved in post_config (when every fetch setting of the section is
+ * known); merged configs share this struct, so they see the source too. */
+typedef struct ajw_url_t {
+    const char *url;
+    struct ajw_dir_conf *owner;   /* section that wrote it: fetch settings come from there */
+    ajw_source_t *src;            /* set in post_config, read-only afterwards */
+} ajw_url_t;
+
+/* AuthJWKSIssuer <iss> [<url>] */
+typedef struct ajw_issuer_t {
+    const char *iss;
+    ajw_url_t *bound;             /* NULL: any AuthJWKSURL of the location */
+} ajw_issuer_t;
+
+typedef enum { TOKEN_FROM_HEADER, TOKEN_FROM_COOKIE, TOKEN_FROM_QUERY } ajw_from_kind_e;
+typedef struct ajw_from_t {
+    ajw_from_kind_e kind;
+    const char *name;             /* cookie or query parameter name */
+} ajw_from_t;
+
+#define PASS_ENV     1
+#define PASS_HEADERS 2
+
+typedef struct ajw_dir_conf {
+    apr_array_header_t *urls;     /* ajw_url_t * */
+    apr_array_header_t *issuers;  /* ajw_issuer_t */
+    apr_array_header_t *audiences;/* const char * */
+    apr_array_header_t *required; /* const char * */
+    apr_array_header_t *from;     /* ajw_from_t */
+    const char *ca_file;
+    const char *typ;
+    const char *user_claim;
+    const char *claim_prefix;
+    const char *header_prefix;
+    unsigned algs;
+    long long leeway;
+    long long max_age;
+    apr_size_t max_token_len;
+    int pass;
+    int forward_token;
+    apr_interval_time_t refresh, min_refresh, fetch_timeout, startup_wait;
+
+    unsigned urls_set:1, issuers_set:1, audiences_set:1, required_set:1, from_set:1,
+             ca_file_set:1, typ_set:1, user_claim_set:1, claim_prefix_set:1,
+             header_prefix_set:1, algs_set:1, leeway_set:1, max_age_set:1,
+             max_token_len_set:1, pass_set:1, forward_token_set:1, refresh_set:1,
+             min_refresh_set:1, fetch_timeout_set:1, startup_wait_set:1;
+} ajw_dir_conf;
+
+typedef struct ajw_srv_conf {
+    long long token_cache;        /* entries; -1 = not set */
+} ajw_srv_conf;
+
+/* Process-wide state. Written only in the single-threaded config phase
+ * (pre_config/directives/post_config) or in child_init before any request
+ * thread runs; request threads only read the pointers. The key store and
+ * token cache carry their own locks for what changes at run time. */
+typedef struct ajw_mod_state_t {
+    ajw_keystore_t *ks;           /* in pconf; sources added in post_config */
+    apr_array_header_t *all_urls; /* ajw_url_t *, every URL of every section */
+    ajw_tcache_t *tcache;         /* in pchild, created in child_init */
+} ajw_mod_state_t;
+
+extern ajw_mod_state_t ajw_mod;
+
+/* Directive table and config constructors (mod_auth_jwks_config.c). */
+extern const command_rec ajw_mod_cmds[];
+void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir);
+void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+void *ajw_mod_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *ajw_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+
+#endif
