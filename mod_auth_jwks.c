@@ -859,32 +859,35 @@ static apr_status_t split_args(cmd_parms *cmd, const char *line, int *argc,
     return a->nelts ? APR_SUCCESS : APR_EINVAL;
 }
 
-static const char *parse_claim_rule(cmd_parms *cmd, const char *line, const void **parsed)
+typedef apr_status_t rule_compile_fn(ajw_require_t **out, int argc, const char *const *argv,
+                                     apr_pool_t *p, const char **why);
+
+/* Compile a Require line once, at config time; lib's reason names the rule. */
+static const char *parse_rule(cmd_parms *cmd, const char *line, const void **parsed,
+                              rule_compile_fn *compile, const char *usage)
 {
     int argc;
     const char *const *argv;
     const char *why = NULL;
     ajw_require_t *rq;
     if (split_args(cmd, line, &argc, &argv) != APR_SUCCESS)
-        return "Require claim: give at least one <claim>:<value> or <claim>~<regex>";
-    if (ajw_require_claim_compile(&rq, argc, argv, cmd->pool, &why) != APR_SUCCESS)
-        return apr_psprintf(cmd->pool, "Require claim: %s", why ? why : "invalid rule");
+        return usage;
+    if (compile(&rq, argc, argv, cmd->pool, &why) != APR_SUCCESS)
+        return why ? why : usage;
     *parsed = rq;
     return NULL;
 }
 
+static const char *parse_claim_rule(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_rule(cmd, line, parsed, ajw_require_claim_compile,
+                      "Require claim: give at least one <claim>:<value> or <claim>~<regex>");
+}
+
 static const char *parse_scope_rule(cmd_parms *cmd, const char *line, const void **parsed)
 {
-    int argc;
-    const char *const *argv;
-    const char *why = NULL;
-    ajw_require_t *rq;
-    if (split_args(cmd, line, &argc, &argv) != APR_SUCCESS)
-        return "Require scope: give at least one scope";
-    if (ajw_require_scope_compile(&rq, argc, argv, cmd->pool, &why) != APR_SUCCESS)
-        return apr_psprintf(cmd->pool, "Require scope: %s", why ? why : "invalid scope");
-    *parsed = rq;
-    return NULL;
+    return parse_rule(cmd, line, parsed, ajw_require_scope_compile,
+                      "Require scope: give at least one scope");
 }
 
 static authz_status check_rule(request_rec *r, const ajw_require_t *rq, int is_scope)

@@ -13,7 +13,8 @@
 typedef enum { AJW_RQ_CLAIM, AJW_RQ_SCOPE } ajw_rq_kind_e;
 
 typedef struct ajw_rq_alt_t {
-    const char *path;          /* claim path (claim rules only) */
+    const char *member;        /* [literal] top-level claim name, or NULL */
+    const char *path;          /* dotted claim path (below member, if any), or NULL */
     const char *value;         /* exact value or scope token */
     size_t value_len;
     int is_regex;
@@ -48,21 +49,50 @@ static ajw_require_t *rq_new(ajw_rq_kind_e kind, int argc, const char *const *ar
     return rq;
 }
 
-/* Split "path:value" / "path~regex" into alt; compile the regex. */
+/* "[literal name]" at the start of arg: the member name, taken as written
+ * (it may hold ':', '~' and '.', as namespaced claims such as
+ * "https://example.com/roles" do). *rest points past it and an optional '.'. */
+static apr_status_t bracket_member(ajw_rq_alt_t *alt, const char *arg, const char **rest,
+                                   apr_pool_t *p)
+{
+    const char *close = strchr(arg + 1, ']');
+    if (!close || close == arg + 1)
+        return APR_EINVAL;
+    alt->member = apr_pstrmemdup(p, arg + 1, (size_t)(close - arg - 1));
+    *rest = close + 1;
+    if (**rest == '.') {
+        (*rest)++;
+        if (**rest == ':' || **rest == '~' || **rest == '\0')
+            return APR_EINVAL;               /* "[a].:x": an empty sub-path */
+    }
+    else if (**rest != ':' && **rest != '~')
+        return APR_EINVAL;
+    return APR_SUCCESS;
+}
+
+/* Split "path:value" / "path~regex" / "[member].path:value" into alt;
+ * compile the regex. */
 static apr_status_t claim_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_pool_t *p,
                                       const char **why)
 {
-    size_t plen = strcspn(arg, ":~");
+    const char *rest = arg;
+    size_t plen;
     int rc;
 
-    if (arg[plen] == '\0' || plen == 0) {
+    if (arg[0] == '[' && bracket_member(alt, arg, &rest, p) != APR_SUCCESS) {
+        *why = apr_psprintf(p, "Require claim '%s': expected [claim name]:value, "
+                            "[claim name]~regex or [claim name].path:value", arg);
+        return APR_EINVAL;
+    }
+    plen = strcspn(rest, ":~");
+    if (rest[plen] == '\0' || (plen == 0 && !alt->member)) {
         *why = apr_psprintf(p, "Require claim '%s': expected path:value or path~regex", arg);
         return APR_EINVAL;
     }
-    alt->path = apr_pstrmemdup(p, arg, plen);
-    alt->value = arg + plen + 1;
+    alt->path = plen ? apr_pstrmemdup(p, rest, plen) : NULL;
+    alt->value = rest + plen + 1;
     alt->value_len = strlen(alt->value);
-    alt->is_regex = arg[plen] == '~';
+    alt->is_regex = rest[plen] == '~';
     if (!alt->is_regex)
         return APR_SUCCESS;
     if (alt->value_len == 0) {
@@ -174,9 +204,21 @@ static int scalar_matches(const ajw_rq_alt_t *alt, const json_t *v)
     return m;
 }
 
+/* The claim value alt names: [member] first, then the dotted path below it. */
+static const json_t *alt_lookup(const ajw_rq_alt_t *alt, const json_t *claims)
+{
+    const json_t *base = claims;
+    if (alt->member) {
+        base = json_object_get(claims, alt->member);
+        if (!alt->path || !json_is_object(base))
+            return alt->path ? NULL : base;
+    }
+    return ajw_json_path(base, alt->path);
+}
+
 static int claim_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
 {
-    const json_t *v = ajw_json_path(claims, alt->path);
+    const json_t *v = alt_lookup(alt, claims);
     const json_t *el;
     size_t i;
 

@@ -11,8 +11,12 @@ typedef struct ajw_require_t ajw_require_t;
 /* Compile `Require claim` arguments. Each argv[i] is one alternative:
  *   "path:value"  exact, byte-for-byte; path may be dotted for nested objects
  *   "path~regex"  POSIX extended regex, unanchored unless written with ^$
- * The first ':' or '~' splits (path may not contain either); an empty path
- * or an invalid regex fails with *why set (pool string naming the argument).
+ *   "[name]:value", "[name]~regex", "[name].path:value"
+ *                 name taken literally as one top-level claim (for namespaced
+ *                 claims like "https://example.com/roles", which hold ':' and '.')
+ * Otherwise the first ':' or '~' splits (path may not contain either); an
+ * empty path, an unclosed '[' or an invalid regex fails with *why set (pool
+ * string naming the argument).
  * A string claim is compared as is; number/true/false by their JSON text;
  * an array matches when any element does; objects and null never match. */
 apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char *const *argv,

@@ -13,14 +13,14 @@ static ajw_require_t *rules[3];
 
 static void setup(void)
 {
-    static const char *const a0[] = { "roles:admin", "realm_access.roles:admin", "n:3" };
+    static const char *const a0[] = { "roles:admin", "realm_access.roles:admin", "n:3", "[https://x/r].a:b" };
     static const char *const a1[] = { "email~@example\\.com$" };
     static const char *const a2[] = { "read", "write" };
     const char *why;
     apr_initialize();
     atexit(apr_terminate);   /* free pools before LSan's exit check (APR mmaps) */
     apr_pool_create(&root, NULL);
-    if (ajw_require_claim_compile(&rules[0], 3, a0, root, &why) != APR_SUCCESS
+    if (ajw_require_claim_compile(&rules[0], 4, a0, root, &why) != APR_SUCCESS
         || ajw_require_claim_compile(&rules[1], 1, a1, root, &why) != APR_SUCCESS
         || ajw_require_scope_compile(&rules[2], 2, a2, root, &why) != APR_SUCCESS)
         __builtin_trap();

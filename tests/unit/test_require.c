@@ -209,6 +209,51 @@ typedef struct {
     int want;
 } scope_case_t;
 
+/* [literal] member names: namespaced claims hold ':' '.' and '~'. */
+static void test_claim_bracket_member(void **state)
+{
+    static const rq_case_t cases[] = {
+        { "[https://example.com/roles]:admin",
+          "{\"https://example.com/roles\":[\"user\",\"admin\"]}", 1 },
+        { "[https://example.com/roles]:admin",
+          "{\"https://example.com/roles\":[\"user\"]}", 0 },
+        /* the literal name is exact: no prefix, no dotted reading */
+        { "[https://example.com/role]:admin",
+          "{\"https://example.com/roles\":\"admin\"}", 0 },
+        { "[a.b]:x", "{\"a\":{\"b\":\"x\"}}", 0 },
+        { "[a.b]:x", "{\"a.b\":\"x\"}", 1 },
+        /* a dotted path below the literal member */
+        { "[https://x/app].roles:admin",
+          "{\"https://x/app\":{\"roles\":[\"admin\"]}}", 1 },
+        { "[https://x/app].roles:admin", "{\"https://x/app\":\"roles\"}", 0 },
+        { "[https://x/app].roles:admin", "{}", 0 },
+        { "[ns:email]~@example\\.com$", "{\"ns:email\":\"a@example.com\"}", 1 },
+        { "[ns:email]~@example\\.com$", "{\"ns:email\":\"a@example.org\"}", 0 },
+        { "[k]:a:b", "{\"k\":\"a:b\"}", 1 },
+    };
+    (void)state;
+    run_claim_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_claim_bracket_errors(void **state)
+{
+    static const char *const bad[] = {
+        "[unclosed:admin", "[]:admin", "[a]admin", "[a].:x", "[a].", "[a]", "[a]."
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ajw_require_t *rq = (ajw_require_t *)1;
+        const char *why = NULL;
+        const char *argv[1] = { bad[i] };
+        if (ajw_require_claim_compile(&rq, 1, argv, pool, &why) == APR_SUCCESS)
+            fail_msg("'%s' compiled but must not", bad[i]);
+        assert_null(rq);
+        assert_non_null(why);
+        assert_non_null(strstr(why, bad[i]));
+    }
+}
+
 static void test_scope(void **state)
 {
     static const scope_case_t cases[] = {
@@ -288,6 +333,8 @@ int main(void)
         cmocka_unit_test(test_claim_regex),
         cmocka_unit_test(test_claim_alternatives_and_text),
         cmocka_unit_test(test_claim_compile_errors),
+        cmocka_unit_test(test_claim_bracket_member),
+        cmocka_unit_test(test_claim_bracket_errors),
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_scope_compile_errors),
         cmocka_unit_test(test_regex_pool_cleanup),
