@@ -740,6 +740,29 @@ static int join_cookies(void *baton, const char *key, const char *val)
     return 1;
 }
 
+/* Remove the token parameter from the query everywhere httpd keeps it:
+ * r->args (QUERY_STRING, proxied URL), r->unparsed_uri, and the request
+ * line (REQUEST_URI for CGI, and %r in the access log). */
+static void drop_query_token(request_rec *r, const char *name)
+{
+    const char *old_uri = r->unparsed_uri;
+    const char *q = old_uri ? strchr(old_uri, '?') : NULL;
+    char *new_uri, *at;
+    r->args = without_item(r->pool, r->args, '&', "&", name);
+    r->parsed_uri.query = r->args;
+    if (!q)
+        return;
+    new_uri = apr_pstrcat(r->pool, apr_pstrmemdup(r->pool, old_uri, (size_t)(q - old_uri)),
+                          r->args ? "?" : "", r->args ? r->args : "", NULL);
+    r->unparsed_uri = new_uri;
+    at = r->the_request ? strstr(r->the_request, old_uri) : NULL;
+    if (at)
+        r->the_request = apr_pstrcat(r->pool,
+                                     apr_pstrmemdup(r->pool, r->the_request,
+                                                    (size_t)(at - r->the_request)),
+                                     new_uri, at + strlen(old_uri), NULL);
+}
+
 /* Take the token out of wherever it came from, so the backend never sees it. */
 static void drop_token(request_rec *r, const token_find_t *tf)
 {
@@ -747,8 +770,7 @@ static void drop_token(request_rec *r, const token_find_t *tf)
         apr_table_unset(r->headers_in, "Authorization");
     }
     else if (tf->kind == TOKEN_FROM_QUERY) {
-        r->args = without_item(r->pool, r->args, '&', "&", tf->where);
-        r->parsed_uri.query = r->args;
+        drop_query_token(r, tf->where);
     }
     else {
         cookie_join_t cj = { r->pool, NULL };
@@ -961,7 +983,7 @@ static int status_handler(request_rec *r)
     json_t *arr;
     if (!r->handler || strcmp(r->handler, "jwks-status"))
         return DECLINED;
-    r->allowed = AP_METHOD_BIT << M_GET;
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
     if (r->method_number != M_GET)
         return HTTP_METHOD_NOT_ALLOWED;
     as_json = r->args && !strcmp(r->args, "json");

@@ -384,7 +384,9 @@ static const char *const env_denied_prefixes[] = {
     "LD_", "DYLD_", "PYTHON", "PERL", "RUBY", "BASH", "NODE_", "HTTP_", "GCONV", "MALLOC",
     "PATH", "IFS", "ENV", "SHELL", "HOME", "TMP", "LOCPATH", "NLSPATH", "HOSTALIASES",
     "RES_OPTIONS", "LOCALDOMAIN", "JAVA_", "_JAVA", "GIT_", "PHP", "SSL_", "REMOTE_", "AUTH_",
-    "SERVER_", "REQUEST_", "SCRIPT_", "DOCUMENT_", "CONTENT_", "QUERY_", "GATEWAY_", NULL
+    "SERVER_", "REQUEST_", "SCRIPT_", "DOCUMENT_", "CONTENT_", "QUERY_", "GATEWAY_",
+    "LUA_", "GLIBC_", "OPENSSL_", "LC_", "LANG", "KRB5", "CURL_", "NSS_", "TERMINFO", "XDG_",
+    "UNIQUE_ID", NULL
 };
 
 /* Environment variable prefix: a letter first, then letters, digits and
@@ -423,7 +425,13 @@ static const char *const header_denied[] = {
     "Proxy-Authorization", "Range", "Referer", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
     "User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
     "X-Forwarded-Server", "X-Forwarded-Port", "X-Real-IP", "X-Remote-User", "X-Client-IP",
-    "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "Sec-Fetch-Site", NULL
+    "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "Sec-Fetch-Site",
+    /* headers that backends or proxies commonly trust for identity or client address */
+    "Remote-User", "Remote-Addr", "Remote-Host", "True-Client-IP", "X-Remote-Addr",
+    "X-Auth-Request-User", "X-Auth-Request-Email", "X-Authenticated-User", "X-Forwarded-User",
+    "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username",
+    "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP", "X-ProxyUser-Ip",
+    "Client-IP", "X-SSL-Client-Cert", "SSL-Client-Cert", NULL
 };
 
 /* Header prefix: letters, digits and '-', ending in '-', at least 4
