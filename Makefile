@@ -5,7 +5,7 @@
 #                   tests, the same unit tests under ASan+UBSan, each fuzz target
 #                   for 10 s, and the integration tests against a real httpd
 #   make demo       a real httpd protecting a CGI app with a locally issued JWKS
-#   make bench      side-by-side throughput ratios
+#   make bench      side-by-side throughput ratios (vs mod_oauth2, mod_auth_openidc)
 #   make install    install the module with apxs (and conf.d files for a2enmod)
 
 PY        := /usr/bin/python3
@@ -98,7 +98,10 @@ demo: deps
 	@$(MAKE) --no-print-directory module tool
 	@sh demo/run.sh
 
+# bench/deps.sh installs the peer modules (mod_oauth2, mod_auth_openidc) for
+# the side-by-side comparison; it never fails: a missing peer is skipped.
 bench: deps
+	@sh bench/deps.sh
 	@$(MAKE) --no-print-directory module tool
 	$(PY) bench/bench.py
 

@@ -1,20 +1,47 @@
 #!/usr/bin/python3
-"""make bench: side-by-side throughput of one real httpd (event MPM):
+"""make bench: side-by-side throughput of mod_auth_jwks and its peers.
 
-  static        unprotected static file
-  cached        the same file behind AuthType jwks, same token every time
-                (token cache hit)
-  uncached      the same, AuthJWKSTokenCache 0 in a second httpd (every
-                request fully verified: RS256 and ES256)
+In ONE run, on this machine, each in its own httpd (event MPM, same harness
+config, same static file, same JWKS served on 127.0.0.1, same RS256 / ES256
+tokens, same ab concurrency), requests per second for:
 
-Uses ab (apache2-utils) with keep-alive; each run ~5 s. Prints requests/s
-and ratios against the unprotected baseline.
+  static               unprotected static file (baseline; measured first and
+                       again last, so drift during the run is visible)
+  mod_auth_jwks        AuthType jwks: default (token cache hit) and
+                       AuthJWKSTokenCache 0 (every request fully verified)
+  mod_oauth2           AuthType oauth2, OAuth2TokenVerify jwks_uri: default
+                       (its verify-result cache, shm, 300 s) and expiry=0
+                       (result cache entries expire at once: every request
+                       verified; the JWKS itself stays cached)
+  mod_auth_openidc     AuthType oauth20, OIDCOAuthVerifyJwksUri: it has no
+                       result cache for locally validated JWTs (JWKS cached
+                       in OIDCCacheType shm), so one mode. It only takes an
+                       https:// JWKS URL, so it gets the same document from
+                       an HTTPS twin of the JWKS server (throwaway CA)
+
+Before timing, every protected config must answer 401 without a token and
+200 (the static file's exact body) with each token, so no error page is ever
+benchmarked. A peer module that is not installed or fails that check is
+reported with the reason and skipped; it never fails the bench. The JWKS
+server counts fetches during each timed run, and any error-log lines
+written during a run are reported, so a peer that refetches keys or logs per
+request shows up.
+
+ab (apache2-utils) with keep-alive, BENCH_SECONDS (default 5) per run,
+BENCH_ROUNDS (default 2: every config measured that often, interleaved,
+the best round kept),
+BENCH_CONCURRENCY (default 8). Prints req/s, the ratio to the unprotected
+baseline and to mod_auth_jwks in the same algorithm (cache hit, and cache
+off). Exit status 1 only if a mod_auth_jwks or baseline run had errors.
 """
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
@@ -22,20 +49,128 @@ import harness as H  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 CONC = int(os.environ.get("BENCH_CONCURRENCY", "8"))
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "2")))
+JWKS_PATH = "/jwks.json"
+BODY = "static ok\n"  # the harness's htdocs/static.txt
+ISS, AUD = "https://issuer.test", "api"
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+OAUTH2_SO = os.path.join(H.MODDIR, "mod_oauth2.so")
+OPENIDC_SO = os.path.join(H.MODDIR, "mod_auth_openidc.so")
 
 
-def conf(url, cache_line=""):
+# ---------------------------------------------------------------- configs
+
+def conf_jwks(url, cache_line=""):
     return """%s
 <Location /api>
     AuthType jwks
     AuthName "api"
     AuthJWKSURL %s
-    AuthJWKSIssuer https://issuer.test
-    AuthJWKSAudience api
+    AuthJWKSIssuer %s
+    AuthJWKSAudience %s
     AuthJWKSStartupWait 10
     Require valid-user
 </Location>
-""" % (cache_line, url)
+""" % (cache_line, url, ISS, AUD)
+
+
+def conf_oauth2(url, options=""):
+    # OAuth2TokenVerify <type> <value> [<options, form-encoded>]; the JWKS is
+    # fetched on first use and cached (liboauth2 default shm cache).
+    return """LoadModule oauth2_module %s
+<Location /api>
+    AuthType oauth2
+    AuthName "api"
+    OAuth2TokenVerify jwks_uri %s %s
+    Require valid-user
+</Location>
+""" % (OAUTH2_SO, url, options)
+
+
+def conf_openidc(url, ca_file):
+    # Resource-server only: no provider/client settings. 2.4.12 requires
+    # OIDCCryptoPassphrase whenever the module is configured (it encrypts
+    # cache entries/sessions); a throwaway one per run. OIDCCacheType shm is
+    # the default and holds the JWKS. OIDCOAuthVerifyJwksUri must be https://
+    # in 2.4.12 (an http:// URL is a config error), so it gets the same JWKS
+    # document from an HTTPS server with a throwaway CA, verified through
+    # OIDCCABundlePath. The fetch is off the request path once cached.
+    return """LoadModule auth_openidc_module %s
+OIDCCryptoPassphrase %s
+OIDCCacheType shm
+OIDCCABundlePath %s
+OIDCOAuthVerifyJwksUri %s
+OIDCOAuthRemoteUserClaim sub
+<Location /api>
+    AuthType oauth20
+    AuthName "api"
+    Require valid-user
+</Location>
+""" % (OPENIDC_SO, secrets.token_hex(16), ca_file, url)
+
+
+class Server(H.Httpd):
+    """A harness httpd whose auth module LoadModule line is ours or none
+    (peer configs bring their own LoadModule in `extra`)."""
+
+    def __init__(self, extra, name, ours=True):
+        self.ours = ours
+        super().__init__(extra, loglevel="warn", name=name)
+
+    def conf_text(self, extra):
+        text = super().conf_text(extra)
+        if not self.ours:
+            text = re.sub(r"^LoadModule auth_jwks_module .*$", "# (mod_auth_jwks not loaded)",
+                          text, flags=re.M)
+        return text
+
+
+# ---------------------------------------------------------------- checks
+
+def get(url, token=None):
+    import requests
+    hdrs = {"Authorization": "Bearer " + token} if token else {}
+    return requests.get(url, headers=hdrs, timeout=15)
+
+
+def check_protected(srv, tokens):
+    """None if /api/static.txt answers 401 without a token and 200 with
+    each token; otherwise why not."""
+    url = srv.url("/api/static.txt")
+    r = get(url)
+    if r.status_code != 401:
+        return "without a token: %d, expected 401" % r.status_code
+    for alg, tok in tokens.items():
+        # first use may fetch the JWKS (peers fetch on demand): a few tries
+        deadline = time.monotonic() + 15
+        while True:
+            r = get(url, tok)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        if r.status_code != 200:
+            return "%s token: %d, expected 200 (www-authenticate: %s)\n%s" % (
+                alg, r.status_code, r.headers.get("WWW-Authenticate"), srv.log_tail(8))
+        if r.text != BODY:
+            return "%s token: 200 but body %r is not the static file" % (alg, r.text[:80])
+    if get(url, tokens["RS256"][:-4] + "AAAA").status_code != 401:
+        return "a token with a broken signature was not refused with 401"
+    return None
+
+
+def cpu_ticks(srv):
+    """{pid: utime+stime clock ticks} of the httpd's children (the request
+    workers; the parent does no request work)."""
+    out = {}
+    for pid in srv.children():
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
 
 
 def ab(url, token=None):
@@ -47,10 +182,21 @@ def ab(url, token=None):
     m = re.search(r"Requests per second:\s+([\d.]+)", r.stdout)
     non2xx = re.search(r"Non-2xx responses:\s+(\d+)", r.stdout)
     failed = re.search(r"Failed requests:\s+(\d+)", r.stdout)
+    done = re.search(r"Complete requests:\s+(\d+)", r.stdout)
     if not m:
         raise RuntimeError("ab failed: %s %s" % (r.stdout[-500:], r.stderr[-500:]))
     bad = int(non2xx.group(1)) if non2xx else 0
-    return float(m.group(1)), bad, int(failed.group(1)) if failed else 0
+    return (float(m.group(1)), bad, int(failed.group(1)) if failed else 0,
+            int(done.group(1)) if done else 0)
+
+
+# ---------------------------------------------------------------- main
+
+class Row:
+    def __init__(self, group, mode, alg, rps=None, note=""):
+        self.group, self.mode, self.alg, self.rps, self.note = group, mode, alg, rps, note
+        self.errors = 0
+        self.cpu_us = None
 
 
 def main():
@@ -62,46 +208,192 @@ def main():
         return 1
     keys = H.Keys("bench")
     idp = H.JWKSServer()
-    idp.set(keys.jwks())
+    # One JWKS for everyone: RSA 2048 + EC P-256 only (the peers use cjose,
+    # which has no OKP/Ed25519 keys; a key it cannot import could make it
+    # reject the whole set, which is not what we want to measure).
+    doc = keys.jwks([keys.rsa, keys.ec256])
+    idp.set(doc, JWKS_PATH)
+    url = idp.url(JWKS_PATH)
+    tls_dir = H.make_world_readable_dir(tempfile.mkdtemp(prefix="ajw-bench-ca-", dir="/tmp"))
+    ca = H.TestCA(tls_dir)
+    idp_tls = H.JWKSServer(tls=ca)  # same document over https, for mod_auth_openidc
+    idp_tls.set(doc, JWKS_PATH)
+    exp = H.now() + 3600
+    tokens = {"RS256": H.mint(H.std_claims(exp=exp), keys.rsa, "RS256"),
+              "ES256": H.mint(H.std_claims(exp=exp), keys.ec256, "ES256")}
+
+    # (group, mode label, config, ours?, module file needed, ratio key)
+    setups = [
+        ("mod_auth_jwks", "cache hit (default)", conf_jwks(url), True, None, "cached"),
+        ("mod_auth_jwks", "AuthJWKSTokenCache 0", conf_jwks(url, "AuthJWKSTokenCache 0"),
+         True, None, "uncached"),
+        ("mod_oauth2", "result cache (default)", conf_oauth2(url), False, OAUTH2_SO, "cached"),
+        ("mod_oauth2", "expiry=0 (no result cache)", conf_oauth2(url, "expiry=0"),
+         False, OAUTH2_SO, "uncached"),
+        ("mod_auth_openidc", "oauth20 (no result cache)",
+         conf_openidc(idp_tls.url(JWKS_PATH), ca.ca_file), False,
+         OPENIDC_SO, "uncached"),
+    ]
+
+    rows = []
+    skipped = []
     servers = []
-    results = []
+    ours_failed = False
+    print("bench: %ds per run, ab -k -c %d, JWKS %s, one httpd (event MPM) per config"
+          % (SECONDS, CONC, url), flush=True)
     try:
-        a = H.Httpd(conf(idp.url()), loglevel="warn", name="bench")
-        b = H.Httpd(conf(idp.url(), "AuthJWKSTokenCache 0"), loglevel="warn", name="bench0")
-        servers += [a, b]
-        a.start()
-        b.start()
-        rs = H.mint(H.std_claims(exp=H.now() + 3600), keys.rsa, "RS256")
-        es = H.mint(H.std_claims(exp=H.now() + 3600), keys.ec256, "ES256")
-        import requests
-        for h in (a, b):  # warm up: keys loaded, token valid
-            for t in (rs, es):
-                r = requests.get(h.url("/api/static.txt"), timeout=15,
-                                 headers={"Authorization": "Bearer " + t})
-                if r.status_code != 200:
-                    raise RuntimeError("warm-up got %d: %s" % (r.status_code, h.log_tail(10)))
-        runs = [
-            ("static, unprotected", a.url("/open/static.txt"), None),
-            ("protected, cache hit (RS256)", a.url("/api/static.txt"), rs),
-            ("protected, cache hit (ES256)", a.url("/api/static.txt"), es),
-            ("protected, no cache (RS256)", b.url("/api/static.txt"), rs),
-            ("protected, no cache (ES256)", b.url("/api/static.txt"), es),
-        ]
-        for name, url, tok in runs:
-            rps, bad, failed = ab(url, tok)
-            results.append((name, rps, bad, failed))
-            print("  %-32s %10.0f req/s%s" % (name, rps,
-                  "  (non-2xx: %d, failed: %d)" % (bad, failed) if bad or failed else ""),
-                  flush=True)
+        live = []
+        for i, (group, mode, extra, ours, so, key) in enumerate(setups):
+            name = "%s %s" % (group, mode)
+            if so and not os.path.exists(so):
+                skipped.append((name, "%s not installed (Debian package %s; `make bench` "
+                                "installs it when run as root)" % (
+                                    so, "libapache2-mod-oauth2" if so == OAUTH2_SO
+                                    else "libapache2-mod-auth-openidc")))
+                continue
+            srv = Server(extra, name="bench%d" % i, ours=ours)
+            servers.append(srv)
+            try:
+                srv.start()
+                why = check_protected(srv, tokens)
+            except Exception as e:  # a peer that does not even start
+                why = "did not start: %s" % str(e).strip()[-600:]
+            if why:
+                if ours:
+                    raise RuntimeError("%s: %s" % (name, why))
+                skipped.append((name, why))
+                srv.cleanup()
+                servers.remove(srv)
+                continue
+            live.append((group, mode, srv, key))
+
+        base_srv = live[0][2]
+        static_url = base_srv.url("/open/static.txt")
+        protected = [(group, mode, alg, srv.url("/api/static.txt"), srv, key)
+                     for group, mode, srv, key in live for alg in ("RS256", "ES256")]
+        # Every round: the baseline, then each protected config (reversed on
+        # odd rounds, so no config always runs first or last); one more
+        # baseline at the very end shows drift. The table keeps each
+        # config's best round (least disturbed by whatever else the machine
+        # was doing).
+        runs = []
+        for rnd in range(ROUNDS):
+            runs.append(("static", "unprotected", None, static_url, None, None))
+            runs += protected if rnd % 2 == 0 else protected[::-1]
+        runs.append(("static", "unprotected (after)", None, static_url, None, None))
+
+        for group, mode, alg, u, srv, key in runs:
+            row = Row(group, mode, alg)
+            row.key = key
+            fetch0 = idp.count(JWKS_PATH) + idp_tls.count(JWKS_PATH)
+            mark = srv.log_size() if srv else 0
+            cpu_srv = srv or base_srv
+            t0 = cpu_ticks(cpu_srv)
+            try:
+                rps, bad, failed, done = ab(u, tokens[alg] if alg else None)
+                t1 = cpu_ticks(cpu_srv)
+            except Exception as e:
+                if group in ("static", "mod_auth_jwks"):
+                    raise
+                skipped.append(("%s %s %s" % (group, mode, alg), str(e)))
+                continue
+            row.rps = rps
+            ticks = sum(v - t0.get(pid, 0) for pid, v in t1.items())
+            row.cpu_us = 1e6 * ticks / CLK_TCK / done if done else None
+            row.errors = bad + failed
+            notes = []
+            if bad or failed:
+                notes.append("non-2xx %d, failed %d: NOT VALID" % (bad, failed))
+            fetches = idp.count(JWKS_PATH) + idp_tls.count(JWKS_PATH) - fetch0
+            if fetches:
+                notes.append("%d JWKS fetches during the run" % fetches)
+            if srv:
+                logged = [ln for ln in srv.log_since(mark).splitlines() if ln.strip()]
+                if logged:
+                    notes.append("%d error-log lines, e.g. %s" % (len(logged), logged[0][:120]))
+            row.note = "; ".join(notes)
+            if row.errors and group in ("static", "mod_auth_jwks"):
+                ours_failed = True
+            rows.append(row)
+            print("  %-17s %-27s %-6s %9.0f req/s %6s us cpu/req  %s" % (
+                group, mode, alg or "", rps,
+                "%.0f" % row.cpu_us if row.cpu_us is not None else "?", row.note), flush=True)
     finally:
-        for h in servers:
-            h.cleanup()
+        for s in servers:
+            s.cleanup()
         idp.close()
-    base = results[0][1]
-    print("\nratio to unprotected static (c=%d, %ds each, keep-alive):" % (CONC, SECONDS))
-    for name, rps, bad, failed in results:
-        print("  %-32s %6.2f" % (name, rps / base if base else 0.0))
-    return 1 if any(bad or failed for _, _, bad, failed in results) else 0
+        idp_tls.close()
+        shutil.rmtree(tls_dir, ignore_errors=True)
+
+    report(rows, skipped)
+    return 1 if ours_failed else 0
+
+
+def best_rows(rows):
+    """One row per (group, mode, alg): the round with the most req/s; its
+    notes, and any round's errors, carried along."""
+    best = {}
+    order = []
+    for r in rows:
+        k = (r.group, r.mode, r.alg)
+        if k not in best:
+            best[k] = r
+            order.append(k)
+            r.all_rps = [r.rps]
+            continue
+        b = best[k]
+        b.all_rps.append(r.rps)
+        b.errors += r.errors
+        if r.note and r.note not in b.note:
+            b.note = "; ".join(x for x in (b.note, r.note) if x)
+        if r.rps > b.rps:
+            b.rps, b.cpu_us = r.rps, r.cpu_us
+    return [best[k] for k in order]
+
+
+def report(rows, skipped):
+    drift = [r.rps for r in rows if r.group == "static"]
+    rows = best_rows(rows)
+    statics = [r.rps for r in rows if r.mode == "unprotected"]
+    base = statics[0] if statics else 0.0
+    base_cpu = next((r.cpu_us for r in rows if r.mode == "unprotected"), None)
+    ours = {(r.key, r.alg): r.rps for r in rows if r.group == "mod_auth_jwks"}
+
+    def ratio(a, b):
+        return "%6.2f" % (a / b) if a and b else "     -"
+
+    print("\nreq/s side by side, best of %d rounds (c=%d, %ds each, keep-alive). "
+          "x static = / unprotected; x jwks hit | off = / mod_auth_jwks, same alg, token cache hit | "
+          "AuthJWKSTokenCache 0; cpu = httpd worker CPU time per request (user+sys, "
+          "from the same best round; auth us = that minus the unprotected baseline's, i.e. "
+          "what authentication adds; steadier than req/s on a busy machine):"
+          % (ROUNDS, CONC, SECONDS))
+    hdr = "  %-17s %-27s %-6s %9s  %8s  %10s  %10s  %10s  %9s" % (
+        "module", "mode", "alg", "req/s", "x static", "x jwks hit", "x jwks off", "cpu us/req",
+        "auth us")
+    print(hdr)
+    print("  " + "-" * (len(hdr) - 2))
+    for r in rows:
+        print("  %-17s %-27s %-6s %9.0f  %8s  %10s  %10s  %10s  %9s%s" % (
+            r.group, r.mode, r.alg or "", r.rps, ratio(r.rps, base),
+            ratio(r.rps, ours.get(("cached", r.alg))) if r.alg else "     -",
+            ratio(r.rps, ours.get(("uncached", r.alg))) if r.alg else "     -",
+            "%.0f" % r.cpu_us if r.cpu_us is not None else "?",
+            "%+.0f" % (r.cpu_us - base_cpu) if r.alg and r.cpu_us is not None and base_cpu
+            else "-",
+            "   <- %s" % r.note if r.note else ""))
+    if len(drift) >= 2 and drift[0]:
+        print("\n  unprotected baseline over the run: %s req/s (first to last: %+.0f%%; "
+              "differences smaller than that spread are noise)" % (
+                  " ".join("%.0f" % x for x in drift), 100.0 * (drift[-1] / drift[0] - 1)))
+    spread = [r for r in rows if len(getattr(r, "all_rps", [])) > 1]
+    if spread:
+        worst = max(spread, key=lambda r: max(r.all_rps) / min(r.all_rps))
+        print("  largest round-to-round spread: %s %s %s %s req/s" % (
+            worst.group, worst.mode, worst.alg or "",
+            " / ".join("%.0f" % x for x in worst.all_rps)))
+    for name, why in skipped:
+        print("\n  SKIPPED %s: %s" % (name, why))
 
 
 if __name__ == "__main__":
