@@ -30,6 +30,28 @@ APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
 PY = "/usr/bin/python3"
 
+
+def _httpd_env():
+    """Environment for every apache2 invocation. AJW_HTTPD_ENV (optional) holds
+    extra KEY=VALUE words (shell-quoted, e.g. "LD_PRELOAD=/x/libasan.so
+    ASAN_OPTIONS=log_path=/tmp/asan/asan:halt_on_error=1") added only to httpd's
+    environment, never to the test process itself (see run_asan.sh). Unset:
+    None, i.e. httpd inherits the test's environment exactly as before."""
+    extra = os.environ.get("AJW_HTTPD_ENV")
+    if not extra:
+        return None
+    import shlex
+    env = dict(os.environ)
+    for word in shlex.split(extra):
+        k, sep, v = word.partition("=")
+        if not sep or not k:
+            raise ValueError("AJW_HTTPD_ENV: %r is not KEY=VALUE" % word)
+        env[k] = v
+    return env
+
+
+HTTPD_ENV = _httpd_env()
+
 ALL_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
             "ES256", "ES384", "ES512", "EdDSA"]
 
@@ -396,7 +418,7 @@ sys.stdout.write(json.dumps({"headers": h, "env": dict(os.environ)}, sort_keys=T
 MPM_CONF = {
     "event": """LoadModule mpm_event_module {moddir}/mod_mpm_event.so
 StartServers 1
-ServerLimit 4
+ServerLimit 8
 ThreadsPerChild 16
 MinSpareThreads 1
 MaxSpareThreads 32
@@ -404,7 +426,7 @@ MaxRequestWorkers 16
 """,
     "worker": """LoadModule mpm_worker_module {moddir}/mod_mpm_worker.so
 StartServers 1
-ServerLimit 4
+ServerLimit 8
 ThreadsPerChild 16
 MinSpareThreads 1
 MaxSpareThreads 32
@@ -493,7 +515,8 @@ ScriptSock "{root}/run/cgid.sock"
 
 LOG_LINE = re.compile(r"^\[[^\]]*\] \[(?P<mod>[^:\]\s]*):(?P<lvl>[a-z0-9]+)\]")
 BAD_ALWAYS = re.compile(r"exit signal|Segmentation fault|AddressSanitizer|double free|"
-                        r"Aborted|core dumped|stack smashing|Assertion .*failed", re.I)
+                        r"Aborted|core dumped|stack smashing|Assertion .*failed|"
+                        r"runtime error:|LeakSanitizer", re.I)
 BAD_LEVELS = {"emerg", "alert", "crit", "error"}
 
 RUNNING = []  # every started Httpd, for the per-test log checker
@@ -564,7 +587,7 @@ class Httpd:
 
     def configtest(self):
         return subprocess.run([APACHE, "-t", "-f", self.conf_path], capture_output=True,
-                              text=True, timeout=30)
+                              text=True, timeout=30, env=HTTPD_ENV)
 
     def _port_open(self):
         try:
@@ -582,7 +605,7 @@ class Httpd:
 
     def start(self, timeout=20):
         r = subprocess.run([APACHE, "-f", self.conf_path, "-k", "start"], capture_output=True,
-                           text=True, timeout=30)
+                           text=True, timeout=30, env=HTTPD_ENV)
         if r.returncode != 0:
             raise RuntimeError("apache2 -k start failed (%d): %s%s\n--- error_log:\n%s" % (
                 r.returncode, r.stdout, r.stderr, self.log_tail()))
@@ -611,7 +634,7 @@ class Httpd:
     def graceful(self, timeout=20):
         gen0 = self.log_text().count("resuming normal operations")
         r = subprocess.run([APACHE, "-f", self.conf_path, "-k", "graceful"], capture_output=True,
-                           text=True, timeout=30)
+                           text=True, timeout=30, env=HTTPD_ENV)
         if r.returncode != 0:
             raise RuntimeError("graceful failed: %s%s" % (r.stdout, r.stderr))
         wait_until(lambda: self.log_text().count("resuming normal operations") > gen0,
@@ -622,7 +645,7 @@ class Httpd:
             return True
         pid = self.pid()
         subprocess.run([APACHE, "-f", self.conf_path, "-k", "stop"], capture_output=True,
-                       text=True, timeout=30)
+                       text=True, timeout=30, env=HTTPD_ENV)
         clean = True
         if pid:
             try:
