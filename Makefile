@@ -3,7 +3,8 @@
 #   make            build the module (build/mod_auth_jwks.so) and the jwks-tool
 #   make check      install Debian build/test packages if missing, then run unit
 #                   tests, the same unit tests under ASan+UBSan, each fuzz target
-#                   for 10 s, and the integration tests against a real httpd
+#                   for 10 s, and the integration tests against a real httpd,
+#                   with the module built normally and then with ASan+UBSan
 #   make demo       a real httpd protecting a CGI app with a locally issued JWKS
 #   make bench      side-by-side throughput ratios (vs mod_oauth2, mod_auth_openidc)
 #   make install    install the module with apxs (and conf.d files for a2enmod)
@@ -36,7 +37,7 @@ MODULE    := $(BUILD)/mod_auth_jwks.so
 TOOL      := $(BUILD)/jwks-tool
 
 .PHONY: all lib module tool unit unit-asan integration check check-run deps demo bench \
-        install clean fuzz fuzz-smoke
+        install clean fuzz fuzz-smoke integration-asan
 
 all: module tool
 
@@ -87,8 +88,13 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: all unit unit-asan fuzz-smoke integration
+check-run: all unit unit-asan fuzz-smoke integration integration-asan
 	@echo "make check: all suites passed"
+
+# The integration suite again, against an ASan+UBSan build of the module
+# running inside the real httpd (sanitizer runtimes preloaded).
+integration-asan:
+	sh tests/integration/run_asan.sh
 
 # Every fuzz target for a few seconds: a crash, leak or UB fails the check.
 fuzz-smoke:
