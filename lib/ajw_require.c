@@ -111,34 +111,30 @@ static apr_status_t claim_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_po
     return APR_SUCCESS;
 }
 
-apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char *const *argv,
-                                       apr_pool_t *p, const char **why)
-{
-    ajw_require_t *rq = NULL;
-    apr_status_t rv = APR_SUCCESS;
-    int i;
-
-    *why = NULL;
-    if (argc <= 0) {
-        *why = "Require claim: no claim given";
-        rv = APR_EINVAL;
-        goto cleanup;
-    }
-    rq = rq_new(AJW_RQ_CLAIM, argc, argv, p);
-    for (i = 0; i < argc && rv == APR_SUCCESS; i++)
-        rv = claim_alt_compile(&rq->alts[i], argv[i], p, why);
-cleanup:
-    *out = rv == APR_SUCCESS ? rq : NULL;
-    return rv;
-}
+typedef apr_status_t alt_compile_fn(ajw_rq_alt_t *alt, const char *arg, apr_pool_t *p,
+                                    const char **why);
 
 static int scope_token_ok(const char *s)
 {
     return *s != '\0' && strchr(s, ' ') == NULL;
 }
 
-apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char *const *argv,
-                                       apr_pool_t *p, const char **why)
+static apr_status_t scope_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_pool_t *p,
+                                      const char **why)
+{
+    if (!scope_token_ok(arg)) {
+        *why = apr_psprintf(p, "Require scope: '%s' is not a scope token", arg);
+        return APR_EINVAL;
+    }
+    alt->value = arg;
+    alt->value_len = strlen(arg);
+    return APR_SUCCESS;
+}
+
+/* One rule of `kind` from argv, each argument compiled by compile_alt. */
+static apr_status_t rq_compile(ajw_require_t **out, ajw_rq_kind_e kind, int argc,
+                               const char *const *argv, alt_compile_fn *compile_alt,
+                               const char *none_given, apr_pool_t *p, const char **why)
 {
     ajw_require_t *rq = NULL;
     apr_status_t rv = APR_SUCCESS;
@@ -146,23 +142,30 @@ apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char
 
     *why = NULL;
     if (argc <= 0) {
-        *why = "Require scope: no scope given";
+        *why = none_given;
         rv = APR_EINVAL;
-        goto cleanup;
     }
-    rq = rq_new(AJW_RQ_SCOPE, argc, argv, p);
-    for (i = 0; i < argc; i++) {
-        if (!scope_token_ok(argv[i])) {
-            *why = apr_psprintf(p, "Require scope: '%s' is not a scope token", argv[i]);
-            rv = APR_EINVAL;
-            goto cleanup;
-        }
-        rq->alts[i].value = argv[i];
-        rq->alts[i].value_len = strlen(argv[i]);
+    else {
+        rq = rq_new(kind, argc, argv, p);
+        for (i = 0; i < argc && rv == APR_SUCCESS; i++)
+            rv = compile_alt(&rq->alts[i], argv[i], p, why);
     }
-cleanup:
     *out = rv == APR_SUCCESS ? rq : NULL;
     return rv;
+}
+
+apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                       apr_pool_t *p, const char **why)
+{
+    return rq_compile(out, AJW_RQ_CLAIM, argc, argv, claim_alt_compile,
+                      "Require claim: no claim given", p, why);
+}
+
+apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                       apr_pool_t *p, const char **why)
+{
+    return rq_compile(out, AJW_RQ_SCOPE, argc, argv, scope_alt_compile,
+                      "Require scope: no scope given", p, why);
 }
 
 /* Does text (len bytes, NUL-terminated) satisfy alt? */

@@ -702,6 +702,15 @@ class Httpd:
         return "\n".join(self.log_text().splitlines()[-n:])
 
 
+def configtest(extra, name="cfg"):
+    """`apache2 -t` on a throwaway config holding `extra`; never started."""
+    h = Httpd(extra, name=name)
+    try:
+        return h.configtest()
+    finally:
+        h.cleanup()
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)

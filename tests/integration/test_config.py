@@ -17,12 +17,7 @@ def conf(body, require="Require valid-user", url=GOOD):
 """ % (u, body, require)
 
 
-def configtest(extra):
-    h = H.Httpd(extra, name="cfg")
-    try:
-        return h.configtest()
-    finally:
-        h.cleanup()
+configtest = H.configtest
 
 
 def test_good_config_passes():

@@ -90,12 +90,7 @@ def assert_raw_invalid_request(ans):
     assert b is not None and b.get("error") == "invalid_request", hdrs
 
 
-def configtest(extra):
-    h = H.Httpd(extra, name="cfg")
-    try:
-        return h.configtest()
-    finally:
-        h.cleanup()
+configtest = H.configtest
 
 
 def conf(body, url="http://127.0.0.1:9/jwks"):
