@@ -1087,7 +1087,7 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
         return;
     rv = ajw_keystore_start(ajw_mod.ks, ajw_curl_fetcher(pchild), pchild);
     if (rv != APR_SUCCESS)
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "could not start the JWKS refresh thread; "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "could not start the JWKS refresh threads; "
                      "tokens will be refused (503)");
 }
 

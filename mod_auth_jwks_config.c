@@ -539,7 +539,7 @@ static const char *set_token_cache(cmd_parms *cmd, void *cv, const char *arg)
 
 /* Directives that name key sources or fetch settings are RSRC_CONF |
  * ACCESS_CONF: key sources are resolved once per configuration (post_config)
- * and fetched by the child's refresh thread, which .htaccess files, read per
+ * and fetched by the child's refresh threads, which .htaccess files, read per
  * request, cannot take part in. */
 const command_rec ajw_mod_cmds[] = {
     AP_INIT_TAKE1("AuthJWKSURL", set_url, NULL, RSRC_CONF | ACCESS_CONF,

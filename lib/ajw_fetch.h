@@ -34,7 +34,8 @@ typedef struct ajw_fetcher_t ajw_fetcher_t;
 /* Fetch req into res (allocations from p). APR_SUCCESS when an answer came
  * (any status, 304 included); an error status with res->error set when not
  * (curl fetcher: APR_TIMEUP for a timeout, APR_EGENERAL otherwise, too large included).
- * Must be safe to call from the one refresh thread; never follows redirects. */
+ * Called by the key store from several refresh threads at once (one per
+ * source): must be thread-safe; never follows redirects. */
 typedef apr_status_t ajw_fetch_fn(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
                                   ajw_fetch_res_t *res, apr_pool_t *p);
 struct ajw_fetcher_t {

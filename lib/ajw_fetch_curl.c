@@ -1,10 +1,27 @@
 /* ajw_fetch_curl.c — the libcurl fetcher behind ajw_fetch.h.
  *
  * One easy handle per fetch: refreshes are rare, and a fresh handle carries
- * no state (cookies, connections, previous options) from one fetch to the next. */
+ * no state (cookies, connections, previous options) from one fetch to the next.
+ *
+ * file:// is read here, not by curl: curl open()s the path blocking and
+ * without a type check, so a FIFO (or a symlink swapped to one) would hang
+ * the refresh thread forever — no timeout covers open() — and shutdown's
+ * join with it. We open with O_NONBLOCK, accept regular files only and
+ * read at most max_size + 1 bytes.
+ *
+ * Proxies: libcurl honours http_proxy / HTTPS_PROXY / ALL_PROXY / NO_PROXY
+ * from httpd's environment. http:// is allowed only to loopback hosts, on the
+ * grounds that the document never leaves the machine; through a proxy it
+ * would, in clear text, and "127.0.0.1" would be the proxy's own loopback.
+ * So http:// fetches never use a proxy (CURLOPT_NOPROXY "*"); https://
+ * fetches do use a configured one (TLS is end to end through CONNECT). */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <apr_strings.h>
@@ -126,6 +143,19 @@ static void parse_cache_control(fetch_ctx_t *ctx, char *v)
     }
 }
 
+/* An ETag we are willing to send back in If-None-Match: 1..AJW_ETAG_MAX
+ * visible ASCII bytes (RFC 9110 §8.8.3 etagc, obs-text refused), so a
+ * server cannot make us send control bytes (CR, LF) in a request header. */
+static int etag_ok(const char *v)
+{
+    size_t i;
+    for (i = 0; v[i]; i++) {
+        if (i >= AJW_ETAG_MAX || (unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+            return 0;
+    }
+    return i > 0;
+}
+
 static size_t on_header(char *data, size_t size, size_t nitems, void *ud)
 {
     fetch_ctx_t *ctx = ud;
@@ -138,7 +168,7 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud)
         ctx->no_cache = ctx->no_store = 0;
     }
     else if ((v = header_value(data, n, "ETag", ctx->p)) != NULL) {
-        ctx->etag = (*v && strlen(v) <= AJW_ETAG_MAX) ? v : NULL;
+        ctx->etag = etag_ok(v) ? v : NULL;
     }
     else if ((v = header_value(data, n, "Cache-Control", ctx->p)) != NULL) {
         parse_cache_control(ctx, v);
@@ -166,7 +196,7 @@ static CURLcode setup_handle(CURL *h, const ajw_fetch_req_t *req, fetch_ctx_t *c
         ms = 1;
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(h, opt, val); } while (0)
     SET(CURLOPT_URL, req->url);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https,file");
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");   /* file:// is read by file_fetch */
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_NOSIGNAL, 1L);
@@ -183,6 +213,8 @@ static CURLcode setup_handle(CURL *h, const ajw_fetch_req_t *req, fetch_ctx_t *c
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_size);
     if (req->ca_file)
         SET(CURLOPT_CAINFO, req->ca_file);
+    if (strncasecmp(req->url, "http:", 5) == 0)
+        SET(CURLOPT_NOPROXY, "*");      /* loopback only: never via a proxy (see top) */
     if (req->cancelled) {
         SET(CURLOPT_XFERINFOFUNCTION, on_progress);
         SET(CURLOPT_XFERINFODATA, ctx);
@@ -198,6 +230,18 @@ static CURLcode setup_handle(CURL *h, const ajw_fetch_req_t *req, fetch_ctx_t *c
     return rc;
 }
 
+/* s with every byte outside printable ASCII as '?', cut to 160 bytes: curl's
+ * error buffer can quote what a server sent, and it goes to the error log. */
+static const char *log_safe(const char *s, apr_pool_t *p)
+{
+    char *out = apr_pstrndup(p, s, 160), *c;
+    for (c = out; *c; c++) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            *c = '?';
+    }
+    return out;
+}
+
 /* A short reason for a failed transfer: never the body. */
 static const char *fetch_error(const ajw_fetch_req_t *req, const fetch_ctx_t *ctx,
                                CURLcode rc, const char *errbuf, apr_pool_t *p)
@@ -207,8 +251,92 @@ static const char *fetch_error(const ajw_fetch_req_t *req, const fetch_ctx_t *ct
     if (ctx->too_large || rc == CURLE_FILESIZE_EXCEEDED)
         return apr_psprintf(p, "document larger than %" APR_SIZE_T_FMT " bytes", req->max_size);
     if (errbuf[0])
-        return apr_psprintf(p, "%s: %s", curl_easy_strerror(rc), errbuf);
+        return log_safe(apr_psprintf(p, "%s: %s", curl_easy_strerror(rc), errbuf), p);
     return curl_easy_strerror(rc);
+}
+
+/* The local path of a file URL (file:///p, file://localhost/p or file:/p, %XX
+ * decoded as curl does), or NULL when it names no absolute local path. */
+static const char *file_path(const char *url, apr_pool_t *p)
+{
+    const char *s = url + 5;            /* after "file:" */
+    char *dec;
+    int dlen = 0;
+    const char *path;
+    if (s[0] == '/' && s[1] == '/') {
+        s += 2;
+        if (strncasecmp(s, "localhost/", 10) == 0)
+            s += 9;
+    }
+    if (*s != '/' || strlen(s) > 4096)
+        return NULL;
+    dec = curl_easy_unescape(NULL, s, (int)strlen(s), &dlen);
+    if (!dec)
+        return NULL;
+    path = (dlen > 0 && memchr(dec, '\0', (size_t)dlen) == NULL)
+           ? apr_pstrmemdup(p, dec, (size_t)dlen) : NULL;
+    curl_free(dec);
+    return path;
+}
+
+/* Read a regular file of at most req->max_size bytes, never blocking on a
+ * FIFO or device; res as for HTTP (status 200, no ETag, no max-age). */
+static apr_status_t file_fetch(const ajw_fetch_req_t *req, ajw_fetch_res_t *res, apr_pool_t *p)
+{
+    const char *path = file_path(req->url, p);
+    struct stat sb;
+    char *buf;
+    size_t len = 0;
+    int fd;
+    if (!path || req->max_size > ((size_t)1 << 30)) {
+        res->error = path ? "size cap too large" : "file URL names no absolute local path";
+        return APR_EINVAL;
+    }
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        char eb[120];
+        res->error = apr_psprintf(p, "cannot open the file: %s", apr_strerror(errno, eb, sizeof(eb)));
+        return APR_EGENERAL;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        res->error = "not a regular file";
+        return APR_EGENERAL;
+    }
+    /* st_size may be 0 (procfs) or stale: read to EOF, one byte over the cap. */
+    buf = apr_palloc(p, req->max_size + 2);
+    for (;;) {
+        ssize_t n;
+        if (req->cancelled && req->cancelled(req->cancel_baton)) {
+            close(fd);
+            res->error = "cancelled";
+            return APR_EGENERAL;
+        }
+        n = read(fd, buf + len, req->max_size + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            char eb[120];
+            close(fd);
+            res->error = apr_psprintf(p, "cannot read the file: %s", apr_strerror(errno, eb, sizeof(eb)));
+            return APR_EGENERAL;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > req->max_size) {
+            close(fd);
+            res->error = apr_psprintf(p, "document larger than %" APR_SIZE_T_FMT " bytes",
+                                      req->max_size);
+            return APR_EGENERAL;
+        }
+    }
+    close(fd);
+    buf[len] = '\0';
+    res->status = 200;
+    res->body = buf;
+    res->len = len;
+    return APR_SUCCESS;
 }
 
 /* Record what the answer said in res. */
@@ -217,9 +345,7 @@ static void fill_result(ajw_fetch_res_t *res, CURL *h, const ajw_fetch_req_t *re
 {
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    /* file:// has no status line: a completed read is a 200. */
-    if (code == 0 && strncasecmp(req->url, "file:", 5) == 0)
-        code = 200;
+    (void)req;
     res->status = (int)code;
     res->body = ctx->buf ? ctx->buf : "";
     res->len = ctx->len;
@@ -256,6 +382,8 @@ static apr_status_t curl_fetch(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
         res->error = "no URL";
         return APR_EINVAL;
     }
+    if (strncasecmp(req->url, "file:", 5) == 0)
+        return file_fetch(req, res, p);
     h = curl_easy_init();
     if (!h) {
         res->error = "curl_easy_init failed";

@@ -289,17 +289,23 @@ ajw_reason_e ajw_jws_verify(const ajw_jws_t *t, const ajw_keyset_t *const *sets,
     char q[AJW_QUOTE_MAX + 8];
     const char *kid = t->kid ? printable(q, sizeof(q), t->kid, t->kid_len) : NULL;
     ajw_reason_e rv = AJW_R_NO_KEY;
-    int s, i, tried = 0, internal = 0;
+    int s, i, tried = 0, internal = 0, capped = 0;
 
     if (used)
         *used = NULL;
-    for (s = 0; s < nsets && rv != AJW_OK; s++) {
+    for (s = 0; s < nsets && rv != AJW_OK && !capped; s++) {
         const apr_array_header_t *keys = sets[s] ? sets[s]->keys : NULL;
         for (i = 0; keys && i < keys->nelts && rv != AJW_OK; i++) {
             const ajw_key_t *k = APR_ARRAY_IDX(keys, i, const ajw_key_t *);
             ajw_error_t cerr;
             if (!ajw_jws_key_fits(t, k))
                 continue;
+            /* A kid-less token costs one signature check per compatible key:
+             * bounded, or each forged token could cost AJW_MAX_KEYS RSA verifies. */
+            if (!t->kid && tried >= AJW_MAX_NOKID_TRIES) {
+                capped = 1;
+                break;
+            }
             tried++;
             rv = ajw_crypt_verify(t->alg, k->pkey, t->signing_input, t->signing_input_len,
                                   t->sig, t->sig_len, &cerr);
@@ -320,8 +326,9 @@ ajw_reason_e ajw_jws_verify(const ajw_jws_t *t, const ajw_keyset_t *const *sets,
                            ajw_alg_name(t->alg));
     else
         rv = ajw_error_set(err, internal ? AJW_R_INTERNAL : AJW_R_BAD_SIGNATURE,
-                           "signature %s with %d key(s) for kid %s%s%s, alg %s",
+                           "signature %s with %d key(s)%s for kid %s%s%s, alg %s",
                            internal ? "check failed" : "did not verify", tried,
+                           capped ? " (no kid: only the first ones are tried)" : "",
                            kid ? "'" : "(none)", kid ? kid : "", kid ? "'" : "",
                            ajw_alg_name(t->alg));
     return rv;

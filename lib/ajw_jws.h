@@ -68,7 +68,10 @@ ajw_reason_e ajw_jws_check_header(const json_t *header, const ajw_policy_t *pol,
 int ajw_jws_key_fits(const ajw_jws_t *t, const ajw_key_t *k);
 
 /* Verify t's signature against every fitting key in sets[0..nsets-1], in
- * order, until one verifies. *used (when not NULL) gets the key that did.
+ * order, until one verifies. A token without kid is tried against at most
+ * the first AJW_MAX_NOKID_TRIES fitting keys (of all sets together), so a
+ * forged kid-less token costs a bounded number of signature checks.
+ * *used (when not NULL) gets the key that did.
  * AJW_R_NO_KEY when no key fits; AJW_R_BAD_SIGNATURE when keys fit but none
  * verified. */
 ajw_reason_e ajw_jws_verify(const ajw_jws_t *t, const ajw_keyset_t *const *sets, int nsets,

@@ -1,9 +1,24 @@
 /* ajw_keystore.c — URL → current key set, refreshed by one background thread.
  *
+ * Threads: one refresh thread per source, so a hung or slow IdP (a fetch may
+ * take up to its timeout, 300 s at most) never delays the first load, the
+ * refreshes or the kicks of another source.
+ *
  * Locks (never nested: no code path holds two of them at once):
- *  - ks->mu     the refresh thread's sleep: stop flag, kick flags, kick rate limit.
- *  - src->mu    one per source: the published hold, hold reference counts, status.
- * Everything else the thread touches is its own (marked "refresh thread only").
+ *  - ks->mu     the refresh threads' sleep: stop flag, kick flags, kick rate limit.
+ *  - src->mu    one per source: the published hold, status, attempt counters.
+ * Hold reference counts are atomic: acquire increments under src->mu (so the
+ * hold cannot be unpublished and freed in between), release only decrements,
+ * without a lock, so a hold may even be released after the pchild cleanup.
+ * Everything else a thread touches is its source's own ("source thread only").
+ *
+ * Clocks: scheduling (next refresh, kick rate limit, acquire's wait) uses a
+ * monotonic clock, so stepping the wall clock back or forth neither stalls
+ * refreshes and kicks for the size of the step nor makes them fire early.
+ * apr_time_now() (wall clock) is used only for the status timestamps. APR's
+ * condition variables wait on the wall clock: a step back during a sleep
+ * delays that one scheduled refresh by the step, but kicks and stop still
+ * wake the thread at once.
  *
  * Lifetimes: the store and its sources live in the configuration pool
  * (created before httpd forks, copied into each child). Mutexes, condition
@@ -12,6 +27,7 @@
  * before pchild's subpools are destroyed). A published key set lives in its
  * own unmanaged pool, freed by whoever drops its last hold reference. */
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
@@ -19,6 +35,7 @@
 #include <apr_thread_proc.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_cond.h>
+#include <apr_atomic.h>
 
 #include "ajw_keystore.h"
 #include "ajw_crypt.h"
@@ -26,7 +43,6 @@
 
 #define BACKOFF_BASE    apr_time_from_sec(1)
 #define BACKOFF_CAP     apr_time_from_sec(60)
-#define IDLE_SLEEP      apr_time_from_sec(3600)   /* no sources: sleep until stopped */
 #define ETAG_MAX        256
 
 struct ajw_source_t {
@@ -39,6 +55,9 @@ struct ajw_source_t {
     /* Made by ajw_keystore_start (NULL before), destroyed by the pchild cleanup. */
     apr_thread_mutex_t *mu;           /* guards the block below */
     apr_thread_cond_t *attempted;     /* broadcast when an attempt ends, and on stop */
+    apr_thread_cond_t *wake;          /* used with ks->mu: signalled on kick and stop */
+    apr_thread_t *thread;             /* this source's refresh thread */
+    apr_pool_t *scratch;              /* per-attempt allocations (source thread only) */
 
     /* Guarded by mu. */
     ajw_keyhold_t *current;           /* published set; the source owns one of its refs */
@@ -49,11 +68,12 @@ struct ajw_source_t {
 
     /* Guarded by ks->mu. */
     int kicked;                       /* an early refresh was asked for */
-    apr_time_t last_start;            /* start of the last attempt (kick rate limit) */
+    int started;                      /* an attempt was started since start */
+    apr_time_t last_start;            /* monotonic start of the last attempt (kick rate limit) */
 
-    /* Refresh thread only. */
-    int due;
-    apr_time_t next_due;
+    /* Source thread only. */
+    apr_time_t next_due;              /* monotonic */
+    apr_uint64_t rng;                 /* jitter PRNG state */
     char etag[ETAG_MAX];              /* ETag of the published document, "" = none */
     unsigned char doc_hash[32];       /* SHA-256 of the published document */
     int has_doc_hash;
@@ -67,19 +87,14 @@ struct ajw_keystore_t {
     ajw_source_t *sources;
 
     /* Owned by the thread that calls start/stop (httpd: child_init and the
-     * pchild cleanup); the refresh thread only reads fetcher. */
-    apr_pool_t *rpool;                /* subpool of pchild: locks, thread */
-    apr_thread_t *thread;
+     * pchild cleanup); the refresh threads only read fetcher. */
+    apr_pool_t *rpool;                /* subpool of pchild: locks, threads */
     ajw_fetcher_t *fetcher;
-    apr_thread_mutex_t *mu;           /* guards stop and sources' kicked/last_start */
-    apr_thread_cond_t *wake;          /* signalled on kick and stop */
+    apr_thread_mutex_t *mu;           /* guards stop and sources' kicked/started/last_start */
+    int threads;                      /* refresh threads started */
 
     /* Guarded by mu. */
     int stop;
-
-    /* Refresh thread only. */
-    apr_pool_t *scratch;              /* per-attempt allocations, cleared after each */
-    apr_uint64_t rng;                 /* jitter PRNG state */
 };
 
 typedef enum { OUTCOME_FAILED, OUTCOME_UNCHANGED, OUTCOME_NEW } outcome_e;
@@ -156,6 +171,14 @@ const char *ajw_source_url(const ajw_source_t *src)
     return src->conf.url;
 }
 
+/* Microseconds on a clock that never jumps (scheduling only). */
+static apr_time_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
 /* ---- holds ---------------------------------------------------------------- */
 
 ajw_keyhold_t *ajw_source_acquire(ajw_source_t *src, apr_interval_time_t wait)
@@ -167,7 +190,7 @@ ajw_keyhold_t *ajw_source_acquire(ajw_source_t *src, apr_interval_time_t wait)
     if (!src || !src->mu)
         return NULL;
     apr_thread_mutex_lock(src->mu);
-    now = apr_time_now();
+    now = mono_now();
     deadline = now + (wait > 0 ? wait : 0);
     seen = src->attempts;
     /* Wait for the first attempt, or for one already running; when an
@@ -176,27 +199,20 @@ ajw_keyhold_t *ajw_source_acquire(ajw_source_t *src, apr_interval_time_t wait)
     while (!src->current && src->running && now < deadline && src->attempts == seen
            && (seen == 0 || src->in_flight)) {
         apr_thread_cond_timedwait(src->attempted, src->mu, deadline - now);
-        now = apr_time_now();
+        now = mono_now();
     }
     h = src->current;
     if (h)
-        h->refs++;
+        apr_atomic_inc32(&h->refs);
     apr_thread_mutex_unlock(src->mu);
     return h;
 }
 
 void ajw_source_release(ajw_keyhold_t *hold)
 {
-    ajw_source_t *src;
-    int last;
-    if (!hold)
-        return;
-    src = hold->src;
-    apr_thread_mutex_lock(src->mu);
-    last = (--hold->refs == 0);
-    apr_thread_mutex_unlock(src->mu);
-    /* The hold lives in the set's pool: this frees both, outside the lock. */
-    if (last)
+    /* No lock: a hold that is not current any more can only lose references,
+     * and the hold lives in the set's pool, so the last one frees both. */
+    if (hold && apr_atomic_dec32(&hold->refs) == 0)
         ajw_keyset_free((ajw_keyset_t *)hold->set);
 }
 
@@ -218,9 +234,11 @@ void ajw_source_kick(ajw_source_t *src)
         return;
     ks = src->ks;
     apr_thread_mutex_lock(ks->mu);
-    if (!src->kicked && apr_time_now() - src->last_start >= src->conf.min_refresh) {
+    if (!src->kicked
+        && (!src->started || mono_now() - src->last_start >= src->conf.min_refresh)) {
         src->kicked = 1;
-        apr_thread_cond_signal(ks->wake);
+        if (src->wake)
+            apr_thread_cond_signal(src->wake);
     }
     apr_thread_mutex_unlock(ks->mu);
 }
@@ -228,27 +246,28 @@ void ajw_source_kick(ajw_source_t *src)
 /* ---- scheduling ------------------------------------------------------------ */
 
 /* xorshift64*: jitter only, never security. */
-static apr_uint64_t rng_next(ajw_keystore_t *ks)
+static apr_uint64_t rng_next(ajw_source_t *src)
 {
-    apr_uint64_t x = ks->rng;
+    apr_uint64_t x = src->rng;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    ks->rng = x;
+    src->rng = x;
     return x * 2685821657736338717ULL;
 }
 
-static void rng_seed(ajw_keystore_t *ks)
+static void rng_seed(ajw_source_t *src)
 {
     apr_uint64_t seed = 0;
     if (apr_generate_random_bytes((unsigned char *)&seed, sizeof(seed)) != APR_SUCCESS)
-        seed = (apr_uint64_t)apr_time_now() ^ ((apr_uint64_t)getpid() << 32);
-    ks->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
+        seed = (apr_uint64_t)apr_time_now() ^ ((apr_uint64_t)getpid() << 32)
+               ^ (apr_uint64_t)(apr_uintptr_t)src;
+    src->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
 }
 
 /* Delay after `failures` consecutive failures: 1 s, 2 s, 4 s, ... capped at
  * min(refresh, 60 s), then ±20% jitter. */
-static apr_interval_time_t backoff_delay(ajw_keystore_t *ks, const ajw_source_conf_t *c,
+static apr_interval_time_t backoff_delay(ajw_source_t *src, const ajw_source_conf_t *c,
                                          unsigned failures)
 {
     apr_interval_time_t cap = c->refresh < BACKOFF_CAP ? c->refresh : BACKOFF_CAP;
@@ -258,7 +277,7 @@ static apr_interval_time_t backoff_delay(ajw_keystore_t *ks, const ajw_source_co
         d *= 2;
     if (d > cap)
         d = cap;
-    return d / 100 * (apr_interval_time_t)(80 + rng_next(ks) % 41);
+    return d / 100 * (apr_interval_time_t)(80 + rng_next(src) % 41);
 }
 
 /* Delay after a success: refresh, or the server's max-age within
@@ -272,34 +291,6 @@ static apr_interval_time_t steady_delay(const ajw_source_conf_t *c, long long ma
     if (d < c->min_refresh)
         d = c->min_refresh;
     return d > c->refresh ? c->refresh : d;
-}
-
-/* Under ks->mu: mark due sources, consume their kicks. 1 when any is due. */
-static int mark_due(ajw_keystore_t *ks, apr_time_t now)
-{
-    ajw_source_t *src;
-    int any = 0;
-    for (src = ks->sources; src; src = src->next) {
-        src->due = src->kicked || now >= src->next_due;
-        if (src->due) {
-            src->kicked = 0;
-            src->last_start = now;
-            any = 1;
-        }
-    }
-    return any;
-}
-
-/* How long the thread may sleep before the next source is due. */
-static apr_interval_time_t until_next(ajw_keystore_t *ks, apr_time_t now)
-{
-    apr_interval_time_t best = IDLE_SLEEP;
-    ajw_source_t *src;
-    for (src = ks->sources; src; src = src->next) {
-        if (src->next_due - now < best)
-            best = src->next_due - now;
-    }
-    return best < 1000 ? 1000 : best;
 }
 
 /* ---- one attempt ------------------------------------------------------------ */
@@ -332,7 +323,7 @@ static void log_notes(ajw_source_t *src, const ajw_keyset_t *set, const unsigned
 
 /* A 200 answer: parse it into *out (OUTCOME_NEW), or notice it is the
  * published document again (OUTCOME_UNCHANGED), or fail with *why. */
-static outcome_e take_document(ajw_keystore_t *ks, ajw_source_t *src, const ajw_fetch_res_t *res,
+static outcome_e take_document(ajw_source_t *src, const ajw_fetch_res_t *res,
                                ajw_keyset_t **out, unsigned char hash[32], const char **why)
 {
     ajw_keyset_t *set = NULL;
@@ -348,12 +339,12 @@ static outcome_e take_document(ajw_keystore_t *ks, ajw_source_t *src, const ajw_
     memset(&err, 0, sizeof(err));
     rc = ajw_keyset_parse(&set, res->body, res->len, src->conf.max_size, NULL, &err);
     if (rc != AJW_OK || !set) {
-        *why = apr_psprintf(ks->scratch, "invalid JWKS (%s): %s", ajw_reason_name(rc), err.text);
+        *why = apr_psprintf(src->scratch, "invalid JWKS (%s): %s", ajw_reason_name(rc), err.text);
         return OUTCOME_FAILED;
     }
     log_notes(src, set, hash);
     if (set->keys->nelts == 0) {
-        *why = apr_psprintf(ks->scratch, "JWKS has no usable keys (%d skipped)",
+        *why = apr_psprintf(src->scratch, "JWKS has no usable keys (%d skipped)",
                             set->notes ? set->notes->nelts : 0);
         ajw_keyset_free(set);
         return OUTCOME_FAILED;
@@ -368,7 +359,7 @@ static void publish(ajw_source_t *src, ajw_keyset_t *set, apr_time_t now)
     ajw_keyhold_t *h = apr_pcalloc(set->pool, sizeof(*h)), *old;
     h->set = set;
     h->src = src;
-    h->refs = 1;
+    h->refs = 1;                      /* the source's own reference */
     apr_thread_mutex_lock(src->mu);
     old = src->current;
     src->current = h;
@@ -429,19 +420,19 @@ static outcome_e fetch_source(ajw_keystore_t *ks, ajw_source_t *src, int loaded,
     req.max_size = src->conf.max_size;
     req.cancelled = fetch_cancelled;
     req.cancel_baton = ks;
-    rv = ks->fetcher->fetch(ks->fetcher, &req, &res, ks->scratch);
+    rv = ks->fetcher->fetch(ks->fetcher, &req, &res, src->scratch);
     *max_age = res.max_age;
     if (rv != APR_SUCCESS) {
-        *why = apr_psprintf(ks->scratch, "fetch failed: %s", res.error ? res.error : "unknown error");
+        *why = apr_psprintf(src->scratch, "fetch failed: %s", res.error ? res.error : "unknown error");
         return OUTCOME_FAILED;
     }
     if (res.status == 304 && req.etag)
         return OUTCOME_UNCHANGED;
     if (res.status != 200) {
-        *why = apr_psprintf(ks->scratch, "HTTP status %d", res.status);
+        *why = apr_psprintf(src->scratch, "HTTP status %d", res.status);
         return OUTCOME_FAILED;
     }
-    oc = take_document(ks, src, &res, set, hash, why);
+    oc = take_document(src, &res, set, hash, why);
     if (oc == OUTCOME_FAILED)
         return oc;
     if (oc == OUTCOME_NEW) {
@@ -482,7 +473,7 @@ static void refresh_source(ajw_keystore_t *ks, ajw_source_t *src)
     const char *why = NULL;
     long long max_age = -1;
     apr_interval_time_t delay;
-    apr_time_t now = apr_time_now();
+    apr_time_t now = apr_time_now();    /* wall clock: status only */
     unsigned failures;
     int loaded, nkeys = 0;
     outcome_e oc;
@@ -494,43 +485,40 @@ static void refresh_source(ajw_keystore_t *ks, ajw_source_t *src)
         nkeys = set->keys->nelts;
         publish(src, set, now);
     }
-    delay = (oc == OUTCOME_FAILED) ? backoff_delay(ks, &src->conf, failures + 1)
+    delay = (oc == OUTCOME_FAILED) ? backoff_delay(src, &src->conf, failures + 1)
                                    : steady_delay(&src->conf, max_age);
-    src->next_due = now + delay;
+    src->next_due = mono_now() + delay;
     /* A transfer cut short by shutdown is not worth an error line. */
     if (oc != OUTCOME_FAILED || !stop_requested(ks))
         log_outcome(src, oc, loaded, failures, why, nkeys, delay);
-    end_attempt(src, oc == OUTCOME_FAILED ? why : NULL, now, src->next_due);
+    end_attempt(src, oc == OUTCOME_FAILED ? why : NULL, now, now + delay);
 }
 
 /* ---- the thread ------------------------------------------------------------ */
 
-static void run_due(ajw_keystore_t *ks)
-{
-    ajw_source_t *src;
-    for (src = ks->sources; src; src = src->next) {
-        if (!src->due)
-            continue;
-        if (stop_requested(ks))
-            break;
-        refresh_source(ks, src);
-        apr_pool_clear(ks->scratch);
-    }
-}
-
+/* One source's thread: sleep until due, kicked or stopped; fetch; repeat. */
 static void *APR_THREAD_FUNC refresh_main(apr_thread_t *thd, void *data)
 {
-    ajw_keystore_t *ks = data;
+    ajw_source_t *src = data;
+    ajw_keystore_t *ks = src->ks;
+    apr_time_t now;
     (void)thd;
     apr_thread_mutex_lock(ks->mu);
     while (!ks->stop) {
-        if (mark_due(ks, apr_time_now())) {
+        now = mono_now();
+        if (src->kicked || now >= src->next_due) {
+            src->kicked = 0;
+            src->started = 1;
+            src->last_start = now;
             apr_thread_mutex_unlock(ks->mu);
-            run_due(ks);
+            refresh_source(ks, src);
+            apr_pool_clear(src->scratch);
             apr_thread_mutex_lock(ks->mu);
         }
         else {
-            apr_thread_cond_timedwait(ks->wake, ks->mu, until_next(ks, apr_time_now()));
+            /* Spurious wakeups and timeouts both just re-check. */
+            apr_interval_time_t d = src->next_due - now;
+            apr_thread_cond_timedwait(src->wake, ks->mu, d < 1000 ? 1000 : d);
         }
     }
     apr_thread_mutex_unlock(ks->mu);
@@ -551,20 +539,29 @@ void ajw_keystore_stop(ajw_keystore_t *ks)
 {
     ajw_source_t *src;
     apr_status_t trv;
-    if (!ks || !ks->thread)
+    if (!ks || !ks->threads)
         return;
     apr_thread_mutex_lock(ks->mu);
     ks->stop = 1;
-    apr_thread_cond_broadcast(ks->wake);
+    for (src = ks->sources; src; src = src->next) {
+        if (src->wake)
+            apr_thread_cond_broadcast(src->wake);
+    }
     apr_thread_mutex_unlock(ks->mu);
-    apr_thread_join(&trv, ks->thread);
-    ks->thread = NULL;
-    for (src = ks->sources; src; src = src->next)
-        set_running(src, 0);
+    for (src = ks->sources; src; src = src->next) {
+        if (src->thread)
+            apr_thread_join(&trv, src->thread);
+        src->thread = NULL;
+    }
+    ks->threads = 0;
+    for (src = ks->sources; src; src = src->next) {
+        if (src->mu)
+            set_running(src, 0);
+    }
 }
 
-/* pchild pre-cleanup: stop, drop the published sets, forget the locks. No
- * hold may outlive pchild. */
+/* pchild pre-cleanup: stop, drop the published sets, forget the locks. A
+ * hold still taken keeps its set alive until released (release needs no lock). */
 static apr_status_t keystore_cleanup(void *data)
 {
     ajw_keystore_t *ks = data;
@@ -581,12 +578,12 @@ static apr_status_t keystore_cleanup(void *data)
         ajw_source_release(h);
         src->mu = NULL;
         src->attempted = NULL;
+        src->wake = NULL;
+        if (src->scratch)
+            apr_pool_destroy(src->scratch);
+        src->scratch = NULL;
     }
-    if (ks->scratch)
-        apr_pool_destroy(ks->scratch);
-    ks->scratch = NULL;
     ks->mu = NULL;
-    ks->wake = NULL;
     if (ks->rpool)
         apr_pool_destroy(ks->rpool);
     ks->rpool = NULL;
@@ -599,32 +596,36 @@ static apr_status_t init_runtime(ajw_keystore_t *ks)
     apr_status_t rv;
     ajw_source_t *src;
     rv = apr_thread_mutex_create(&ks->mu, APR_THREAD_MUTEX_DEFAULT, ks->rpool);
-    if (rv == APR_SUCCESS)
-        rv = apr_thread_cond_create(&ks->wake, ks->rpool);
-    if (rv == APR_SUCCESS)
-        rv = apr_pool_create_unmanaged_ex(&ks->scratch, NULL, NULL);
     for (src = ks->sources; src && rv == APR_SUCCESS; src = src->next) {
+        src->thread = NULL;
         rv = apr_thread_mutex_create(&src->mu, APR_THREAD_MUTEX_DEFAULT, ks->rpool);
         if (rv == APR_SUCCESS)
             rv = apr_thread_cond_create(&src->attempted, ks->rpool);
+        if (rv == APR_SUCCESS)
+            rv = apr_thread_cond_create(&src->wake, ks->rpool);
+        if (rv == APR_SUCCESS)
+            rv = apr_pool_create_unmanaged_ex(&src->scratch, NULL, NULL);
         src->current = NULL;
         memset(&src->st, 0, sizeof(src->st));
         src->attempts = 0;
         src->in_flight = 0;
         src->running = 1;
         src->kicked = 0;
+        src->started = 0;
         src->last_start = 0;
         src->next_due = 0;
         src->etag[0] = '\0';
         src->has_doc_hash = src->has_noted_hash = 0;
+        rng_seed(src);
     }
     ks->stop = 0;
-    rng_seed(ks);
+    ks->threads = 0;
     return rv;
 }
 
 apr_status_t ajw_keystore_start(ajw_keystore_t *ks, ajw_fetcher_t *f, apr_pool_t *pchild)
 {
+    ajw_source_t *src;
     apr_status_t rv;
     if (ks->rpool || !f)
         return APR_EINVAL;
@@ -634,11 +635,21 @@ apr_status_t ajw_keystore_start(ajw_keystore_t *ks, ajw_fetcher_t *f, apr_pool_t
     ks->fetcher = f;
     apr_pool_pre_cleanup_register(pchild, ks, keystore_cleanup);
     rv = init_runtime(ks);
-    if (rv == APR_SUCCESS)
-        rv = apr_thread_create(&ks->thread, NULL, refresh_main, ks, ks->rpool);
+    for (src = ks->sources; src && rv == APR_SUCCESS; src = src->next) {
+        rv = apr_thread_create(&src->thread, NULL, refresh_main, src, ks->rpool);
+        if (rv == APR_SUCCESS)
+            ks->threads++;
+        else
+            src->thread = NULL;
+    }
     if (rv != APR_SUCCESS) {
-        ks->thread = NULL;
-        ajw_log(AJW_LOG_ERR, "cannot start the key refresh thread (status %d)", rv);
+        /* All or nothing: the sources that did start stop again (acquire → NULL). */
+        ajw_keystore_stop(ks);
+        for (src = ks->sources; src; src = src->next) {
+            if (src->mu)
+                set_running(src, 0);
+        }
+        ajw_log(AJW_LOG_ERR, "cannot start the key refresh threads (status %d)", rv);
     }
     return rv;
 }

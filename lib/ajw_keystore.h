@@ -1,12 +1,14 @@
 /* ajw_keystore.h — per-process key cache: URL → current key set, filled
- * and refreshed by one background thread.
+ * and refreshed in the background by one thread per source (so a slow or
+ * hung IdP never delays another source's loads, refreshes or kicks).
  *
  * Sharing: request threads only *read* a published key set through a hold
- * (ajw_source_acquire / ajw_source_release); the refresh thread is the only
- * writer. Each source has one small mutex guarding `current`, the hold
- * reference counts and its status; a replaced key set is freed when its
- * last hold is released. Sources are added only during configuration,
- * before ajw_keystore_start, so the list itself needs no lock. */
+ * (ajw_source_acquire / ajw_source_release); a source's refresh thread is
+ * its only writer. Each source has one small mutex guarding `current` and
+ * its status; hold reference counts are atomic; a replaced key set is freed
+ * when its last hold is released. Sources are added only during
+ * configuration, before ajw_keystore_start, so the list needs no lock.
+ * Scheduling uses a monotonic clock: wall-clock steps do not stall refreshes. */
 #ifndef AJW_KEYSTORE_H
 #define AJW_KEYSTORE_H
 
@@ -32,7 +34,7 @@ typedef struct ajw_keyhold_t {
     const ajw_keyset_t *set;
     unsigned long long generation;    /* increases each time new keys are published */
     ajw_source_t *src;
-    unsigned refs;                    /* guarded by src's mutex */
+    volatile apr_uint32_t refs;       /* atomic (apr_atomic_*): the source's + each holder's */
 } ajw_keyhold_t;
 
 typedef struct ajw_source_status_t {
@@ -59,9 +61,11 @@ apr_status_t ajw_keystore_create(ajw_keystore_t **out, apr_pool_t *p);
  * here, so the store may be created before a fork and started after it. */
 ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf);
 
-/* Start the refresh thread with fetcher f; its first round loads every
- * source at once. Registers a cleanup on pchild that stops and joins the
- * thread. Call once per process, after fork (httpd: child_init).
+/* Start one refresh thread per source with fetcher f (which must allow
+ * concurrent calls); every source's first load starts at once. All or
+ * nothing: if a thread cannot be made, none runs. Registers a cleanup on
+ * pchild that stops and joins the threads. Call once per process, after
+ * fork (httpd: child_init).
  * Schedule: after a success, `refresh`, or the server's Cache-Control
  * max-age clamped to [min_refresh, refresh] (no-cache → min_refresh,
  * no-store → refresh). After n consecutive failures: 1 s, 2 s, 4 s, ...
@@ -73,11 +77,12 @@ ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf
  * INFO; recovery after failures INFO; failure ERR while nothing was ever
  * loaded, WARN after; skipped-key notes WARN once per new document;
  * unchanged DEBUG. Returns APR_EINVAL when already started.
- * The pchild cleanup also drops the published sets: every hold must be
- * released before pchild is destroyed. After it, start may be called again. */
+ * The pchild cleanup also drops the source's references to the published
+ * sets; a hold still taken keeps its set alive and may be released later
+ * (release takes no lock). After it, start may be called again. */
 apr_status_t ajw_keystore_start(ajw_keystore_t *ks, ajw_fetcher_t *f, apr_pool_t *pchild);
 
-/* Stop and join the thread (idempotent; also run by the pchild cleanup).
+/* Stop and join the threads (idempotent; also run by the pchild cleanup).
  * An in-flight fetch is cancelled through ajw_fetch_req_t.cancelled (the
  * curl fetcher notices within about a second). Published keys stay readable. */
 void ajw_keystore_stop(ajw_keystore_t *ks);
@@ -94,7 +99,8 @@ void ajw_source_release(ajw_keyhold_t *hold);
 
 /* Ask for an early refresh (a token named an unknown kid). Rate-limited:
  * ignored when the last fetch of src started less than min_refresh ago.
- * Cheap (one lock, no I/O); a no-op before start. */
+ * Cheap (one lock, no I/O); a no-op before start. A kick during a fetch of
+ * src is remembered (when allowed by the limit) and runs right after it. */
 void ajw_source_kick(ajw_source_t *src);
 
 const char *ajw_source_url(const ajw_source_t *src);

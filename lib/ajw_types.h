@@ -90,6 +90,7 @@ typedef enum {
 #define AJW_MAX_JSON_DEPTH          16      /* nesting of a header, payload or JWKS */
 #define AJW_MAX_JWKS_LEN_DEFAULT    (512 * 1024)
 #define AJW_MAX_KEYS                256     /* keys considered in one JWKS */
+#define AJW_MAX_NOKID_TRIES         8       /* keys one kid-less token may be tried against */
 #define AJW_RSA_MIN_BITS            2048
 
 /* What a token must satisfy besides its signature. Fill with

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include <curl/curl.h>
@@ -120,6 +121,9 @@ static void serve_one(int fd)
     }
     else if (strncmp(req, "GET /bigunsized ", 16) == 0)
         respond_unsized(fd, 200000);
+    else if (strncmp(req, "GET /badetag ", 13) == 0)
+        respond(fd, "HTTP/1.1 200 OK\r\nETag: \"a\x01b\"\r\n"
+                    "Cache-Control: max-age=99999999999999999999999\r\n", DOC);
     else if (strncmp(req, "GET /redirect ", 14) == 0)
         respond(fd, "HTTP/1.1 302 Found\r\nLocation: /jwks\r\n", "moved");
     else
@@ -255,6 +259,91 @@ static void test_file_missing(void **state)
     assert_int_not_equal(fetcher->fetch(fetcher, &req, &res, pool), APR_SUCCESS);
     assert_non_null(res.error);
     assert_int_equal(res.status, 0);
+}
+
+/* A FIFO must not hang the fetch (curl blocks in open() forever, beyond any
+ * timeout); a device is not a key document either. Run in a child with an
+ * alarm so that a hang fails the test instead of stalling it. */
+static void test_file_not_regular(void **state)
+{
+    char dir[] = "/tmp/ajw_fifo_XXXXXX";
+    const char *fifo;
+    pid_t pid;
+    int wst = 0;
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    fifo = apr_pstrcat(pool, dir, "/jwks.json", NULL);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ajw_fetch_req_t req;
+        ajw_fetch_res_t res;
+        int ok;
+        alarm(3);
+        req_init(&req, apr_pstrcat(pool, "file://", fifo, NULL));
+        ok = fetcher->fetch(fetcher, &req, &res, pool) != APR_SUCCESS && res.error
+             && strstr(res.error, "not a regular file");
+        req_init(&req, "file:///dev/zero");
+        ok = ok && fetcher->fetch(fetcher, &req, &res, pool) != APR_SUCCESS && res.error
+             && strstr(res.error, "not a regular file");
+        _exit(ok ? 0 : 3);
+    }
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    unlink(fifo);
+    rmdir(dir);
+    assert_true(WIFEXITED(wst));
+    assert_int_equal(WEXITSTATUS(wst), 0);
+}
+
+/* file://localhost/path and file:/path name the same local file. */
+static void test_file_url_forms(void **state)
+{
+    ajw_fetch_req_t req;
+    ajw_fetch_res_t res;
+    const char *path = temp_file(DOC);
+    (void)state;
+    req_init(&req, apr_pstrcat(pool, "file://localhost", path, NULL));
+    assert_int_equal(fetcher->fetch(fetcher, &req, &res, pool), APR_SUCCESS);
+    assert_string_equal(res.body, DOC);
+    req_init(&req, apr_pstrcat(pool, "file:", path, NULL));
+    assert_int_equal(fetcher->fetch(fetcher, &req, &res, pool), APR_SUCCESS);
+    assert_string_equal(res.body, DOC);
+    req_init(&req, "file://otherhost/etc/passwd");
+    assert_int_equal(fetcher->fetch(fetcher, &req, &res, pool), APR_EINVAL);
+    unlink(path);
+}
+
+/* A loopback http:// fetch never goes through a proxy from the environment. */
+static void test_http_ignores_proxy_env(void **state)
+{
+    ajw_fetch_req_t req;
+    ajw_fetch_res_t res;
+    apr_status_t rv;
+    (void)state;
+    setenv("http_proxy", "http://127.0.0.1:1", 1);
+    setenv("ALL_PROXY", "http://127.0.0.1:1", 1);
+    req_init(&req, http_url("/jwks"));
+    rv = fetcher->fetch(fetcher, &req, &res, pool);
+    unsetenv("http_proxy");
+    unsetenv("ALL_PROXY");
+    assert_int_equal(rv, APR_SUCCESS);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, DOC);
+}
+
+/* An ETag with control bytes is never echoed back; an absurd max-age is capped. */
+static void test_http_bad_etag_huge_max_age(void **state)
+{
+    ajw_fetch_req_t req;
+    ajw_fetch_res_t res;
+    (void)state;
+    req_init(&req, http_url("/badetag"));
+    assert_int_equal(fetcher->fetch(fetcher, &req, &res, pool), APR_SUCCESS);
+    assert_int_equal(res.status, 200);
+    assert_null(res.etag);
+    assert_true(res.max_age > 0);
+    assert_true(res.max_age <= 10LL * 365 * 24 * 3600);
 }
 
 static void test_protocol_refused(void **state)
@@ -439,6 +528,10 @@ int main(void)
         cmocka_unit_test(test_file_ok),
         cmocka_unit_test(test_file_too_large),
         cmocka_unit_test(test_file_missing),
+        cmocka_unit_test(test_file_not_regular),
+        cmocka_unit_test(test_file_url_forms),
+        cmocka_unit_test(test_http_ignores_proxy_env),
+        cmocka_unit_test(test_http_bad_etag_huge_max_age),
         cmocka_unit_test(test_protocol_refused),
         cmocka_unit_test(test_http_ok_etag_max_age),
         cmocka_unit_test(test_http_not_modified),

@@ -182,6 +182,44 @@ static void test_fixture_nokid_tries_every_key(void **state)
     }
 }
 
+/* A kid-less token is tried against at most AJW_MAX_NOKID_TRIES fitting
+ * keys: 8 decoy RSA keys first, then the signer → refused; with its kid the
+ * signer is still found. */
+static void test_nokid_trial_cap(void **state)
+{
+    const json_t *arr = json_object_get(fixture, "nokid"), *el, *tok = NULL;
+    json_t *doc = json_pack("{s:[]}", "keys"), *keys = json_object_get(doc, "keys");
+    unsigned char n[256];
+    ajw_keyset_t *ks;
+    ajw_error_t err;
+    size_t i, j;
+    (void)state;
+    json_array_foreach(arr, i, el) {
+        if (strcmp(jstr(el, "alg"), "RS256") == 0)
+            tok = el;
+    }
+    assert_non_null(tok);
+    for (i = 0; i < AJW_MAX_NOKID_TRIES; i++) {
+        for (j = 0; j < sizeof(n); j++)
+            n[j] = (unsigned char)(j * 7 + i * 13 + 1);
+        n[0] = 0xc1;
+        n[sizeof(n) - 1] |= 1;
+        json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:s}", "kty", "RSA",
+            "kid", apr_psprintf(pool, "decoy-%zu", i), "e", "AQAB",
+            "n", ajw_b64url_encode(n, sizeof(n), pool)));
+    }
+    json_array_append_new(keys, fixture_jwk(jstr(tok, "kid")));
+    ks = keyset_from_json(doc);
+    json_decref(doc);
+    assert_non_null(ks);
+    assert_int_equal(ks->keys->nelts, AJW_MAX_NOKID_TRIES + 1);
+    assert_int_equal(check_token(jstr(tok, "token"), ks, NULL, 1, NULL, &err),
+                     AJW_R_BAD_SIGNATURE);
+    assert_non_null(strstr(err.text, "only the first"));
+    assert_int_equal(check_token(jstr(fixture_token("RS256", jstr(tok, "kid")), "token"), ks,
+                                 NULL, 1, NULL, &err), AJW_OK);
+}
+
 /* ---- bad inputs ---- */
 
 typedef struct {
@@ -882,6 +920,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixture_roundtrip),
         cmocka_unit_test(test_fixture_nokid_tries_every_key),
+        cmocka_unit_test(test_nokid_trial_cap),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_alg_policy_and_texts),
         cmocka_unit_test(test_size_cap_boundary),

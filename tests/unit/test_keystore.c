@@ -9,6 +9,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -46,6 +47,7 @@ typedef struct fake_t {
     long long max_age;
     apr_interval_time_t delay;
     int hang;                 /* block until the request is cancelled (max 10 s) */
+    const char *hang_url;     /* hang for this URL only (NULL = none) */
     int calls;
     int calls_304;
     char last_inm[64];
@@ -63,7 +65,7 @@ static apr_status_t fake_fetch(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
     f->calls++;
     delay = f->delay;
     fail = f->fail;
-    hang = f->hang;
+    hang = f->hang || (f->hang_url && strcmp(req->url, f->hang_url) == 0);
     snprintf(f->last_inm, sizeof(f->last_inm), "%s", req->etag ? req->etag : "");
     if (!fail && f->honor_etag && req->etag && f->etag && strcmp(req->etag, f->etag) == 0) {
         res->status = 304;
@@ -108,6 +110,7 @@ static void fake_reset(const char *doc)
     fake.max_age = -1;
     fake.delay = 0;
     fake.hang = 0;
+    fake.hang_url = NULL;
     fake.calls = 0;
     fake.calls_304 = 0;
     fake.last_inm[0] = '\0';
@@ -129,6 +132,25 @@ static void fake_set(const char *doc, int fail)
     fake.doc = doc;
     fake.fail = fail;
     pthread_mutex_unlock(&fake.mu);
+}
+
+/* ---- a wall clock the tests can step ------------------------------------------ */
+
+/* Interposes APR's apr_time_now (the executable's definition wins) so a test
+ * can step the wall clock, as NTP or a VM restore does. */
+static long long clock_offset_us;  /* atomic */
+
+apr_time_t apr_time_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000
+           + __atomic_load_n(&clock_offset_us, __ATOMIC_RELAXED);
+}
+
+static void clock_step(long long us)
+{
+    __atomic_store_n(&clock_offset_us, us, __ATOMIC_RELAXED);
 }
 
 /* ---- log capture ---------------------------------------------------------- */
@@ -621,6 +643,86 @@ static void test_restart_after_cleanup(void **state)
     env_end(&e);
 }
 
+/* One hung IdP must not hold back another source's first load. */
+static void test_hung_source_does_not_block_others(void **state)
+{
+    apr_pool_t *p, *pchild;
+    ajw_keystore_t *ks;
+    ajw_source_conf_t c;
+    ajw_source_t *good, *hung;
+    ajw_keyhold_t *h;
+    apr_time_t t0;
+    (void)state;
+    fake_reset(DOC_A);
+    pthread_mutex_lock(&fake.mu);
+    fake.hang_url = "https://hung.example/jwks";
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(apr_pool_create(&p, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&pchild, p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&ks, p), APR_SUCCESS);
+    env_conf(&c, 60000, 1000);
+    good = ajw_keystore_add(ks, &c);
+    c.url = "https://hung.example/jwks";
+    hung = ajw_keystore_add(ks, &c);
+    assert_int_equal(ajw_keystore_start(ks, &fake_fetcher, pchild), APR_SUCCESS);
+    t0 = apr_time_now();
+    h = ajw_source_acquire(good, MS(2000));
+    assert_non_null(h);
+    assert_true(apr_time_now() - t0 < MS(1000));
+    ajw_source_release(h);
+    assert_false(status_of(hung).loaded);
+    t0 = apr_time_now();
+    apr_pool_destroy(pchild);              /* cancels the hung fetch */
+    assert_true(apr_time_now() - t0 < MS(3000));
+    apr_pool_destroy(p);
+}
+
+/* Stepping the wall clock back (NTP, VM restore) must not stall refreshes
+ * or kicks for the size of the step. */
+static void test_clock_step_back(void **state)
+{
+    env_t e;
+    int calls;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 40, 20);
+    assert_true(wait_generation(e.src, 1));
+    clock_step(-86400LL * APR_USEC_PER_SEC);
+    calls = fake_calls();
+    assert_true(wait_calls(calls + 3));
+    clock_step(0);
+    env_end(&e);
+
+    /* A kick right after a step back is not rate-limited by the step. */
+    fake_reset(DOC_A);
+    env_start(&e, 60000, 100);
+    assert_true(wait_generation(e.src, 1));
+    apr_sleep(MS(150));
+    clock_step(-86400LL * APR_USEC_PER_SEC);
+    calls = fake_calls();
+    ajw_source_kick(e.src);
+    assert_true(wait_calls(calls + 1));
+    clock_step(0);
+    env_end(&e);
+}
+
+/* A hold released after the pchild cleanup (which destroys the locks) keeps
+ * its set readable and frees it (ASan: no use after free, no leak). */
+static void test_release_after_cleanup(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *h;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 10000, 1000);
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    apr_pool_destroy(e.pchild);
+    assert_string_equal(first_kid(h), "key-a");
+    ajw_source_release(h);
+    apr_pool_destroy(e.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -638,6 +740,9 @@ int main(void)
         cmocka_unit_test(test_same_url_same_source),
         cmocka_unit_test(test_fork_after_config),
         cmocka_unit_test(test_restart_after_cleanup),
+        cmocka_unit_test(test_hung_source_does_not_block_others),
+        cmocka_unit_test(test_clock_step_back),
+        cmocka_unit_test(test_release_after_cleanup),
     };
     int rc;
     pthread_mutex_init(&fake.mu, NULL);
