@@ -377,3 +377,45 @@ void ajw_keyset_free(ajw_keyset_t *ks)
     if (ks && ks->pool)
         apr_pool_destroy(ks->pool);
 }
+
+static int same_opt_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static int same_key(const ajw_key_t *a, const ajw_key_t *b)
+{
+    if (a->kty != b->kty || a->crv != b->crv || a->alg != b->alg
+        || a->has_key_ops != b->has_key_ops || a->can_verify != b->can_verify)
+        return 0;
+    if ((a->kid == NULL) != (b->kid == NULL)
+        || (a->kid && (a->kid_len != b->kid_len || memcmp(a->kid, b->kid, a->kid_len) != 0)))
+        return 0;
+    if (!same_opt_str(a->alg_name, b->alg_name) || !same_opt_str(a->use, b->use))
+        return 0;
+    return ajw_crypt_key_equal(a->pkey, b->pkey);
+}
+
+int ajw_keyset_same_keys(const ajw_keyset_t *a, const ajw_keyset_t *b)
+{
+    unsigned char used[AJW_MAX_KEYS];
+    int i, j, n;
+    if (!a || !b || a->keys->nelts != b->keys->nelts || a->keys->nelts > AJW_MAX_KEYS)
+        return 0;
+    n = a->keys->nelts;
+    memset(used, 0, sizeof(used));
+    /* One-to-one matching; greedy is exact because key equality is an
+     * equivalence. At most AJW_MAX_KEYS^2 compares, in the background only. */
+    for (i = 0; i < n; i++) {
+        const ajw_key_t *ka = APR_ARRAY_IDX(a->keys, i, const ajw_key_t *);
+        for (j = 0; j < n; j++) {
+            if (!used[j] && same_key(ka, APR_ARRAY_IDX(b->keys, j, const ajw_key_t *))) {
+                used[j] = 1;
+                break;
+            }
+        }
+        if (j == n)
+            return 0;
+    }
+    return 1;
+}

@@ -49,6 +49,12 @@ ajw_reason_e ajw_jwk_parse(ajw_key_t **out, const char **warn, const json_t *jwk
 ajw_reason_e ajw_keyset_parse(ajw_keyset_t **out, const char *buf, size_t len, size_t max_len,
                               apr_pool_t *parent, ajw_error_t *err);
 
+/* 1 when a and b hold the same usable keys, in any order: same count, and
+ * every key of a has one in b with equal kid, kty, crv, alg, use, key_ops
+ * verdict and public key. Lets a refresh that only reorders or reformats a
+ * JWKS keep the published set (and the token cache) as it is. */
+int ajw_keyset_same_keys(const ajw_keyset_t *a, const ajw_keyset_t *b);
+
 /* Destroy a key set and its pool (NULL is fine). */
 void ajw_keyset_free(ajw_keyset_t *ks);
 

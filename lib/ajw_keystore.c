@@ -321,6 +321,18 @@ static void log_notes(ajw_source_t *src, const ajw_keyset_t *set, const unsigned
         ajw_log(AJW_LOG_WARN, "JWKS %s: %s", src->conf.url, APR_ARRAY_IDX(set->notes, i, const char *));
 }
 
+/* Does set hold the keys already published? Only this source's thread
+ * publishes, so the set it reads stays alive (the source holds a reference)
+ * after the lock is dropped. */
+static int same_as_published(ajw_source_t *src, const ajw_keyset_t *set)
+{
+    const ajw_keyset_t *cur;
+    apr_thread_mutex_lock(src->mu);
+    cur = src->current ? src->current->set : NULL;
+    apr_thread_mutex_unlock(src->mu);
+    return cur && ajw_keyset_same_keys(cur, set);
+}
+
 /* A 200 answer: parse it into *out (OUTCOME_NEW), or notice it is the
  * published document again (OUTCOME_UNCHANGED), or fail with *why. */
 static outcome_e take_document(ajw_source_t *src, const ajw_fetch_res_t *res,
@@ -348,6 +360,14 @@ static outcome_e take_document(ajw_source_t *src, const ajw_fetch_res_t *res,
                             set->notes ? set->notes->nelts : 0);
         ajw_keyset_free(set);
         return OUTCOME_FAILED;
+    }
+    if (same_as_published(src, set)) {
+        /* Reordered or reformatted, same keys: keep the generation, so the
+         * token cache stays warm; remember this document to skip the parse. */
+        ajw_keyset_free(set);
+        memcpy(src->doc_hash, hash, 32);
+        src->has_doc_hash = 1;
+        return OUTCOME_UNCHANGED;
     }
     *out = set;
     return OUTCOME_NEW;

@@ -424,6 +424,47 @@ static void test_keyset_cap(void **state)
     ajw_keyset_free(ks);
 }
 
+/* Same keys in another order or layout are "the same"; any difference in
+ * kid, use, alg, public key or count is not. */
+static void test_keyset_same_keys(void **state)
+{
+#define KA "{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"a\"," \
+    "\"x\":\"BSN7EblVGdxrU5yAWllqV0KP6qDT3K5aGKmURtvnH1Y\"," \
+    "\"y\":\"_zM7kr1iHlSkfVPf7w6QlZ2cv_Vya0GSunTr8peZKGY\""
+#define KB "{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"b\"," \
+    "\"x\":\"60IobOJ-0WFTtSrt3Kw0zJx_4EPauEsMQ9R3nh1XQpM\"," \
+    "\"y\":\"qbWZ7Qqs19U-Lfx8XBMkLElZWg-DWFDix6HeeEUJsls\""
+    static const struct { const char *doc; int same; } cases[] = {
+        { "{\"keys\":[" KA "}," KB "}]}", 1 },
+        { "{ \"keys\": [ " KB "} ,\n " KA "} ] }", 1 },         /* reordered, reformatted */
+        { "{\"keys\":[" KA "}]}", 0 },                          /* fewer keys */
+        { "{\"keys\":[" KA ",\"use\":\"sig\"}," KB "}]}", 0 },  /* use added */
+        { "{\"keys\":[" KA ",\"alg\":\"ES256\"}," KB "}]}", 0 },/* alg added */
+        { "{\"keys\":[" KA "}," KA "}]}", 0 },                  /* b's key gone */
+    };
+    const char *kb_as_a = "{\"keys\":[" KA "},{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"b\","
+        "\"x\":\"BSN7EblVGdxrU5yAWllqV0KP6qDT3K5aGKmURtvnH1Y\","
+        "\"y\":\"_zM7kr1iHlSkfVPf7w6QlZ2cv_Vya0GSunTr8peZKGY\"}]}";   /* kid b, a's key */
+    ajw_keyset_t *base, *other;
+    ajw_error_t err;
+    size_t i;
+    (void)state;
+    assert_int_equal(ajw_keyset_parse(&base, cases[0].doc, strlen(cases[0].doc), 0, pool, &err),
+                     AJW_OK);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(ajw_keyset_parse(&other, cases[i].doc, strlen(cases[i].doc), 0, pool,
+                                          &err), AJW_OK);
+        if (ajw_keyset_same_keys(base, other) != cases[i].same
+            || ajw_keyset_same_keys(other, base) != cases[i].same)
+            fail_msg("case %zu: same_keys should be %d", i, cases[i].same);
+    }
+    assert_int_equal(ajw_keyset_parse(&other, kb_as_a, strlen(kb_as_a), 0, pool, &err), AJW_OK);
+    assert_false(ajw_keyset_same_keys(base, other));
+    assert_false(ajw_keyset_same_keys(base, NULL));
+#undef KA
+#undef KB
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_keyset_with_parent),
         cmocka_unit_test(test_keyset_bad_documents),
         cmocka_unit_test(test_keyset_cap),
+        cmocka_unit_test(test_keyset_same_keys),
     };
     int rc;
 

@@ -29,6 +29,7 @@
 static const char DOC_A[] = "{\"keys\":[" KEY_A "]}";
 static const char DOC_B[] = "{\"keys\":[" KEY_B "]}";
 static const char DOC_AB[] = "{\"keys\":[" KEY_A "," KEY_B "]}";
+static const char DOC_BA[] = "{ \"keys\" : [" KEY_B ",\n" KEY_A "] }";   /* same keys */
 static const char DOC_OCT[] = "{\"keys\":[{\"kty\":\"oct\",\"kid\":\"s\",\"k\":\"c2VjcmV0\"}]}";
 
 #define URL "https://idp.example/jwks"
@@ -422,6 +423,27 @@ static void test_generation_on_change_only(void **state)
     env_end(&e);
 }
 
+/* A document that only reorders or reformats the same keys keeps the
+ * generation (and so the token cache); a real change still bumps it. */
+static void test_same_keys_new_document(void **state)
+{
+    env_t e;
+    int calls;
+    (void)state;
+    fake_reset(DOC_AB);
+    env_start(&e, 20, 10);
+    assert_true(wait_generation(e.src, 1));
+    fake_set(DOC_BA, 0);
+    calls = fake_calls();
+    assert_true(wait_calls(calls + 4));
+    assert_int_equal(status_of(e.src).generation, 1);
+    assert_int_equal(status_of(e.src).nkeys, 2);
+    fake_set(DOC_B, 0);
+    assert_true(wait_generation(e.src, 2));
+    assert_int_equal(status_of(e.src).nkeys, 1);
+    env_end(&e);
+}
+
 static void test_not_modified_keeps_set(void **state)
 {
     env_t e;
@@ -732,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_keys_kept_after_failures),
         cmocka_unit_test(test_zero_keys_first_load_fails),
         cmocka_unit_test(test_generation_on_change_only),
+        cmocka_unit_test(test_same_keys_new_document),
         cmocka_unit_test(test_not_modified_keeps_set),
         cmocka_unit_test(test_kick_rate_limited),
         cmocka_unit_test(test_max_age_clamped_to_min_refresh),
