@@ -279,24 +279,18 @@ static const char *set_algs(cmd_parms *cmd, void *cv, const char *arg)
     return NULL;
 }
 
-static const char *set_seconds(cmd_parms *cmd, long long min, long long max, const char *arg,
-                               long long *out)
-{
-    return parse_num(cmd, arg, min, max, out);
-}
-
 static const char *set_leeway(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     c->leeway_set = 1;
-    return set_seconds(cmd, 0, 3600, arg, &c->leeway);
+    return parse_num(cmd, arg, 0, 3600, &c->leeway);
 }
 
 static const char *set_max_age(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     c->max_age_set = 1;
-    return set_seconds(cmd, 1, 10LL * 365 * 86400, arg, &c->max_age);
+    return parse_num(cmd, arg, 1, 10LL * 365 * 86400, &c->max_age);
 }
 
 static const char *set_max_token(cmd_parms *cmd, void *cv, const char *arg)

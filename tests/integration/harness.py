@@ -702,6 +702,22 @@ class Httpd:
         return "\n".join(self.log_text().splitlines()[-n:])
 
 
+def api_admin_locations(url, iss, extra=""):
+    """/api (any valid token) and /admin (Require claim roles:admin), both
+    verified against url for iss, with short refresh intervals for tests."""
+    base = """    AuthType jwks
+    AuthName "api"
+    AuthJWKSURL %s
+    AuthJWKSIssuer %s
+    AuthJWKSAudience api
+    AuthJWKSRefreshInterval 5
+    AuthJWKSMinRefreshInterval 1
+    AuthJWKSStartupWait 10
+%s""" % (url, iss, extra)
+    return ("<Location /api>\n%s    Require valid-user\n</Location>\n"
+            "<Location /admin>\n%s    Require claim roles:admin\n</Location>\n") % (base, base)
+
+
 def configtest(extra, name="cfg"):
     """`apache2 -t` on a throwaway config holding `extra`; never started."""
     h = Httpd(extra, name=name)

@@ -9,17 +9,7 @@ ISS = "https://issuer.test"
 
 
 def conf(url):
-    base = """    AuthType jwks
-    AuthName "api"
-    AuthJWKSURL %s
-    AuthJWKSIssuer %s
-    AuthJWKSAudience api
-    AuthJWKSRefreshInterval 5
-    AuthJWKSMinRefreshInterval 1
-    AuthJWKSStartupWait 10
-""" % (url, ISS)
-    return ("<Location /api>\n%s    Require valid-user\n</Location>\n"
-            "<Location /admin>\n%s    Require claim roles:admin\n</Location>\n") % (base, base)
+    return H.api_admin_locations(url, ISS)
 
 
 def smoke(h, keys):

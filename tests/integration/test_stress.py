@@ -47,19 +47,8 @@ MaxSpareThreads 16
 
 
 def conf(url):
-    base = """    AuthType jwks
-    AuthName "api"
-    AuthJWKSURL %s
-    AuthJWKSIssuer %s
-    AuthJWKSAudience api
-    AuthJWKSRefreshInterval 5
-    AuthJWKSMinRefreshInterval 1
-    AuthJWKSStartupWait 10
-    AuthJWKSPassClaims both
-""" % (url, ISS)
     return (MPM_OVERRIDE
-            + "<Location /api>\n%s    Require valid-user\n</Location>\n" % base
-            + "<Location /admin>\n%s    Require claim roles:admin\n</Location>\n" % base
+            + H.api_admin_locations(url, ISS, "    AuthJWKSPassClaims both\n")
             + "<Location /jwks-status>\n    SetHandler jwks-status\n"
               "    Require all granted\n</Location>\n")
 
