@@ -53,7 +53,7 @@ $(BUILD)/libajw.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c
+MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c mod_auth_jwks_edge.c
 
 $(MODULE): $(MODULE_SRC) mod_auth_jwks.h $(BUILD)/libajw.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)

@@ -50,15 +50,6 @@ ajw_mod_state_t ajw_mod;
 /* ------------------------------------------------------------------ */
 /* Request helpers                                                      */
 
-/* Per-request state of a request this module authenticated, kept in that
- * request's request_config. Claims and header live as long as r->pool. */
-typedef struct ajw_req_t {
-    const char *user;         /* r->user we set: state is only trusted for this user */
-    json_t *claims;
-    json_t *header;
-    int scope_challenge;      /* we put an insufficient_scope challenge in err_headers_out */
-} ajw_req_t;
-
 /* Why a request was refused, for the log line and the client answer. */
 typedef struct ajw_fail_t {
     ajw_error_t err;
@@ -76,15 +67,32 @@ static ajw_dir_conf *dir_conf(request_rec *r)
     return ap_get_module_config(r->per_dir_config, &auth_jwks_module);
 }
 
-/* The state of the request that authenticated: r itself, or the main
- * request of a subrequest, or the original of an internal redirect. */
+/* This request's own state, made on first use. */
+static ajw_req_t *own_state(request_rec *r)
+{
+    ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
+    if (!st) {
+        st = apr_pcalloc(r->pool, sizeof(*st));
+        ap_set_module_config(r->request_config, &auth_jwks_module, st);
+    }
+    return st;
+}
+
+/* The request r came from: the original of an internal redirect first,
+ * then the main request of a subrequest. */
+static request_rec *came_from(request_rec *r)
+{
+    return r->prev ? r->prev : r->main;
+}
+
+/* The state of the request that authenticated: r itself, or a request r
+ * came from (internal redirects and subrequests inherit r->user). */
 static ajw_req_t *req_state(request_rec *r)
 {
-    while (r) {
+    for (; r; r = came_from(r)) {
         ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
-        if (st)
+        if (st && st->user)
             return st;
-        r = r->main ? r->main : r->prev;
     }
     return NULL;
 }
@@ -642,156 +650,97 @@ static void export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
                                         r->pool));
 }
 
-/* Header names compared case-insensitively with '-' and '_' alike, since
- * many backends (CGI, WSGI, PHP) fold both to the same variable. */
-static int hname_prefix_match(const char *name, const char *prefix, int whole)
+/* A user name fit for REMOTE_USER (logs, headers): 1 to 1024 bytes, no
+ * control characters. */
+static int user_text_ok(const char *u, size_t n)
 {
-    for (; *prefix; name++, prefix++) {
-        char a = *name == '_' ? '-' : (char)apr_tolower(*name);
-        char b = *prefix == '_' ? '-' : (char)apr_tolower(*prefix);
-        if (!*name || a != b)
+    size_t i;
+    if (n == 0 || n > 1024)
+        return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)u[i] < 0x20 || u[i] == 0x7f)
             return 0;
-    }
-    return whole ? *name == '\0' : 1;
-}
-
-typedef struct strip_t {
-    const char *prefix;
-    apr_array_header_t *names;
-} strip_t;
-
-static int collect_spoofed(void *baton, const char *key, const char *val)
-{
-    strip_t *st = baton;
-    (void)val;
-    if (hname_prefix_match(key, st->prefix, 0)
-        || hname_prefix_match(key, AJW_CLAIMS_HEADER, 1))
-        APR_ARRAY_PUSH(st->names, const char *) = key;
     return 1;
 }
 
-/* Remove every client-sent header that could pose as a verified claim. */
-static void strip_spoofed(request_rec *r, const ajw_dir_conf *c)
-{
-    strip_t st = { c->header_prefix, apr_array_make(r->pool, 1, sizeof(const char *)) };
-    int i;
-    apr_table_do(collect_spoofed, &st, r->headers_in, NULL);
-    for (i = 0; i < st.names->nelts; i++) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "removed client header %s",
-                      log_item(r->pool, APR_ARRAY_IDX(st.names, i, const char *)));
-        apr_table_unset(r->headers_in, APR_ARRAY_IDX(st.names, i, const char *));
-    }
-}
-
-/* r->user from the user claim: a string, or a number/boolean as JSON text. */
+/* r->user from the user claim: a string, or a number/boolean as JSON text;
+ * with AuthJWKSUserClaim <claim>@iss, "<value>@<iss>", since a subject is
+ * unique only within its issuer. */
 static const char *user_of(request_rec *r, const ajw_dir_conf *c, json_t *claims)
 {
-    json_t *v = json_object_get(claims, c->user_claim);
+    size_t clen = strlen(c->user_claim), slen = strlen(AJW_USER_AT_ISS);
+    int at_iss = clen > slen && !strcmp(c->user_claim + clen - slen, AJW_USER_AT_ISS);
+    json_t *v = json_object_getn(claims, c->user_claim, at_iss ? clen - slen : clen);
+    const char *u, *iss;
     if (!v || !(json_is_string(v) || json_is_number(v)))
         return NULL;
-    if (json_is_string(v)) {
-        const char *u = json_string_value(v);
-        size_t i, n = json_string_length(v);
-        if (n == 0 || n > 1024)
-            return NULL;
-        for (i = 0; i < n; i++)    /* REMOTE_USER lands in logs and headers */
-            if ((unsigned char)u[i] < 0x20 || u[i] == 0x7f)
-                return NULL;
-    }
-    return ajw_json_render(v, r->pool);
-}
-
-/* --- AuthJWKSForwardToken Off ------------------------------------- */
-
-/* `list` split at `sep` without the items named `name` (name=... or bare
- * name), rejoined with `join`; NULL when nothing is left. */
-static char *without_item(apr_pool_t *p, const char *list, char sep, const char *join,
-                          const char *name)
-{
-    char *out = NULL;
-    size_t nlen = strlen(name);
-    while (list && *list) {
-        const char *end = strchr(list, sep);
-        size_t len = end ? (size_t)(end - list) : strlen(list);
-        while (len && (*list == ' ' || *list == '\t')) {
-            list++;
-            len--;
-        }
-        if (len && !(len >= nlen && !memcmp(list, name, nlen)
-                     && (len == nlen || list[nlen] == '='))) {
-            char *item = apr_pstrmemdup(p, list, len);
-            out = out ? apr_pstrcat(p, out, join, item, NULL) : item;
-        }
-        list = end ? end + 1 : NULL;
-    }
-    return out;
-}
-
-typedef struct cookie_join_t {
-    apr_pool_t *p;
-    const char *all;
-} cookie_join_t;
-
-static int join_cookies(void *baton, const char *key, const char *val)
-{
-    cookie_join_t *cj = baton;
-    (void)key;
-    cj->all = cj->all ? apr_pstrcat(cj->p, cj->all, "; ", val, NULL) : val;
-    return 1;
-}
-
-/* Remove the token parameter from the query everywhere httpd keeps it:
- * r->args (QUERY_STRING, proxied URL), r->unparsed_uri, and the request
- * line (REQUEST_URI for CGI, and %r in the access log). */
-static void drop_query_token(request_rec *r, const char *name)
-{
-    const char *old_uri = r->unparsed_uri;
-    const char *q = old_uri ? strchr(old_uri, '?') : NULL;
-    char *new_uri, *at;
-    r->args = without_item(r->pool, r->args, '&', "&", name);
-    r->parsed_uri.query = r->args;
-    if (!q)
-        return;
-    new_uri = apr_pstrcat(r->pool, apr_pstrmemdup(r->pool, old_uri, (size_t)(q - old_uri)),
-                          r->args ? "?" : "", r->args ? r->args : "", NULL);
-    r->unparsed_uri = new_uri;
-    at = r->the_request ? strstr(r->the_request, old_uri) : NULL;
-    if (at)
-        r->the_request = apr_pstrcat(r->pool,
-                                     apr_pstrmemdup(r->pool, r->the_request,
-                                                    (size_t)(at - r->the_request)),
-                                     new_uri, at + strlen(old_uri), NULL);
-}
-
-/* Take the token out of wherever it came from, so the backend never sees it. */
-static void drop_token(request_rec *r, const token_find_t *tf)
-{
-    if (tf->kind == TOKEN_FROM_HEADER) {
-        apr_table_unset(r->headers_in, "Authorization");
-    }
-    else if (tf->kind == TOKEN_FROM_QUERY) {
-        drop_query_token(r, tf->where);
-    }
-    else {
-        cookie_join_t cj = { r->pool, NULL };
-        char *rest;
-        apr_table_do(join_cookies, &cj, r->headers_in, "Cookie", NULL);
-        rest = without_item(r->pool, cj.all, ';', "; ", tf->where);
-        apr_table_unset(r->headers_in, "Cookie");
-        if (rest)
-            apr_table_setn(r->headers_in, "Cookie", rest);
-    }
+    if (json_is_string(v) && !user_text_ok(json_string_value(v), json_string_length(v)))
+        return NULL;
+    u = ajw_json_render(v, r->pool);
+    if (!at_iss)
+        return u;
+    iss = ajw_json_get_string(claims, "iss", NULL);
+    if (!iss || !user_text_ok(iss, strlen(iss)))
+        return NULL;
+    u = apr_pstrcat(r->pool, u, "@", iss, NULL);
+    return strlen(u) <= 2048 ? u : NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* Hooks                                                                */
 
-/* Before anything else looks at headers: drop spoofed claim headers. */
+/* As soon as the request is read, before translate_name, <If>, SetEnvIf
+ * or any other module: on a virtual host with jwks sections, client
+ * headers that could pose as verified claims are removed. */
+static int post_read_request(request_rec *r)
+{
+    ajw_srv_conf *sc = ap_get_module_config(r->server->module_config, &auth_jwks_module);
+    if (sc->strip_prefixes && sc->strip != 0)
+        ajw_edge_strip_claim_headers(r, sc->strip_prefixes);
+    return DECLINED;
+}
+
+/* Per section (its own header prefix); also on internal redirects, whose
+ * headers_in is the original's: fixups exports the verified claims again. */
 static int header_parser(request_rec *r)
 {
     if (is_ours(r))
-        strip_spoofed(r, dir_conf(r));
+        ajw_edge_strip_section(r, dir_conf(r));
     return DECLINED;
+}
+
+/* May c take a token from where it came? */
+static int source_allowed(const ajw_dir_conf *c, ajw_from_kind_e kind, const char *where)
+{
+    int i;
+    if (c->from->nelts == 0)
+        return kind == TOKEN_FROM_HEADER;
+    for (i = 0; i < c->from->nelts; i++) {
+        const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
+        if (f->kind == kind && (kind == TOKEN_FROM_HEADER || !strcmp(f->name, where)))
+            return 1;
+    }
+    return 0;
+}
+
+/* The token a request before r presented (internal redirect, subrequest):
+ * AuthJWKSForwardToken Off took it out of the headers or URL they share. */
+static void token_from_chain(request_rec *r, const ajw_dir_conf *c, token_find_t *tf)
+{
+    request_rec *q;
+    for (q = came_from(r); q; q = came_from(q)) {
+        const ajw_req_t *st = ap_get_module_config(q->request_config, &auth_jwks_module);
+        if (st && st->token) {
+            if (!source_allowed(c, st->token_kind, st->token_where))
+                return;
+            tf->token = st->token;
+            tf->len = st->token_len;
+            tf->kind = st->token_kind;
+            tf->where = st->token_where;
+            tf->count = 1;
+            return;
+        }
+    }
 }
 
 static int authenticate(request_rec *r)
@@ -806,8 +755,12 @@ static int authenticate(request_rec *r)
     if (!is_ours(r))
         return DECLINED;
     c = dir_conf(r);
-    strip_spoofed(r, c);              /* again: other modules may have added some */
+    ajw_edge_strip_section(r, c);     /* again: other modules may have added some */
     find_token(r, c, &tf);
+    if (tf.count == 0)
+        token_from_chain(r, c, &tf);
+    if (!c->forward_token)            /* whatever the outcome: a refused token is a real one */
+        ajw_edge_scrub_token(r, c);
     if (tf.bad)
         return bad_request(r, tf.bad);
     if (tf.count == 0) {
@@ -815,6 +768,11 @@ static int authenticate(request_rec *r)
         ap_note_auth_failure(r);
         return HTTP_UNAUTHORIZED;
     }
+    st = own_state(r);
+    st->token = tf.token;
+    st->token_len = tf.len;
+    st->token_kind = tf.kind;
+    st->token_where = tf.where;
 
     memset(&f, 0, sizeof(f));
     if (verify(r, c, tf.token, tf.len, &claims, &header, &f) != AJW_OK)
@@ -822,21 +780,17 @@ static int authenticate(request_rec *r)
     user = user_of(r, c, claims);
     if (!user) {
         ajw_error_set(&f.err, AJW_R_MISSING_CLAIM, "user claim '%s' absent, empty, over "
-                      "1024 bytes, holding control characters, or not a string/number",
-                      c->user_claim);
+                      "1024 bytes, holding control characters, or not a string/number%s",
+                      c->user_claim, strchr(c->user_claim, '@') ? " (or no usable iss)" : "");
         return refuse(r, &f);
     }
 
     r->user = (char *)user;
     r->ap_auth_type = (char *)ap_auth_type(r);   /* AUTH_TYPE for CGI, as mod_auth_basic does */
-    st = apr_pcalloc(r->pool, sizeof(*st));
     st->user = user;
     st->claims = claims;
     st->header = header;
-    ap_set_module_config(r->request_config, &auth_jwks_module, st);
     export_claims(r, c, claims, header);
-    if (!c->forward_token)
-        drop_token(r, &tf);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
                   log_item(r->pool, user), log_item(r->pool, f.kid), log_item(r->pool, f.alg),
                   log_item(r->pool, f.iss));
@@ -854,16 +808,72 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
     return OK;
 }
 
-/* Authorization granted after all: take back a challenge a failed
- * alternative left for an error response that did not happen. */
+/* AuthJWKSForwardToken Off on every path: authentication may not have run
+ * (`Require ip` granted first) or may have run after the URL was copied
+ * (ProxyPass nocanon, RewriteRule [P] in server context). Take the token
+ * out again; if it is still in the proxied URL (copied into the path), the
+ * request must not go out. */
+static int enforce_no_forward(request_rec *r, const ajw_dir_conf *c)
+{
+    token_find_t tf;
+    const ajw_req_t *st;
+    find_token(r, c, &tf);
+    ajw_edge_scrub_token(r, c);
+    st = ap_get_module_config(r->request_config, &auth_jwks_module);
+    if (!ajw_edge_token_in_proxy_url(r, tf.token, tf.len)
+        && !(st && ajw_edge_token_in_proxy_url(r, st->token, st->token_len)))
+        return DECLINED;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "AuthJWKSForwardToken Off: the proxied URL "
+                  "still holds the token (copied before authentication, e.g. into the path by "
+                  "RewriteRule [P]); refusing the request");
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* After authentication and authorization, before the handler, on every
+ * request (internal redirects and subrequests included):
+ * - take back a challenge a failed Require alternative left for an error
+ *   response that did not happen;
+ * - on jwks sections: keep the answer out of httpd's caches, enforce
+ *   AuthJWKSForwardToken Off, and when r inherited its user from the
+ *   request it came from (same-config redirect or subrequest: httpd skips
+ *   authentication), export that request's verified claims again, since
+ *   header_parser removed them and the environment was renamed REDIRECT_*. */
 static int fixups(request_rec *r)
 {
     ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
+    ajw_req_t *from;
+    ajw_dir_conf *c;
+    int rc;
     if (st && st->scope_challenge) {
         apr_table_unset(r->err_headers_out, "WWW-Authenticate");
         st->scope_challenge = 0;
     }
+    if (!is_ours(r)) {
+        if (req_state(r))             /* came from a jwks request: still not shareable */
+            r->no_cache = 1;
+        return DECLINED;
+    }
+    c = dir_conf(r);
+    ajw_edge_no_cache(r, c);
+    if (!c->forward_token && (rc = enforce_no_forward(r, c)) != DECLINED)
+        return rc;
+    if (r->user && !(st && st->user) && (from = req_state(r)) && !strcmp(from->user, r->user)) {
+        ajw_edge_strip_section(r, c);
+        export_claims(r, c, from->claims, from->header);
+        st = own_state(r);
+        st->user = from->user;
+        st->claims = from->claims;
+        st->header = from->header;
+    }
     return DECLINED;
+}
+
+/* Responses of jwks sections (and of requests that came from one) tell
+ * caches outside httpd that they are private to the token's holder. */
+static void insert_filter(request_rec *r)
+{
+    if (is_ours(r) || req_state(r))
+        ap_add_output_filter(AJW_CACHE_FILTER, NULL, r, r->connection);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1051,8 +1061,10 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     int i;
     (void)pconf;
     (void)plog;
-    (void)ptemp;
     ajw_log_set(log_sink, s);
+    /* httpd reads its configuration twice at startup: warn once. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        ajw_edge_check_sections(s, ptemp);
     if (ajw_curl_global_init() != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "libcurl initialisation failed");
         return !OK;
@@ -1073,6 +1085,12 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         }
     }
     return OK;
+}
+
+/* apachectl -t runs this instead of post_config. */
+static void test_config(apr_pool_t *pconf, server_rec *s)
+{
+    ajw_edge_check_sections(s, pconf);
 }
 
 static void child_init(apr_pool_t *pchild, server_rec *s)
@@ -1097,10 +1115,16 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_test_config(test_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(post_read_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_header_parser(header_parser, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_check_authn(authenticate, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_insert_filter(insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_output_filter(AJW_CACHE_FILTER, ajw_edge_private_filter, NULL,
+                              AP_FTYPE_CONTENT_SET - 2);
     ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "claim", AUTHZ_PROVIDER_VERSION,
                               &claim_provider, AP_AUTH_INTERNAL_PER_CONF);

@@ -6,6 +6,8 @@
 
 #include "httpd.h"
 #include "http_config.h"
+#include "util_filter.h"
+#include <jansson.h>
 #include "ajw_types.h"
 #include "ajw_keystore.h"
 #include "ajw_tcache.h"
@@ -16,6 +18,7 @@ extern module AP_MODULE_DECLARE_DATA auth_jwks_module;
 #define AJW_CLAIMS_HEADER       "X-JWT-Claims"
 #define AJW_RETRY_AFTER         "10"
 #define AJW_TOKEN_CACHE_DEFAULT 1024
+#define AJW_HEADER_PREFIX_DEFAULT "X-JWT-Claim-"
 
 /* One JWKS URL as written in one section. The key source it names is
  * resolved in post_config (when every fetch setting of the section is
@@ -58,9 +61,10 @@ typedef struct ajw_dir_conf {
     apr_size_t max_token_len;
     int pass;
     int forward_token;
+    int cacheable;                /* AuthJWKSCacheable: httpd's cache may store (after authn) */
     apr_interval_time_t refresh, min_refresh, fetch_timeout, startup_wait;
 
-    unsigned urls_set:1, issuers_set:1, audiences_set:1, required_set:1, from_set:1,
+    unsigned cacheable_set:1, urls_set:1, issuers_set:1, audiences_set:1, required_set:1, from_set:1,
              ca_file_set:1, typ_set:1, user_claim_set:1, claim_prefix_set:1,
              header_prefix_set:1, algs_set:1, leeway_set:1, max_age_set:1,
              max_token_len_set:1, pass_set:1, forward_token_set:1, refresh_set:1,
@@ -69,7 +73,31 @@ typedef struct ajw_dir_conf {
 
 typedef struct ajw_srv_conf {
     long long token_cache;        /* entries; -1 = not set */
+    /* Header prefixes of every jwks section written in this server (or, after
+     * post_config, inherited from the main server): client headers that match
+     * one are removed as soon as the request is read. NULL = no jwks section. */
+    apr_array_header_t *strip_prefixes;   /* const char * */
+    int strip;                    /* AuthJWKSStripClaimHeaders: -1 unset (On), 0 Off, 1 On */
 } ajw_srv_conf;
+
+/* The user claim suffix that qualifies REMOTE_USER with the issuer. */
+#define AJW_USER_AT_ISS "@iss"
+
+/* Per-request state, kept in the request's request_config. It remembers
+ * the token the request presented (so an internal redirect or subrequest
+ * can authenticate again after AuthJWKSForwardToken Off took it out of the
+ * shared headers) and, once verified, the user and claims. Everything lives
+ * as long as that request's pool. */
+typedef struct ajw_req_t {
+    const char *user;         /* r->user we set; NULL until authenticated */
+    json_t *claims;
+    json_t *header;
+    int scope_challenge;      /* we put an insufficient_scope challenge in err_headers_out */
+    const char *token;        /* the token presented, NULL when none */
+    size_t token_len;
+    ajw_from_kind_e token_kind;
+    const char *token_where;  /* cookie or query parameter name */
+} ajw_req_t;
 
 /* Process-wide state. Written only in the single-threaded config phase
  * (pre_config/directives/post_config) or in child_init before any request
@@ -82,6 +110,34 @@ typedef struct ajw_mod_state_t {
 } ajw_mod_state_t;
 
 extern ajw_mod_state_t ajw_mod;
+
+/* The httpd edge (mod_auth_jwks_edge.c): what keeps tokens and claim
+ * headers where they belong on every path a request can take. */
+
+/* Drop client headers whose name starts with one of `prefixes` (const char *,
+ * '-' and '_' alike, case-insensitive) or is X-JWT-Claims, and take those
+ * names out of Connection so mod_proxy cannot be told to drop ours. */
+void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *prefixes);
+/* The same with the single prefix of a section. */
+void ajw_edge_strip_section(request_rec *r, const ajw_dir_conf *c);
+/* Remove the token from every place c takes tokens from: the Authorization
+ * header (Bearer only), the cookie, and the query parameter wherever httpd
+ * keeps the URL (args, unparsed_uri, the request line of r and of the
+ * requests before it, a proxy: filename). Idempotent. */
+void ajw_edge_scrub_token(request_rec *r, const ajw_dir_conf *c);
+/* 1 when the token text of len bytes is still in a proxy: r->filename. */
+int ajw_edge_token_in_proxy_url(request_rec *r, const char *token, size_t len);
+/* Keep the response out of httpd's caches unless c allows caching after
+ * authentication (then only when no quick-handler cache armed itself). */
+void ajw_edge_no_cache(request_rec *r, const ajw_dir_conf *c);
+/* Output filter name that marks responses private for outside caches. */
+#define AJW_CACHE_FILTER "AUTH_JWKS_PRIVATE"
+apr_status_t ajw_edge_private_filter(ap_filter_t *f, apr_bucket_brigade *bb);
+
+/* Startup checks over the configuration tree (mod_auth_jwks_edge.c): warn
+ * about jwks sections that accept any issuer or audience without saying
+ * so, or that mix issuers under a bare user claim. */
+void ajw_edge_check_sections(server_rec *s, apr_pool_t *p);
 
 /* Directive table and config constructors (mod_auth_jwks_config.c). */
 extern const command_rec ajw_mod_cmds[];

@@ -28,7 +28,7 @@ void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
     c->from = apr_array_make(p, 1, sizeof(ajw_from_t));
     c->user_claim = "sub";
     c->claim_prefix = "JWT_CLAIM_";
-    c->header_prefix = "X-JWT-Claim-";
+    c->header_prefix = AJW_HEADER_PREFIX_DEFAULT;
     c->algs = AJW_ALGS_DEFAULT;
     c->leeway = 60;
     c->max_token_len = AJW_MAX_TOKEN_LEN_DEFAULT;
@@ -53,7 +53,7 @@ void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(ca_file); MERGE(typ); MERGE(user_claim); MERGE(claim_prefix);
     MERGE(header_prefix); MERGE(algs); MERGE(leeway); MERGE(max_age);
     MERGE(max_token_len); MERGE(pass); MERGE(forward_token); MERGE(refresh);
-    MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait);
+    MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait); MERGE(cacheable);
     return n;
 }
 
@@ -62,14 +62,43 @@ void *ajw_mod_create_srv_conf(apr_pool_t *p, server_rec *s)
     ajw_srv_conf *c = apr_pcalloc(p, sizeof(*c));
     (void)s;
     c->token_cache = -1;
+    c->strip = -1;
     return c;
 }
 
+/* Push prefix onto *list (made in p when NULL) unless it is there already. */
+static void add_prefix(apr_pool_t *p, apr_array_header_t **list, const char *prefix)
+{
+    int i;
+    if (!*list)
+        *list = apr_array_make(p, 2, sizeof(const char *));
+    for (i = 0; i < (*list)->nelts; i++)
+        if (!strcasecmp(APR_ARRAY_IDX(*list, i, const char *), prefix))
+            return;
+    APR_ARRAY_PUSH(*list, const char *) = prefix;
+}
+
+/* A virtual host strips the claim-header prefixes of its own jwks sections
+ * and of the main server's, which apply inside it too. */
 void *ajw_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 {
     ajw_srv_conf *base = basev, *add = addv, *n = apr_pcalloc(p, sizeof(*n));
+    int i;
     n->token_cache = add->token_cache >= 0 ? add->token_cache : base->token_cache;
+    n->strip = add->strip >= 0 ? add->strip : base->strip;
+    for (i = 0; base->strip_prefixes && i < base->strip_prefixes->nelts; i++)
+        add_prefix(p, &n->strip_prefixes, APR_ARRAY_IDX(base->strip_prefixes, i, const char *));
+    for (i = 0; add->strip_prefixes && i < add->strip_prefixes->nelts; i++)
+        add_prefix(p, &n->strip_prefixes, APR_ARRAY_IDX(add->strip_prefixes, i, const char *));
     return n;
+}
+
+/* This server has a jwks section: strip `prefix` (NULL: the default) from
+ * its requests as soon as they are read. */
+static void note_jwks_server(cmd_parms *cmd, const char *prefix)
+{
+    ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
+    add_prefix(cmd->pool, &sc->strip_prefixes, prefix ? prefix : AJW_HEADER_PREFIX_DEFAULT);
 }
 
 /* ------------------------------------------------------------------ */
@@ -208,6 +237,7 @@ static const char *set_url(cmd_parms *cmd, void *cv, const char *arg)
         c->urls_set = 1;
     }
     APR_ARRAY_PUSH(c->urls, ajw_url_t *) = new_url(cmd, c, arg);
+    note_jwks_server(cmd, NULL);
     return force_forbidden_on_failure(cmd);
 }
 
@@ -217,6 +247,18 @@ static const char *set_issuer(cmd_parms *cmd, void *cv, const char *iss, const c
     ajw_issuer_t *i;
     if (!*iss)
         return dir_err(cmd, "the issuer must not be empty");
+    if (!strcmp(iss, "*")) {      /* any issuer, deliberately (quiets the startup warning) */
+        if (url)
+            return dir_err(cmd, "'*' (any issuer) takes no URL: name the URL with AuthJWKSURL");
+        if (c->issuers_set && c->issuers->nelts)
+            return dir_err(cmd, "'*' cannot be combined with named issuers in one section");
+        c->issuers = apr_array_make(cmd->pool, 1, sizeof(ajw_issuer_t));
+        c->issuers_set = 1;
+        note_jwks_server(cmd, NULL);
+        return force_forbidden_on_failure(cmd);
+    }
+    if (c->issuers_set && c->issuers->nelts == 0)
+        return dir_err(cmd, "'%s' cannot follow AuthJWKSIssuer * in one section", iss);
     if (url) {
         const char *err = check_url(cmd, url);
         if (err)
@@ -229,6 +271,7 @@ static const char *set_issuer(cmd_parms *cmd, void *cv, const char *iss, const c
     i = apr_array_push(c->issuers);
     i->iss = iss;
     i->bound = url ? new_url(cmd, c, url) : NULL;
+    note_jwks_server(cmd, NULL);
     return force_forbidden_on_failure(cmd);
 }
 
@@ -246,6 +289,15 @@ static const char *set_audience(cmd_parms *cmd, void *cv, const char *arg)
     ajw_dir_conf *c = cv;
     if (!*arg)
         return dir_err(cmd, "an audience must not be empty");
+    if (!strcmp(arg, "*")) {      /* any audience, deliberately (quiets the startup warning) */
+        if (c->audiences_set && c->audiences->nelts)
+            return dir_err(cmd, "'*' (any audience) cannot be combined with named audiences");
+        c->audiences = apr_array_make(cmd->pool, 1, sizeof(const char *));
+        c->audiences_set = 1;
+        return NULL;
+    }
+    if (c->audiences_set && c->audiences->nelts == 0)
+        return dir_err(cmd, "'%s' cannot be combined with '*' (any audience)", arg);
     push_str(cmd, &c->audiences, !c->audiences_set, arg);
     c->audiences_set = 1;
     return NULL;
@@ -365,32 +417,37 @@ static const char *set_ca_file(cmd_parms *cmd, void *cv, const char *arg)
 static const char *set_user_claim(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
-    if (!*arg)
+    size_t len = strlen(arg), slen = strlen(AJW_USER_AT_ISS);
+    if (!*arg || (len == slen && !strcmp(arg, AJW_USER_AT_ISS)))
         return dir_err(cmd, "the claim name must not be empty");
     c->user_claim = arg;
     c->user_claim_set = 1;
     return NULL;
 }
 
-/* Environment variables a claim must never be able to name, whatever the
- * prefix: the dynamic loader's and interpreters' start-up knobs. */
-static const char *const env_denied_prefixes[] = {
-    "LD_", "DYLD_", "PYTHON", "PERL", "RUBY", "BASH", "NODE_", "HTTP_", "GCONV", "MALLOC",
-    "PATH", "IFS", "ENV", "SHELL", "HOME", "TMP", "LOCPATH", "NLSPATH", "HOSTALIASES",
-    "RES_OPTIONS", "LOCALDOMAIN", "JAVA_", "_JAVA", "GIT_", "PHP", "SSL_", "REMOTE_", "AUTH_",
-    "SERVER_", "REQUEST_", "SCRIPT_", "DOCUMENT_", "CONTENT_", "QUERY_", "GATEWAY_",
-    "LUA_", "GLIBC_", "OPENSSL_", "LC_", "LANG", "KRB5", "CURL_", "NSS_", "TERMINFO", "XDG_",
-    "UNIQUE_ID", NULL
-};
+/* The first word of a prefix (up to the first '_' or '-'), case-insensitive,
+ * must be one of these: an allow-list, since no deny-list of the variables
+ * and headers that programs act on (ALL_PROXY, HTTPS_PROXY, JDK_JAVA_OPTIONS,
+ * LD_PRELOAD, X-Forwarded-For, ...) can ever be complete. */
+static const char *const prefix_words[] = { "JWT", "OIDC", "CLAIM", "CLAIMS", "TOKEN", NULL };
 
-/* Environment variable prefix: a letter first, then letters, digits and
- * '_', ending in '_', at least 4 characters, and not the start of a variable
- * that programs act on (LD_PRELOAD, PYTHONPATH, ...). */
+static int first_word_allowed(const char *s, char sep)
+{
+    const char *end = strchr(s, sep);
+    size_t n = end ? (size_t)(end - s) : strlen(s);
+    int i;
+    for (i = 0; prefix_words[i]; i++)
+        if (strlen(prefix_words[i]) == n && !strncasecmp(s, prefix_words[i], n))
+            return 1;
+    return 0;
+}
+
+/* Environment variable prefix: letters, digits and '_', ending in '_', its
+ * first word one of prefix_words (JWT_CLAIM_, OIDC_CLAIM_, CLAIM_, ...). */
 static const char *set_claim_prefix(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     const char *s;
-    int i;
     size_t len = strlen(arg);
     if (len < 4 || !apr_isalpha(arg[0]) || arg[len - 1] != '_')
         return dir_err(cmd, "'%s' must start with a letter, end with '_' and have at least "
@@ -398,56 +455,37 @@ static const char *set_claim_prefix(cmd_parms *cmd, void *cv, const char *arg)
     for (s = arg; *s; s++)
         if (!apr_isalnum(*s) && *s != '_')
             return dir_err(cmd, "'%s' may hold only letters, digits and '_'", arg);
-    for (i = 0; env_denied_prefixes[i]; i++) {
-        size_t n = strlen(env_denied_prefixes[i]);
-        if (!strncasecmp(arg, env_denied_prefixes[i], n < len ? n : len))
-            return dir_err(cmd, "'%s' could let a claim set a variable like %s...; "
-                           "choose another prefix", arg, env_denied_prefixes[i]);
-    }
+    if (!first_word_allowed(arg, '_'))
+        return dir_err(cmd, "'%s' could let a claim name a variable that programs act on "
+                       "(ALL_PROXY, LD_PRELOAD, ...): the prefix must start with JWT_, OIDC_, "
+                       "CLAIM_, CLAIMS_ or TOKEN_", arg);
     c->claim_prefix = arg;
     c->claim_prefix_set = 1;
     return NULL;
 }
 
-/* Request headers a claim must never be able to name (nor may the prefix
- * make the spoofing filter strip them from clients). */
-static const char *const header_denied[] = {
-    "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
-    "Cache-Control", "Connection", "Content-Encoding", "Content-Length", "Content-Type",
-    "Cookie", "Expect", "Forwarded", "From", "Host", "If-Match", "If-Modified-Since",
-    "If-None-Match", "If-Range", "If-Unmodified-Since", "Max-Forwards", "Origin",
-    "Proxy-Authorization", "Range", "Referer", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-    "User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-    "X-Forwarded-Server", "X-Forwarded-Port", "X-Real-IP", "X-Remote-User", "X-Client-IP",
-    "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "Sec-Fetch-Site",
-    /* headers that backends or proxies commonly trust for identity or client address */
-    "Remote-User", "Remote-Addr", "Remote-Host", "True-Client-IP", "X-Remote-Addr",
-    "X-Auth-Request-User", "X-Auth-Request-Email", "X-Authenticated-User", "X-Forwarded-User",
-    "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username",
-    "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP", "X-ProxyUser-Ip",
-    "Client-IP", "X-SSL-Client-Cert", "SSL-Client-Cert", NULL
-};
-
-/* Header prefix: letters, digits and '-', ending in '-', at least 4
- * characters, and not the start of a header that means something else. */
+/* Header prefix: letters, digits and '-', ending in '-', its first word
+ * (after an optional X-) one of prefix_words: X-JWT-Claim-, X-OIDC-, ... */
 static const char *set_header_prefix(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
-    const char *s;
+    const char *s, *word = arg;
     size_t len = strlen(arg);
-    int i;
     if (len < 4 || arg[len - 1] != '-' || !apr_isalpha(arg[0]))
         return dir_err(cmd, "'%s' must start with a letter, end with '-' and have at least "
                        "4 characters", arg);
     for (s = arg; *s; s++)
         if (!apr_isalnum(*s) && *s != '-')
             return dir_err(cmd, "'%s' may hold only letters, digits and '-'", arg);
-    for (i = 0; header_denied[i]; i++)
-        if (!strncasecmp(header_denied[i], arg, len))
-            return dir_err(cmd, "'%s' could let a claim pose as the %s header; choose another "
-                           "prefix", arg, header_denied[i]);
+    if (!strncasecmp(word, "X-", 2))
+        word += 2;
+    if (!first_word_allowed(word, '-'))
+        return dir_err(cmd, "'%s' could let a claim pose as a header that means something "
+                       "else (X-Forwarded-User, Remote-User, ...): the prefix must start with "
+                       "JWT-, OIDC-, Claim-, Claims- or Token- (optionally after X-)", arg);
     c->header_prefix = arg;
     c->header_prefix_set = 1;
+    note_jwks_server(cmd, arg);
     return NULL;
 }
 
@@ -474,6 +512,15 @@ static const char *set_forward(cmd_parms *cmd, void *cv, int flag)
     (void)cmd;
     c->forward_token = flag;
     c->forward_token_set = 1;
+    return NULL;
+}
+
+static const char *set_cacheable(cmd_parms *cmd, void *cv, int flag)
+{
+    ajw_dir_conf *c = cv;
+    (void)cmd;
+    c->cacheable = flag;
+    c->cacheable_set = 1;
     return NULL;
 }
 
@@ -531,6 +578,17 @@ static const char *set_token_cache(cmd_parms *cmd, void *cv, const char *arg)
     return parse_num(cmd, arg, 0, 1000000, &sc->token_cache);
 }
 
+static const char *set_strip(cmd_parms *cmd, void *cv, int flag)
+{
+    ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    (void)cv;
+    if (err)
+        return err;
+    sc->strip = flag;
+    return NULL;
+}
+
 /* Directives that name key sources or fetch settings are RSRC_CONF |
  * ACCESS_CONF: key sources are resolved once per configuration (post_config)
  * and fetched by the child's refresh threads, which .htaccess files, read per
@@ -557,13 +615,15 @@ const command_rec ajw_mod_cmds[] = {
     AP_INIT_ITERATE("AuthJWKSTokenFrom", set_from, NULL, OR_AUTHCFG,
                     "where tokens come from: header, cookie=<name>, query=<name>"),
     AP_INIT_TAKE1("AuthJWKSUserClaim", set_user_claim, NULL, OR_AUTHCFG,
-                  "claim that becomes REMOTE_USER (default sub)"),
+                  "claim that becomes REMOTE_USER (default sub; <claim>@iss adds @<iss>)"),
     AP_INIT_TAKE1("AuthJWKSPassClaims", set_pass, NULL, OR_AUTHCFG,
                   "none | env | headers | both (default env)"),
-    AP_INIT_TAKE1("AuthJWKSClaimPrefix", set_claim_prefix, NULL, OR_AUTHCFG,
+    AP_INIT_TAKE1("AuthJWKSClaimPrefix", set_claim_prefix, NULL, RSRC_CONF | ACCESS_CONF,
                   "environment variable prefix for claims (default JWT_CLAIM_)"),
-    AP_INIT_TAKE1("AuthJWKSHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
+    AP_INIT_TAKE1("AuthJWKSHeaderPrefix", set_header_prefix, NULL, RSRC_CONF | ACCESS_CONF,
                   "request header prefix for claims (default X-JWT-Claim-)"),
+    AP_INIT_FLAG("AuthJWKSCacheable", set_cacheable, NULL, OR_AUTHCFG,
+                 "let httpd's cache store answers (only after authentication; default Off)"),
     AP_INIT_FLAG("AuthJWKSForwardToken", set_forward, NULL, OR_AUTHCFG,
                  "pass the Authorization header on to the backend (default On)"),
     AP_INIT_TAKE1("AuthJWKSCAFile", set_ca_file, NULL, RSRC_CONF | ACCESS_CONF,
@@ -576,6 +636,9 @@ const command_rec ajw_mod_cmds[] = {
                   "seconds one JWKS fetch may take (default 10)"),
     AP_INIT_TAKE1("AuthJWKSStartupWait", set_interval, "startup", OR_AUTHCFG,
                   "seconds a request waits for the first key load before 503 (default 5)"),
+    AP_INIT_FLAG("AuthJWKSStripClaimHeaders", set_strip, NULL, RSRC_CONF,
+                 "remove client headers that look like claim headers as soon as a request "
+                 "is read, on hosts with jwks sections (default On)"),
     AP_INIT_TAKE1("AuthJWKSTokenCache", set_token_cache, NULL, RSRC_CONF,
                   "verified tokens remembered per process (default 1024, 0 = off)"),
     {NULL}

@@ -102,13 +102,12 @@ json_t *ajw_json_path(const json_t *obj, const char *path)
 {
     const json_t *cur = obj;
     const char *seg = path;
-    json_t *whole;
 
+    /* Only ever a walk through nested objects: a member literally named
+     * "a.b" must neither satisfy nor shadow the path a.b, or whoever can add
+     * a custom claim could pose as a nested role ([name] syntax reaches it). */
     if (!obj || !path || !json_is_object(obj))
         return NULL;
-    whole = json_object_get(obj, path);
-    if (whole)
-        return whole;
     for (;;) {
         const char *dot = strchr(seg, '.');
         size_t slen = dot ? (size_t)(dot - seg) : strlen(seg);

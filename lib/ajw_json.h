@@ -22,10 +22,10 @@ ajw_reason_e ajw_json_parse_object(json_t **out, const char *buf, size_t len,
 /* Tie one reference of v to p: json_decref(v) runs when p is cleared. Returns v. */
 json_t *ajw_json_pool_own(json_t *v, apr_pool_t *p);
 
-/* Look up a dotted path ("realm_access.roles") through nested objects.
+/* Look up a dotted path ("realm_access.roles") through nested objects only.
  * Returns a borrowed value or NULL. A path segment never matches a prefix of
- * a member name. A member whose name itself contains '.' is found first by
- * an exact whole-path lookup at the top level. */
+ * a member name, and a member whose name itself holds '.' is never matched
+ * by a dotted path (look it up with json_object_get instead). */
 json_t *ajw_json_path(const json_t *obj, const char *path);
 
 /* Render a claim value as text for the environment or a header:

@@ -500,6 +500,10 @@ ProxyTimeout 20
 
 <VirtualHost 127.0.0.1:{backend_port}>
     ServerName backend
+    # the backend of this httpd's own jwks sections: keep the claim headers they set
+    <IfModule auth_jwks_module>
+        AuthJWKSStripClaimHeaders Off
+    </IfModule>
     ScriptAlias /echo "{root}/cgi-bin/headers.py"
 </VirtualHost>
 

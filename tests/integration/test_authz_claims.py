@@ -36,10 +36,10 @@ LOCS = [
     ("allof", "", "<RequireAll>\n Require claim roles:admin\n Require scope read\n</RequireAll>"),
     ("envp", "    AuthJWKSPassClaims env", "Require valid-user"),
     ("both", "    AuthJWKSPassClaims both", "Require valid-user"),
-    ("hdrs", "    AuthJWKSPassClaims headers\n    AuthJWKSHeaderPrefix X-User-", "Require valid-user"),
+    ("hdrs", "    AuthJWKSPassClaims headers\n    AuthJWKSHeaderPrefix X-Token-", "Require valid-user"),
     ("hdrdef", "    AuthJWKSPassClaims headers", "Require valid-user"),
     ("none", "    AuthJWKSPassClaims none", "Require valid-user"),
-    ("prefix", "    AuthJWKSClaimPrefix MYAPP_", "Require valid-user"),
+    ("prefix", "    AuthJWKSClaimPrefix TOKEN_APP_", "Require valid-user"),
     ("email", "    AuthJWKSUserClaim email", "Require valid-user"),
     ("nofwd", "    AuthJWKSForwardToken Off\n    AuthJWKSPassClaims both", "Require valid-user"),
     ("fwd", "    AuthJWKSForwardToken On", "Require valid-user"),
@@ -174,8 +174,8 @@ def test_pass_claims_none(srv, keys):
 
 def test_claim_prefix(srv, keys):
     env = env_of(get(srv, "/prefix/env", tok(keys, email="a@example.com")))
-    assert env["MYAPP_EMAIL"] == "a@example.com"
-    assert env["MYAPP_SUB"] == "alice"
+    assert env["TOKEN_APP_EMAIL"] == "a@example.com"
+    assert env["TOKEN_APP_SUB"] == "alice"
     assert "JWT_CLAIM_SUB" not in env
 
 
@@ -209,9 +209,9 @@ def test_header_prefix_and_exact_names(srv, keys):
     claims = H.std_claims(email="a@example.com", **{"https://ex.com/t": "t1"})
     t = H.mint(claims, keys.rsa, "RS256")
     hd = raw_headers(get(srv, "/hdrs/raw", t))
-    assert hget(hd, "X-User-sub") == ["alice"]
-    assert hget(hd, "X-User-email") == ["a@example.com"]
-    assert hget(hd, "X-User-https---ex-com-t") == ["t1"]
+    assert hget(hd, "X-Token-sub") == ["alice"]
+    assert hget(hd, "X-Token-email") == ["a@example.com"]
+    assert hget(hd, "X-Token-https---ex-com-t") == ["t1"]
     xc = hget(hd, "X-JWT-Claims")
     assert len(xc) == 1 and json.loads(H.b64u_decode(xc[0])) == claims
 
@@ -219,9 +219,9 @@ def test_header_prefix_and_exact_names(srv, keys):
 def test_header_value_percent_encoding(srv, keys):
     t = tok(keys, name="Jos\u00e9 100%", bad="a\r\nX-Evil: 1", tab="a\tb")
     hd = raw_headers(get(srv, "/hdrs/raw", t))
-    assert hget(hd, "X-User-name") == ["Jos%C3%A9 100%25"]
-    assert hget(hd, "X-User-bad") == ["a%0D%0AX-Evil: 1"]
-    assert hget(hd, "X-User-tab") == ["a%09b"]
+    assert hget(hd, "X-Token-name") == ["Jos%C3%A9 100%25"]
+    assert hget(hd, "X-Token-bad") == ["a%0D%0AX-Evil: 1"]
+    assert hget(hd, "X-Token-tab") == ["a%09b"]
     assert not hget(hd, "X-Evil"), hd
     for k, v in hd:
         assert all(0x20 <= ord(ch) <= 0x7E for ch in v), (k, v)
@@ -246,11 +246,11 @@ def test_spoofed_headers_removed_claims_off(srv, keys):
 def test_spoofed_headers_replaced_claims_on(srv, keys):
     claims = H.std_claims()
     t = H.mint(claims, keys.rsa, "RS256")
-    spoof = {"X-User-sub": "admin", "X-User_sub": "x", "x-user-SUB": "y",
+    spoof = {"X-Token-sub": "admin", "X-Token_sub": "x", "x-token-SUB": "y",
              "X-JWT-Claims": H.b64u('{"sub":"admin"}')}
     hd = raw_headers(get(srv, "/hdrs/raw", t, headers=spoof))
-    assert hget(hd, "X-User-sub") == ["alice"], hd
-    assert not [k for k, _ in hd if k.lower() == "x-user_sub"], hd
+    assert hget(hd, "X-Token-sub") == ["alice"], hd
+    assert not [k for k, _ in hd if k.lower() == "x-token_sub"], hd
     xc = hget(hd, "X-JWT-Claims")
     assert len(xc) == 1 and json.loads(H.b64u_decode(xc[0])) == claims
 
@@ -265,7 +265,7 @@ def test_spoofed_default_prefix_vhost(srv, keys):
 
 
 def test_spoofed_headers_not_in_cgi_env(srv, keys):
-    spoof = {"X-JWT-Claim-sub": "admin", "X-JWT-Claims": "e30", "X-User-x": "1"}
+    spoof = {"X-JWT-Claim-sub": "admin", "X-JWT-Claims": "e30", "X-Token-x": "1"}
     env = env_of(get(srv, "/both/env", tok(keys), headers=spoof))
     # PassClaims both: the module's own headers may reach the CGI, never the client's
     assert env["JWT_CLAIM_SUB"] == "alice"

@@ -30,7 +30,8 @@ def loc(name, body="", require="Require valid-user", iss=True):
 %s
     %s
 </Location>
-""" % (name, ("    AuthJWKSIssuer %s\n    AuthJWKSAudience api\n" % ISS) if iss else "", body, require)
+""" % (name, ("    AuthJWKSIssuer %s\n    AuthJWKSAudience api\n" % ISS) if iss
+        else "    AuthJWKSIssuer *\n    AuthJWKSAudience *\n", body, require)
 
 
 LOCS = [
@@ -221,7 +222,7 @@ def test_claim_names_without_collision_pass(srv, keys):
 # ------------------------------------------------------------- 3. prefixes
 
 @pytest.mark.parametrize("prefix", ["LD_", "PYTHON_X_", "AB", "1ABC_", "JWTX", "ld_preload_",
-                                    "PATH_", "MY-APP_", "HTTP_X_"])
+                                    "PATH_", "MY-APP_", "HTTP_X_", "MYAPP_", "JWTX_", "JWT-X_"])
 def test_claim_prefix_rejected(prefix):
     r = configtest(conf("    AuthJWKSClaimPrefix %s" % prefix))
     assert r.returncode != 0, "apache2 -t accepted AuthJWKSClaimPrefix " + prefix
@@ -229,15 +230,18 @@ def test_claim_prefix_rejected(prefix):
 
 
 @pytest.mark.parametrize("prefix", ["X-", "Co", "X-Forwarded-", "Content-", "X-User", "X-Real-",
-                                    "Accept-", "X_User-", "1X-User-"])
+                                    "Accept-", "X_User-", "1X-User-", "X-User-", "X-JWTs-",
+                                    "X-X-JWT-"])
 def test_header_prefix_rejected(prefix):
     r = configtest(conf("    AuthJWKSHeaderPrefix %s" % prefix))
     assert r.returncode != 0, "apache2 -t accepted AuthJWKSHeaderPrefix " + prefix
     assert "AuthJWKSHeaderPrefix" in r.stderr, r.stderr
 
 
-def test_good_prefixes_accepted():
-    r = configtest(conf("    AuthJWKSClaimPrefix MYAPP_\n    AuthJWKSHeaderPrefix X-User-"))
+@pytest.mark.parametrize("env,hdr", [("TOKEN_APP_", "X-Token-"), ("OIDC_CLAIM_", "OIDC-Claim-"),
+                                     ("jwt_", "x-jwt-"), ("CLAIMS_", "Claims-")])
+def test_good_prefixes_accepted(env, hdr):
+    r = configtest(conf("    AuthJWKSClaimPrefix %s\n    AuthJWKSHeaderPrefix %s" % (env, hdr)))
     assert r.returncode == 0, r.stderr
 
 

@@ -175,6 +175,7 @@ def test_issuer_binding(make_httpd, keys, other_keys, expect_log):
     AuthName "api"
     AuthJWKSIssuer https://a %s
     AuthJWKSIssuer https://b %s
+    AuthJWKSUserClaim sub@iss
     AuthJWKSAudience api
     AuthJWKSStartupWait 10
     AuthJWKSMinRefreshInterval 1

@@ -145,7 +145,8 @@ static void test_path(void **state)
     r = ajw_json_path(v, "realm_access.roles");
     assert_true(json_is_array(r));
     assert_int_equal(json_array_size(r), 2);
-    assert_string_equal(json_string_value(ajw_json_path(v, "a.b")), "dotted");
+    /* a literal "a.b" member never answers for the nested path a.b */
+    assert_string_equal(json_string_value(ajw_json_path(v, "a.b")), "nested");
     assert_true(json_is_true(ajw_json_path(v, "x.y.z")));
     assert_true(json_is_object(ajw_json_path(v, "x.y")));
     assert_null(ajw_json_path(v, "realm_access.role"));   /* prefix */
@@ -161,6 +162,19 @@ static void test_path(void **state)
     assert_null(ajw_json_path(NULL, "x"));
     assert_null(ajw_json_path(v, NULL));
     assert_int_equal(json_integer_value(ajw_json_path(v, "a.bc")), 1);
+}
+
+/* The issue-6 confusion: a literal dotted member must neither grant nor
+ * shadow the nested value. */
+static void test_path_literal_dotted_member(void **state)
+{
+    json_t *v = NULL;
+    (void)state;
+    assert_int_equal(parse(&v, "{\"realm_access\":{\"roles\":[\"user\"]},"
+                               "\"realm_access.roles\":\"admin\",\"only.literal\":1}"),
+                     AJW_OK);
+    assert_true(json_is_array(ajw_json_path(v, "realm_access.roles")));
+    assert_null(ajw_json_path(v, "only.literal"));
 }
 
 static void test_render(void **state)
@@ -224,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_size_cap),
         cmocka_unit_test(test_error_text_has_no_input),
         cmocka_unit_test(test_path),
+        cmocka_unit_test(test_path_literal_dotted_member),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_get_string),
         cmocka_unit_test(test_pool_own),

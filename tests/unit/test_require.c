@@ -129,9 +129,19 @@ static void test_claim_nested(void **state)
         { "a.b.c:x", "{\"a\":{\"b\":{\"c\":\"y\"}}}", 0 },
         { "a.b:x", "{\"a\":{\"b\":{\"c\":\"x\"}}}", 0 },
         { "a.b.c.d:x", "{\"a\":{\"b\":{\"c\":\"x\"}}}", 0 },
-        /* a member whose name contains '.' is found by the whole path */
+        /* a dotted path walks nested objects only: a literal member named
+         * "realm_access.roles" neither grants nor blocks (issue 6) */
         { "https://ex.com/role:admin", "{\"https://ex.com/role\":\"admin\"}", 0 },
-        { "ex.com/role:admin", "{\"ex.com/role\":\"admin\"}", 1 },
+        { "ex.com/role:admin", "{\"ex.com/role\":\"admin\"}", 0 },
+        { "[ex.com/role]:admin", "{\"ex.com/role\":\"admin\"}", 1 },
+        { "realm_access.roles:admin",
+          "{\"realm_access\":{\"roles\":[\"user\"]},\"realm_access.roles\":\"admin\"}", 0 },
+        { "realm_access.roles:admin",
+          "{\"realm_access\":{\"roles\":[\"admin\"]},\"realm_access.roles\":\"user\"}", 1 },
+        { "[realm_access.roles]:admin",
+          "{\"realm_access\":{\"roles\":[\"user\"]},\"realm_access.roles\":\"admin\"}", 1 },
+        { "[realm_access.roles]:admin",
+          "{\"realm_access\":{\"roles\":[\"admin\"]},\"realm_access.roles\":\"user\"}", 0 },
     };
     (void)state;
     run_claim_cases(cases, sizeof(cases) / sizeof(cases[0]));

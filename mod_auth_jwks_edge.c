@@ -1,0 +1,558 @@
+/* mod_auth_jwks_edge.c — the edge between the module and httpd's request
+ * life cycle. A request can reach a backend without check_authn running
+ * (`Require ip` granting first), have its URL copied before authentication
+ * (ProxyPass nocanon, RewriteRule [P]), be re-run as an internal redirect or
+ * subrequest, be told by the client which headers mod_proxy must drop
+ * (Connection:), or be answered from a cache before any authentication.
+ * What the module promises about tokens, claim headers and caching is kept
+ * here, on every one of those paths; mod_auth_jwks.c calls in from its hooks.
+ *
+ * Also here: the startup walk over the configuration tree that warns about
+ * permissive or ambiguous jwks sections. */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_atomic.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_request.h"
+#include "util_filter.h"
+
+#include "mod_auth_jwks.h"
+
+APLOG_USE_MODULE(auth_jwks);
+
+/* ------------------------------------------------------------------ */
+/* Claim headers from clients                                           */
+
+/* Header names compared case-insensitively with '-' and '_' alike, since
+ * many backends (CGI, WSGI, PHP) fold both to the same variable. `whole`:
+ * the name must equal prefix, not just start with it. */
+static int hname_prefix_match(const char *name, size_t nlen, const char *prefix, int whole)
+{
+    size_t i;
+    for (i = 0; prefix[i]; i++) {
+        char a, b;
+        if (i >= nlen)
+            return 0;
+        a = name[i] == '_' ? '-' : (char)apr_tolower(name[i]);
+        b = prefix[i] == '_' ? '-' : (char)apr_tolower(prefix[i]);
+        if (a != b)
+            return 0;
+    }
+    return whole ? i == nlen : 1;
+}
+
+/* Could a header of this name pose as one the module sets? */
+static int is_claim_header(const char *name, size_t nlen, const apr_array_header_t *prefixes)
+{
+    int i;
+    if (hname_prefix_match(name, nlen, AJW_CLAIMS_HEADER, 1))
+        return 1;
+    for (i = 0; i < prefixes->nelts; i++)
+        if (hname_prefix_match(name, nlen, APR_ARRAY_IDX(prefixes, i, const char *), 0))
+            return 1;
+    return 0;
+}
+
+typedef struct strip_t {
+    const apr_array_header_t *prefixes;
+    apr_array_header_t *names;
+} strip_t;
+
+static int collect_spoofed(void *baton, const char *key, const char *val)
+{
+    strip_t *st = baton;
+    (void)val;
+    if (is_claim_header(key, strlen(key), st->prefixes))
+        APR_ARRAY_PUSH(st->names, const char *) = key;
+    return 1;
+}
+
+/* Connection: without the names of claim headers. mod_proxy_http drops
+ * every header a client lists there, so `Connection: X-JWT-Claims` would
+ * make the backend receive the request without our verified claims. */
+static void sanitize_connection(request_rec *r, const apr_array_header_t *prefixes)
+{
+    const char *v = apr_table_get(r->headers_in, "Connection");
+    char *out = NULL, *tok, *last;
+    int dropped = 0;
+    if (!v)
+        return;
+    for (tok = apr_strtok(apr_pstrdup(r->pool, v), ",", &last); tok;
+         tok = apr_strtok(NULL, ",", &last)) {
+        size_t len;
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        len = strlen(tok);
+        while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+            tok[--len] = '\0';
+        if (!len)
+            continue;
+        if (is_claim_header(tok, len, prefixes)) {
+            dropped++;
+            continue;
+        }
+        out = out ? apr_pstrcat(r->pool, out, ", ", tok, NULL) : tok;
+    }
+    if (!dropped)
+        return;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "removed %d claim header name(s) from "
+                  "the client's Connection header", dropped);
+    if (out)
+        apr_table_setn(r->headers_in, "Connection", out);
+    else
+        apr_table_unset(r->headers_in, "Connection");
+}
+
+void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *prefixes)
+{
+    strip_t st;
+    int i;
+    st.prefixes = prefixes;
+    st.names = apr_array_make(r->pool, 1, sizeof(const char *));
+    apr_table_do(collect_spoofed, &st, r->headers_in, NULL);
+    for (i = 0; i < st.names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(st.names, i, const char *);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "removed client header %s",
+                      ap_escape_logitem(r->pool, name));
+        apr_table_unset(r->headers_in, name);
+    }
+    sanitize_connection(r, prefixes);
+}
+
+void ajw_edge_strip_section(request_rec *r, const ajw_dir_conf *c)
+{
+    apr_array_header_t one;
+    const char *p = c->header_prefix;
+    memset(&one, 0, sizeof(one));
+    one.pool = r->pool;
+    one.elt_size = sizeof(const char *);
+    one.nelts = one.nalloc = 1;
+    one.elts = (char *)&p;
+    ajw_edge_strip_claim_headers(r, &one);
+}
+
+/* ------------------------------------------------------------------ */
+/* AuthJWKSForwardToken Off                                             */
+
+static int is_item(const char *item, size_t len, const char *name, size_t nlen)
+{
+    return len >= nlen && !memcmp(item, name, nlen) && (len == nlen || item[nlen] == '=');
+}
+
+/* `list` split at `sep` without the items named `name` (name=... or bare
+ * name), rejoined with `join`; NULL when nothing is left. *removed counts
+ * the items taken out. */
+static char *without_item(apr_pool_t *p, const char *list, char sep, const char *join,
+                          const char *name, int *removed)
+{
+    char *out = NULL;
+    size_t nlen = strlen(name);
+    while (list && *list) {
+        const char *end = strchr(list, sep);
+        size_t len = end ? (size_t)(end - list) : strlen(list);
+        while (len && (*list == ' ' || *list == '\t')) {
+            list++;
+            len--;
+        }
+        if (len && is_item(list, len, name, nlen)) {
+            (*removed)++;
+        }
+        else if (len) {
+            char *item = apr_pstrmemdup(p, list, len);
+            out = out ? apr_pstrcat(p, out, join, item, NULL) : item;
+        }
+        list = end ? end + 1 : NULL;
+    }
+    return out;
+}
+
+/* A URI (path?query, or proxy:scheme://host/path?query) without the query
+ * parameter `name`; the same pointer when it has none. */
+static const char *uri_without_param(apr_pool_t *p, const char *uri, const char *name)
+{
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    const char *frag;
+    char *rest, *query;
+    int removed = 0;
+    if (!q)
+        return uri;
+    frag = strchr(q, '#');
+    query = frag ? apr_pstrmemdup(p, q + 1, (size_t)(frag - q - 1)) : apr_pstrdup(p, q + 1);
+    rest = without_item(p, query, '&', "&", name, &removed);
+    if (!removed)
+        return uri;
+    return apr_pstrcat(p, apr_pstrmemdup(p, uri, (size_t)(q - uri)), rest ? "?" : "",
+                       rest ? rest : "", frag ? frag : "", NULL);
+}
+
+/* "METHOD target PROTOCOL" with the parameter taken out of the target. */
+static const char *request_line_without_param(apr_pool_t *p, const char *line, const char *name)
+{
+    const char *t = line ? strchr(line, ' ') : NULL, *end;
+    const char *target, *clean;
+    if (!t)
+        return line;
+    t++;
+    end = strrchr(t, ' ');
+    if (!end)
+        end = t + strlen(t);
+    target = apr_pstrmemdup(p, t, (size_t)(end - t));
+    clean = uri_without_param(p, target, name);
+    if (clean == target)
+        return line;
+    return apr_pstrcat(p, apr_pstrmemdup(p, line, (size_t)(t - line)), clean, end, NULL);
+}
+
+/* The query token out of r and every request it came from: the access log
+ * writes the first request's line (%r), CGI's REQUEST_URI is rebuilt from
+ * the request line, and a proxy: filename was copied from the URL before
+ * authentication by ProxyPass nocanon or RewriteRule [P]. Each request's
+ * strings come from its own pool (a subrequest's dies before its main). */
+static void scrub_query(request_rec *r, const char *name)
+{
+    request_rec *q;
+    int removed = 0;
+    for (q = r; q; q = q->prev ? q->prev : q->main) {
+        char *args = without_item(q->pool, q->args, '&', "&", name, &removed);
+        if (removed) {
+            q->args = args;
+            q->parsed_uri.query = args;
+            removed = 0;
+        }
+        q->unparsed_uri = (char *)uri_without_param(q->pool, q->unparsed_uri, name);
+        q->the_request = (char *)request_line_without_param(q->pool, q->the_request, name);
+        if (q->filename && !strncmp(q->filename, "proxy:", 6))
+            q->filename = (char *)uri_without_param(q->pool, q->filename, name);
+    }
+}
+
+typedef struct cookie_join_t {
+    apr_pool_t *p;
+    const char *all;
+} cookie_join_t;
+
+static int join_cookies(void *baton, const char *key, const char *val)
+{
+    cookie_join_t *cj = baton;
+    (void)key;
+    cj->all = cj->all ? apr_pstrcat(cj->p, cj->all, "; ", val, NULL) : val;
+    return 1;
+}
+
+static void scrub_cookie(request_rec *r, const char *name)
+{
+    cookie_join_t cj = { r->pool, NULL };
+    char *rest;
+    int removed = 0;
+    apr_table_do(join_cookies, &cj, r->headers_in, "Cookie", NULL);
+    rest = without_item(r->pool, cj.all, ';', "; ", name, &removed);
+    if (!removed)
+        return;
+    apr_table_unset(r->headers_in, "Cookie");
+    if (rest)
+        apr_table_setn(r->headers_in, "Cookie", rest);
+}
+
+/* Authorization: Bearer ... only; another scheme is not a token of ours. */
+static void scrub_header(request_rec *r)
+{
+    const char *v = apr_table_get(r->headers_in, "Authorization");
+    if (!v)
+        return;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (!strncasecmp(v, "Bearer", 6) && (v[6] == ' ' || v[6] == '\t' || v[6] == '\0'))
+        apr_table_unset(r->headers_in, "Authorization");
+}
+
+void ajw_edge_scrub_token(request_rec *r, const ajw_dir_conf *c)
+{
+    int i;
+    if (c->from->nelts == 0)
+        scrub_header(r);
+    for (i = 0; i < c->from->nelts; i++) {
+        const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
+        if (f->kind == TOKEN_FROM_HEADER)
+            scrub_header(r);
+        else if (f->kind == TOKEN_FROM_COOKIE)
+            scrub_cookie(r, f->name);
+        else
+            scrub_query(r, f->name);
+    }
+}
+
+int ajw_edge_token_in_proxy_url(request_rec *r, const char *token, size_t len)
+{
+    return token && len && r->filename && !strncmp(r->filename, "proxy:", 6)
+           && memmem(r->filename, strlen(r->filename), token, len) != NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Caches                                                               */
+
+/* Logged once per process: the same misconfiguration would otherwise be
+ * reported on every request. */
+static volatile apr_uint32_t quick_warned;
+
+/* With CacheQuickHandler On, mod_cache arms its save filter in the quick
+ * handler, before authentication, and would answer later requests from the
+ * cache without any: its filter is already in place when fixups run. */
+static int quick_cache_armed(request_rec *r)
+{
+    ap_filter_t *f;
+    for (f = r->output_filters; f; f = f->next)
+        if (f->frec && f->frec->name && !strncasecmp(f->frec->name, "cache_save", 10))
+            return 1;
+    return 0;
+}
+
+void ajw_edge_no_cache(request_rec *r, const ajw_dir_conf *c)
+{
+    if (!c->cacheable) {
+        r->no_cache = 1;
+        return;
+    }
+    if (!quick_cache_armed(r))
+        return;
+    r->no_cache = 1;
+    if (apr_atomic_cas32(&quick_warned, 1, 0) == 0)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "AuthJWKSCacheable On is ignored "
+                      "while mod_cache runs as a quick handler (it would answer before "
+                      "authentication): set CacheQuickHandler Off to cache jwks locations");
+}
+
+/* Comma-separated header tokens of `name` from both response tables. */
+static apr_array_header_t *header_tokens(request_rec *r, const char *name)
+{
+    apr_array_header_t *out = apr_array_make(r->pool, 4, sizeof(char *));
+    apr_table_t *tabs[2];
+    int t;
+    tabs[0] = r->err_headers_out;
+    tabs[1] = r->headers_out;
+    for (t = 0; t < 2; t++) {
+        const apr_array_header_t *arr = apr_table_elts(tabs[t]);
+        const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+        int i;
+        for (i = 0; i < arr->nelts; i++) {
+            char *tok, *last;
+            if (!e[i].key || strcasecmp(e[i].key, name))
+                continue;
+            for (tok = apr_strtok(apr_pstrdup(r->pool, e[i].val), ",", &last); tok;
+                 tok = apr_strtok(NULL, ",", &last)) {
+                size_t len;
+                while (*tok == ' ' || *tok == '\t')
+                    tok++;
+                len = strlen(tok);
+                while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+                    tok[--len] = '\0';
+                if (len)
+                    APR_ARRAY_PUSH(out, char *) = tok;
+            }
+        }
+    }
+    return out;
+}
+
+static int has_token(const apr_array_header_t *toks, const char *name)
+{
+    int i;
+    for (i = 0; i < toks->nelts; i++)
+        if (!strcasecmp(APR_ARRAY_IDX(toks, i, char *), name))
+            return 1;
+    return 0;
+}
+
+/* Replace header `name` in both response tables by the tokens joined with ", ". */
+static void set_tokens(request_rec *r, const char *name, const apr_array_header_t *toks)
+{
+    const char *v = NULL;
+    int i;
+    for (i = 0; i < toks->nelts; i++)
+        v = v ? apr_pstrcat(r->pool, v, ", ", APR_ARRAY_IDX(toks, i, char *), NULL)
+              : APR_ARRAY_IDX(toks, i, char *);
+    apr_table_unset(r->err_headers_out, name);
+    apr_table_unset(r->headers_out, name);
+    if (v)
+        apr_table_setn(r->headers_out, name, v);
+}
+
+/* Cache-Control: private, unless no-store already says more; `public` and
+ * `s-maxage` (which speak to shared caches) go. */
+static void mark_private(request_rec *r)
+{
+    apr_array_header_t *cc = header_tokens(r, "Cache-Control");
+    apr_array_header_t *keep;
+    int i;
+    if (has_token(cc, "no-store"))
+        return;
+    keep = apr_array_make(r->pool, cc->nelts + 1, sizeof(char *));
+    for (i = 0; i < cc->nelts; i++) {
+        char *t = APR_ARRAY_IDX(cc, i, char *);
+        if (strcasecmp(t, "public") && strncasecmp(t, "s-maxage", 8))
+            APR_ARRAY_PUSH(keep, char *) = t;
+    }
+    if (!has_token(cc, "private"))
+        APR_ARRAY_PUSH(keep, char *) = "private";
+    set_tokens(r, "Cache-Control", keep);
+}
+
+/* Vary: the request headers the answer depended on (Authorization for a
+ * header token, Cookie for a cookie token), so no cache shares it. */
+static void add_vary(request_rec *r, const ajw_dir_conf *c)
+{
+    apr_array_header_t *v = header_tokens(r, "Vary");
+    int i, want_auth = c->from->nelts == 0, want_cookie = 0;
+    if (has_token(v, "*"))
+        return;
+    for (i = 0; i < c->from->nelts; i++) {
+        ajw_from_kind_e k = APR_ARRAY_IDX(c->from, i, ajw_from_t).kind;
+        want_auth |= k == TOKEN_FROM_HEADER;
+        want_cookie |= k == TOKEN_FROM_COOKIE;
+    }
+    if (want_auth && !has_token(v, "Authorization"))
+        APR_ARRAY_PUSH(v, char *) = "Authorization";
+    if (want_cookie && !has_token(v, "Cookie"))
+        APR_ARRAY_PUSH(v, char *) = "Cookie";
+    set_tokens(r, "Vary", v);
+}
+
+/* Runs once, on the first brigade, before the headers go out (and before
+ * mod_cache's save filter, which then sees what outside caches will see). */
+apr_status_t ajw_edge_private_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    const ajw_dir_conf *c = ap_get_module_config(r->per_dir_config, &auth_jwks_module);
+    mark_private(r);
+    add_vary(r, c);
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+/* ------------------------------------------------------------------ */
+/* Startup checks over the configuration tree                          */
+
+/* What a walk up from one section finds: the nearest setting of each
+ * directive that matters, as written. */
+typedef struct sect_view_t {
+    int has_issuer, issuers;      /* issuers: lines in the nearest level that has any */
+    int has_audience;
+    const char *user_claim;
+} sect_view_t;
+
+static int is_section(const ap_directive_t *d)
+{
+    return d->directive[0] == '<' && d->first_child;
+}
+
+/* The first argument of a directive line, unquoted (a section's without
+ * the closing '>'). */
+static const char *first_arg(apr_pool_t *p, const ap_directive_t *d)
+{
+    const char *args = d->args;
+    char *w = args ? ap_getword_conf(p, &args) : apr_pstrdup(p, "");
+    size_t n = strlen(w);
+    if (d->directive[0] == '<' && n && w[n - 1] == '>')
+        w[n - 1] = '\0';
+    return w;
+}
+
+static void view_level(apr_pool_t *p, const ap_directive_t *first, sect_view_t *v)
+{
+    const ap_directive_t *d;
+    int issuers = 0;
+    for (d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, "AuthJWKSIssuer")) {
+            issuers++;
+        }
+        else if (!strcasecmp(d->directive, "AuthJWKSAudience") && !v->has_audience)
+            v->has_audience = 1;
+        else if (!strcasecmp(d->directive, "AuthJWKSUserClaim") && !v->user_claim)
+            v->user_claim = first_arg(p, d);
+    }
+    if (issuers && !v->has_issuer) {
+        v->has_issuer = 1;
+        v->issuers = issuers;
+    }
+}
+
+/* Sections of the same kind in `first`'s list whose path is a prefix of
+ * this one's (<Location /> for <Location /api>) also apply: look in them. */
+static void view_siblings(apr_pool_t *p, const ap_directive_t *first,
+                          const ap_directive_t *sec, sect_view_t *v)
+{
+    const ap_directive_t *d;
+    const char *path = first_arg(p, sec);
+    for (d = first; d; d = d->next) {
+        const char *other;
+        if (d == sec || !is_section(d) || strcasecmp(d->directive, sec->directive))
+            continue;
+        other = first_arg(p, d);
+        if (*other && !strncmp(path, other, strlen(other)))
+            view_level(p, d->first_child, v);
+    }
+}
+
+static int says_jwks(apr_pool_t *p, const ap_directive_t *first)
+{
+    const ap_directive_t *d;
+    for (d = first; d; d = d->next)
+        if (!strcasecmp(d->directive, "AuthType") && !strcasecmp(first_arg(p, d), AJW_AUTH_TYPE))
+            return 1;
+    return 0;
+}
+
+static void check_one(server_rec *s, apr_pool_t *p, const ap_directive_t *sec)
+{
+    sect_view_t v;
+    const ap_directive_t *up;
+    const char *where;
+    size_t ulen;
+    memset(&v, 0, sizeof(v));
+    view_level(p, sec->first_child, &v);
+    view_siblings(p, sec->parent ? sec->parent->first_child : ap_conftree, sec, &v);
+    if (sec->parent)                  /* the main server's sections apply in vhosts too */
+        view_siblings(p, ap_conftree, sec, &v);
+    for (up = sec->parent; up; up = up->parent)
+        view_level(p, up->first_child, &v);
+    view_level(p, ap_conftree, &v);
+    where = apr_psprintf(p, "%s %s> (%s:%d)", sec->directive, first_arg(p, sec),
+                         sec->filename, sec->line_num);
+    if (!v.has_issuer)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s: no AuthJWKSIssuer: tokens of any "
+                     "issuer that the URL's keys sign are accepted; name the issuer, or write "
+                     "AuthJWKSIssuer * to accept any deliberately", where);
+    if (!v.has_audience)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s: no AuthJWKSAudience: tokens meant "
+                     "for any audience (other APIs, ID tokens) are accepted; name this API's "
+                     "audience, or write AuthJWKSAudience * to accept any deliberately", where);
+    ulen = v.user_claim ? strlen(v.user_claim) : 0;
+    if (v.issuers > 1
+        && !(ulen > 4 && !strcmp(v.user_claim + ulen - 4, AJW_USER_AT_ISS)))
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s: several issuers share a bare "
+                     "AuthJWKSUserClaim %s: the same user name from two issuers is one user; "
+                     "write AuthJWKSUserClaim %s@iss", where, v.user_claim ? v.user_claim : "sub",
+                     v.user_claim ? v.user_claim : "sub");
+}
+
+static void walk(server_rec *s, apr_pool_t *p, const ap_directive_t *first)
+{
+    const ap_directive_t *d;
+    for (d = first; d; d = d->next) {
+        if (!is_section(d))
+            continue;
+        if (strcasecmp(d->directive, "<VirtualHost") && says_jwks(p, d->first_child))
+            check_one(s, p, d);
+        walk(s, p, d->first_child);
+    }
+}
+
+void ajw_edge_check_sections(server_rec *s, apr_pool_t *p)
+{
+    walk(s, p, ap_conftree);
+}
