@@ -37,7 +37,8 @@ MODULE    := $(BUILD)/mod_auth_jwks.so
 TOOL      := $(BUILD)/jwks-tool
 
 .PHONY: all lib module tool unit unit-asan integration check check-run deps demo bench \
-        install clean fuzz fuzz-smoke integration-asan
+        install clean fuzz fuzz-smoke integration-asan \
+        uninstall deb deb-deps check-deb
 
 all: module tool
 
@@ -53,7 +54,7 @@ $(BUILD)/libajw.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c mod_auth_jwks_edge.c
+MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c mod_auth_jwks_edge.c mod_auth_jwks_authz.c
 
 $(MODULE): $(MODULE_SRC) mod_auth_jwks.h $(BUILD)/libajw.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
@@ -88,7 +89,7 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: all unit unit-asan fuzz-smoke integration integration-asan
+check-run: all unit unit-asan fuzz-smoke integration integration-asan check-deb
 	@echo "make check: all suites passed"
 
 # The integration suite again, against an ASan+UBSan build of the module
@@ -114,11 +115,56 @@ bench: deps
 fuzz: deps
 	@sh tests/fuzz/run.sh
 
+# The module goes where `apxs -i` puts it (apxs -q LIBEXECDIR); installed
+# directly, since apxs -i warns about a missing libtool dlname for a plain .so.
 install: $(MODULE)
-	$(APXS) -i -n auth_jwks $(MODULE)
+	@moddir=$$($(APXS) -q LIBEXECDIR) && install -d "$$moddir" \
+	 && install -m 644 $(MODULE) "$$moddir/mod_auth_jwks.so" && echo "installed $$moddir/mod_auth_jwks.so"
 	@if [ -d /etc/apache2/mods-available ]; then \
 	   install -m 644 conf.d/auth_jwks.load conf.d/auth_jwks.conf /etc/apache2/mods-available/; \
 	   echo "now: a2enmod auth_jwks"; fi
 
 clean:
 	rm -rf build
+
+# ---------------------------------------------------------------- Debian package
+# make deb        build libapache2-mod-auth-jwks_*.deb into $(BUILD)/deb/ from a
+#                 copy of the work tree (nothing is written into the tree itself)
+# make check-deb  build it, install it with dpkg, serve one protected request
+#                 through the system apache2 on 127.0.0.1, purge it (root only)
+# make uninstall  undo `make install` (a2dismod first when enabled)
+
+DEB_OUT   = $(BUILD)/deb
+DEB_SRC   = $(DEB_OUT)/src
+DEB_BUILD_DEPS := dpkg-dev debhelper apache2-dev libapr1-dev libaprutil1-dev libssl-dev \
+                  libjansson-dev libcurl4-openssl-dev pkg-config
+
+deb-deps:
+	@sh tests/deps.sh $(DEB_BUILD_DEPS)
+
+# The copy holds what git tracks plus untracked files git does not ignore
+# (a plain copy without build/ and .git when this is not a git checkout).
+deb: deb-deps
+	@rm -rf $(DEB_OUT) && mkdir -p $(DEB_SRC)
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	   git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -C $(DEB_SRC) -xf -; \
+	 else \
+	   tar --exclude=./.git --exclude=./build --exclude=./debian/build -cf - . | tar -C $(DEB_SRC) -xf -; \
+	 fi
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b > ../dpkg-buildpackage.log 2>&1 \
+	    || { tail -40 ../dpkg-buildpackage.log; echo "make deb: dpkg-buildpackage failed, log: $(DEB_OUT)/dpkg-buildpackage.log" >&2; exit 1; }
+	@rm -rf $(DEB_SRC)
+	@ls -1 $(DEB_OUT)/*.deb
+
+check-deb: deb
+	AJW_DEB_DIR=$(DEB_OUT) $(PY) -m pytest -q -p no:cacheprovider tests/deb
+
+uninstall:
+	@moddir=$$($(APXS) -q LIBEXECDIR) || exit 1; \
+	 so="$$moddir/mod_auth_jwks.so"; \
+	 if owner=$$(dpkg-query -S "$$so" 2>/dev/null); then \
+	   echo "make uninstall: $$so belongs to the Debian package $${owner%%:*}; remove that instead (apt remove $${owner%%:*})" >&2; \
+	   exit 1; fi; \
+	 if [ -e /etc/apache2/mods-enabled/auth_jwks.load ]; then a2dismod -q -f auth_jwks || exit 1; fi; \
+	 for f in "$$so" /etc/apache2/mods-available/auth_jwks.load /etc/apache2/mods-available/auth_jwks.conf; do \
+	   if [ -e "$$f" ]; then rm -f "$$f" && echo "removed $$f"; fi; done

@@ -87,7 +87,7 @@ static request_rec *came_from(request_rec *r)
 
 /* The state of the request that authenticated: r itself, or a request r
  * came from (internal redirects and subrequests inherit r->user). */
-static ajw_req_t *req_state(request_rec *r)
+ajw_req_t *ajw_mod_req_state(request_rec *r)
 {
     for (; r; r = came_from(r)) {
         ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
@@ -116,8 +116,8 @@ static const char *quote(apr_pool_t *p, const char *s)
 }
 
 /* Set the RFC 6750 challenge. error/desc/scope may be NULL. */
-static void set_challenge(request_rec *r, const char *error, const char *desc,
-                          const char *scope)
+void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
+                           const char *scope)
 {
     const char *realm = ap_auth_name(r);
     const char *v = "Bearer";
@@ -161,7 +161,7 @@ static const char *reason_phrase(ajw_reason_e code)
 }
 
 /* A token-supplied value made safe and short for a log line. */
-static const char *log_item(apr_pool_t *p, const char *s)
+const char *ajw_mod_log_item(apr_pool_t *p, const char *s)
 {
     if (!s)
         return "-";
@@ -176,8 +176,8 @@ static int refuse(request_rec *r, const ajw_fail_t *f)
     ajw_reason_e code = f->err.code;
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                   "token rejected: %s: %s (kid=%s alg=%s iss=%s)", ajw_reason_name(code),
-                  ap_escape_logitem(r->pool, f->err.text), log_item(r->pool, f->kid), log_item(r->pool, f->alg),
-                  log_item(r->pool, f->iss));
+                  ap_escape_logitem(r->pool, f->err.text), ajw_mod_log_item(r->pool, f->kid),
+                  ajw_mod_log_item(r->pool, f->alg), ajw_mod_log_item(r->pool, f->iss));
     if (code == AJW_R_NO_KEYS) {
         apr_table_setn(r->err_headers_out, "Retry-After", AJW_RETRY_AFTER);
         return HTTP_SERVICE_UNAVAILABLE;
@@ -193,7 +193,7 @@ static int refuse(request_rec *r, const ajw_fail_t *f)
 static int bad_request(request_rec *r, const char *why)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "bad bearer request: %s", why);
-    set_challenge(r, "invalid_request", why, NULL);
+    ajw_mod_set_challenge(r, "invalid_request", why, NULL);
     return HTTP_BAD_REQUEST;
 }
 
@@ -437,7 +437,7 @@ static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, cons
     apr_interval_time_t wait = c->startup_wait;   /* spent once per request, not per source */
     ajw_source_t *first_unloaded = NULL;
     ajw_error_set(err, AJW_R_NO_KEY, "no key with kid=%s fits alg %s",
-                  t->kid ? log_item(r->pool, t->kid) : "(none)", ajw_alg_name(t->alg));
+                  t->kid ? ajw_mod_log_item(r->pool, t->kid) : "(none)", ajw_alg_name(t->alg));
     for (i = 0; i < srcs->nelts && rc != AJW_OK; i++) {
         ajw_source_t *src = APR_ARRAY_IDX(srcs, i, ajw_source_t *);
         ajw_keyhold_t *h = ajw_source_acquire(src, wait);
@@ -630,12 +630,12 @@ static void export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
             apr_table_set(r->subprocess_env, en, text);
         else if (c->pass & PASS_ENV)
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
-                          "claim maps to %s too", log_item(r->pool, key), en);
+                          "claim maps to %s too", ajw_mod_log_item(r->pool, key), en);
         if ((c->pass & PASS_HEADERS) && name_unique(r->pool, hdr_counts, hn, 1))
             apr_table_set(r->headers_in, hn, header_value(r->pool, text));
         else if (c->pass & PASS_HEADERS)
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
-                          "claim maps to header %s too", log_item(r->pool, key), hn);
+                          "claim maps to header %s too", ajw_mod_log_item(r->pool, key), hn);
     }
     if (c->pass & PASS_ENV) {
         const char *kid = ajw_json_get_string(header, "kid", NULL);
@@ -792,8 +792,8 @@ static int authenticate(request_rec *r)
     st->header = header;
     export_claims(r, c, claims, header);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
-                  log_item(r->pool, user), log_item(r->pool, f.kid), log_item(r->pool, f.alg),
-                  log_item(r->pool, f.iss));
+                  ajw_mod_log_item(r->pool, user), ajw_mod_log_item(r->pool, f.kid), ajw_mod_log_item(r->pool, f.alg),
+                  ajw_mod_log_item(r->pool, f.iss));
     return OK;
 }
 
@@ -803,7 +803,7 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
 {
     if (strcasecmp(auth_type, AJW_AUTH_TYPE))
         return DECLINED;
-    set_challenge(r, apr_table_get(r->notes, "ajw-error"), apr_table_get(r->notes, "ajw-desc"),
+    ajw_mod_set_challenge(r, apr_table_get(r->notes, "ajw-error"), apr_table_get(r->notes, "ajw-desc"),
                   apr_table_get(r->notes, "ajw-scope"));
     return OK;
 }
@@ -849,7 +849,7 @@ static int fixups(request_rec *r)
         st->scope_challenge = 0;
     }
     if (!is_ours(r)) {
-        if (req_state(r))             /* came from a jwks request: still not shareable */
+        if (ajw_mod_req_state(r))             /* came from a jwks request: still not shareable */
             r->no_cache = 1;
         return DECLINED;
     }
@@ -857,7 +857,7 @@ static int fixups(request_rec *r)
     ajw_edge_no_cache(r, c);
     if (!c->forward_token && (rc = enforce_no_forward(r, c)) != DECLINED)
         return rc;
-    if (r->user && !(st && st->user) && (from = req_state(r)) && !strcmp(from->user, r->user)) {
+    if (r->user && !(st && st->user) && (from = ajw_mod_req_state(r)) && !strcmp(from->user, r->user)) {
         ajw_edge_strip_section(r, c);
         export_claims(r, c, from->claims, from->header);
         st = own_state(r);
@@ -872,98 +872,9 @@ static int fixups(request_rec *r)
  * caches outside httpd that they are private to the token's holder. */
 static void insert_filter(request_rec *r)
 {
-    if (is_ours(r) || req_state(r))
+    if (is_ours(r) || ajw_mod_req_state(r))
         ap_add_output_filter(AJW_CACHE_FILTER, NULL, r, r->connection);
 }
-
-/* ------------------------------------------------------------------ */
-/* Require claim / Require scope                                        */
-
-static apr_status_t split_args(cmd_parms *cmd, const char *line, int *argc,
-                               const char *const **argv)
-{
-    apr_array_header_t *a = apr_array_make(cmd->pool, 4, sizeof(const char *));
-    const char *w;
-    while (line && *(w = ap_getword_conf(cmd->pool, &line)))
-        APR_ARRAY_PUSH(a, const char *) = w;
-    *argc = a->nelts;
-    *argv = (const char *const *)a->elts;
-    return a->nelts ? APR_SUCCESS : APR_EINVAL;
-}
-
-typedef apr_status_t rule_compile_fn(ajw_require_t **out, int argc, const char *const *argv,
-                                     apr_pool_t *p, const char **why);
-
-/* Compile a Require line once, at config time; lib's reason names the rule. */
-static const char *parse_rule(cmd_parms *cmd, const char *line, const void **parsed,
-                              rule_compile_fn *compile, const char *usage)
-{
-    int argc;
-    const char *const *argv;
-    const char *why = NULL;
-    ajw_require_t *rq;
-    if (split_args(cmd, line, &argc, &argv) != APR_SUCCESS)
-        return usage;
-    if (compile(&rq, argc, argv, cmd->pool, &why) != APR_SUCCESS)
-        return why ? why : usage;
-    *parsed = rq;
-    return NULL;
-}
-
-static const char *parse_claim_rule(cmd_parms *cmd, const char *line, const void **parsed)
-{
-    return parse_rule(cmd, line, parsed, ajw_require_claim_compile,
-                      "Require claim: give at least one <claim>:<value> or <claim>~<regex>");
-}
-
-static const char *parse_scope_rule(cmd_parms *cmd, const char *line, const void **parsed)
-{
-    return parse_rule(cmd, line, parsed, ajw_require_scope_compile,
-                      "Require scope: give at least one scope");
-}
-
-static authz_status check_rule(request_rec *r, const ajw_require_t *rq, int is_scope)
-{
-    ajw_req_t *st;
-    if (!r->user)
-        return AUTHZ_DENIED_NO_USER;
-    st = req_state(r);
-    if (!st || strcmp(st->user, r->user) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "Require %s needs AuthType jwks "
-                      "(user %s was not authenticated by a token)", is_scope ? "scope" : "claim",
-                      log_item(r->pool, r->user));
-        return AUTHZ_DENIED;
-    }
-    if (ajw_require_eval(rq, st->claims))
-        return AUTHZ_GRANTED;
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "Require %s %s: not met by user %s",
-                  is_scope ? "scope" : "claim", log_item(r->pool, ajw_require_text(rq)),
-                  log_item(r->pool, r->user));
-    apr_table_setn(r->notes, "ajw-error", "insufficient_scope");
-    apr_table_setn(r->notes, "ajw-desc", is_scope ? "The token lacks a required scope"
-                                                  : "The token lacks a required claim");
-    if (is_scope)
-        apr_table_setn(r->notes, "ajw-scope", ajw_require_text(rq));
-    set_challenge(r, "insufficient_scope", apr_table_get(r->notes, "ajw-desc"),
-                  is_scope ? ajw_require_text(rq) : NULL);
-    st->scope_challenge = 1;
-    return AUTHZ_DENIED;
-}
-
-static authz_status check_claim(request_rec *r, const char *args, const void *parsed)
-{
-    (void)args;
-    return check_rule(r, parsed, 0);
-}
-
-static authz_status check_scope(request_rec *r, const char *args, const void *parsed)
-{
-    (void)args;
-    return check_rule(r, parsed, 1);
-}
-
-static const authz_provider claim_provider = { check_claim, parse_claim_rule };
-static const authz_provider scope_provider = { check_scope, parse_scope_rule };
 
 /* ------------------------------------------------------------------ */
 /* SetHandler jwks-status: what this process knows about each JWKS URL  */
@@ -1049,6 +960,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
+    ajw_authz_pre_config(pconf);
     ajw_mod.all_urls = apr_array_make(pconf, 4, sizeof(ajw_url_t *));
     ajw_mod.tcache = NULL;
     return ajw_keystore_create(&ajw_mod.ks, pconf) == APR_SUCCESS ? OK : !OK;
@@ -1062,9 +974,10 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     (void)pconf;
     (void)plog;
     ajw_log_set(log_sink, s);
-    /* httpd reads its configuration twice at startup: warn once. */
+    /* Warnings once the error log is open: httpd reads its configuration
+     * twice at startup, so not on the first reading. */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
-        ajw_edge_check_sections(s, ptemp);
+        ajw_edge_check_config(s, ptemp, 1);
     if (ajw_curl_global_init() != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "libcurl initialisation failed");
         return !OK;
@@ -1087,10 +1000,14 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     return OK;
 }
 
-/* apachectl -t runs this instead of post_config. */
-static void test_config(apr_pool_t *pconf, server_rec *s)
+/* After the configuration is read, before logs open; apachectl -t runs it
+ * too (and no post_config: there it warns as well). An error fails both. */
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    ajw_edge_check_sections(s, pconf);
+    int warn = ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
+    (void)pconf;
+    (void)plog;
+    return ajw_edge_check_config(s, ptemp, warn) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
 static void child_init(apr_pool_t *pchild, server_rec *s)
@@ -1115,7 +1032,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_test_config(test_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(post_read_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_header_parser(header_parser, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_check_authn(authenticate, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
@@ -1126,10 +1043,7 @@ static void register_hooks(apr_pool_t *p)
     ap_register_output_filter(AJW_CACHE_FILTER, ajw_edge_private_filter, NULL,
                               AP_FTYPE_CONTENT_SET - 2);
     ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "claim", AUTHZ_PROVIDER_VERSION,
-                              &claim_provider, AP_AUTH_INTERNAL_PER_CONF);
-    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "scope", AUTHZ_PROVIDER_VERSION,
-                              &scope_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ajw_authz_register(p);
 }
 
 AP_DECLARE_MODULE(auth_jwks) = {

@@ -111,6 +111,22 @@ typedef struct ajw_mod_state_t {
 
 extern ajw_mod_state_t ajw_mod;
 
+/* Request helpers shared by the glue files (mod_auth_jwks.c). */
+/* The state of the request that authenticated: r itself or a request r
+ * came from (internal redirect, subrequest); NULL when none did. */
+ajw_req_t *ajw_mod_req_state(request_rec *r);
+/* Set the RFC 6750 challenge (realm from AuthName). error/desc/scope may be NULL. */
+void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
+                           const char *scope);
+/* A token-supplied value made safe and short (80 bytes) for a log line. */
+const char *ajw_mod_log_item(apr_pool_t *p, const char *s);
+
+/* Require providers (mod_auth_jwks_authz.c): jwt-claim, jwt-scope, and the
+ * short names claim/scope shared with another module that registers them. */
+void ajw_authz_register(apr_pool_t *p);
+/* Take the short names back from a module loaded after this one. */
+void ajw_authz_pre_config(apr_pool_t *pconf);
+
 /* The httpd edge (mod_auth_jwks_edge.c): what keeps tokens and claim
  * headers where they belong on every path a request can take. */
 
@@ -134,10 +150,12 @@ void ajw_edge_no_cache(request_rec *r, const ajw_dir_conf *c);
 #define AJW_CACHE_FILTER "AUTH_JWKS_PRIVATE"
 apr_status_t ajw_edge_private_filter(ap_filter_t *f, apr_bucket_brigade *bb);
 
-/* Startup checks over the configuration tree (mod_auth_jwks_edge.c): warn
- * about jwks sections that accept any issuer or audience without saying
- * so, or that mix issuers under a bare user claim. */
-void ajw_edge_check_sections(server_rec *s, apr_pool_t *p);
+/* Startup checks over the configuration tree (mod_auth_jwks_edge.c).
+ * Returns the number of errors: jwks sections that no key source can
+ * reach. With warn, also warns about sections that accept any issuer or
+ * audience without saying so, mix issuers under a bare user claim, or may
+ * lack a key source; and about file:// JWKS the httpd user cannot read. */
+int ajw_edge_check_config(server_rec *s, apr_pool_t *p, int warn);
 
 /* Directive table and config constructors (mod_auth_jwks_config.c). */
 extern const command_rec ajw_mod_cmds[];

@@ -10,8 +10,12 @@
  * Also here: the startup walk over the configuration tree that warns about
  * permissive or ambiguous jwks sections. */
 #include <string.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <grp.h>
 
 #include <apr_strings.h>
+#include <apr_uri.h>
 #include <apr_lib.h>
 #include <apr_atomic.h>
 
@@ -21,6 +25,7 @@
 #include "http_log.h"
 #include "http_request.h"
 #include "util_filter.h"
+#include "unixd.h"
 
 #include "mod_auth_jwks.h"
 
@@ -440,6 +445,7 @@ apr_status_t ajw_edge_private_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 /* What a walk up from one section finds: the nearest setting of each
  * directive that matters, as written. */
 typedef struct sect_view_t {
+    int has_source;               /* AuthJWKSURL, or AuthJWKSIssuer <iss> <url> */
     int has_issuer, issuers;      /* issuers: lines in the nearest level that has any */
     int has_audience;
     const char *user_claim;
@@ -468,8 +474,13 @@ static void view_level(apr_pool_t *p, const ap_directive_t *first, sect_view_t *
     int issuers = 0;
     for (d = first; d; d = d->next) {
         if (!strcasecmp(d->directive, "AuthJWKSIssuer")) {
+            const char *args = d->args;
             issuers++;
+            ap_getword_conf(p, &args);
+            v->has_source |= *ap_getword_conf(p, &args) != '\0';
         }
+        else if (!strcasecmp(d->directive, "AuthJWKSURL"))
+            v->has_source = 1;
         else if (!strcasecmp(d->directive, "AuthJWKSAudience") && !v->has_audience)
             v->has_audience = 1;
         else if (!strcasecmp(d->directive, "AuthJWKSUserClaim") && !v->user_claim)
@@ -507,7 +518,37 @@ static int says_jwks(apr_pool_t *p, const ap_directive_t *first)
     return 0;
 }
 
-static void check_one(server_rec *s, apr_pool_t *p, const ap_directive_t *sec)
+/* Is there a key source anywhere below first (sections included)? */
+static int any_source(apr_pool_t *p, const ap_directive_t *first, int into_vhosts)
+{
+    const ap_directive_t *d;
+    for (d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, "AuthJWKSURL"))
+            return 1;
+        if (!strcasecmp(d->directive, "AuthJWKSIssuer")) {
+            const char *args = d->args;
+            ap_getword_conf(p, &args);
+            if (*ap_getword_conf(p, &args))
+                return 1;
+        }
+        if (d->first_child && (into_vhosts || strcasecmp(d->directive, "<VirtualHost"))
+            && any_source(p, d->first_child, into_vhosts))
+            return 1;
+    }
+    return 0;
+}
+
+/* The <VirtualHost> a section is in, or NULL for the main server. */
+static const ap_directive_t *vhost_of(const ap_directive_t *d)
+{
+    for (d = d->parent; d; d = d->parent)
+        if (!strcasecmp(d->directive, "<VirtualHost"))
+            return d;
+    return NULL;
+}
+
+/* Returns 1 when the section can never work: no key source in its host. */
+static int check_one(server_rec *s, apr_pool_t *p, const ap_directive_t *sec, int warn)
 {
     sect_view_t v;
     const ap_directive_t *up;
@@ -523,6 +564,21 @@ static void check_one(server_rec *s, apr_pool_t *p, const ap_directive_t *sec)
     view_level(p, ap_conftree, &v);
     where = apr_psprintf(p, "%s %s> (%s:%d)", sec->directive, first_arg(p, sec),
                          sec->filename, sec->line_num);
+    if (!v.has_source) {
+        const ap_directive_t *vh = vhost_of(sec);
+        if (!any_source(p, ap_conftree, 0) && !(vh && any_source(p, vh->first_child, 1))) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_ERR, 0, s, "%s: AuthType jwks "
+                         "without a key source: no AuthJWKSURL (or AuthJWKSIssuer <iss> <url>) "
+                         "applies here, so every token would be refused", where);
+            return 1;
+        }
+        if (warn)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s: AuthType jwks with no "
+                         "AuthJWKSURL in or around the section; if none applies at run time, "
+                         "every request answers 500", where);
+    }
+    if (!warn)
+        return 0;
     if (!v.has_issuer)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s: no AuthJWKSIssuer: tokens of any "
                      "issuer that the URL's keys sign are accepted; name the issuer, or write "
@@ -538,21 +594,77 @@ static void check_one(server_rec *s, apr_pool_t *p, const ap_directive_t *sec)
                      "AuthJWKSUserClaim %s: the same user name from two issuers is one user; "
                      "write AuthJWKSUserClaim %s@iss", where, v.user_claim ? v.user_claim : "sub",
                      v.user_claim ? v.user_claim : "sub");
+    return 0;
 }
 
-static void walk(server_rec *s, apr_pool_t *p, const ap_directive_t *first)
+static int walk(server_rec *s, apr_pool_t *p, const ap_directive_t *first, int warn)
 {
     const ap_directive_t *d;
+    int errors = 0;
     for (d = first; d; d = d->next) {
         if (!is_section(d))
             continue;
         if (strcasecmp(d->directive, "<VirtualHost") && says_jwks(p, d->first_child))
-            check_one(s, p, d);
-        walk(s, p, d->first_child);
+            errors += check_one(s, p, d, warn);
+        errors += walk(s, p, d->first_child, warn);
+    }
+    return errors;
+}
+
+/* May the httpd user (uid, gid and its supplementary groups) do `want`
+ * (a mask of the owner bits R/W/X) on path? Root may do anything. */
+static int user_may(const char *path, mode_t want)
+{
+    struct stat st;
+    uid_t uid = ap_unixd_config.user_id;
+    gid_t groups[64];
+    int n = 64, i, in_group = 0;
+    if (uid == 0)
+        return 1;
+    if (stat(path, &st) != 0)
+        return 0;
+    if (st.st_uid == uid)
+        return (st.st_mode & want) == want;
+    if (ap_unixd_config.user_name
+        && getgrouplist(ap_unixd_config.user_name, ap_unixd_config.group_id, groups, &n) < 0)
+        n = 0;
+    in_group = st.st_gid == ap_unixd_config.group_id;
+    for (i = 0; i < n && !in_group; i++)
+        in_group = st.st_gid == groups[i];
+    if (in_group)
+        return (st.st_mode & (want >> 3)) == (want >> 3);
+    return (st.st_mode & (want >> 6)) == (want >> 6);
+}
+
+/* A file:// JWKS the httpd user cannot read only fails in the children,
+ * at run time (503): say so at startup. Every directory on the way must
+ * be searchable too. */
+static void check_file_urls(server_rec *s, apr_pool_t *p)
+{
+    int i;
+    for (i = 0; ajw_mod.all_urls && i < ajw_mod.all_urls->nelts; i++) {
+        const char *url = APR_ARRAY_IDX(ajw_mod.all_urls, i, ajw_url_t *)->url;
+        apr_uri_t u;
+        char *dir, *slash;
+        int ok;
+        if (strncasecmp(url, "file:", 5) || apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.path)
+            continue;
+        ok = user_may(u.path, S_IRUSR);
+        for (dir = apr_pstrdup(p, u.path); ok && (slash = strrchr(dir, '/')) != NULL; ) {
+            *slash = '\0';
+            ok = user_may(*dir ? dir : "/", S_IXUSR);
+        }
+        if (!ok)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "AuthJWKSURL %s: the httpd user "
+                         "(%s) cannot read this file (or search a directory on its path); its "
+                         "keys will not load", url, ap_unixd_config.user_name ?
+                         ap_unixd_config.user_name : "?");
     }
 }
 
-void ajw_edge_check_sections(server_rec *s, apr_pool_t *p)
+int ajw_edge_check_config(server_rec *s, apr_pool_t *p, int warn)
 {
-    walk(s, p, ap_conftree);
+    if (warn)
+        check_file_urls(s, p);
+    return walk(s, p, ap_conftree, warn);
 }

@@ -1,0 +1,240 @@
+/* mod_auth_jwks_authz.c — the Require providers: `Require jwt-claim` and
+ * `Require jwt-scope`, and the short names `Require claim` / `Require
+ * scope`. Rules are compiled once, at config time (lib/ajw_require), and
+ * only evaluated per request, on the claims the request verified.
+ *
+ * Coexistence: other modules register `claim` too (mod_auth_openidc does),
+ * and httpd keeps whichever registers last, in LoadModule order. So the
+ * short names are registered as a wrapper that remembers the provider it
+ * replaced — at register_hooks time (a module loaded before us) and again
+ * in pre_config (one loaded after us; Require lines are read after every
+ * LoadModule). Each Require line is then compiled by both, and each request
+ * is answered by ours on `AuthType jwks` and by the other module elsewhere,
+ * exactly as when each is loaded alone. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_request.h"
+#include "ap_provider.h"
+#include "mod_auth.h"
+
+#include "ajw_require.h"
+#include "mod_auth_jwks.h"
+
+APLOG_USE_MODULE(auth_jwks);
+
+static apr_status_t split_args(cmd_parms *cmd, const char *line, int *argc,
+                               const char *const **argv)
+{
+    apr_array_header_t *a = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    const char *w;
+    while (line && *(w = ap_getword_conf(cmd->pool, &line)))
+        APR_ARRAY_PUSH(a, const char *) = w;
+    *argc = a->nelts;
+    *argv = (const char *const *)a->elts;
+    return a->nelts ? APR_SUCCESS : APR_EINVAL;
+}
+
+typedef apr_status_t rule_compile_fn(ajw_require_t **out, int argc, const char *const *argv,
+                                     apr_pool_t *p, const char **why);
+
+/* Compile a Require line once, at config time; lib's reason names the rule. */
+static const char *parse_rule(cmd_parms *cmd, const char *line, const void **parsed,
+                              rule_compile_fn *compile, const char *usage)
+{
+    int argc;
+    const char *const *argv;
+    const char *why = NULL;
+    ajw_require_t *rq;
+    if (split_args(cmd, line, &argc, &argv) != APR_SUCCESS)
+        return usage;
+    if (compile(&rq, argc, argv, cmd->pool, &why) != APR_SUCCESS)
+        return why ? why : usage;
+    *parsed = rq;
+    return NULL;
+}
+
+static const char *parse_claim_rule(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_rule(cmd, line, parsed, ajw_require_claim_compile,
+                      "Require claim: give at least one <claim>:<value> or <claim>~<regex>");
+}
+
+static const char *parse_scope_rule(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_rule(cmd, line, parsed, ajw_require_scope_compile,
+                      "Require scope: give at least one scope");
+}
+
+static authz_status check_rule(request_rec *r, const ajw_require_t *rq, int is_scope)
+{
+    ajw_req_t *st;
+    if (!r->user)
+        return AUTHZ_DENIED_NO_USER;
+    st = ajw_mod_req_state(r);
+    if (!st || strcmp(st->user, r->user) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "Require %s needs AuthType jwks "
+                      "(user %s was not authenticated by a token)", is_scope ? "scope" : "claim",
+                      ajw_mod_log_item(r->pool, r->user));
+        return AUTHZ_DENIED;
+    }
+    if (ajw_require_eval(rq, st->claims))
+        return AUTHZ_GRANTED;
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "Require %s %s: not met by user %s",
+                  is_scope ? "scope" : "claim", ajw_mod_log_item(r->pool, ajw_require_text(rq)),
+                  ajw_mod_log_item(r->pool, r->user));
+    apr_table_setn(r->notes, "ajw-error", "insufficient_scope");
+    apr_table_setn(r->notes, "ajw-desc", is_scope ? "The token lacks a required scope"
+                                                  : "The token lacks a required claim");
+    if (is_scope)
+        apr_table_setn(r->notes, "ajw-scope", ajw_require_text(rq));
+    ajw_mod_set_challenge(r, "insufficient_scope", apr_table_get(r->notes, "ajw-desc"),
+                          is_scope ? ajw_require_text(rq) : NULL);
+    st->scope_challenge = 1;
+    return AUTHZ_DENIED;
+}
+
+static authz_status check_claim(request_rec *r, const char *args, const void *parsed)
+{
+    (void)args;
+    return check_rule(r, parsed, 0);
+}
+
+static authz_status check_scope(request_rec *r, const char *args, const void *parsed)
+{
+    (void)args;
+    return check_rule(r, parsed, 1);
+}
+
+/* Require jwt-claim / jwt-scope: ours alone, whatever else is loaded. */
+static const authz_provider jwt_claim_provider = { check_claim, parse_claim_rule };
+static const authz_provider jwt_scope_provider = { check_scope, parse_scope_rule };
+
+/* ------------------------------------------------------------------ */
+/* The shared short names                                               */
+
+/* One short name (claim, scope) and the provider it displaced, if any.
+ * Written only in register_hooks and pre_config (single-threaded config
+ * phase, reset on every (re)load of the module); read-only afterwards. */
+typedef struct shared_name_t {
+    const char *name;
+    int is_scope;
+    const authz_provider *other;
+    const authz_provider *wrapper;
+} shared_name_t;
+
+/* A Require line compiled by both providers: ours or why ours refused it,
+ * and the other's (it saw the same line). */
+typedef struct shared_rule_t {
+    const ajw_require_t *ours;
+    const char *ours_err;
+    const void *other_parsed;
+    const char *other_err;
+} shared_rule_t;
+
+static shared_name_t shared_claim = { "claim", 0, NULL, NULL };
+static shared_name_t shared_scope = { "scope", 1, NULL, NULL };
+
+static int is_jwks(request_rec *r)
+{
+    const char *t = ap_auth_type(r);
+    return t && !strcasecmp(t, AJW_AUTH_TYPE);
+}
+
+/* With no other provider, a line we refuse is a config error as always;
+ * with one, it may be meant for the other module: keep both verdicts and
+ * fail only when neither could compile it. */
+static const char *parse_shared(const shared_name_t *sn, cmd_parms *cmd, const char *line,
+                                const void **parsed)
+{
+    shared_rule_t *sr = apr_pcalloc(cmd->pool, sizeof(*sr));
+    const void *ours = NULL;
+    sr->ours_err = sn->is_scope ? parse_scope_rule(cmd, line, &ours)
+                                : parse_claim_rule(cmd, line, &ours);
+    sr->ours = ours;
+    if (!sn->other)
+        return sr->ours_err ? sr->ours_err : (*parsed = sr, NULL);
+    if (sn->other->parse_require_line)
+        sr->other_err = sn->other->parse_require_line(cmd, line, &sr->other_parsed);
+    if (sr->ours_err && sr->other_err)
+        return sr->ours_err;
+    *parsed = sr;
+    return NULL;
+}
+
+static authz_status check_shared(const shared_name_t *sn, request_rec *r, const char *args,
+                                 const void *parsed)
+{
+    const shared_rule_t *sr = parsed;
+    if (is_jwks(r) || !sn->other) {
+        if (sr->ours)
+            return check_rule(r, sr->ours, sn->is_scope);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s", sr->ours_err);
+        return AUTHZ_DENIED;
+    }
+    if (sr->other_err) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "Require %s: %s", sn->name, sr->other_err);
+        return AUTHZ_DENIED;
+    }
+    return sn->other->check_authorization(r, args, sr->other_parsed);
+}
+
+static const char *parse_shared_claim(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_shared(&shared_claim, cmd, line, parsed);
+}
+
+static const char *parse_shared_scope(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_shared(&shared_scope, cmd, line, parsed);
+}
+
+static authz_status check_shared_claim(request_rec *r, const char *args, const void *parsed)
+{
+    return check_shared(&shared_claim, r, args, parsed);
+}
+
+static authz_status check_shared_scope(request_rec *r, const char *args, const void *parsed)
+{
+    return check_shared(&shared_scope, r, args, parsed);
+}
+
+static const authz_provider claim_wrapper = { check_shared_claim, parse_shared_claim };
+static const authz_provider scope_wrapper = { check_shared_scope, parse_shared_scope };
+
+/* Take over sn's name, remembering whoever holds it now (if not us). */
+static void take_name(apr_pool_t *p, shared_name_t *sn)
+{
+    const authz_provider *cur = ap_lookup_provider(AUTHZ_PROVIDER_GROUP, sn->name,
+                                                   AUTHZ_PROVIDER_VERSION);
+    if (cur == sn->wrapper)
+        return;
+    if (cur)
+        sn->other = cur;
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, sn->name, AUTHZ_PROVIDER_VERSION,
+                              sn->wrapper, AP_AUTH_INTERNAL_PER_CONF);
+}
+
+void ajw_authz_register(apr_pool_t *p)
+{
+    shared_claim.other = shared_scope.other = NULL;
+    shared_claim.wrapper = &claim_wrapper;
+    shared_scope.wrapper = &scope_wrapper;
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "jwt-claim", AUTHZ_PROVIDER_VERSION,
+                              &jwt_claim_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "jwt-scope", AUTHZ_PROVIDER_VERSION,
+                              &jwt_scope_provider, AP_AUTH_INTERNAL_PER_CONF);
+    take_name(p, &shared_claim);
+    take_name(p, &shared_scope);
+}
+
+void ajw_authz_pre_config(apr_pool_t *pconf)
+{
+    take_name(pconf, &shared_claim);
+    take_name(pconf, &shared_scope);
+}
