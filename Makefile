@@ -54,7 +54,8 @@ $(BUILD)/libajw.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c mod_auth_jwks_edge.c mod_auth_jwks_authz.c
+MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c mod_auth_jwks_edge.c mod_auth_jwks_authz.c \
+              mod_auth_jwks_export.c mod_auth_jwks_status.c
 
 $(MODULE): $(MODULE_SRC) mod_auth_jwks.h $(BUILD)/libajw.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)

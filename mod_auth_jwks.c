@@ -1,13 +1,18 @@
-/* mod_auth_jwks.c — httpd glue for JWT bearer authentication against a JWKS.
+/* mod_auth_jwks.c — httpd glue for JWT bearer authentication against a JWKS:
+ * the module's front door.
  *
  * Everything that decides whether a token is genuine lives in lib/ (no httpd
- * headers there). This file holds: directives and config merge, the hooks,
- * turning lib results into RFC 6750 answers, and passing claims on to CGI
- * (environment) and proxied apps (request headers).
- *
- * Configuration (records, merge, directives) lives in mod_auth_jwks_config.c;
- * this file holds, in order: request helpers, hooks, Require providers, the
- * status handler, life cycle, register_hooks and the module declaration.
+ * headers there). The glue is split by concern:
+ *   mod_auth_jwks.c         this file: finding and verifying the token, the
+ *                           hooks, RFC 6750 answers, life cycle, the module
+ *   mod_auth_jwks_config.c  configuration records, merge, every directive
+ *   mod_auth_jwks_edge.c    where httpd's request life cycle meets the module:
+ *                           claim-header stripping, ForwardToken Off on every
+ *                           path, caches, startup checks of the config tree
+ *   mod_auth_jwks_authz.c   Require jwt-claim / jwt-scope (and claim / scope)
+ *   mod_auth_jwks_export.c  verified claims to the environment and headers
+ *   mod_auth_jwks_status.c  SetHandler jwks-status
+ *   mod_auth_jwks.h         what they share
  */
 #include <stdarg.h>
 #include <string.h>
@@ -533,123 +538,6 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     return AJW_OK;
 }
 
-/* --- passing claims on -------------------------------------------- */
-
-/* JWT_CLAIM_ + claim name uppercased, anything but A-Z0-9 as '_'. */
-static const char *env_name(apr_pool_t *p, const char *prefix, const char *claim)
-{
-    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
-    for (s = n + strlen(prefix); *s; s++)
-        *s = apr_isalnum(*s) && !(*s & 0x80) ? (char)apr_toupper(*s) : '_';
-    return n;
-}
-
-/* Header prefix + claim name with anything but A-Za-z0-9- as '-'. */
-static const char *header_name(apr_pool_t *p, const char *prefix, const char *claim)
-{
-    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
-    for (s = n + strlen(prefix); *s; s++)
-        if (!(apr_isalnum(*s) && !(*s & 0x80)) && *s != '-')
-            *s = '-';
-    return n;
-}
-
-/* Header value: printable ASCII kept, '%' and every other byte as %XX, so a
- * claim can never split a header or smuggle bytes to the backend. */
-static const char *header_value(apr_pool_t *p, const char *v)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = apr_palloc(p, 3 * strlen(v) + 1), *o = out;
-    for (; *v; v++) {
-        unsigned char ch = (unsigned char)*v;
-        if (ch >= 0x20 && ch <= 0x7e && ch != '%') {
-            *o++ = (char)ch;
-        }
-        else {
-            *o++ = '%';
-            *o++ = hex[ch >> 4];
-            *o++ = hex[ch & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-/* How many claims map to each variable / header name (header names folded
- * to lower case). Two claims that map to one name (`email_verified` and
- * `Email-Verified`) are both withheld: a user-editable claim must never
- * overwrite one the IdP vouches for. */
-static apr_hash_t *name_counts(request_rec *r, json_t *claims, int headers, const char *prefix)
-{
-    apr_hash_t *h = apr_hash_make(r->pool);
-    const char *key;
-    json_t *v;
-    json_object_foreach(claims, key, v) {
-        const char *n = headers ? header_name(r->pool, prefix, key)
-                                : env_name(r->pool, prefix, key);
-        int *cnt;
-        if (headers)
-            ap_str_tolower((char *)n);
-        cnt = apr_hash_get(h, n, APR_HASH_KEY_STRING);
-        if (!cnt) {
-            cnt = apr_pcalloc(r->pool, sizeof(*cnt));
-            apr_hash_set(h, n, APR_HASH_KEY_STRING, cnt);
-        }
-        (*cnt)++;
-    }
-    return h;
-}
-
-static int name_unique(apr_pool_t *p, apr_hash_t *counts, const char *name, int fold)
-{
-    const int *cnt;
-    if (fold) {
-        char *low = apr_pstrdup(p, name);
-        ap_str_tolower(low);
-        name = low;
-    }
-    cnt = apr_hash_get(counts, name, APR_HASH_KEY_STRING);
-    return cnt && *cnt == 1;
-}
-
-static void export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
-                          json_t *header)
-{
-    const char *key, *payload = ajw_json_dump(claims, r->pool);
-    apr_hash_t *env_counts = name_counts(r, claims, 0, c->claim_prefix);
-    apr_hash_t *hdr_counts = name_counts(r, claims, 1, c->header_prefix);
-    json_t *v;
-    json_object_foreach(claims, key, v) {
-        const char *text, *en, *hn;
-        if (!*key)
-            continue;
-        text = ajw_json_render(v, r->pool);
-        en = env_name(r->pool, c->claim_prefix, key);
-        hn = header_name(r->pool, c->header_prefix, key);
-        if ((c->pass & PASS_ENV) && name_unique(r->pool, env_counts, en, 0))
-            apr_table_set(r->subprocess_env, en, text);
-        else if (c->pass & PASS_ENV)
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
-                          "claim maps to %s too", ajw_mod_log_item(r->pool, key), en);
-        if ((c->pass & PASS_HEADERS) && name_unique(r->pool, hdr_counts, hn, 1))
-            apr_table_set(r->headers_in, hn, header_value(r->pool, text));
-        else if (c->pass & PASS_HEADERS)
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
-                          "claim maps to header %s too", ajw_mod_log_item(r->pool, key), hn);
-    }
-    if (c->pass & PASS_ENV) {
-        const char *kid = ajw_json_get_string(header, "kid", NULL);
-        apr_table_set(r->subprocess_env, "JWT_CLAIMS", payload);
-        apr_table_set(r->subprocess_env, "JWT_ALG", ajw_json_get_string(header, "alg", NULL));
-        if (kid)
-            apr_table_set(r->subprocess_env, "JWT_KID", kid);
-    }
-    if (c->pass & PASS_HEADERS)
-        apr_table_set(r->headers_in, AJW_CLAIMS_HEADER,
-                      ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
-                                        r->pool));
-}
-
 /* A user name fit for REMOTE_USER (logs, headers): 1 to 1024 bytes, no
  * control characters. */
 static int user_text_ok(const char *u, size_t n)
@@ -790,7 +678,7 @@ static int authenticate(request_rec *r)
     st->user = user;
     st->claims = claims;
     st->header = header;
-    export_claims(r, c, claims, header);
+    ajw_export_claims(r, c, claims, header);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
                   ajw_mod_log_item(r->pool, user), ajw_mod_log_item(r->pool, f.kid), ajw_mod_log_item(r->pool, f.alg),
                   ajw_mod_log_item(r->pool, f.iss));
@@ -859,7 +747,7 @@ static int fixups(request_rec *r)
         return rc;
     if (r->user && !(st && st->user) && (from = ajw_mod_req_state(r)) && !strcmp(from->user, r->user)) {
         ajw_edge_strip_section(r, c);
-        export_claims(r, c, from->claims, from->header);
+        ajw_export_claims(r, c, from->claims, from->header);
         st = own_state(r);
         st->user = from->user;
         st->claims = from->claims;
@@ -874,77 +762,6 @@ static void insert_filter(request_rec *r)
 {
     if (is_ours(r) || ajw_mod_req_state(r))
         ap_add_output_filter(AJW_CACHE_FILTER, NULL, r, r->connection);
-}
-
-/* ------------------------------------------------------------------ */
-/* SetHandler jwks-status: what this process knows about each JWKS URL  */
-
-static const char *fmt_time(request_rec *r, apr_time_t t)
-{
-    char *buf;
-    if (!t)
-        return "never";
-    buf = apr_palloc(r->pool, APR_RFC822_DATE_LEN);
-    apr_rfc822_date(buf, t);
-    return buf;
-}
-
-/* Errors come from libcurl, OpenSSL and the network: keep them printable ASCII. */
-static void ascii_only(char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-            *s = '?';
-}
-
-static int status_handler(request_rec *r)
-{
-    apr_hash_t *seen;
-    int i, as_json;
-    json_t *arr;
-    if (!r->handler || strcmp(r->handler, "jwks-status"))
-        return DECLINED;
-    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
-    if (r->method_number != M_GET)
-        return HTTP_METHOD_NOT_ALLOWED;
-    as_json = r->args && !strcmp(r->args, "json");
-    ap_set_content_type(r, as_json ? "application/json" : "text/plain; charset=utf-8");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    seen = apr_hash_make(r->pool);
-    arr = ajw_json_pool_own(json_array(), r->pool);
-    if (!as_json)
-        ap_rprintf(r, "mod_auth_jwks key sources in process %" APR_PID_T_FMT "\n",
-                   getpid());
-    for (i = 0; ajw_mod.all_urls && i < ajw_mod.all_urls->nelts; i++) {
-        ajw_source_t *src = APR_ARRAY_IDX(ajw_mod.all_urls, i, ajw_url_t *)->src;
-        ajw_source_status_t st;
-        if (!src || apr_hash_get(seen, &src, sizeof(src)))
-            continue;
-        apr_hash_set(seen, apr_pmemdup(r->pool, &src, sizeof(src)), sizeof(src), src);
-        ajw_source_get_status(src, &st);
-        ascii_only(st.last_error);
-        if (as_json) {
-            json_array_append_new(arr, json_pack("{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:i, s:s}",
-                "url", ajw_source_url(src), "loaded", st.loaded, "keys", st.nkeys,
-                "generation", (json_int_t)st.generation,
-                "last_success", (json_int_t)apr_time_sec(st.last_success),
-                "last_attempt", (json_int_t)apr_time_sec(st.last_attempt),
-                "next_attempt", (json_int_t)apr_time_sec(st.next_attempt),
-                "failures", (int)st.failures, "last_error", st.last_error));
-            continue;
-        }
-        ap_rprintf(r, "\n%s\n  state:        %s, %d key(s), generation %" APR_UINT64_T_FMT "\n"
-                   "  last success: %s\n  last attempt: %s\n  next attempt: %s\n"
-                   "  failures:     %u in a row%s%s\n",
-                   ajw_source_url(src),
-                   st.loaded ? "loaded" : "NOT LOADED", st.nkeys, (apr_uint64_t)st.generation,
-                   fmt_time(r, st.last_success), fmt_time(r, st.last_attempt),
-                   fmt_time(r, st.next_attempt), st.failures,
-                   st.last_error[0] ? ", last error: " : "", st.last_error);
-    }
-    if (as_json)
-        ap_rputs(ajw_json_dump(arr, r->pool), r);
-    return OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1042,7 +859,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_output_filter(AJW_CACHE_FILTER, ajw_edge_private_filter, NULL,
                               AP_FTYPE_CONTENT_SET - 2);
-    ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(ajw_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ajw_authz_register(p);
 }
 

@@ -121,6 +121,13 @@ void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
 /* A token-supplied value made safe and short (80 bytes) for a log line. */
 const char *ajw_mod_log_item(apr_pool_t *p, const char *s);
 
+/* Verified claims to the environment and/or request headers as c says
+ * (mod_auth_jwks_export.c). claims and header live as long as r->pool. */
+void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims, json_t *header);
+
+/* SetHandler jwks-status (mod_auth_jwks_status.c). */
+int ajw_status_handler(request_rec *r);
+
 /* Require providers (mod_auth_jwks_authz.c): jwt-claim, jwt-scope, and the
  * short names claim/scope shared with another module that registers them. */
 void ajw_authz_register(apr_pool_t *p);

@@ -1,0 +1,137 @@
+/* mod_auth_jwks_export.c — how verified claims reach the application:
+ * environment variables for CGI, SSI and mod_rewrite (AuthJWKSClaimPrefix),
+ * request headers for proxied apps (AuthJWKSHeaderPrefix), and the whole
+ * payload as JWT_CLAIMS / X-JWT-Claims. Names are folded so that a claim can
+ * only ever name a variable or header under the prefix, values are encoded
+ * so that a claim can never split a header, and two claims that fold to one
+ * name are both withheld. */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_hash.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+
+#include "ajw_b64.h"
+#include "ajw_json.h"
+#include "mod_auth_jwks.h"
+
+APLOG_USE_MODULE(auth_jwks);
+
+/* JWT_CLAIM_ + claim name uppercased, anything but A-Z0-9 as '_'. */
+static const char *env_name(apr_pool_t *p, const char *prefix, const char *claim)
+{
+    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
+    for (s = n + strlen(prefix); *s; s++)
+        *s = apr_isalnum(*s) && !(*s & 0x80) ? (char)apr_toupper(*s) : '_';
+    return n;
+}
+
+/* Header prefix + claim name with anything but A-Za-z0-9- as '-'. */
+static const char *header_name(apr_pool_t *p, const char *prefix, const char *claim)
+{
+    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
+    for (s = n + strlen(prefix); *s; s++)
+        if (!(apr_isalnum(*s) && !(*s & 0x80)) && *s != '-')
+            *s = '-';
+    return n;
+}
+
+/* Header value: printable ASCII kept, '%' and every other byte as %XX, so a
+ * claim can never split a header or smuggle bytes to the backend. */
+static const char *header_value(apr_pool_t *p, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, 3 * strlen(v) + 1), *o = out;
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch >= 0x20 && ch <= 0x7e && ch != '%') {
+            *o++ = (char)ch;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[ch >> 4];
+            *o++ = hex[ch & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* How many claims map to each variable / header name (header names folded
+ * to lower case). Two claims that map to one name (`email_verified` and
+ * `Email-Verified`) are both withheld: a user-editable claim must never
+ * overwrite one the IdP vouches for. */
+static apr_hash_t *name_counts(request_rec *r, json_t *claims, int headers, const char *prefix)
+{
+    apr_hash_t *h = apr_hash_make(r->pool);
+    const char *key;
+    json_t *v;
+    json_object_foreach(claims, key, v) {
+        const char *n = headers ? header_name(r->pool, prefix, key)
+                                : env_name(r->pool, prefix, key);
+        int *cnt;
+        if (headers)
+            ap_str_tolower((char *)n);
+        cnt = apr_hash_get(h, n, APR_HASH_KEY_STRING);
+        if (!cnt) {
+            cnt = apr_pcalloc(r->pool, sizeof(*cnt));
+            apr_hash_set(h, n, APR_HASH_KEY_STRING, cnt);
+        }
+        (*cnt)++;
+    }
+    return h;
+}
+
+static int name_unique(apr_pool_t *p, apr_hash_t *counts, const char *name, int fold)
+{
+    const int *cnt;
+    if (fold) {
+        char *low = apr_pstrdup(p, name);
+        ap_str_tolower(low);
+        name = low;
+    }
+    cnt = apr_hash_get(counts, name, APR_HASH_KEY_STRING);
+    return cnt && *cnt == 1;
+}
+
+void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims, json_t *header)
+{
+    const char *key, *payload = ajw_json_dump(claims, r->pool);
+    apr_hash_t *env_counts = name_counts(r, claims, 0, c->claim_prefix);
+    apr_hash_t *hdr_counts = name_counts(r, claims, 1, c->header_prefix);
+    json_t *v;
+    json_object_foreach(claims, key, v) {
+        const char *text, *en, *hn;
+        if (!*key)
+            continue;
+        text = ajw_json_render(v, r->pool);
+        en = env_name(r->pool, c->claim_prefix, key);
+        hn = header_name(r->pool, c->header_prefix, key);
+        if ((c->pass & PASS_ENV) && name_unique(r->pool, env_counts, en, 0))
+            apr_table_set(r->subprocess_env, en, text);
+        else if (c->pass & PASS_ENV)
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
+                          "claim maps to %s too", ajw_mod_log_item(r->pool, key), en);
+        if ((c->pass & PASS_HEADERS) && name_unique(r->pool, hdr_counts, hn, 1))
+            apr_table_set(r->headers_in, hn, header_value(r->pool, text));
+        else if (c->pass & PASS_HEADERS)
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
+                          "claim maps to header %s too", ajw_mod_log_item(r->pool, key), hn);
+    }
+    if (c->pass & PASS_ENV) {
+        const char *kid = ajw_json_get_string(header, "kid", NULL);
+        apr_table_set(r->subprocess_env, "JWT_CLAIMS", payload);
+        apr_table_set(r->subprocess_env, "JWT_ALG", ajw_json_get_string(header, "alg", NULL));
+        if (kid)
+            apr_table_set(r->subprocess_env, "JWT_KID", kid);
+    }
+    if (c->pass & PASS_HEADERS)
+        apr_table_set(r->headers_in, AJW_CLAIMS_HEADER,
+                      ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
+                                        r->pool));
+}
+
