@@ -584,7 +584,7 @@ static int post_read_request(request_rec *r)
 {
     ajw_srv_conf *sc = ap_get_module_config(r->server->module_config, &auth_jwks_module);
     if (sc->strip_prefixes && sc->strip != 0)
-        ajw_edge_strip_claim_headers(r, sc->strip_prefixes);
+        ajw_edge_strip_claim_headers(r, sc->strip_prefixes, sc->strip_names);
     return DECLINED;
 }
 

@@ -41,6 +41,13 @@ typedef struct ajw_from_t {
     const char *name;             /* cookie or query parameter name */
 } ajw_from_t;
 
+/* AuthJWKSClaimHeader / AuthJWKSClaimEnv: one claim to one fixed name. */
+typedef struct ajw_claim_map_t {
+    const struct ajw_claim_ref_t *ref;
+    const char *claim;            /* as written, for logs */
+    const char *name;             /* header or variable name */
+} ajw_claim_map_t;
+
 #define PASS_ENV     1
 #define PASS_HEADERS 2
 
@@ -50,6 +57,8 @@ typedef struct ajw_dir_conf {
     apr_array_header_t *audiences;/* const char * */
     apr_array_header_t *required; /* const char * */
     apr_array_header_t *from;     /* ajw_from_t */
+    apr_array_header_t *map_headers; /* ajw_claim_map_t */
+    apr_array_header_t *map_envs;    /* ajw_claim_map_t */
     const char *ca_file;
     const char *typ;
     const char *user_claim;
@@ -64,7 +73,8 @@ typedef struct ajw_dir_conf {
     int cacheable;                /* AuthJWKSCacheable: httpd's cache may store (after authn) */
     apr_interval_time_t refresh, min_refresh, fetch_timeout, startup_wait;
 
-    unsigned cacheable_set:1, urls_set:1, issuers_set:1, audiences_set:1, required_set:1, from_set:1,
+    unsigned map_headers_set:1, map_envs_set:1, cacheable_set:1,
+             urls_set:1, issuers_set:1, audiences_set:1, required_set:1, from_set:1,
              ca_file_set:1, typ_set:1, user_claim_set:1, claim_prefix_set:1,
              header_prefix_set:1, algs_set:1, leeway_set:1, max_age_set:1,
              max_token_len_set:1, pass_set:1, forward_token_set:1, refresh_set:1,
@@ -77,6 +87,7 @@ typedef struct ajw_srv_conf {
      * post_config, inherited from the main server): client headers that match
      * one are removed as soon as the request is read. NULL = no jwks section. */
     apr_array_header_t *strip_prefixes;   /* const char * */
+    apr_array_header_t *strip_names;      /* const char *: AuthJWKSClaimHeader names */
     int strip;                    /* AuthJWKSStripClaimHeaders: -1 unset (On), 0 Off, 1 On */
 } ajw_srv_conf;
 
@@ -137,11 +148,13 @@ void ajw_authz_pre_config(apr_pool_t *pconf);
 /* The httpd edge (mod_auth_jwks_edge.c): what keeps tokens and claim
  * headers where they belong on every path a request can take. */
 
-/* Drop client headers whose name starts with one of `prefixes` (const char *,
- * '-' and '_' alike, case-insensitive) or is X-JWT-Claims, and take those
- * names out of Connection so mod_proxy cannot be told to drop ours. */
-void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *prefixes);
-/* The same with the single prefix of a section. */
+/* Drop client headers whose name starts with one of `prefixes` or equals
+ * one of `names` (const char *; NULL = none; '-' and '_' alike,
+ * case-insensitive) or is X-JWT-Claims, and take those names out of
+ * Connection so mod_proxy cannot be told to drop ours. */
+void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *prefixes,
+                                  const apr_array_header_t *names);
+/* The same with the prefix and mapped header names of a section. */
 void ajw_edge_strip_section(request_rec *r, const ajw_dir_conf *c);
 /* Remove the token from every place c takes tokens from: the Authorization
  * header (Bearer only), the cookie, and the query parameter wherever httpd

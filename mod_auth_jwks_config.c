@@ -15,6 +15,7 @@
 #include "http_core.h"
 
 #include "ajw_types.h"
+#include "ajw_require.h"
 #include "mod_auth_jwks.h"
 
 void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
@@ -26,6 +27,8 @@ void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
     c->audiences = apr_array_make(p, 1, sizeof(const char *));
     c->required = apr_array_make(p, 1, sizeof(const char *));
     c->from = apr_array_make(p, 1, sizeof(ajw_from_t));
+    c->map_headers = apr_array_make(p, 1, sizeof(ajw_claim_map_t));
+    c->map_envs = apr_array_make(p, 1, sizeof(ajw_claim_map_t));
     c->user_claim = "sub";
     c->claim_prefix = "JWT_CLAIM_";
     c->header_prefix = AJW_HEADER_PREFIX_DEFAULT;
@@ -54,6 +57,7 @@ void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(header_prefix); MERGE(algs); MERGE(leeway); MERGE(max_age);
     MERGE(max_token_len); MERGE(pass); MERGE(forward_token); MERGE(refresh);
     MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait); MERGE(cacheable);
+    MERGE(map_headers); MERGE(map_envs);
     return n;
 }
 
@@ -90,6 +94,10 @@ void *ajw_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
         add_prefix(p, &n->strip_prefixes, APR_ARRAY_IDX(base->strip_prefixes, i, const char *));
     for (i = 0; add->strip_prefixes && i < add->strip_prefixes->nelts; i++)
         add_prefix(p, &n->strip_prefixes, APR_ARRAY_IDX(add->strip_prefixes, i, const char *));
+    for (i = 0; base->strip_names && i < base->strip_names->nelts; i++)
+        add_prefix(p, &n->strip_names, APR_ARRAY_IDX(base->strip_names, i, const char *));
+    for (i = 0; add->strip_names && i < add->strip_names->nelts; i++)
+        add_prefix(p, &n->strip_names, APR_ARRAY_IDX(add->strip_names, i, const char *));
     return n;
 }
 
@@ -515,6 +523,91 @@ static const char *set_forward(cmd_parms *cmd, void *cv, int flag)
     return NULL;
 }
 
+/* Headers a claim must never be mapped to: HTTP framing and routing, what
+ * proxies set themselves, and credentials. */
+static const char *const map_header_denied[] = {
+    "Authorization", "Proxy-Authorization", "Cookie", "Host", "Connection", "Keep-Alive",
+    "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Content-Length", "Content-Type",
+    "Content-Encoding", "Expect", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host",
+    "X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Server", "Via", "Max-Forwards",
+    "Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+    "If-Range", "Cache-Control", "Pragma", "DPoP", AJW_CLAIMS_HEADER, NULL
+};
+
+/* Variables a claim must never be mapped to: CGI's own meta-variables,
+ * request headers (HTTP_*), and what loaders, shells and interpreters act
+ * on. Prefixes, compared case-sensitively as the environment is. */
+static const char *const map_env_denied[] = {
+    "HTTP_", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_PORT", "REMOTE_USER", "REMOTE_IDENT",
+    "AUTH_TYPE", "CONTENT_", "GATEWAY_INTERFACE", "PATH", "QUERY_STRING", "REQUEST_",
+    "SCRIPT_", "SERVER_", "DOCUMENT_", "CONTEXT_", "HTTPS", "SSL_", "UNIQUE_ID", "REDIRECT_",
+    "LD_", "DYLD_", "IFS", "ENV", "BASH", "SHELL", "HOME", "TMP", "TEMP", "PYTHON", "PERL",
+    "RUBY", "NODE_", "JAVA_", "JDK_", "_JAVA", "PHP", "LUA_", "GIT_", "GCONV", "MALLOC",
+    "LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN", "LC_", "LANG",
+    "TZ", "OPENSSL_", "CURL_", "SSLKEYLOGFILE", "ALL_PROXY", "NO_PROXY", "JWT_CLAIMS",
+    "JWT_ALG", "JWT_KID", NULL
+};
+
+static int denied(const char *const *list, const char *name, int prefix, int nocase)
+{
+    int i;
+    for (i = 0; list[i]; i++) {
+        size_t n = strlen(list[i]);
+        if (prefix ? (nocase ? !strncasecmp(name, list[i], n) : !strncmp(name, list[i], n))
+                   : !strcasecmp(name, list[i]))
+            return 1;
+    }
+    return 0;
+}
+
+/* AuthJWKSClaimHeader <claim> <Header-Name> / AuthJWKSClaimEnv <claim> <VAR>:
+ * cmd->info is "header" or "env". A section's first mapping of a kind
+ * replaces the list it inherited. */
+static const char *set_claim_map(cmd_parms *cmd, void *cv, const char *claim, const char *name)
+{
+    ajw_dir_conf *c = cv;
+    int header = !strcmp(cmd->info, "header");
+    ajw_claim_ref_t *ref;
+    ajw_claim_map_t *m;
+    const char *why = NULL, *s;
+    size_t len = strlen(name);
+    if (ajw_claim_ref_compile(&ref, claim, cmd->pool, &why) != APR_SUCCESS)
+        return dir_err(cmd, "%s", why);
+    for (s = name; *s; s++)
+        if (!(apr_isalnum(*s) || *s == (header ? '-' : '_')))
+            break;
+    if (!len || *s || !apr_isalpha(name[0]))
+        return dir_err(cmd, header ? "'%s' is not a header name (a letter, then letters, "
+                       "digits and '-')" : "'%s' is not a variable name (a letter, then "
+                       "letters, digits and '_')", name);
+    if (header ? (denied(map_header_denied, name, 0, 1) || !strncasecmp(name, "Sec-", 4)
+                  || !strncasecmp(name, "Proxy-", 6))
+               : (denied(map_env_denied, name, 1, 0) || !strncmp(name, c->claim_prefix,
+                                                               strlen(c->claim_prefix))))
+        return dir_err(cmd, "a claim must not set %s '%s'", header ? "the header" : "the "
+                       "variable", name);
+    if (header ? !c->map_headers_set : !c->map_envs_set) {
+        apr_array_header_t *fresh = apr_array_make(cmd->pool, 2, sizeof(ajw_claim_map_t));
+        if (header) {
+            c->map_headers = fresh;
+            c->map_headers_set = 1;
+        }
+        else {
+            c->map_envs = fresh;
+            c->map_envs_set = 1;
+        }
+    }
+    m = apr_array_push(header ? c->map_headers : c->map_envs);
+    m->ref = ref;
+    m->claim = claim;
+    m->name = name;
+    if (header) {
+        ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
+        add_prefix(cmd->pool, &sc->strip_names, name);
+    }
+    return NULL;
+}
+
 static const char *set_cacheable(cmd_parms *cmd, void *cv, int flag)
 {
     ajw_dir_conf *c = cv;
@@ -622,6 +715,10 @@ const command_rec ajw_mod_cmds[] = {
                   "environment variable prefix for claims (default JWT_CLAIM_)"),
     AP_INIT_TAKE1("AuthJWKSHeaderPrefix", set_header_prefix, NULL, RSRC_CONF | ACCESS_CONF,
                   "request header prefix for claims (default X-JWT-Claim-)"),
+    AP_INIT_TAKE2("AuthJWKSClaimHeader", set_claim_map, "header", RSRC_CONF | ACCESS_CONF,
+                  "<claim> <Header-Name>: pass one claim to the backend under a fixed header"),
+    AP_INIT_TAKE2("AuthJWKSClaimEnv", set_claim_map, "env", RSRC_CONF | ACCESS_CONF,
+                  "<claim> <VARIABLE>: pass one claim to CGI under a fixed variable"),
     AP_INIT_FLAG("AuthJWKSCacheable", set_cacheable, NULL, OR_AUTHCFG,
                  "let httpd's cache store answers (only after authentication; default Off)"),
     AP_INIT_FLAG("AuthJWKSForwardToken", set_forward, NULL, OR_AUTHCFG,

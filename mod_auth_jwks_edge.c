@@ -52,28 +52,32 @@ static int hname_prefix_match(const char *name, size_t nlen, const char *prefix,
     return whole ? i == nlen : 1;
 }
 
+typedef struct strip_t {
+    const apr_array_header_t *prefixes;
+    const apr_array_header_t *exact;  /* may be NULL */
+    apr_array_header_t *names;        /* found */
+} strip_t;
+
 /* Could a header of this name pose as one the module sets? */
-static int is_claim_header(const char *name, size_t nlen, const apr_array_header_t *prefixes)
+static int is_claim_header(const char *name, size_t nlen, const strip_t *st)
 {
     int i;
     if (hname_prefix_match(name, nlen, AJW_CLAIMS_HEADER, 1))
         return 1;
-    for (i = 0; i < prefixes->nelts; i++)
-        if (hname_prefix_match(name, nlen, APR_ARRAY_IDX(prefixes, i, const char *), 0))
+    for (i = 0; st->prefixes && i < st->prefixes->nelts; i++)
+        if (hname_prefix_match(name, nlen, APR_ARRAY_IDX(st->prefixes, i, const char *), 0))
+            return 1;
+    for (i = 0; st->exact && i < st->exact->nelts; i++)
+        if (hname_prefix_match(name, nlen, APR_ARRAY_IDX(st->exact, i, const char *), 1))
             return 1;
     return 0;
 }
-
-typedef struct strip_t {
-    const apr_array_header_t *prefixes;
-    apr_array_header_t *names;
-} strip_t;
 
 static int collect_spoofed(void *baton, const char *key, const char *val)
 {
     strip_t *st = baton;
     (void)val;
-    if (is_claim_header(key, strlen(key), st->prefixes))
+    if (is_claim_header(key, strlen(key), st))
         APR_ARRAY_PUSH(st->names, const char *) = key;
     return 1;
 }
@@ -81,7 +85,7 @@ static int collect_spoofed(void *baton, const char *key, const char *val)
 /* Connection: without the names of claim headers. mod_proxy_http drops
  * every header a client lists there, so `Connection: X-JWT-Claims` would
  * make the backend receive the request without our verified claims. */
-static void sanitize_connection(request_rec *r, const apr_array_header_t *prefixes)
+static void sanitize_connection(request_rec *r, const strip_t *st)
 {
     const char *v = apr_table_get(r->headers_in, "Connection");
     char *out = NULL, *tok, *last;
@@ -98,7 +102,7 @@ static void sanitize_connection(request_rec *r, const apr_array_header_t *prefix
             tok[--len] = '\0';
         if (!len)
             continue;
-        if (is_claim_header(tok, len, prefixes)) {
+        if (is_claim_header(tok, len, st)) {
             dropped++;
             continue;
         }
@@ -114,11 +118,13 @@ static void sanitize_connection(request_rec *r, const apr_array_header_t *prefix
         apr_table_unset(r->headers_in, "Connection");
 }
 
-void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *prefixes)
+void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *prefixes,
+                                  const apr_array_header_t *names)
 {
     strip_t st;
     int i;
     st.prefixes = prefixes;
+    st.exact = names;
     st.names = apr_array_make(r->pool, 1, sizeof(const char *));
     apr_table_do(collect_spoofed, &st, r->headers_in, NULL);
     for (i = 0; i < st.names->nelts; i++) {
@@ -127,19 +133,26 @@ void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *pref
                       ap_escape_logitem(r->pool, name));
         apr_table_unset(r->headers_in, name);
     }
-    sanitize_connection(r, prefixes);
+    sanitize_connection(r, &st);
 }
 
 void ajw_edge_strip_section(request_rec *r, const ajw_dir_conf *c)
 {
-    apr_array_header_t one;
+    apr_array_header_t one, *names = NULL;
     const char *p = c->header_prefix;
+    int i;
     memset(&one, 0, sizeof(one));
     one.pool = r->pool;
     one.elt_size = sizeof(const char *);
     one.nelts = one.nalloc = 1;
     one.elts = (char *)&p;
-    ajw_edge_strip_claim_headers(r, &one);
+    if (c->map_headers->nelts) {
+        names = apr_array_make(r->pool, c->map_headers->nelts, sizeof(const char *));
+        for (i = 0; i < c->map_headers->nelts; i++)
+            APR_ARRAY_PUSH(names, const char *) =
+                APR_ARRAY_IDX(c->map_headers, i, ajw_claim_map_t).name;
+    }
+    ajw_edge_strip_claim_headers(r, &one, names);
 }
 
 /* ------------------------------------------------------------------ */

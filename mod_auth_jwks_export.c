@@ -17,6 +17,7 @@
 
 #include "ajw_b64.h"
 #include "ajw_json.h"
+#include "ajw_require.h"
 #include "mod_auth_jwks.h"
 
 APLOG_USE_MODULE(auth_jwks);
@@ -98,6 +99,27 @@ static int name_unique(apr_pool_t *p, apr_hash_t *counts, const char *name, int 
     return cnt && *cnt == 1;
 }
 
+/* AuthJWKSClaimHeader / AuthJWKSClaimEnv: whatever AuthJWKSPassClaims
+ * says, with the same rendering; an absent claim sets nothing (the
+ * client's header of that name was removed before). */
+static void export_mapped(request_rec *r, const apr_array_header_t *maps, int header,
+                          json_t *claims)
+{
+    int i;
+    for (i = 0; i < maps->nelts; i++) {
+        const ajw_claim_map_t *m = &APR_ARRAY_IDX(maps, i, ajw_claim_map_t);
+        const json_t *v = ajw_claim_ref_get(m->ref, claims);
+        const char *text;
+        if (!v || json_is_null(v))
+            continue;
+        text = ajw_json_render(v, r->pool);
+        if (header)
+            apr_table_set(r->headers_in, m->name, header_value(r->pool, text));
+        else
+            apr_table_set(r->subprocess_env, m->name, text);
+    }
+}
+
 void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims, json_t *header)
 {
     const char *key, *payload = ajw_json_dump(claims, r->pool);
@@ -133,5 +155,7 @@ void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims, js
         apr_table_set(r->headers_in, AJW_CLAIMS_HEADER,
                       ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
                                         r->pool));
+    export_mapped(r, c->map_headers, 1, claims);
+    export_mapped(r, c->map_envs, 0, claims);
 }
 

@@ -294,3 +294,56 @@ const char *ajw_require_text(const ajw_require_t *rq)
 {
     return rq ? rq->text : "";
 }
+
+/* ------------------------------------------------------------------ */
+/* Claim references (AuthJWKSClaimHeader / AuthJWKSClaimEnv)            */
+
+struct ajw_claim_ref_t {
+    const char *member;        /* [literal] top-level name, or NULL */
+    const char *path;          /* dotted path (below member, if any), or NULL */
+};
+
+static int path_ok(const char *path)
+{
+    size_t n = strlen(path);
+    return n && path[0] != '.' && path[n - 1] != '.' && !strstr(path, "..");
+}
+
+apr_status_t ajw_claim_ref_compile(ajw_claim_ref_t **out, const char *text, apr_pool_t *p,
+                                   const char **why)
+{
+    ajw_claim_ref_t *ref = apr_pcalloc(p, sizeof(*ref));
+    const char *rest = text;
+    if (text[0] == '[') {
+        const char *close = strchr(text + 1, ']');
+        if (!close || close == text + 1 || (close[1] && close[1] != '.'))
+            goto bad;
+        ref->member = apr_pstrmemdup(p, text + 1, (size_t)(close - text - 1));
+        rest = close[1] ? close + 2 : NULL;
+    }
+    if (rest) {
+        if (!path_ok(rest))
+            goto bad;
+        ref->path = rest;
+    }
+    *out = ref;
+    return APR_SUCCESS;
+bad:
+    *why = apr_psprintf(p, "claim '%s': expected a.b.c, [name] or [name].a.b", text);
+    return APR_EINVAL;
+}
+
+const json_t *ajw_claim_ref_get(const ajw_claim_ref_t *ref, const json_t *claims)
+{
+    const json_t *base = claims;
+    if (!ref || !json_is_object(claims))
+        return NULL;
+    if (ref->member) {
+        base = json_object_get(claims, ref->member);
+        if (!ref->path)
+            return base;
+        if (!json_is_object(base))
+            return NULL;
+    }
+    return ajw_json_path(base, ref->path);
+}

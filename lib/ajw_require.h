@@ -36,4 +36,19 @@ int ajw_require_eval(const ajw_require_t *rq, const json_t *claims);
  * and for the scope="..." parameter of an RFC 6750 challenge). */
 const char *ajw_require_text(const ajw_require_t *rq);
 
+/* A reference to one claim value, as AuthJWKSClaimHeader/Env name it:
+ * "a.b.c" walks nested objects (never a member literally named "a.b"),
+ * "[name]" is a top-level member taken literally (for namespaced claims
+ * such as "https://example.com/email"), "[name].a.b" walks below it. */
+typedef struct ajw_claim_ref_t ajw_claim_ref_t;
+
+/* Compile text into *out (pool p). An empty text, an empty path segment
+ * ("a..b", ".a", "a."), an unclosed or empty "[...]" or anything after
+ * "]" but ".path" fails with *why set (pool string naming the text). */
+apr_status_t ajw_claim_ref_compile(ajw_claim_ref_t **out, const char *text, apr_pool_t *p,
+                                   const char **why);
+
+/* The referenced value in claims (borrowed), or NULL when absent. */
+const json_t *ajw_claim_ref_get(const ajw_claim_ref_t *ref, const json_t *claims);
+
 #endif

@@ -333,6 +333,43 @@ static void test_regex_pool_cleanup(void **state)
     apr_pool_destroy(sub);
 }
 
+static void test_claim_ref(void **state)
+{
+    static const struct { const char *ref, *claims, *want; } cases[] = {
+        { "email", "{\"email\":\"a@x\"}", "a@x" },
+        { "realm_access.roles", "{\"realm_access\":{\"roles\":\"r\"},\"realm_access.roles\":\"x\"}", "r" },
+        { "[realm_access.roles]", "{\"realm_access\":{\"roles\":\"r\"},\"realm_access.roles\":\"x\"}", "x" },
+        { "[https://ex.com/e]", "{\"https://ex.com/e\":\"e1\"}", "e1" },
+        { "[https://ex.com/o].a", "{\"https://ex.com/o\":{\"a\":\"deep\"}}", "deep" },
+        { "[o].a", "{\"o\":\"str\"}", NULL },
+        { "a.b", "{\"a\":{\"bc\":\"no\"}}", NULL },
+        { "missing", "{}", NULL },
+    };
+    static const char *bad[] = { "", ".a", "a.", "a..b", "[", "[]", "[a", "[a]b", "[a].", "[a]..b" };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ajw_claim_ref_t *ref = NULL;
+        const char *why = NULL;
+        const json_t *v;
+        if (ajw_claim_ref_compile(&ref, cases[i].ref, pool, &why) != APR_SUCCESS)
+            fail_msg("case %zu: %s", i, why);
+        v = ajw_claim_ref_get(ref, load(cases[i].claims));
+        if (!cases[i].want)
+            assert_null(v);
+        else
+            assert_string_equal(json_string_value(v), cases[i].want);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ajw_claim_ref_t *ref = NULL;
+        const char *why = NULL;
+        if (ajw_claim_ref_compile(&ref, bad[i], pool, &why) == APR_SUCCESS)
+            fail_msg("'%s' compiled", bad[i]);
+        assert_non_null(strstr(why, "claim '"));
+    }
+    assert_null(ajw_claim_ref_get(NULL, load("{}")));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_scope_compile_errors),
         cmocka_unit_test(test_regex_pool_cleanup),
+        cmocka_unit_test(test_claim_ref),
     };
     int rc;
     apr_initialize();
