@@ -46,6 +46,7 @@
 #include "ajw_fetch.h"
 #include "ajw_keystore.h"
 #include "ajw_tcache.h"
+#include "ajw_ratelog.h"
 
 #include "mod_auth_jwks.h"
 
@@ -176,13 +177,31 @@ const char *ajw_mod_log_item(apr_pool_t *p, const char *s)
 }
 
 /* Turn a rejection into its log line and its HTTP answer. */
+/* Server-side causes (no keys) repeat on every request of an outage: one
+ * line per cause and URL per interval in each process, with a count of
+ * what was held back. A client's bad token is always one line. */
+static int refusal_logged(request_rec *r, ajw_reason_e code, unsigned long *held)
+{
+    const char *src = apr_table_get(r->notes, "ajw-src");
+    *held = 0;
+    if (code != AJW_R_NO_KEYS)
+        return 1;
+    return ajw_ratelog_allow(ajw_mod.ratelog, apr_pstrcat(r->pool, ajw_reason_name(code), " ",
+                                                          src ? src : "-", NULL),
+                             apr_time_now(), held);
+}
+
 static int refuse(request_rec *r, const ajw_fail_t *f)
 {
     ajw_reason_e code = f->err.code;
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                  "token rejected: %s: %s (kid=%s alg=%s iss=%s)", ajw_reason_name(code),
-                  ap_escape_logitem(r->pool, f->err.text), ajw_mod_log_item(r->pool, f->kid),
-                  ajw_mod_log_item(r->pool, f->alg), ajw_mod_log_item(r->pool, f->iss));
+    unsigned long held;
+    if (refusal_logged(r, code, &held))
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "token rejected: %s: %s (kid=%s alg=%s iss=%s)%s", ajw_reason_name(code),
+                      ap_escape_logitem(r->pool, f->err.text), ajw_mod_log_item(r->pool, f->kid),
+                      ajw_mod_log_item(r->pool, f->alg), ajw_mod_log_item(r->pool, f->iss),
+                      held ? apr_psprintf(r->pool, " [%lu more like this since the last such "
+                                          "line]", held) : "");
     if (code == AJW_R_NO_KEYS) {
         apr_table_setn(r->err_headers_out, "Retry-After", AJW_RETRY_AFTER);
         return HTTP_SERVICE_UNAVAILABLE;
@@ -473,6 +492,7 @@ static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, cons
         if (unloaded) {
             ajw_source_status_t st;
             ajw_source_get_status(first_unloaded, &st);
+            apr_table_setn(r->notes, "ajw-src", ajw_source_url(first_unloaded));
             rc = ajw_error_set(err, AJW_R_NO_KEYS, "keys from %d of %d JWKS URL(s) never "
                                "loaded; %s: %s", unloaded, loaded + unloaded,
                                ajw_source_url(first_unloaded),
@@ -780,6 +800,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     ajw_authz_pre_config(pconf);
     ajw_mod.all_urls = apr_array_make(pconf, 4, sizeof(ajw_url_t *));
     ajw_mod.tcache = NULL;
+    ajw_mod.ratelog = NULL;
     return ajw_keystore_create(&ajw_mod.ks, pconf) == APR_SUCCESS ? OK : !OK;
 }
 
@@ -832,6 +853,9 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
     long long size = sc->token_cache >= 0 ? sc->token_cache : AJW_TOKEN_CACHE_DEFAULT;
     apr_status_t rv;
+    if (ajw_ratelog_create(&ajw_mod.ratelog, apr_time_from_sec(AJW_OUTAGE_LOG_INTERVAL), 64,
+                           pchild) != APR_SUCCESS)
+        ajw_mod.ratelog = NULL;       /* then every refusal is logged */
     if (ajw_tcache_create(&ajw_mod.tcache, (size_t)size, pchild) != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "token cache not created; verifying every "
                      "request");

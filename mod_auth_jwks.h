@@ -17,6 +17,7 @@ extern module AP_MODULE_DECLARE_DATA auth_jwks_module;
 #define AJW_AUTH_TYPE           "jwks"
 #define AJW_CLAIMS_HEADER       "X-JWT-Claims"
 #define AJW_RETRY_AFTER         "10"
+#define AJW_OUTAGE_LOG_INTERVAL 30  /* seconds between lines for one server-side cause */
 #define AJW_TOKEN_CACHE_DEFAULT 1024
 #define AJW_HEADER_PREFIX_DEFAULT "X-JWT-Claim-"
 
@@ -118,6 +119,7 @@ typedef struct ajw_mod_state_t {
     ajw_keystore_t *ks;           /* in pconf; sources added in post_config */
     apr_array_header_t *all_urls; /* ajw_url_t *, every URL of every section */
     ajw_tcache_t *tcache;         /* in pchild, created in child_init */
+    struct ajw_ratelog_t *ratelog;/* in pchild: server-side refusals, one line per interval */
 } ajw_mod_state_t;
 
 extern ajw_mod_state_t ajw_mod;
