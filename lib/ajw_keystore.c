@@ -4,8 +4,14 @@
  * take up to its timeout, 300 s at most) never delays the first load, the
  * refreshes or the kicks of another source.
  *
+ * Shared level (optional, ks->shared): each attempt reads the source's shared
+ * copy first and fetches only when no other process fetched recently enough,
+ * under a per-source lease (see ajw_keystore_set_shared). Only the source's
+ * thread touches the shared store.
+ *
  * Locks (never nested: no code path holds two of them at once):
- *  - ks->mu     the refresh threads' sleep: stop flag, kick flags, kick rate limit.
+ *  - ks->mu     the refresh threads' sleep: stop flag, kick flags, kick rate limit,
+ *               attempts begun and whether one runs (for ajw_source_refresh_wait).
  *  - src->mu    one per source: the published hold, status, attempt counters.
  * Hold reference counts are atomic: acquire increments under src->mu (so the
  * hold cannot be unpublished and freed in between), release only decrements,
@@ -44,6 +50,8 @@
 #define BACKOFF_BASE    apr_time_from_sec(1)
 #define BACKOFF_CAP     apr_time_from_sec(60)
 #define ETAG_MAX        256
+#define FUTURE_SLACK    apr_time_from_sec(60)   /* a shared copy "fetched" later is refused */
+#define LEASE_POLL      (20 * 1000)             /* how often a lease loser looks again */
 
 struct ajw_source_t {
     /* Configuration: written by ajw_keystore_add (config phase, one thread),
@@ -54,14 +62,16 @@ struct ajw_source_t {
 
     /* Made by ajw_keystore_start (NULL before), destroyed by the pchild cleanup. */
     apr_thread_mutex_t *mu;           /* guards the block below */
-    apr_thread_cond_t *attempted;     /* broadcast when an attempt ends, and on stop */
+    apr_thread_cond_t *attempted;     /* broadcast when an attempt ends, keys are published, and on stop */
     apr_thread_cond_t *wake;          /* used with ks->mu: signalled on kick and stop */
     apr_thread_t *thread;             /* this source's refresh thread */
     apr_pool_t *scratch;              /* per-attempt allocations (source thread only) */
 
     /* Guarded by mu. */
     ajw_keyhold_t *current;           /* published set; the source owns one of its refs */
-    ajw_source_status_t st;
+    ajw_source_status_t st;           /* st.stale is computed by get_status */
+    apr_time_t stale_at;              /* monotonic; keys refused from then on; 0 = never */
+    int stale_logged;                 /* "stale" was logged; reset when fresh again */
     unsigned long long attempts;      /* attempts completed since start */
     int in_flight;                    /* an attempt is running now */
     int running;                      /* the refresh thread is alive */
@@ -70,6 +80,8 @@ struct ajw_source_t {
     int kicked;                       /* an early refresh was asked for */
     int started;                      /* an attempt was started since start */
     apr_time_t last_start;            /* monotonic start of the last attempt (kick rate limit) */
+    unsigned long long begun;         /* attempts started since start */
+    int busy;                         /* an attempt runs now */
 
     /* Source thread only. */
     apr_time_t next_due;              /* monotonic */
@@ -79,6 +91,12 @@ struct ajw_source_t {
     int has_doc_hash;
     unsigned char noted_hash[32];     /* document whose notes were last logged */
     int has_noted_hash;
+    apr_time_t seen_fetched;          /* newest successful fetch server-wide known (wall) */
+    apr_pool_t *docpool;              /* with a shared store: holds doc (unmanaged) */
+    const char *doc;                  /* the published document's bytes (for 304 → copy) */
+    size_t doc_len;
+    int shared_warned;                /* a refused shared copy was logged */
+    int put_warned;                   /* a failed shared write was logged */
 };
 
 struct ajw_keystore_t {
@@ -90,14 +108,32 @@ struct ajw_keystore_t {
      * pchild cleanup); the refresh threads only read fetcher. */
     apr_pool_t *rpool;                /* subpool of pchild: locks, threads */
     ajw_fetcher_t *fetcher;
-    apr_thread_mutex_t *mu;           /* guards stop and sources' kicked/started/last_start */
+    apr_thread_mutex_t *mu;           /* guards stop and sources' kick and attempt counters */
     int threads;                      /* refresh threads started */
+    ajw_shared_t *shared;             /* set before start, read-only after; NULL = none */
 
     /* Guarded by mu. */
     int stop;
 };
 
-typedef enum { OUTCOME_FAILED, OUTCOME_UNCHANGED, OUTCOME_NEW } outcome_e;
+/* SKIPPED: an early attempt found that another process fetched (or tried)
+ * less than min_refresh ago, and nothing newer: nothing changes. */
+typedef enum { OUTCOME_FAILED, OUTCOME_UNCHANGED, OUTCOME_NEW, OUTCOME_SKIPPED } outcome_e;
+
+/* One attempt of the source thread (stack only). */
+typedef struct attempt_t {
+    int loaded;                       /* keys are published (an adoption may set it) */
+    unsigned failures;                /* consecutive failures before this attempt */
+    int early;                        /* started by a kick before it was due */
+    outcome_e oc;
+    int adopted;                      /* the result is the shared copy's, not our fetch */
+    ajw_keyset_t *set;                /* OUTCOME_NEW of a fetch: to publish */
+    long long max_age;
+    apr_time_t fetched;               /* success: when the document was fetched (wall) */
+    const char *why;                  /* OUTCOME_FAILED */
+    const char *body;                 /* a fetch's 200 body (NULL after a 304) */
+    size_t len;
+} attempt_t;
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -138,6 +174,10 @@ static void conf_normalize(ajw_source_conf_t *c)
         c->timeout = d.timeout;
     if (c->max_size == 0)
         c->max_size = d.max_size;
+    if (c->max_stale < 0)
+        c->max_stale = 0;
+    if (c->max_stale > 0 && c->max_stale < c->refresh + c->timeout)
+        c->max_stale = c->refresh + c->timeout;
 }
 
 ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf)
@@ -152,6 +192,8 @@ ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf
             src->conf.refresh = conf->refresh;
         if (conf->min_refresh > 0 && conf->min_refresh < src->conf.min_refresh)
             src->conf.min_refresh = conf->min_refresh;
+        if (conf->max_stale > 0 && (src->conf.max_stale == 0 || conf->max_stale < src->conf.max_stale))
+            src->conf.max_stale = conf->max_stale;
         conf_normalize(&src->conf);
         return src;
     }
@@ -181,14 +223,37 @@ static apr_time_t mono_now(void)
 
 /* ---- holds ---------------------------------------------------------------- */
 
-ajw_keyhold_t *ajw_source_acquire(ajw_source_t *src, apr_interval_time_t wait)
+/* Keys published and not older than max_stale (caller holds src->mu). */
+static int usable(const ajw_source_t *src, apr_time_t mono)
 {
-    ajw_keyhold_t *h;
+    return src->current && !(src->stale_at && mono >= src->stale_at);
+}
+
+/* Seconds since the newest successful fetch (caller holds src->mu). */
+static long long fetched_ago(const ajw_source_t *src)
+{
+    return src->st.fetched ? (long long)apr_time_sec(apr_time_now() - src->st.fetched) : -1;
+}
+
+static void log_stale(const ajw_source_t *src, long long ago)
+{
+    ajw_log(AJW_LOG_ERR, "keys of %s are stale: last successful fetch %lld s ago, more than the "
+            "%lld s allowed; refusing tokens until a refresh succeeds", src->conf.url, ago,
+            (long long)apr_time_sec(src->conf.max_stale));
+}
+
+ajw_keyhold_t *ajw_source_acquire_ex(ajw_source_t *src, apr_interval_time_t wait,
+                                     ajw_keys_state_e *state)
+{
+    ajw_keyhold_t *h = NULL;
+    ajw_keys_state_e why = AJW_KEYS_NONE;
     apr_time_t now, deadline;
     unsigned long long seen;
+    long long ago = -1;
+    int first_stale = 0;
 
     if (!src || !src->mu)
-        return NULL;
+        goto cleanup;
     apr_thread_mutex_lock(src->mu);
     now = mono_now();
     deadline = now + (wait > 0 ? wait : 0);
@@ -196,16 +261,34 @@ ajw_keyhold_t *ajw_source_acquire(ajw_source_t *src, apr_interval_time_t wait)
     /* Wait for the first attempt, or for one already running; when an
      * attempt has failed and none is running, answer at once instead of
      * parking request threads for the whole outage. */
-    while (!src->current && src->running && now < deadline && src->attempts == seen
+    while (!usable(src, now) && src->running && now < deadline && src->attempts == seen
            && (seen == 0 || src->in_flight)) {
         apr_thread_cond_timedwait(src->attempted, src->mu, deadline - now);
         now = mono_now();
     }
-    h = src->current;
-    if (h)
+    if (usable(src, now)) {
+        h = src->current;
         apr_atomic_inc32(&h->refs);
+        why = AJW_KEYS_OK;
+    }
+    else if (src->current) {
+        why = AJW_KEYS_STALE;
+        first_stale = !src->stale_logged;
+        src->stale_logged = 1;
+        ago = fetched_ago(src);
+    }
     apr_thread_mutex_unlock(src->mu);
+    if (first_stale)
+        log_stale(src, ago);
+cleanup:
+    if (state)
+        *state = why;
     return h;
+}
+
+ajw_keyhold_t *ajw_source_acquire(ajw_source_t *src, apr_interval_time_t wait)
+{
+    return ajw_source_acquire_ex(src, wait, NULL);
 }
 
 void ajw_source_release(ajw_keyhold_t *hold)
@@ -220,10 +303,12 @@ void ajw_source_get_status(ajw_source_t *src, ajw_source_status_t *st)
 {
     if (!src->mu) {
         *st = src->st;
+        st->stale = 0;
         return;
     }
     apr_thread_mutex_lock(src->mu);
     *st = src->st;
+    st->stale = src->current && !usable(src, mono_now());
     apr_thread_mutex_unlock(src->mu);
 }
 
@@ -241,6 +326,56 @@ void ajw_source_kick(ajw_source_t *src)
             apr_thread_cond_signal(src->wake);
     }
     apr_thread_mutex_unlock(ks->mu);
+}
+
+ajw_refresh_e ajw_source_refresh_wait(ajw_source_t *src, unsigned long long generation,
+                                      apr_interval_time_t wait)
+{
+    ajw_keystore_t *ks;
+    unsigned long long target = 0;
+    ajw_refresh_e out = AJW_REFRESH_LIMITED;
+    apr_time_t now, deadline;
+
+    if (!src || !src->mu || !src->ks->mu)
+        goto cleanup;
+    ks = src->ks;
+    apr_thread_mutex_lock(src->mu);
+    if (src->current && src->current->generation > generation)
+        out = AJW_REFRESH_NEWER;
+    apr_thread_mutex_unlock(src->mu);
+    if (out == AJW_REFRESH_NEWER)
+        goto cleanup;
+    /* Which attempt will answer us: the next one when a kick is (now) pending,
+     * else the running one; none when the rate limit refused and none runs. */
+    apr_thread_mutex_lock(ks->mu);
+    if (!src->kicked && !ks->stop
+        && (!src->started || mono_now() - src->last_start >= src->conf.min_refresh)) {
+        src->kicked = 1;
+        if (src->wake)
+            apr_thread_cond_signal(src->wake);
+    }
+    if (src->kicked)
+        target = src->begun + 1;
+    else if (src->busy)
+        target = src->begun;
+    apr_thread_mutex_unlock(ks->mu);
+    if (!target)
+        goto cleanup;
+    apr_thread_mutex_lock(src->mu);
+    now = mono_now();
+    deadline = now + (wait > 0 ? wait : 0);
+    while (src->attempts < target && src->running && now < deadline
+           && !(src->current && src->current->generation > generation)) {
+        apr_thread_cond_timedwait(src->attempted, src->mu, deadline - now);
+        now = mono_now();
+    }
+    if (src->current && src->current->generation > generation)
+        out = AJW_REFRESH_NEWER;
+    else
+        out = src->attempts >= target ? AJW_REFRESH_SAME : AJW_REFRESH_TIMEOUT;
+    apr_thread_mutex_unlock(src->mu);
+cleanup:
+    return out;
 }
 
 /* ---- scheduling ------------------------------------------------------------ */
@@ -293,6 +428,14 @@ static apr_interval_time_t steady_delay(const ajw_source_conf_t *c, long long ma
     return d > c->refresh ? c->refresh : d;
 }
 
+/* Delay from a document's fetch time to its next refresh: the steady delay
+ * plus 0-10% jitter, so the processes sharing a copy do not all come due at
+ * once (the first one fetches, the others take its copy). */
+static apr_interval_time_t jittered(ajw_source_t *src, apr_interval_time_t d)
+{
+    return d + (apr_interval_time_t)((apr_uint64_t)(d / 1000) * (rng_next(src) % 101) / 1000);
+}
+
 /* ---- one attempt ------------------------------------------------------------ */
 
 static int stop_requested(ajw_keystore_t *ks)
@@ -310,7 +453,8 @@ static int fetch_cancelled(void *baton)
     return stop_requested(baton);
 }
 
-static void log_notes(ajw_source_t *src, const ajw_keyset_t *set, const unsigned char hash[32])
+static void log_notes(ajw_source_t *src, const ajw_keyset_t *set, const unsigned char hash[32],
+                      ajw_log_level_e level)
 {
     int i;
     if (src->has_noted_hash && memcmp(src->noted_hash, hash, 32) == 0)
@@ -318,7 +462,7 @@ static void log_notes(ajw_source_t *src, const ajw_keyset_t *set, const unsigned
     memcpy(src->noted_hash, hash, 32);
     src->has_noted_hash = 1;
     for (i = 0; set->notes && i < set->notes->nelts; i++)
-        ajw_log(AJW_LOG_WARN, "JWKS %s: %s", src->conf.url, APR_ARRAY_IDX(set->notes, i, const char *));
+        ajw_log(level, "JWKS %s: %s", src->conf.url, APR_ARRAY_IDX(set->notes, i, const char *));
 }
 
 /* Does set hold the keys already published? Only this source's thread
@@ -333,48 +477,84 @@ static int same_as_published(ajw_source_t *src, const ajw_keyset_t *set)
     return cur && ajw_keyset_same_keys(cur, set);
 }
 
-/* A 200 answer: parse it into *out (OUTCOME_NEW), or notice it is the
- * published document again (OUTCOME_UNCHANGED), or fail with *why. */
-static outcome_e take_document(ajw_source_t *src, const ajw_fetch_res_t *res,
-                               ajw_keyset_t **out, unsigned char hash[32], const char **why)
+/* Remember the published document: its hash (to skip parsing it again) and,
+ * with a shared store, its bytes (a 304 rewrites the shared copy with them). */
+static void set_doc(ajw_source_t *src, const unsigned char hash[32], const char *body, size_t len)
+{
+    apr_pool_t *old = src->docpool;
+    memcpy(src->doc_hash, hash, 32);
+    src->has_doc_hash = 1;
+    if (!src->ks->shared)
+        return;
+    src->docpool = NULL;
+    src->doc = NULL;
+    src->doc_len = 0;
+    if (apr_pool_create_unmanaged_ex(&src->docpool, NULL, NULL) == APR_SUCCESS) {
+        src->doc = apr_pstrmemdup(src->docpool, body, len);
+        src->doc_len = len;
+    }
+    if (old)
+        apr_pool_destroy(old);
+}
+
+/* A 200 answer (or the shared copy): parse it into *out (OUTCOME_NEW), or
+ * notice it holds the published keys again (OUTCOME_UNCHANGED), or fail with
+ * *why. Remembers the document unless it failed. Skipped-key notes at
+ * note_level, once per document. */
+static outcome_e take_document(ajw_source_t *src, const char *body, size_t len,
+                               ajw_keyset_t **out, const char **why, ajw_log_level_e note_level)
 {
     ajw_keyset_t *set = NULL;
+    unsigned char hash[32];
     ajw_error_t err;
     ajw_reason_e rc;
 
-    if (ajw_crypt_sha256(hash, res->body, res->len) != 0) {
+    if (ajw_crypt_sha256(hash, body, len) != 0) {
         *why = "cannot hash the document";
         return OUTCOME_FAILED;
     }
     if (src->has_doc_hash && memcmp(src->doc_hash, hash, 32) == 0)
         return OUTCOME_UNCHANGED;
     memset(&err, 0, sizeof(err));
-    rc = ajw_keyset_parse(&set, res->body, res->len, src->conf.max_size, NULL, &err);
+    rc = ajw_keyset_parse(&set, body, len, src->conf.max_size, NULL, &err);
     if (rc != AJW_OK || !set) {
         *why = apr_psprintf(src->scratch, "invalid JWKS (%s): %s", ajw_reason_name(rc), err.text);
         return OUTCOME_FAILED;
     }
-    log_notes(src, set, hash);
+    log_notes(src, set, hash, note_level);
     if (set->keys->nelts == 0) {
         *why = apr_psprintf(src->scratch, "JWKS has no usable keys (%d skipped)",
                             set->notes ? set->notes->nelts : 0);
         ajw_keyset_free(set);
         return OUTCOME_FAILED;
     }
+    set_doc(src, hash, body, len);
     if (same_as_published(src, set)) {
         /* Reordered or reformatted, same keys: keep the generation, so the
-         * token cache stays warm; remember this document to skip the parse. */
+         * token cache stays warm. */
         ajw_keyset_free(set);
-        memcpy(src->doc_hash, hash, 32);
-        src->has_doc_hash = 1;
         return OUTCOME_UNCHANGED;
     }
     *out = set;
     return OUTCOME_NEW;
 }
 
+/* Note the newest successful fetch server-wide and when keys go stale. */
+static void set_fetched(ajw_source_t *src, apr_time_t fetched)
+{
+    apr_time_t now = apr_time_now();
+    if (fetched <= src->seen_fetched)
+        return;
+    src->seen_fetched = fetched;
+    apr_thread_mutex_lock(src->mu);
+    src->st.fetched = fetched;
+    src->stale_at = src->conf.max_stale > 0
+                  ? mono_now() - (now > fetched ? now - fetched : 0) + src->conf.max_stale : 0;
+    apr_thread_mutex_unlock(src->mu);
+}
+
 /* Make set the current one of src; the previous one loses the source's reference. */
-static void publish(ajw_source_t *src, ajw_keyset_t *set, apr_time_t now)
+static void publish(ajw_source_t *src, ajw_keyset_t *set, apr_time_t now, int from_shared)
 {
     ajw_keyhold_t *h = apr_pcalloc(set->pool, sizeof(*h)), *old;
     h->set = set;
@@ -387,131 +567,325 @@ static void publish(ajw_source_t *src, ajw_keyset_t *set, apr_time_t now)
     src->st.loaded = 1;
     src->st.nkeys = set->keys->nelts;
     src->st.last_success = now;
+    src->st.from_shared = from_shared;
+    if (from_shared)                  /* a fetch may follow: waiters for keys need not wait */
+        apr_thread_cond_broadcast(src->attempted);
     apr_thread_mutex_unlock(src->mu);
     ajw_source_release(old);
 }
 
-static void begin_attempt(ajw_source_t *src, apr_time_t now, int *loaded, unsigned *failures)
+static void begin_attempt(ajw_source_t *src, apr_time_t now, attempt_t *a)
 {
     apr_thread_mutex_lock(src->mu);
     src->in_flight = 1;
     src->st.last_attempt = now;
-    *loaded = src->st.loaded;
-    *failures = src->st.failures;
+    a->loaded = src->st.loaded;
+    a->failures = src->st.failures;
     apr_thread_mutex_unlock(src->mu);
 }
 
-/* Record the end of an attempt (why NULL = success) and wake waiters. */
-static void end_attempt(ajw_source_t *src, const char *why, apr_time_t now, apr_time_t next)
+/* Record the end of an attempt and wake waiters; log staleness changes. */
+static void end_attempt(ajw_source_t *src, const attempt_t *a, apr_time_t now, apr_time_t next)
 {
+    int became_stale = 0, fresh_again = 0;
+    long long ago;
     apr_thread_mutex_lock(src->mu);
     src->in_flight = 0;
     src->attempts++;
-    if (why) {
+    if (a->oc == OUTCOME_FAILED) {
         src->st.failures++;
-        apr_cpystrn(src->st.last_error, why, sizeof(src->st.last_error));
+        apr_cpystrn(src->st.last_error, a->why, sizeof(src->st.last_error));
     }
-    else {
+    else if (a->oc != OUTCOME_SKIPPED) {
         src->st.failures = 0;
         src->st.last_error[0] = '\0';
         src->st.last_success = now;
     }
     src->st.next_attempt = next;
+    if (src->current && !usable(src, mono_now()))
+        became_stale = !src->stale_logged;
+    else if (src->stale_logged)
+        fresh_again = 1;
+    if (became_stale || fresh_again)
+        src->stale_logged = became_stale;
+    ago = fetched_ago(src);
     apr_thread_cond_broadcast(src->attempted);
     apr_thread_mutex_unlock(src->mu);
+    if (became_stale)
+        log_stale(src, ago);
+    if (fresh_again)
+        ajw_log(AJW_LOG_INFO, "keys of %s are fresh again", src->conf.url);
 }
 
-/* Fetch src and classify the answer; *set gets a new key set on OUTCOME_NEW. */
-static outcome_e fetch_source(ajw_keystore_t *ks, ajw_source_t *src, int loaded,
-                              ajw_keyset_t **set, long long *max_age, const char **why)
+/* Fetch src and classify the answer into a. */
+static void fetch_source(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
 {
     ajw_fetch_req_t req;
     ajw_fetch_res_t res;
-    unsigned char hash[32];
-    outcome_e oc;
     apr_status_t rv;
 
     memset(&req, 0, sizeof(req));
     memset(&res, 0, sizeof(res));
+    a->adopted = 0;
     req.url = src->conf.url;
     req.ca_file = src->conf.ca_file;
-    req.etag = (loaded && src->etag[0]) ? src->etag : NULL;
+    req.etag = (a->loaded && src->etag[0]) ? src->etag : NULL;
     req.timeout = src->conf.timeout;
     req.max_size = src->conf.max_size;
     req.cancelled = fetch_cancelled;
     req.cancel_baton = ks;
     rv = ks->fetcher->fetch(ks->fetcher, &req, &res, src->scratch);
-    *max_age = res.max_age;
+    a->max_age = res.max_age;
+    a->fetched = apr_time_now();
     if (rv != APR_SUCCESS) {
-        *why = apr_psprintf(src->scratch, "fetch failed: %s", res.error ? res.error : "unknown error");
-        return OUTCOME_FAILED;
+        a->why = apr_psprintf(src->scratch, "fetch failed: %s", res.error ? res.error : "unknown error");
+        a->oc = OUTCOME_FAILED;
+        return;
     }
-    if (res.status == 304 && req.etag)
-        return OUTCOME_UNCHANGED;
+    if (res.status == 304 && req.etag) {
+        a->oc = OUTCOME_UNCHANGED;
+        return;
+    }
     if (res.status != 200) {
-        *why = apr_psprintf(src->scratch, "HTTP status %d", res.status);
-        return OUTCOME_FAILED;
+        a->why = apr_psprintf(src->scratch, "HTTP status %d", res.status);
+        a->oc = OUTCOME_FAILED;
+        return;
     }
-    oc = take_document(src, &res, set, hash, why);
-    if (oc == OUTCOME_FAILED)
-        return oc;
-    if (oc == OUTCOME_NEW) {
-        memcpy(src->doc_hash, hash, 32);
-        src->has_doc_hash = 1;
-    }
+    a->oc = take_document(src, res.body, res.len, &a->set, &a->why, AJW_LOG_WARN);
+    if (a->oc == OUTCOME_FAILED)
+        return;
+    a->body = res.body;
+    a->len = res.len;
     if (res.etag && strlen(res.etag) < sizeof(src->etag))
         apr_cpystrn(src->etag, res.etag, sizeof(src->etag));
     else
         src->etag[0] = '\0';
-    return oc;
 }
 
-static void log_outcome(ajw_source_t *src, outcome_e oc, int loaded, unsigned failures,
-                        const char *why, int nkeys, apr_interval_time_t delay)
+/* ---- the shared level ---------------------------------------------------------- */
+
+/* Read the shared copy into *rec; 0 when there is none usable (refusals WARN
+ * once until a good read). A copy older than max_stale is not usable. */
+static int shared_read(ajw_keystore_t *ks, ajw_source_t *src, ajw_shared_doc_t *rec)
 {
-    const char *url = src->conf.url;
-    double secs = (double)delay / (double)APR_USEC_PER_SEC;
-    if (oc == OUTCOME_FAILED && !loaded)
-        ajw_log(AJW_LOG_ERR, "no keys from %s: %s (attempt %u, retry in %.1f s)",
-                url, why, failures + 1, secs);
-    else if (oc == OUTCOME_FAILED)
-        ajw_log(AJW_LOG_WARN, "refresh of %s failed: %s (%u in a row, keeping the previous "
-                "keys, retry in %.1f s)", url, why, failures + 1, secs);
-    else if (oc == OUTCOME_NEW && !loaded)
-        ajw_log(AJW_LOG_NOTICE, "loaded %d keys from %s", nkeys, url);
-    else if (oc == OUTCOME_NEW)
-        ajw_log(AJW_LOG_INFO, "keys of %s changed: now %d keys", url, nkeys);
-    else
-        ajw_log(AJW_LOG_DEBUG, "keys of %s unchanged", url);
-    if (oc != OUTCOME_FAILED && failures > 0)
-        ajw_log(AJW_LOG_INFO, "refresh of %s works again after %u failures", url, failures);
+    const char *why = NULL;
+    apr_time_t now = apr_time_now();
+    apr_status_t rv = ks->shared->get(ks->shared, src->conf.url, src->conf.ca_file,
+                                      src->conf.max_size, rec, &why, src->scratch);
+    if (rv == APR_SUCCESS && rec->fetched > now + FUTURE_SLACK) {
+        rv = APR_EGENERAL;
+        why = "its fetch time is in the future";
+    }
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND && !src->shared_warned) {
+        ajw_log(AJW_LOG_WARN, "shared copy of %s refused: %s", src->conf.url,
+                why ? why : "unknown error");
+        src->shared_warned = 1;
+    }
+    if (rv != APR_SUCCESS)
+        return 0;
+    src->shared_warned = 0;
+    return src->conf.max_stale == 0 || now - rec->fetched < src->conf.max_stale;
 }
 
-static void refresh_source(ajw_keystore_t *ks, ajw_source_t *src)
+/* Publish the shared copy rec when it holds other keys; fill a as an
+ * adoption. Returns 0 when the copy does not parse (WARN once). */
+static int adopt(ajw_source_t *src, const ajw_shared_doc_t *rec, attempt_t *a)
 {
     ajw_keyset_t *set = NULL;
     const char *why = NULL;
-    long long max_age = -1;
-    apr_interval_time_t delay;
-    apr_time_t now = apr_time_now();    /* wall clock: status only */
-    unsigned failures;
-    int loaded, nkeys = 0;
-    outcome_e oc;
+    apr_time_t now = apr_time_now();
+    long long ago = (long long)apr_time_sec(now > rec->fetched ? now - rec->fetched : 0);
+    outcome_e oc = take_document(src, rec->body, rec->len, &set, &why, AJW_LOG_DEBUG);
 
-    begin_attempt(src, now, &loaded, &failures);
-    oc = fetch_source(ks, src, loaded, &set, &max_age, &why);
-    now = apr_time_now();
-    if (oc == OUTCOME_NEW) {
-        nkeys = set->keys->nelts;
-        publish(src, set, now);
+    if (oc == OUTCOME_FAILED) {
+        if (!src->shared_warned)
+            ajw_log(AJW_LOG_WARN, "shared copy of %s refused: %s", src->conf.url, why);
+        src->shared_warned = 1;
+        return 0;
     }
-    delay = (oc == OUTCOME_FAILED) ? backoff_delay(src, &src->conf, failures + 1)
-                                   : steady_delay(&src->conf, max_age);
-    src->next_due = mono_now() + delay;
+    if (oc == OUTCOME_NEW) {
+        publish(src, set, now, 1);
+        if (!a->loaded)
+            ajw_log(AJW_LOG_INFO, "loaded %d keys from %s (shared copy, fetched %lld s ago)",
+                    set->keys->nelts, src->conf.url, ago);
+        else
+            ajw_log(AJW_LOG_DEBUG, "keys of %s changed (shared copy, fetched %lld s ago): "
+                    "now %d keys", src->conf.url, ago, set->keys->nelts);
+        a->loaded = 1;
+    }
+    if (rec->etag && strlen(rec->etag) < sizeof(src->etag))
+        apr_cpystrn(src->etag, rec->etag, sizeof(src->etag));
+    else
+        src->etag[0] = '\0';
+    set_fetched(src, rec->fetched);
+    a->oc = (a->oc == OUTCOME_NEW || oc == OUTCOME_NEW) ? OUTCOME_NEW : OUTCOME_UNCHANGED;
+    a->adopted = 1;
+    a->fetched = rec->fetched;
+    a->max_age = rec->max_age;
+    return 1;
+}
+
+/* After a successful fetch of ours: write the shared copy. */
+static void shared_write(ajw_keystore_t *ks, ajw_source_t *src, const attempt_t *a)
+{
+    ajw_shared_doc_t rec;
+    const char *why = NULL;
+    memset(&rec, 0, sizeof(rec));
+    rec.body = a->body ? a->body : src->doc;
+    rec.len = a->body ? a->len : src->doc_len;
+    rec.etag = src->etag[0] ? src->etag : NULL;
+    rec.fetched = a->fetched;
+    rec.max_age = a->max_age;
+    if (!rec.body)
+        return;
+    if (ks->shared->put(ks->shared, src->conf.url, src->conf.ca_file, &rec, &why, src->scratch)
+        == APR_SUCCESS) {
+        src->put_warned = 0;
+        return;
+    }
+    if (!src->put_warned)
+        ajw_log(AJW_LOG_WARN, "cannot write the shared copy of %s: %s", src->conf.url,
+                why ? why : "unknown error");
+    src->put_warned = 1;
+}
+
+/* The lease is held elsewhere: wait (bounded) until it is free. Returns the
+ * lease status then (APR_EBUSY: still held at the deadline; APR_EINTR: stop). */
+static apr_status_t lease_wait(ajw_keystore_t *ks, ajw_source_t *src, apr_time_t *last,
+                               void **lease)
+{
+    apr_time_t deadline = mono_now() + src->conf.timeout + apr_time_from_sec(1);
+    apr_status_t rv = APR_EBUSY;
+    while (rv == APR_EBUSY && mono_now() < deadline) {
+        apr_sleep(LEASE_POLL);
+        if (stop_requested(ks))
+            return APR_EINTR;
+        rv = ks->shared->lease(ks->shared, src->conf.url, src->conf.ca_file, apr_time_now(),
+                               last, lease, src->scratch);
+    }
+    return rv;
+}
+
+/* An attempt with a shared store: take a newer shared copy, and fetch only
+ * when no other process did so recently enough (see ajw_keystore_set_shared). */
+static void shared_attempt(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
+{
+    ajw_shared_t *sh = ks->shared;
+    ajw_shared_doc_t rec;
+    apr_time_t known = src->seen_fetched, last = 0, now = apr_time_now();
+    apr_interval_time_t window;
+    apr_status_t rv = APR_ENOTIMPL;
+    void *lease = NULL;
+    int have = shared_read(ks, src, &rec);
+
+    if (have && (rec.fetched > known || !a->loaded))
+        have = adopt(src, &rec, a);
+    if (have) {
+        window = a->early ? src->conf.min_refresh : steady_delay(&src->conf, rec.max_age);
+        if (now - rec.fetched < window && (a->early || rec.fetched > known)) {
+            if (!a->adopted)
+                a->oc = OUTCOME_SKIPPED;  /* an early attempt, and we hold that copy already */
+            goto cleanup;             /* fresh: nothing to fetch */
+        }
+    }
+    if (sh->lease)
+        rv = sh->lease(sh, src->conf.url, src->conf.ca_file, now, &last, &lease, src->scratch);
+    if (rv == APR_EBUSY) {
+        /* Another process fetches: wait for it and take its copy. */
+        rv = lease_wait(ks, src, &last, &lease);
+        if (rv == APR_EINTR) {
+            a->oc = OUTCOME_FAILED;
+            a->why = "cancelled";
+            goto cleanup;
+        }
+        if (shared_read(ks, src, &rec) && rec.fetched > src->seen_fetched && adopt(src, &rec, a))
+            goto cleanup;
+    }
+    if (rv == APR_SUCCESS && a->early && last > 0 && apr_time_now() - last < src->conf.min_refresh) {
+        /* Some process tried less than min_refresh ago: kicks are limited per server. */
+        if (!a->adopted)
+            a->oc = OUTCOME_SKIPPED;
+        goto cleanup;
+    }
+    fetch_source(ks, src, a);
+    if (a->oc != OUTCOME_FAILED) {
+        shared_write(ks, src, a);
+        set_fetched(src, a->fetched);
+    }
+cleanup:
+    if (lease)
+        sh->unlease(sh, lease);
+}
+
+static void log_outcome(ajw_source_t *src, const attempt_t *a, int nkeys,
+                        apr_interval_time_t delay)
+{
+    const char *url = src->conf.url;
+    double secs = (double)delay / (double)APR_USEC_PER_SEC;
+    if (a->oc == OUTCOME_SKIPPED)
+        ajw_log(AJW_LOG_DEBUG, "early refresh of %s skipped: another process tried less than "
+                "%lld s ago", url, (long long)apr_time_sec(src->conf.min_refresh));
+    else if (a->adopted)
+        ajw_log(AJW_LOG_DEBUG, "keys of %s taken from the shared copy%s", url,
+                a->failures ? " after failures" : "");
+    else if (a->oc == OUTCOME_FAILED && !a->loaded)
+        ajw_log(AJW_LOG_ERR, "no keys from %s: %s (attempt %u, retry in %.1f s)",
+                url, a->why, a->failures + 1, secs);
+    else if (a->oc == OUTCOME_FAILED)
+        ajw_log(AJW_LOG_WARN, "refresh of %s failed: %s (%u in a row, keeping the previous "
+                "keys, retry in %.1f s)", url, a->why, a->failures + 1, secs);
+    else if (a->oc == OUTCOME_NEW && !a->loaded)
+        ajw_log(AJW_LOG_NOTICE, "loaded %d keys from %s", nkeys, url);
+    else if (a->oc == OUTCOME_NEW)
+        ajw_log(AJW_LOG_INFO, "keys of %s changed: now %d keys", url, nkeys);
+    else
+        ajw_log(AJW_LOG_DEBUG, "keys of %s unchanged", url);
+    if (!a->adopted && (a->oc == OUTCOME_NEW || a->oc == OUTCOME_UNCHANGED) && a->failures > 0)
+        ajw_log(AJW_LOG_INFO, "refresh of %s works again after %u failures", url, a->failures);
+}
+
+static void refresh_source(ajw_keystore_t *ks, ajw_source_t *src, int early)
+{
+    attempt_t a;
+    apr_interval_time_t delay = 0;
+    apr_time_t now = apr_time_now();    /* wall clock: status and shared copies only */
+    apr_time_t next;
+    int nkeys = 0;
+
+    memset(&a, 0, sizeof(a));
+    a.max_age = -1;
+    a.early = early;
+    a.oc = OUTCOME_UNCHANGED;
+    begin_attempt(src, now, &a);
+    if (ks->shared)
+        shared_attempt(ks, src, &a);
+    else
+        fetch_source(ks, src, &a);
+    now = apr_time_now();
+    if (a.oc == OUTCOME_NEW && a.set) {
+        nkeys = a.set->keys->nelts;
+        publish(src, a.set, now, 0);
+    }
+    if (a.oc == OUTCOME_FAILED) {
+        delay = backoff_delay(src, &src->conf, a.failures + 1);
+        src->next_due = mono_now() + delay;
+    }
+    else if (a.oc != OUTCOME_SKIPPED) {
+        if (!ks->shared)
+            set_fetched(src, a.fetched);
+        /* Counted from the document's fetch, which may be another process's. */
+        delay = jittered(src, steady_delay(&src->conf, a.max_age)) - (now - a.fetched);
+        if (delay < 0)
+            delay = 0;
+        src->next_due = mono_now() + delay;
+    }
+    else
+        delay = src->next_due - mono_now();
+    next = now + delay;
     /* A transfer cut short by shutdown is not worth an error line. */
-    if (oc != OUTCOME_FAILED || !stop_requested(ks))
-        log_outcome(src, oc, loaded, failures, why, nkeys, delay);
-    end_attempt(src, oc == OUTCOME_FAILED ? why : NULL, now, now + delay);
+    if (a.oc != OUTCOME_FAILED || !stop_requested(ks))
+        log_outcome(src, &a, nkeys, delay);
+    end_attempt(src, &a, now, next);
 }
 
 /* ---- the thread ------------------------------------------------------------ */
@@ -527,13 +901,17 @@ static void *APR_THREAD_FUNC refresh_main(apr_thread_t *thd, void *data)
     while (!ks->stop) {
         now = mono_now();
         if (src->kicked || now >= src->next_due) {
+            int early = now < src->next_due;
             src->kicked = 0;
             src->started = 1;
             src->last_start = now;
+            src->begun++;
+            src->busy = 1;
             apr_thread_mutex_unlock(ks->mu);
-            refresh_source(ks, src);
+            refresh_source(ks, src, early);
             apr_pool_clear(src->scratch);
             apr_thread_mutex_lock(ks->mu);
+            src->busy = 0;
         }
         else {
             /* Spurious wakeups and timeouts both just re-check. */
@@ -602,6 +980,10 @@ static apr_status_t keystore_cleanup(void *data)
         if (src->scratch)
             apr_pool_destroy(src->scratch);
         src->scratch = NULL;
+        if (src->docpool)
+            apr_pool_destroy(src->docpool);
+        src->docpool = NULL;
+        src->doc = NULL;
     }
     ks->mu = NULL;
     if (ks->rpool)
@@ -633,14 +1015,31 @@ static apr_status_t init_runtime(ajw_keystore_t *ks)
         src->kicked = 0;
         src->started = 0;
         src->last_start = 0;
+        src->begun = 0;
+        src->busy = 0;
         src->next_due = 0;
         src->etag[0] = '\0';
         src->has_doc_hash = src->has_noted_hash = 0;
+        src->stale_at = 0;
+        src->stale_logged = 0;
+        src->seen_fetched = 0;
+        src->docpool = NULL;
+        src->doc = NULL;
+        src->doc_len = 0;
+        src->shared_warned = src->put_warned = 0;
         rng_seed(src);
     }
     ks->stop = 0;
     ks->threads = 0;
     return rv;
+}
+
+apr_status_t ajw_keystore_set_shared(ajw_keystore_t *ks, ajw_shared_t *sh)
+{
+    if (ks->rpool)
+        return APR_EINVAL;
+    ks->shared = sh;
+    return APR_SUCCESS;
 }
 
 apr_status_t ajw_keystore_start(ajw_keystore_t *ks, ajw_fetcher_t *f, apr_pool_t *pchild)

@@ -16,6 +16,7 @@
 #include <apr_time.h>
 #include "ajw_jwk.h"
 #include "ajw_fetch.h"
+#include "ajw_shared.h"
 
 typedef struct ajw_keystore_t ajw_keystore_t;
 typedef struct ajw_source_t ajw_source_t;
@@ -27,6 +28,11 @@ typedef struct ajw_source_conf_t {
     apr_interval_time_t min_refresh;  /* floor between early (unknown kid) refetches, default 30 s */
     apr_interval_time_t timeout;      /* one fetch, default 10 s */
     size_t max_size;                  /* default AJW_MAX_JWKS_LEN_DEFAULT */
+    apr_interval_time_t max_stale;    /* 0 (default) = unbounded. Else keys whose last
+                                       * successful fetch server-wide (this process's or
+                                       * the shared copy's) is older are refused
+                                       * (AJW_KEYS_STALE); raised to refresh + timeout
+                                       * when smaller. */
 } ajw_source_conf_t;
 
 /* A read-only view of a published key set, valid until released. */
@@ -46,7 +52,26 @@ typedef struct ajw_source_status_t {
     apr_time_t next_attempt;
     unsigned failures;                /* consecutive */
     char last_error[200];             /* empty when the last attempt succeeded */
+    apr_time_t fetched;               /* newest successful fetch server-wide (this process's
+                                       * or the shared copy's), wall clock; 0 = never */
+    int stale;                        /* keys loaded but older than max_stale: refused */
+    int from_shared;                  /* the published keys were taken from the shared copy */
 } ajw_source_status_t;
+
+/* Why ajw_source_acquire_ex gave no keys. */
+typedef enum {
+    AJW_KEYS_OK = 0,                  /* a hold was returned */
+    AJW_KEYS_NONE,                    /* never loaded (or not started): 503 */
+    AJW_KEYS_STALE                    /* loaded, but older than max_stale: 503 */
+} ajw_keys_state_e;
+
+/* What ajw_source_refresh_wait saw. */
+typedef enum {
+    AJW_REFRESH_NEWER = 0,            /* keys newer than the caller's are published: re-acquire */
+    AJW_REFRESH_SAME,                 /* a refresh ended, no newer keys */
+    AJW_REFRESH_LIMITED,              /* refused by the rate limit, nothing in flight: no wait */
+    AJW_REFRESH_TIMEOUT               /* the refresh did not end within the wait */
+} ajw_refresh_e;
 
 /* Fill conf with defaults (url and ca_file NULL). */
 void ajw_source_conf_init(ajw_source_conf_t *conf);
@@ -56,10 +81,33 @@ apr_status_t ajw_keystore_create(ajw_keystore_t **out, apr_pool_t *p);
 
 /* Register a source (config phase only; not thread-safe). The same url and
  * ca_file give the same source back; the shorter refresh and min_refresh
- * win (timeout and max_size: the first registration's). Values <= 0 take the
- * defaults; min_refresh is capped at refresh. No locks or threads are made
+ * win (timeout and max_size: the first registration's), and the smallest
+ * non-zero max_stale. Values <= 0 take the defaults (max_stale: 0, unbounded);
+ * min_refresh is capped at refresh. No locks or threads are made
  * here, so the store may be created before a fork and started after it. */
 ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf);
+
+/* Put the shared second level under the store (NULL = none, the default:
+ * every process fetches for itself, as before). Call before start, in the
+ * config phase or child_init; sh must live as long as the store. With it:
+ *  - each attempt first reads the shared copy. A copy newer than what this
+ *    process knows (and within max_stale) is published at once, without
+ *    network I/O (so a child starting while the IdP is down has keys). If it
+ *    was fetched within the refresh period (max-age bounded as above) — for
+ *    an early (kicked) attempt: within min_refresh — nothing is fetched and
+ *    the next refresh is due relative to the copy's fetch time;
+ *  - otherwise the process takes the source's lease and fetches; a process
+ *    that finds the lease held waits (polling every 20 ms, at most timeout +
+ *    1 s) for the holder, then takes its copy if newer (else fetches itself).
+ *    An early attempt is dropped when the lease's last attempt (any
+ *    process's) started less than min_refresh ago: kicks are rate-limited
+ *    per server, not per process;
+ *  - every successful fetch (200, or 304 with the kept body) writes the copy.
+ * Logs: a refused shared copy WARN and a failed write WARN (once until it
+ * works again); taking the copy INFO at first load ("loaded N keys from URL
+ * (shared copy, fetched S s ago)"), DEBUG otherwise; fetch outcomes as below,
+ * only in the process that fetched. Returns APR_EINVAL after start. */
+apr_status_t ajw_keystore_set_shared(ajw_keystore_t *ks, ajw_shared_t *sh);
 
 /* Start one refresh thread per source with fetcher f (which must allow
  * concurrent calls); every source's first load starts at once. All or
@@ -68,7 +116,8 @@ ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf
  * fork (httpd: child_init).
  * Schedule: after a success, `refresh`, or the server's Cache-Control
  * max-age clamped to [min_refresh, refresh] (no-cache → min_refresh,
- * no-store → refresh). After n consecutive failures: 1 s, 2 s, 4 s, ...
+ * no-store → refresh), counted from the document's fetch time, plus 0-10%
+ * jitter. After n consecutive failures: 1 s, 2 s, 4 s, ...
  * capped at min(refresh, 60 s), ±20% jitter; the previous keys stay
  * published. A 200 whose body is byte-identical to the published document,
  * or a 304, keeps the set and its generation. A document that does not
@@ -76,7 +125,8 @@ ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf
  * Logs (ajw_log): first load NOTICE "loaded N keys from URL"; key change
  * INFO; recovery after failures INFO; failure ERR while nothing was ever
  * loaded, WARN after; skipped-key notes WARN once per new document;
- * unchanged DEBUG. Returns APR_EINVAL when already started.
+ * unchanged DEBUG; keys becoming stale (max_stale) ERR "keys of URL are
+ * stale: ..." once, fresh again INFO. Returns APR_EINVAL when already started.
  * The pchild cleanup also drops the source's references to the published
  * sets; a hold still taken keeps its set alive and may be released later
  * (release takes no lock). After it, start may be called again. */
@@ -97,11 +147,29 @@ void ajw_keystore_stop(ajw_keystore_t *ks);
 ajw_keyhold_t *ajw_source_acquire(ajw_source_t *src, apr_interval_time_t wait);
 void ajw_source_release(ajw_keyhold_t *hold);
 
+/* ajw_source_acquire, also telling why there is no hold: *state (may be
+ * NULL) is AJW_KEYS_OK with a hold, else AJW_KEYS_NONE (never loaded) or
+ * AJW_KEYS_STALE (older than max_stale; waits only for an attempt already
+ * running). Both acquire functions refuse stale keys. */
+ajw_keyhold_t *ajw_source_acquire_ex(ajw_source_t *src, apr_interval_time_t wait,
+                                     ajw_keys_state_e *state);
+
 /* Ask for an early refresh (a token named an unknown kid). Rate-limited:
  * ignored when the last fetch of src started less than min_refresh ago.
  * Cheap (one lock, no I/O); a no-op before start. A kick during a fetch of
  * src is remembered (when allowed by the limit) and runs right after it. */
 void ajw_source_kick(ajw_source_t *src);
+
+/* For a request thread whose token names a kid that its hold (of
+ * `generation`) lacks. Returns NEWER at once when newer keys are already
+ * published. Else kicks (rate-limited as above); when that kick was taken or
+ * an attempt is running, waits up to `wait` for the attempt that serves it
+ * to end (concurrent callers wait for the same one) and says whether newer
+ * keys were published (NEWER: release, re-acquire, verify again). A kick
+ * refused by the rate limit with nothing in flight returns LIMITED at once,
+ * so a flood of random kids costs neither waiting nor fetches. No I/O. */
+ajw_refresh_e ajw_source_refresh_wait(ajw_source_t *src, unsigned long long generation,
+                                      apr_interval_time_t wait);
 
 const char *ajw_source_url(const ajw_source_t *src);
 void ajw_source_get_status(ajw_source_t *src, ajw_source_status_t *st);

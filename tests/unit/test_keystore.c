@@ -1,5 +1,7 @@
 /* test_keystore.c — the key store with a fake fetcher: loading, failures,
- * generations, 304, kick rate limit, holds across swaps, stop, fork. */
+ * generations, 304, kick rate limit, holds across swaps, stop, fork; the
+ * shared level (start from the shared copy, coordination between stores and
+ * processes), bounded staleness, waiting for a rotation. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +56,7 @@ typedef struct fake_t {
     int calls;
     int calls_304;
     char last_inm[64];
+    int count_fd;             /* >= 0: one byte appended per call (counts across fork) */
 } fake_t;
 
 static apr_status_t fake_fetch(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
@@ -64,6 +69,8 @@ static apr_status_t fake_fetch(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
     res->max_age = -1;
     pthread_mutex_lock(&f->mu);
     f->calls++;
+    if (f->count_fd >= 0 && write(f->count_fd, "x", 1) != 1)
+        f->calls += 1000;         /* make the test fail loudly */
     delay = f->delay;
     fail = f->fail;
     hang = f->hang || (f->hang_url && strcmp(req->url, f->hang_url) == 0);
@@ -115,6 +122,7 @@ static void fake_reset(const char *doc)
     fake.calls = 0;
     fake.calls_304 = 0;
     fake.last_inm[0] = '\0';
+    fake.count_fd = -1;
     pthread_mutex_unlock(&fake.mu);
 }
 
@@ -166,6 +174,24 @@ static void capture_log(void *baton, ajw_log_level_e level, const char *msg)
     pthread_mutex_lock(&log_mu);
     used = strlen(log_buf);
     snprintf(log_buf + used, sizeof(log_buf) - used, "[%d] %s\n", (int)level, msg);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static int log_count(const char *needle)
+{
+    int n = 0;
+    const char *at;
+    pthread_mutex_lock(&log_mu);
+    for (at = strstr(log_buf, needle); at; at = strstr(at + 1, needle))
+        n++;
+    pthread_mutex_unlock(&log_mu);
+    return n;
+}
+
+static void log_clear(void)
+{
+    pthread_mutex_lock(&log_mu);
+    log_buf[0] = '\0';
     pthread_mutex_unlock(&log_mu);
 }
 
@@ -745,6 +771,498 @@ static void test_release_after_cleanup(void **state)
     apr_pool_destroy(e.p);
 }
 
+/* ---- the shared level ------------------------------------------------------------ */
+
+typedef struct shdir_t {
+    char root[64];
+    const char *dir;
+    ajw_shared_t *sh;
+} shdir_t;
+
+static void shdir_make(shdir_t *d, apr_pool_t *p)
+{
+    const char *why = NULL;
+    snprintf(d->root, sizeof(d->root), "/tmp/ajw_ks_XXXXXX");
+    assert_non_null(mkdtemp(d->root));
+    d->dir = apr_pstrcat(p, d->root, "/shared", NULL);
+    assert_int_equal(ajw_shared_file_check_dir(d->dir, geteuid(), getegid(), &why, p), APR_SUCCESS);
+    assert_int_equal(ajw_shared_file_create(&d->sh, d->dir, &why, p), APR_SUCCESS);
+}
+
+static void shdir_remove(shdir_t *d)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->root);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void shared_put(ajw_shared_t *sh, const char *doc, apr_time_t fetched, apr_pool_t *p)
+{
+    ajw_shared_doc_t d;
+    const char *why = NULL;
+    memset(&d, 0, sizeof(d));
+    d.body = doc;
+    d.len = strlen(doc);
+    d.fetched = fetched;
+    d.max_age = -1;
+    assert_int_equal(sh->put(sh, URL, NULL, &d, &why, p), APR_SUCCESS);
+}
+
+static int shared_get(ajw_shared_t *sh, ajw_shared_doc_t *d, apr_pool_t *p)
+{
+    const char *why = NULL;
+    return sh->get(sh, URL, NULL, AJW_MAX_JWKS_LEN_DEFAULT, d, &why, p) == APR_SUCCESS;
+}
+
+/* A store over a shared directory, not yet started. */
+static void env_shared(env_t *e, ajw_shared_t *sh, long refresh_ms, long min_ms)
+{
+    ajw_source_conf_t c;
+    memset(e, 0, sizeof(*e));
+    assert_int_equal(apr_pool_create(&e->p, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&e->pchild, e->p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&e->ks, e->p), APR_SUCCESS);
+    env_conf(&c, refresh_ms, min_ms);
+    e->src = ajw_keystore_add(e->ks, &c);
+    assert_int_equal(ajw_keystore_set_shared(e->ks, sh), APR_SUCCESS);
+}
+
+/* A child starting while the IdP is down starts from the shared copy, at
+ * once, and schedules its refresh from the copy's fetch time. */
+static void test_start_from_shared_copy(void **state)
+{
+    apr_pool_t *p;
+    shdir_t d;
+    env_t e;
+    ajw_keyhold_t *h;
+    ajw_source_status_t st;
+    apr_time_t t0, fetched;
+    (void)state;
+    log_clear();
+    apr_pool_create(&p, NULL);
+    shdir_make(&d, p);
+    fetched = apr_time_now() - apr_time_from_sec(2);
+    shared_put(d.sh, DOC_AB, fetched, p);
+    fake_reset(DOC_A);
+    fake_set(DOC_A, 1);                          /* the IdP is down */
+    env_shared(&e, d.sh, 60000, 1000);
+    t0 = apr_time_now();
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_set_shared(e.ks, d.sh), APR_EINVAL);  /* after start */
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    assert_true(apr_time_now() - t0 < MS(1000));
+    assert_int_equal(h->set->keys->nelts, 2);
+    ajw_source_release(h);
+    apr_sleep(MS(100));
+    assert_int_equal(fake_calls(), 0);           /* fresh copy: no fetch at all */
+    st = status_of(e.src);
+    assert_true(st.from_shared);
+    assert_int_equal(st.fetched, fetched);
+    assert_int_equal(st.failures, 0);
+    /* Next refresh: 60 s (+0-10%) after the copy's fetch, not after now. */
+    assert_true(st.next_attempt >= fetched + MS(60000) - MS(50));
+    assert_true(st.next_attempt <= fetched + MS(66000) + MS(50));
+    assert_true(log_has("[6] loaded 2 keys from " URL " (shared copy, fetched 2 s ago)"));
+    env_end(&e);
+
+    /* An old copy (older than refresh) is published at once too, then fetched. */
+    log_clear();
+    shared_put(d.sh, DOC_A, apr_time_now() - apr_time_from_sec(600), p);
+    fake_reset(DOC_B);
+    pthread_mutex_lock(&fake.mu);
+    fake.delay = MS(300);
+    pthread_mutex_unlock(&fake.mu);
+    env_shared(&e, d.sh, 60000, 1000);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    t0 = apr_time_now();
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    assert_true(apr_time_now() - t0 < MS(250));  /* before the fetch ends */
+    assert_string_equal(first_kid(h), "key-a");
+    ajw_source_release(h);
+    assert_true(wait_generation(e.src, 2));      /* the fetch brought key-b */
+    h = ajw_source_acquire(e.src, 0);
+    assert_string_equal(first_kid(h), "key-b");
+    ajw_source_release(h);
+    assert_int_equal(fake_calls(), 1);
+    assert_true(log_has("[6] keys of " URL " changed: now 1 keys"));
+    env_end(&e);
+    apr_pool_destroy(p);
+    shdir_remove(&d);
+}
+
+/* Every successful fetch (200, 304) writes the copy; a refused copy is
+ * logged once and the source fetches as usual. */
+static void test_fetch_writes_shared_copy(void **state)
+{
+    apr_pool_t *p;
+    shdir_t d;
+    env_t e;
+    ajw_shared_doc_t rec;
+    apr_time_t first;
+    const char *why = NULL;
+    (void)state;
+    log_clear();
+    apr_pool_create(&p, NULL);
+    shdir_make(&d, p);
+    fake_reset(DOC_A);
+    pthread_mutex_lock(&fake.mu);
+    fake.etag = "\"v1\"";
+    fake.honor_etag = 1;
+    fake.max_age = 0;                            /* refresh every min_refresh */
+    pthread_mutex_unlock(&fake.mu);
+    env_shared(&e, d.sh, 60000, 100);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    assert_true(wait_generation(e.src, 1));
+    assert_true(shared_get(d.sh, &rec, p));
+    assert_string_equal(rec.body, DOC_A);
+    assert_string_equal(rec.etag, "\"v1\"");
+    assert_int_equal(rec.max_age, 0);
+    first = rec.fetched;
+    /* The next refresh gets a 304: the copy keeps the body, with a new time. */
+    assert_true(wait_calls(3));
+    apr_sleep(MS(20));
+    assert_true(shared_get(d.sh, &rec, p));
+    assert_string_equal(rec.body, DOC_A);
+    assert_true(rec.fetched > first);
+    pthread_mutex_lock(&fake.mu);
+    assert_true(fake.calls_304 >= 1);
+    pthread_mutex_unlock(&fake.mu);
+    env_end(&e);
+
+    /* Another URL's record under ours: refused (WARN once), fetched as usual. */
+    assert_int_equal(d.sh->put(d.sh, "https://evil.example/jwks", NULL, &rec, &why, p), APR_SUCCESS);
+    {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "cd '%s' && for f in *.json; do "
+                 "grep -q evil \"$f\" && cp \"$f\" keep.tmp; done; "
+                 "for f in *.json; do grep -q evil \"$f\" || mv keep.tmp \"$f\"; done", d.dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    fake_reset(DOC_B);
+    env_shared(&e, d.sh, 60000, 1000);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    assert_true(wait_generation(e.src, 1));
+    assert_int_equal(fake_calls(), 1);
+    assert_true(log_has("shared copy of " URL " refused"));
+    assert_true(log_has("another URL"));
+    {
+        ajw_keyhold_t *h = ajw_source_acquire(e.src, 0);
+        assert_string_equal(first_kid(h), "key-b");
+        ajw_source_release(h);
+    }
+    env_end(&e);
+    apr_pool_destroy(p);
+    shdir_remove(&d);
+}
+
+/* ---- bounded staleness -------------------------------------------------------------- */
+
+static void test_max_stale(void **state)
+{
+    env_t e;
+    ajw_source_conf_t c;
+    ajw_keyhold_t *h;
+    ajw_keys_state_e ks_state;
+    apr_time_t end;
+    int i;
+    (void)state;
+    log_clear();
+    fake_reset(DOC_A);
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(apr_pool_create(&e.p, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&e.pchild, e.p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&e.ks, e.p), APR_SUCCESS);
+    ajw_source_conf_init(&c);
+    assert_int_equal(c.max_stale, 0);            /* unbounded by default */
+    c.url = URL;
+    c.refresh = MS(100);
+    c.min_refresh = MS(50);
+    c.timeout = MS(100);
+    c.max_stale = MS(50);                        /* raised to refresh + timeout */
+    e.src = ajw_keystore_add(e.ks, &c);
+    c.max_stale = MS(400);
+    assert_ptr_equal(ajw_keystore_add(e.ks, &c), e.src);
+    assert_null(ajw_source_acquire_ex(e.src, 0, &ks_state));
+    assert_int_equal(ks_state, AJW_KEYS_NONE);  /* not started */
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    h = ajw_source_acquire_ex(e.src, DEADLINE, &ks_state);
+    assert_non_null(h);
+    assert_int_equal(ks_state, AJW_KEYS_OK);
+    ajw_source_release(h);
+    /* The IdP goes away: after max_stale (200 ms here) the keys are refused. */
+    fake_set(DOC_A, 1);
+    end = apr_time_now() + DEADLINE;
+    do {
+        apr_sleep(MS(10));
+        h = ajw_source_acquire_ex(e.src, 0, &ks_state);
+        ajw_source_release(h);
+    } while (h && apr_time_now() < end);
+    assert_null(h);
+    assert_int_equal(ks_state, AJW_KEYS_STALE);
+    assert_null(ajw_source_acquire(e.src, 0)); /* the old call refuses them too */
+    assert_true(status_of(e.src).stale);
+    assert_true(status_of(e.src).loaded);
+    for (i = 0; i < 100; i++)
+        assert_null(ajw_source_acquire_ex(e.src, 0, &ks_state));
+    apr_sleep(MS(300));                          /* a few failed attempts more */
+    assert_int_equal(log_count("are stale"), 1); /* logged once, not per request */
+    assert_true(log_has("[3] keys of " URL " are stale: last successful fetch"));
+    /* The IdP is back: usable again, logged once. */
+    fake_set(DOC_A, 0);
+    end = apr_time_now() + DEADLINE;
+    while (!(h = ajw_source_acquire_ex(e.src, 0, &ks_state)) && apr_time_now() < end)
+        apr_sleep(MS(10));
+    assert_non_null(h);
+    assert_int_equal(ks_state, AJW_KEYS_OK);
+    ajw_source_release(h);
+    assert_false(status_of(e.src).stale);
+    assert_true(log_has("[6] keys of " URL " are fresh again"));
+    env_end(&e);
+}
+
+/* A shared copy older than max_stale is not used at start. */
+static void test_stale_shared_copy_not_used(void **state)
+{
+    apr_pool_t *p;
+    shdir_t d;
+    env_t e;
+    ajw_source_conf_t c;
+    ajw_keys_state_e ks_state;
+    (void)state;
+    apr_pool_create(&p, NULL);
+    shdir_make(&d, p);
+    shared_put(d.sh, DOC_A, apr_time_now() - apr_time_from_sec(3600), p);
+    fake_reset(DOC_A);
+    fake_set(DOC_A, 1);
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(apr_pool_create(&e.p, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&e.pchild, e.p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&e.ks, e.p), APR_SUCCESS);
+    env_conf(&c, 60000, 1000);
+    c.max_stale = apr_time_from_sec(600);
+    e.src = ajw_keystore_add(e.ks, &c);
+    assert_int_equal(ajw_keystore_set_shared(e.ks, d.sh), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    assert_null(ajw_source_acquire_ex(e.src, DEADLINE, &ks_state));
+    assert_int_equal(ks_state, AJW_KEYS_NONE);
+    assert_true(wait_failures(e.src, 1));
+    assert_false(status_of(e.src).loaded);
+    env_end(&e);
+    apr_pool_destroy(p);
+    shdir_remove(&d);
+}
+
+/* ---- rotation ---------------------------------------------------------------------- */
+
+typedef struct waiter_t {
+    ajw_source_t *src;
+    unsigned long long gen;
+    ajw_refresh_e out;
+} waiter_t;
+
+static void *waiter_main(void *arg)
+{
+    waiter_t *w = arg;
+    w->out = ajw_source_refresh_wait(w->src, w->gen, DEADLINE);
+    return NULL;
+}
+
+static void test_rotation_wait(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *h;
+    apr_time_t t0;
+    pthread_t th[4];
+    waiter_t w[4];
+    int i, calls;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 60000, 500);
+    assert_true(wait_generation(e.src, 1));
+    /* Within min_refresh of the first fetch, nothing in flight: at once. */
+    t0 = apr_time_now();
+    assert_int_equal(ajw_source_refresh_wait(e.src, 1, DEADLINE), AJW_REFRESH_LIMITED);
+    assert_true(apr_time_now() - t0 < MS(50));
+    assert_int_equal(fake_calls(), 1);
+    /* The IdP rotated; a token with the new kid arrives: four request threads
+     * wait for the same refetch, which takes 150 ms. */
+    apr_sleep(MS(550));
+    fake_set(DOC_AB, 0);
+    pthread_mutex_lock(&fake.mu);
+    fake.delay = MS(150);
+    pthread_mutex_unlock(&fake.mu);
+    calls = fake_calls();
+    t0 = apr_time_now();
+    for (i = 0; i < 4; i++) {
+        w[i].src = e.src;
+        w[i].gen = 1;
+        assert_int_equal(pthread_create(&th[i], NULL, waiter_main, &w[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].out, AJW_REFRESH_NEWER);
+    }
+    assert_true(apr_time_now() - t0 >= MS(140));
+    assert_true(apr_time_now() - t0 < MS(2000));
+    assert_int_equal(fake_calls(), calls + 1);
+    h = ajw_source_acquire(e.src, 0);
+    assert_int_equal(h->set->keys->nelts, 2);
+    assert_int_equal(h->generation, 2);
+    ajw_source_release(h);
+    /* An older generation than the current one: NEWER at once, no kick. */
+    t0 = apr_time_now();
+    assert_int_equal(ajw_source_refresh_wait(e.src, 1, DEADLINE), AJW_REFRESH_NEWER);
+    assert_true(apr_time_now() - t0 < MS(50));
+    /* A flood of random kids right after (the refetch has ended): no
+     * waiting, no fetch. */
+    apr_sleep(MS(50));
+    t0 = apr_time_now();
+    for (i = 0; i < 1000; i++)
+        assert_int_equal(ajw_source_refresh_wait(e.src, 2, DEADLINE), AJW_REFRESH_LIMITED);
+    assert_true(apr_time_now() - t0 < MS(100));
+    assert_int_equal(fake_calls(), calls + 1);
+    /* After min_refresh, the same keys: SAME. A too-short wait: TIMEOUT. */
+    apr_sleep(MS(550));
+    assert_int_equal(ajw_source_refresh_wait(e.src, 2, DEADLINE), AJW_REFRESH_SAME);
+    apr_sleep(MS(550));
+    assert_int_equal(ajw_source_refresh_wait(e.src, 2, MS(20)), AJW_REFRESH_TIMEOUT);
+    env_end(&e);
+    /* Not started: nothing to wait for. */
+    assert_int_equal(ajw_source_refresh_wait(NULL, 0, DEADLINE), AJW_REFRESH_LIMITED);
+}
+
+/* ---- one fetch per server ------------------------------------------------------------ */
+
+/* Two stores in one process over one directory: one fetch between them at
+ * start, one per refresh period after, and a kick in one is served by the
+ * other's recent fetch without network I/O. */
+static void test_two_stores_one_fetch(void **state)
+{
+    apr_pool_t *p;
+    shdir_t d;
+    env_t a, b;
+    ajw_shared_t *sh2 = NULL;
+    ajw_keyhold_t *h;
+    const char *why = NULL;
+    int calls, i;
+    (void)state;
+    log_clear();
+    apr_pool_create(&p, NULL);
+    shdir_make(&d, p);
+    assert_int_equal(ajw_shared_file_create(&sh2, d.dir, &why, p), APR_SUCCESS);
+    fake_reset(DOC_A);
+    pthread_mutex_lock(&fake.mu);
+    fake.delay = MS(200);                        /* both start while it runs */
+    pthread_mutex_unlock(&fake.mu);
+    env_shared(&a, d.sh, 400, 200);
+    env_shared(&b, sh2, 400, 200);
+    assert_int_equal(ajw_keystore_start(a.ks, &fake_fetcher, a.pchild), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_start(b.ks, &fake_fetcher, b.pchild), APR_SUCCESS);
+    h = ajw_source_acquire(a.src, DEADLINE);
+    assert_non_null(h);
+    ajw_source_release(h);
+    h = ajw_source_acquire(b.src, DEADLINE);
+    assert_non_null(h);
+    ajw_source_release(h);
+    assert_int_equal(fake_calls(), 1);
+    assert_int_equal(log_count("[5] loaded 1 keys from " URL), 1);  /* the fetcher */
+    if (log_count("[6] loaded 1 keys from " URL " (shared copy") != 1)
+        fprintf(stderr, "%s", log_buf);
+    assert_int_equal(log_count("[6] loaded 1 keys from " URL " (shared copy"), 1);
+    /* Steady state: about one fetch per 400 ms period, not two. */
+    calls = fake_calls();
+    apr_sleep(MS(2000));
+    i = fake_calls() - calls;
+    assert_true(i >= 3);
+    assert_true(i <= 6);
+    env_end(&a);
+    env_end(&b);
+
+    /* Kicks are limited per server: the IdP rotates, store a refetches for
+     * an unknown kid; store b, kicked right after, takes a's copy. */
+    fake_reset(DOC_A);
+    env_shared(&a, d.sh, 60000, 300);
+    env_shared(&b, sh2, 60000, 300);
+    assert_int_equal(ajw_keystore_start(a.ks, &fake_fetcher, a.pchild), APR_SUCCESS);
+    assert_true(wait_generation(a.src, 1));
+    assert_int_equal(ajw_keystore_start(b.ks, &fake_fetcher, b.pchild), APR_SUCCESS);
+    assert_true(wait_generation(b.src, 1));
+    assert_true(fake_calls() <= 1);              /* 0: the copy left by the test above */
+    apr_sleep(MS(350));
+    fake_set(DOC_B, 0);
+    calls = fake_calls();
+    assert_int_equal(ajw_source_refresh_wait(a.src, 1, DEADLINE), AJW_REFRESH_NEWER);
+    assert_int_equal(fake_calls(), calls + 1);
+    assert_int_equal(ajw_source_refresh_wait(b.src, 1, DEADLINE), AJW_REFRESH_NEWER);
+    assert_int_equal(fake_calls(), calls + 1);   /* b fetched nothing */
+    h = ajw_source_acquire(b.src, 0);
+    assert_string_equal(first_kid(h), "key-b");
+    ajw_source_release(h);
+    assert_true(status_of(b.src).from_shared);
+    assert_int_equal(log_count("keys of " URL " changed: now"), 1);  /* only the fetcher */
+    env_end(&a);
+    env_end(&b);
+    apr_pool_destroy(p);
+    shdir_remove(&d);
+}
+
+/* Forked children (prefork) sharing a directory: one fetch between them. */
+static void test_forked_children_one_fetch(void **state)
+{
+    apr_pool_t *p;
+    shdir_t d;
+    ajw_keystore_t *ks;
+    ajw_source_conf_t c;
+    ajw_source_t *src;
+    const char *count = NULL;
+    pid_t pids[4];
+    struct stat st;
+    int i, wst = 0;
+    (void)state;
+    apr_pool_create(&p, NULL);
+    shdir_make(&d, p);
+    count = apr_pstrcat(p, d.root, "/calls", NULL);
+    fake_reset(DOC_A);
+    pthread_mutex_lock(&fake.mu);
+    fake.delay = MS(300);
+    fake.count_fd = open(count, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    assert_true(fake.count_fd >= 0);
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(ajw_keystore_create(&ks, p), APR_SUCCESS);
+    env_conf(&c, 60000, 1000);
+    src = ajw_keystore_add(ks, &c);
+    assert_int_equal(ajw_keystore_set_shared(ks, d.sh), APR_SUCCESS);
+    for (i = 0; i < 4; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            apr_pool_t *pchild;
+            ajw_keyhold_t *h;
+            int ok;
+            apr_pool_create(&pchild, p);
+            ok = ajw_keystore_start(ks, &fake_fetcher, pchild) == APR_SUCCESS;
+            h = ok ? ajw_source_acquire(src, DEADLINE) : NULL;
+            ok = h && h->set->keys->nelts == 1;
+            ajw_source_release(h);
+            apr_pool_destroy(pchild);
+            _exit(ok ? 0 : 3);
+        }
+    }
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(waitpid(pids[i], &wst, 0), pids[i]);
+        assert_true(WIFEXITED(wst));
+        assert_int_equal(WEXITSTATUS(wst), 0);
+    }
+    assert_int_equal(stat(count, &st), 0);
+    assert_int_equal(st.st_size, 1);             /* one fetch for four processes */
+    close(fake.count_fd);
+    fake.count_fd = -1;
+    apr_pool_destroy(p);
+    shdir_remove(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,9 +1284,17 @@ int main(void)
         cmocka_unit_test(test_hung_source_does_not_block_others),
         cmocka_unit_test(test_clock_step_back),
         cmocka_unit_test(test_release_after_cleanup),
+        cmocka_unit_test(test_start_from_shared_copy),
+        cmocka_unit_test(test_fetch_writes_shared_copy),
+        cmocka_unit_test(test_max_stale),
+        cmocka_unit_test(test_stale_shared_copy_not_used),
+        cmocka_unit_test(test_rotation_wait),
+        cmocka_unit_test(test_two_stores_one_fetch),
+        cmocka_unit_test(test_forked_children_one_fetch),
     };
     int rc;
     pthread_mutex_init(&fake.mu, NULL);
+    fake.count_fd = -1;
     apr_initialize();
     ajw_log_set(capture_log, NULL);
     rc = cmocka_run_group_tests(tests, NULL, NULL);

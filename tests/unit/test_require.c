@@ -351,14 +351,16 @@ static void test_claim_ref(void **state)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ajw_claim_ref_t *ref = NULL;
         const char *why = NULL;
+        json_t *claims = load(cases[i].claims);
         const json_t *v;
         if (ajw_claim_ref_compile(&ref, cases[i].ref, pool, &why) != APR_SUCCESS)
             fail_msg("case %zu: %s", i, why);
-        v = ajw_claim_ref_get(ref, load(cases[i].claims));
+        v = ajw_claim_ref_get(ref, claims);
         if (!cases[i].want)
             assert_null(v);
         else
             assert_string_equal(json_string_value(v), cases[i].want);
+        json_decref(claims);
     }
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ajw_claim_ref_t *ref = NULL;
@@ -367,7 +369,11 @@ static void test_claim_ref(void **state)
             fail_msg("'%s' compiled", bad[i]);
         assert_non_null(strstr(why, "claim '"));
     }
-    assert_null(ajw_claim_ref_get(NULL, load("{}")));
+    {
+        json_t *empty = load("{}");
+        assert_null(ajw_claim_ref_get(NULL, empty));
+        json_decref(empty);
+    }
 }
 
 int main(void)
