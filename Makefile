@@ -55,7 +55,8 @@ $(BUILD)/libajw.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c mod_auth_jwks_edge.c mod_auth_jwks_authz.c \
-              mod_auth_jwks_export.c mod_auth_jwks_status.c
+              mod_auth_jwks_export.c mod_auth_jwks_status.c mod_auth_jwks_metrics.c mod_auth_jwks_dpop.c \
+              mod_auth_jwks_socache.c
 
 $(MODULE): $(MODULE_SRC) mod_auth_jwks.h $(BUILD)/libajw.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)

@@ -12,6 +12,7 @@
  *   mod_auth_jwks_authz.c   Require jwt-claim / jwt-scope (and claim / scope)
  *   mod_auth_jwks_export.c  verified claims to the environment and headers
  *   mod_auth_jwks_status.c  SetHandler jwks-status
+ *   mod_auth_jwks_metrics.c SetHandler jwks-metrics, server-status section
  *   mod_auth_jwks.h         what they share
  */
 #include <stdarg.h>
@@ -46,7 +47,11 @@
 #include "ajw_fetch.h"
 #include "ajw_keystore.h"
 #include "ajw_tcache.h"
+#include "ajw_metrics.h"
 #include "ajw_ratelog.h"
+#include "ajw_shared.h"
+#include "ajw_discovery.h"
+#include "unixd.h"
 
 #include "mod_auth_jwks.h"
 
@@ -128,6 +133,8 @@ void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
     const char *realm = ap_auth_name(r);
     const char *v = "Bearer";
     const char *sep = " ";
+    if (ajw_dpop_set_challenge(r, error, desc, scope))
+        return;                   /* DPoP and/or resource metadata: both schemes built there */
     if (realm) {
         v = apr_pstrcat(r->pool, v, sep, "realm=", quote(r->pool, realm), NULL);
         sep = ", ";
@@ -184,7 +191,7 @@ static int refusal_logged(request_rec *r, ajw_reason_e code, unsigned long *held
 {
     const char *src = apr_table_get(r->notes, "ajw-src");
     *held = 0;
-    if (code != AJW_R_NO_KEYS)
+    if (code != AJW_R_NO_KEYS && code != AJW_R_KEYS_STALE)
         return 1;
     return ajw_ratelog_allow(ajw_mod.ratelog, apr_pstrcat(r->pool, ajw_reason_name(code), " ",
                                                           src ? src : "-", NULL),
@@ -195,6 +202,7 @@ static int refuse(request_rec *r, const ajw_fail_t *f)
 {
     ajw_reason_e code = f->err.code;
     unsigned long held;
+    ajw_metrics_refused((unsigned)code);
     if (refusal_logged(r, code, &held))
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "token rejected: %s: %s (kid=%s alg=%s iss=%s)%s", ajw_reason_name(code),
@@ -202,7 +210,7 @@ static int refuse(request_rec *r, const ajw_fail_t *f)
                       ajw_mod_log_item(r->pool, f->alg), ajw_mod_log_item(r->pool, f->iss),
                       held ? apr_psprintf(r->pool, " [%lu more like this since the last such "
                                           "line]", held) : "");
-    if (code == AJW_R_NO_KEYS) {
+    if (code == AJW_R_NO_KEYS || code == AJW_R_KEYS_STALE) {
         apr_table_setn(r->err_headers_out, "Retry-After", AJW_RETRY_AFTER);
         return HTTP_SERVICE_UNAVAILABLE;
     }
@@ -216,6 +224,7 @@ static int refuse(request_rec *r, const ajw_fail_t *f)
 
 static int bad_request(request_rec *r, const char *why)
 {
+    ajw_metrics_refused(AJW_MR_BAD_REQUEST);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "bad bearer request: %s", why);
     ajw_mod_set_challenge(r, "invalid_request", why, NULL);
     return HTTP_BAD_REQUEST;
@@ -242,13 +251,14 @@ typedef struct token_find_t {
     int count;                  /* places a token was found */
     const char *bad;            /* why the request is malformed, or NULL */
     int from_header;
+    int dpop;                   /* Authorization: DPoP (AuthJWKSDPoP allow|require) */
     const char *where;          /* cookie or query parameter name it came from */
     ajw_from_kind_e kind;
 } token_find_t;
 
 /* Authorization: Bearer <b64token>. Other schemes are not ours: no token.
  * httpd joins repeated headers with ", ", which fails the b64token check. */
-static void from_header(request_rec *r, token_find_t *tf)
+static void from_header(request_rec *r, token_find_t *tf, int dpop)
 {
     const char *v = apr_table_get(r->headers_in, "Authorization");
     const char *tok;
@@ -257,9 +267,11 @@ static void from_header(request_rec *r, token_find_t *tf)
         return;
     while (*v == ' ' || *v == '\t')
         v++;
-    if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t' && v[6] != '\0'))
+    if (dpop && !strncasecmp(v, "DPoP", 4) && (v[4] == ' ' || v[4] == '\t' || v[4] == '\0'))
+        tf->dpop = 1;             /* RFC 9449 §7.1: same b64token syntax, 4-letter scheme */
+    else if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t' && v[6] != '\0'))
         return;
-    tok = v + 6;
+    tok = v + (tf->dpop ? 4 : 6);
     while (*tok == ' ' || *tok == '\t')
         tok++;
     len = strlen(tok);
@@ -348,13 +360,13 @@ static void find_token(request_rec *r, const ajw_dir_conf *c, token_find_t *tf)
     int i;
     memset(tf, 0, sizeof(*tf));
     if (c->from->nelts == 0) {
-        from_header(r, tf);
+        from_header(r, tf, c->dpop != AJW_DPOP_OFF);
     }
     for (i = 0; i < c->from->nelts; i++) {
         const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
         int before = tf->count;
         if (f->kind == TOKEN_FROM_HEADER)
-            from_header(r, tf);
+            from_header(r, tf, c->dpop != AJW_DPOP_OFF);
         else if (f->kind == TOKEN_FROM_COOKIE)
             from_cookie(r, f->name, tf);
         else
@@ -449,31 +461,41 @@ static int cache_entry_usable(request_rec *r, const ajw_dir_conf *c,
     return 0;
 }
 
-/* Verify the signature against the sources, one at a time so that we know
- * which one vouched. Holds are released before returning. */
-static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, const ajw_jws_t *t,
-                                     apr_array_header_t *srcs, ajw_tcache_entry_t *ent,
-                                     ajw_error_t *err)
+/* One pass over the sources: verify with each one's current keys, one at a
+ * time so that we know which one vouched. gens[i] gets the generation seen
+ * for source i (0: none held); unloaded and stale count the sources without
+ * usable keys and first_bad names the first. Holds are released here. */
+typedef struct sig_pass_t {
+    int loaded, unloaded, stale;
+    ajw_source_t *first_bad;
+    unsigned long long *gens;
+} sig_pass_t;
+
+static ajw_reason_e verify_pass(const ajw_jws_t *t, apr_array_header_t *srcs,
+                                apr_interval_time_t wait, ajw_tcache_entry_t *ent,
+                                sig_pass_t *sp, ajw_error_t *err)
 {
     ajw_reason_e rc = AJW_R_NO_KEY, one;
-    int i, loaded = 0, unloaded = 0;
     ajw_error_t e1;
-    apr_interval_time_t wait = c->startup_wait;   /* spent once per request, not per source */
-    ajw_source_t *first_unloaded = NULL;
-    ajw_error_set(err, AJW_R_NO_KEY, "no key with kid=%s fits alg %s",
-                  t->kid ? ajw_mod_log_item(r->pool, t->kid) : "(none)", ajw_alg_name(t->alg));
+    int i;
+    sp->loaded = sp->unloaded = sp->stale = 0;
+    sp->first_bad = NULL;
     for (i = 0; i < srcs->nelts && rc != AJW_OK; i++) {
         ajw_source_t *src = APR_ARRAY_IDX(srcs, i, ajw_source_t *);
-        ajw_keyhold_t *h = ajw_source_acquire(src, wait);
+        ajw_keys_state_e state;
+        ajw_keyhold_t *h = ajw_source_acquire_ex(src, wait, &state);
         const ajw_keyset_t *set;
+        sp->gens[i] = 0;
         if (!h) {
-            if (!first_unloaded)
-                first_unloaded = src;
-            unloaded++;
-            wait = 0;
+            if (!sp->first_bad)
+                sp->first_bad = src;
+            sp->unloaded += state != AJW_KEYS_STALE;
+            sp->stale += state == AJW_KEYS_STALE;
+            wait = 0;                 /* spent once per request, not per source */
             continue;
         }
-        loaded++;
+        sp->loaded++;
+        sp->gens[i] = h->generation;
         set = h->set;
         one = ajw_jws_verify(t, &set, 1, NULL, &e1);
         if (one == AJW_OK) {
@@ -486,51 +508,107 @@ static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, cons
             *err = e1;
         }
     }
-    if (rc == AJW_R_NO_KEY) {
-        for (i = 0; i < srcs->nelts; i++)
-            ajw_source_kick(APR_ARRAY_IDX(srcs, i, ajw_source_t *));
-        if (unloaded) {
-            ajw_source_status_t st;
-            ajw_source_get_status(first_unloaded, &st);
-            apr_table_setn(r->notes, "ajw-src", ajw_source_url(first_unloaded));
-            rc = ajw_error_set(err, AJW_R_NO_KEYS, "keys from %d of %d JWKS URL(s) never "
-                               "loaded; %s: %s", unloaded, loaded + unloaded,
-                               ajw_source_url(first_unloaded),
-                               st.last_error[0] ? st.last_error : "no answer yet");
+    return rc;
+}
+
+/* A kid no held key set knows: the IdP may have just rotated. Ask each
+ * source for a refresh and wait (up to AuthJWKSRotationWait, shared by all
+ * sources) for the one that serves it; 1 when any source published newer
+ * keys. Rate-limited by the key store: a flood of random kids neither
+ * waits nor fetches. */
+static int rotation_refreshed(const ajw_dir_conf *c, apr_array_header_t *srcs,
+                              const sig_pass_t *sp)
+{
+    apr_time_t deadline = apr_time_now() + c->rotation_wait;
+    int i, newer = 0;
+    for (i = 0; i < srcs->nelts; i++) {
+        ajw_source_t *src = APR_ARRAY_IDX(srcs, i, ajw_source_t *);
+        apr_interval_time_t left = deadline - apr_time_now();
+        if (!sp->gens[i] || c->rotation_wait <= 0) {
+            ajw_source_kick(src);
+            continue;
         }
+        newer |= ajw_source_refresh_wait(src, sp->gens[i], left > 0 ? left : 0)
+                 == AJW_REFRESH_NEWER;
+    }
+    return newer;
+}
+
+/* Verify the signature against the sources. A kid unknown to every loaded
+ * set waits for the refresh it triggers (seamless rotation) and is tried
+ * once more; sources with no usable keys make it a 503, never a 401. */
+static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, const ajw_jws_t *t,
+                                     apr_array_header_t *srcs, ajw_tcache_entry_t *ent,
+                                     ajw_error_t *err)
+{
+    ajw_reason_e rc;
+    sig_pass_t sp;
+    sp.gens = apr_pcalloc(r->pool, sizeof(*sp.gens) * (size_t)srcs->nelts);
+    ajw_error_set(err, AJW_R_NO_KEY, "no key with kid=%s fits alg %s",
+                  t->kid ? ajw_mod_log_item(r->pool, t->kid) : "(none)", ajw_alg_name(t->alg));
+    rc = verify_pass(t, srcs, c->startup_wait, ent, &sp, err);
+    if (rc == AJW_R_NO_KEY && rotation_refreshed(c, srcs, &sp)) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "kid=%s: verifying again with keys "
+                      "refreshed for it", t->kid ? ajw_mod_log_item(r->pool, t->kid) : "(none)");
+        rc = verify_pass(t, srcs, 0, ent, &sp, err);
+    }
+    if (rc == AJW_R_NO_KEY && sp.first_bad) {
+        ajw_source_status_t st;
+        const char *url = ajw_source_url(sp.first_bad);
+        ajw_source_get_status(sp.first_bad, &st);
+        apr_table_setn(r->notes, "ajw-src", url);
+        if (sp.unloaded)
+            rc = ajw_error_set(err, AJW_R_NO_KEYS, "keys from %d of %d JWKS URL(s) never "
+                               "loaded; %s: %s", sp.unloaded + sp.stale,
+                               sp.loaded + sp.unloaded + sp.stale, url,
+                               st.last_error[0] ? st.last_error : "no answer yet");
+        else
+            rc = ajw_error_set(err, AJW_R_KEYS_STALE, "keys of %s are stale: last successful "
+                               "fetch %" APR_TIME_T_FMT " s ago, more than AuthJWKSMaxStale; %s",
+                               url, st.fetched ? apr_time_sec(apr_time_now() - st.fetched)
+                                               : (apr_time_t)-1,
+                               st.last_error[0] ? st.last_error : "refresh failing");
     }
     return rc;
 }
 
 /* Verify tok under c: token cache first, then the full path. On success
- * the claims and header are owned by r->pool. */
+ * the claims and header live as long as r->pool; they may be shared with the
+ * token cache and other requests, so they are read only. Claims are checked
+ * before the signature: an expired or misaddressed token costs no signature
+ * check and no key refresh (it is refused all the same, with its reason). */
 static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *tok, size_t len,
                            json_t **claims, json_t **header, ajw_fail_t *f)
 {
     ajw_policy_t pol;
     ajw_tcache_entry_t ent;
+    const ajw_tcache_entry_t *held = NULL;
+    ajw_tcache_key_t key;
     ajw_jws_t *t = NULL;
     apr_array_header_t *srcs;
     ajw_reason_e rc;
     long long now = (long long)apr_time_sec(apr_time_now()), exp;
+    int keyed;
 
     build_policy(r, c, &pol);
-    if (len <= pol.max_token_len && ajw_tcache_get(ajw_mod.tcache, tok, len, now, &ent)) {
-        ajw_json_pool_own(ent.header, r->pool);
-        ajw_json_pool_own(ent.claims, r->pool);
-        f->kid = ajw_json_get_string(ent.header, "kid", NULL);
-        f->alg = ajw_alg_name(ent.alg);
-        f->iss = ajw_json_get_string(ent.claims, "iss", NULL);
-        if (cache_entry_usable(r, c, &ent)) {
-            rc = ajw_jws_check_header(ent.header, &pol, &f->err);
+    keyed = ajw_mod.tcache && len <= pol.max_token_len && ajw_tcache_key(&key, tok, len) == 0;
+    if (keyed && ajw_tcache_get(ajw_mod.tcache, &key, now, &held)) {
+        ajw_tcache_release_with(held, r->pool);
+        f->kid = ajw_json_get_string(held->header, "kid", NULL);
+        f->alg = ajw_alg_name(held->alg);
+        f->iss = ajw_json_get_string(held->claims, "iss", NULL);
+        if (cache_entry_usable(r, c, held)) {
+            ajw_metrics_cache(1);
+            rc = ajw_jws_check_header(held->header, &pol, &f->err);
             if (rc == AJW_OK)
-                rc = ajw_claims_check(ent.claims, &pol, now, &f->err);
-            *claims = ent.claims;
-            *header = ent.header;
+                rc = ajw_claims_check(held->claims, &pol, now, &f->err);
+            *claims = held->claims;
+            *header = held->header;
             return rc;
         }
     }
 
+    ajw_metrics_cache(0);
     rc = ajw_jws_parse(&t, tok, len, &pol, r->pool, &f->err);
     if (rc != AJW_OK)
         return rc;
@@ -539,22 +617,30 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     f->iss = t->iss;
     if ((rc = pick_sources(r, c, t->iss, &srcs, &f->err)) != AJW_OK)
         return rc;
+    if ((rc = ajw_claims_check(t->claims, &pol, now, &f->err)) != AJW_OK)
+        return rc;
     memset(&ent, 0, sizeof(ent));
     if ((rc = verify_signature(r, c, t, srcs, &ent, &f->err)) != AJW_OK)
         return rc;
-    if ((rc = ajw_claims_check(t->claims, &pol, now, &f->err)) != AJW_OK)
-        return rc;
 
-    ent.header = t->header;
-    ent.claims = t->claims;
-    ent.alg = t->alg;
-    if (t->kid && t->kid_len < sizeof(ent.kid))
-        memcpy(ent.kid, t->kid, t->kid_len + 1);
-    if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1)
-        exp = now + 300;
-    ajw_tcache_put(ajw_mod.tcache, tok, len, exp + pol.leeway, &ent);
     *claims = t->claims;
     *header = t->header;
+    if (!keyed)
+        return AJW_OK;
+    /* Hand the trees to a shared entry (no copy): the request keeps a
+     * reference until r->pool goes, the cache another. */
+    ent.header = ajw_json_pool_disown(t->header, r->pool);
+    ent.claims = ajw_json_pool_disown(t->claims, r->pool);
+    ent.alg = t->alg;
+    if (!(held = ajw_tcache_adopt(&ent))) {
+        ajw_json_pool_own(t->header, r->pool);
+        ajw_json_pool_own(t->claims, r->pool);
+        return AJW_OK;
+    }
+    ajw_tcache_release_with(held, r->pool);
+    if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1)
+        exp = now + 300;
+    ajw_tcache_put(ajw_mod.tcache, &key, exp + pol.leeway, held);
     return AJW_OK;
 }
 
@@ -659,6 +745,7 @@ static int authenticate(request_rec *r)
     json_t *claims = NULL, *header = NULL;
     ajw_req_t *st;
     const char *user;
+    int rc;
 
     if (!is_ours(r))
         return DECLINED;
@@ -672,6 +759,7 @@ static int authenticate(request_rec *r)
     if (tf.bad)
         return bad_request(r, tf.bad);
     if (tf.count == 0) {
+        ajw_metrics_refused(AJW_MR_NO_TOKEN);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "no bearer token in request");
         ap_note_auth_failure(r);
         return HTTP_UNAUTHORIZED;
@@ -693,6 +781,8 @@ static int authenticate(request_rec *r)
         return refuse(r, &f);
     }
 
+    if ((rc = ajw_dpop_check_request(r, c, tf.dpop, tf.token, tf.len, claims)) != OK)
+        return rc;
     r->user = (char *)user;
     r->ap_auth_type = (char *)ap_auth_type(r);   /* AUTH_TYPE for CGI, as mod_auth_basic does */
     st->user = user;
@@ -702,6 +792,7 @@ static int authenticate(request_rec *r)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
                   ajw_mod_log_item(r->pool, user), ajw_mod_log_item(r->pool, f.kid), ajw_mod_log_item(r->pool, f.alg),
                   ajw_mod_log_item(r->pool, f.iss));
+    ajw_metrics_accepted();
     return OK;
 }
 
@@ -801,7 +892,41 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     ajw_mod.all_urls = apr_array_make(pconf, 4, sizeof(ajw_url_t *));
     ajw_mod.tcache = NULL;
     ajw_mod.ratelog = NULL;
+    ajw_mod.fetcher = NULL;
     return ajw_keystore_create(&ajw_mod.ks, pconf) == APR_SUCCESS ? OK : !OK;
+}
+
+/* The shared last-good copies (AuthJWKSCacheDir): made or checked here,
+ * as root before the children start, and owned by the httpd user; whoever
+ * can write there chooses our keys, so anything looser stops the server. */
+static int setup_shared(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
+    const char *dir = sc->cache_dir, *why = NULL;
+    ajw_shared_t *sh, *remote = NULL;
+    if (sc->socache && ajw_socache_post_config(&remote, sc->socache, s, pconf, &why)
+                       != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "AuthJWKSCacheSocache: %s",
+                     why ? why : "unusable");
+        return !OK;
+    }
+    if (dir && !*dir)                 /* AuthJWKSCacheDir off: the socache alone, no leases */
+        return remote && ajw_keystore_set_shared(ajw_mod.ks, remote) != APR_SUCCESS ? !OK : OK;
+    if (!dir)
+        dir = ap_runtime_dir_relative(pconf, "auth_jwks");
+    if (ajw_shared_file_check_dir(dir, ap_unixd_config.user_id, ap_unixd_config.group_id,
+                                  &why, ptemp) != APR_SUCCESS
+        || ajw_shared_file_create(&sh, dir, &why, pconf) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "AuthJWKSCacheDir %s: %s",
+                     dir, why ? why : "unusable");
+        return !OK;
+    }
+    if (remote && ajw_shared_pair_create(&sh, sh, remote, pconf) != APR_SUCCESS)
+        return !OK;
+    if (ajw_keystore_set_shared(ajw_mod.ks, sh) != APR_SUCCESS)
+        return !OK;
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "shared JWKS copies in %s", dir);
+    return OK;
 }
 
 /* Resolve every URL to its key source, with the fetch settings of the
@@ -829,13 +954,16 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         sc.refresh = u->owner->refresh;
         sc.min_refresh = u->owner->min_refresh;
         sc.timeout = u->owner->fetch_timeout;
+        sc.max_stale = u->owner->max_stale;
         u->src = ajw_keystore_add(ajw_mod.ks, &sc);
         if (!u->src) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "cannot register JWKS URL %s", u->url);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    return OK;
+    if (ajw_mod.all_urls->nelts && setup_shared(pconf, ptemp, s) != OK)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    return ajw_mod_metrics_post_config(pconf, s);
 }
 
 /* After the configuration is read, before logs open; apachectl -t runs it
@@ -861,7 +989,9 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
                      "request");
     if (ajw_mod.all_urls->nelts == 0)
         return;
-    rv = ajw_keystore_start(ajw_mod.ks, ajw_curl_fetcher(pchild), pchild);
+    ajw_socache_child_init(sc->socache, pchild, s);
+    ajw_mod.fetcher = ajw_discovery_fetcher(ajw_curl_fetcher(pchild), pchild);
+    rv = ajw_mod.fetcher ? ajw_keystore_start(ajw_mod.ks, ajw_mod.fetcher, pchild) : APR_ENOMEM;
     if (rv != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "could not start the JWKS refresh threads; "
                      "tokens will be refused (503)");
@@ -884,6 +1014,8 @@ static void register_hooks(apr_pool_t *p)
     ap_register_output_filter(AJW_CACHE_FILTER, ajw_edge_private_filter, NULL,
                               AP_FTYPE_CONTENT_SET - 2);
     ap_hook_handler(ajw_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ajw_mod_metrics_register(p);
+    ajw_dpop_register_hooks(p);
     ajw_authz_register(p);
 }
 

@@ -17,6 +17,8 @@ extern module AP_MODULE_DECLARE_DATA auth_jwks_module;
 #define AJW_AUTH_TYPE           "jwks"
 #define AJW_CLAIMS_HEADER       "X-JWT-Claims"
 #define AJW_RETRY_AFTER         "10"
+#define AJW_MAX_STALE_DEFAULT   86400 /* seconds: a day of IdP outage, then 503 */
+#define AJW_ROTATION_WAIT_DEFAULT 2   /* seconds a request waits for keys with its new kid */
 #define AJW_OUTAGE_LOG_INTERVAL 30  /* seconds between lines for one server-side cause */
 #define AJW_TOKEN_CACHE_DEFAULT 1024
 #define AJW_HEADER_PREFIX_DEFAULT "X-JWT-Claim-"
@@ -73,13 +75,26 @@ typedef struct ajw_dir_conf {
     int forward_token;
     int cacheable;                /* AuthJWKSCacheable: httpd's cache may store (after authn) */
     apr_interval_time_t refresh, min_refresh, fetch_timeout, startup_wait;
+    apr_interval_time_t max_stale;    /* AuthJWKSMaxStale: a fetch setting, 0 = unbounded */
+    apr_interval_time_t rotation_wait;/* AuthJWKSRotationWait */
 
     unsigned map_headers_set:1, map_envs_set:1, cacheable_set:1,
              urls_set:1, issuers_set:1, audiences_set:1, required_set:1, from_set:1,
              ca_file_set:1, typ_set:1, user_claim_set:1, claim_prefix_set:1,
              header_prefix_set:1, algs_set:1, leeway_set:1, max_age_set:1,
              max_token_len_set:1, pass_set:1, forward_token_set:1, refresh_set:1,
-             min_refresh_set:1, fetch_timeout_set:1, startup_wait_set:1;
+             min_refresh_set:1, fetch_timeout_set:1, startup_wait_set:1, max_stale_set:1,
+             rotation_wait_set:1;
+
+    /* Sender-constrained tokens and RFC 9728 (mod_auth_jwks_dpop.c). */
+    int dpop;                     /* AJW_DPOP_OFF | AJW_DPOP_ALLOW | AJW_DPOP_REQUIRE */
+    long long dpop_window;        /* AuthJWKSDPoPWindow, seconds */
+    long long dpop_nonce;         /* AuthJWKSDPoPNonce lifetime, seconds; 0: no server nonces */
+    const char *dpop_base;        /* AuthJWKSDPoPBaseURL without trailing '/'; NULL: the vhost's */
+    int cert_bound;               /* AJW_CERT_OFF | AJW_CERT_OPTIONAL | AJW_CERT_REQUIRE */
+    struct ajw_prm_t *prm;        /* AuthJWKSResourceMetadata; NULL: none */
+    unsigned dpop_set:1, dpop_window_set:1, dpop_base_set:1, cert_bound_set:1, prm_set:1,
+             dpop_nonce_set:1;
 } ajw_dir_conf;
 
 typedef struct ajw_srv_conf {
@@ -90,6 +105,9 @@ typedef struct ajw_srv_conf {
     apr_array_header_t *strip_prefixes;   /* const char * */
     apr_array_header_t *strip_names;      /* const char *: AuthJWKSClaimHeader names */
     int strip;                    /* AuthJWKSStripClaimHeaders: -1 unset (On), 0 Off, 1 On */
+    const char *cache_dir;        /* AuthJWKSCacheDir (main server only): NULL = default,
+                                   * "" = off */
+    struct ajw_socache_conf_t *socache; /* AuthJWKSCacheSocache (main server only): NULL = none */
 } ajw_srv_conf;
 
 /* The user claim suffix that qualifies REMOTE_USER with the issuer. */
@@ -120,6 +138,7 @@ typedef struct ajw_mod_state_t {
     apr_array_header_t *all_urls; /* ajw_url_t *, every URL of every section */
     ajw_tcache_t *tcache;         /* in pchild, created in child_init */
     struct ajw_ratelog_t *ratelog;/* in pchild: server-side refusals, one line per interval */
+    ajw_fetcher_t *fetcher;       /* in pchild: curl behind OIDC/RFC 8414 discovery */
 } ajw_mod_state_t;
 
 extern ajw_mod_state_t ajw_mod;
@@ -140,6 +159,73 @@ void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims, js
 
 /* SetHandler jwks-status (mod_auth_jwks_status.c). */
 int ajw_status_handler(request_rec *r);
+
+/* Sender-constrained tokens: DPoP (RFC 9449), certificate-bound tokens
+ * (RFC 8705 §3), and protected-resource metadata (RFC 9728), in
+ * mod_auth_jwks_dpop.c. */
+#define AJW_DPOP_OFF         0
+#define AJW_DPOP_ALLOW       1
+#define AJW_DPOP_REQUIRE     2
+#define AJW_DPOP_WINDOW_DEFAULT 60
+#define AJW_CERT_OFF         0
+#define AJW_CERT_OPTIONAL    1
+#define AJW_CERT_REQUIRE     2
+/* After the access token verified: the DPoP proof (when the request used the
+ * DPoP scheme) or the refusal of a bound token sent as a bearer token, and the
+ * client certificate binding. OK, or the HTTP status of a refusal (logged,
+ * challenge noted). dpop_scheme: the token came as Authorization: DPoP. */
+int ajw_dpop_check_request(request_rec *r, const ajw_dir_conf *c, int dpop_scheme,
+                           const char *token, size_t len, json_t *claims);
+/* When the location has DPoP or resource metadata, set WWW-Authenticate
+ * (Bearer and/or DPoP challenges, resource_metadata) and return 1; else 0
+ * and ajw_mod_set_challenge sets the plain Bearer challenge. */
+int ajw_dpop_set_challenge(request_rec *r, const char *error, const char *desc,
+                           const char *scope);
+/* Hooks: replay cache (shared memory, global mutex), mod_ssl lookup, the
+ * /.well-known/oauth-protected-resource handler. */
+void ajw_dpop_register_hooks(apr_pool_t *p);
+const char *ajw_dpop_set_mode(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_dpop_set_window(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_dpop_set_nonce(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_dpop_set_base(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_dpop_set_replay_cache(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_dpop_set_cert_bound(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_dpop_set_prm(cmd_parms *cmd, void *cv, int argc, char *const argv[]);
+#define AJW_DPOP_CMDS \
+    AP_INIT_TAKE1("AuthJWKSDPoP", ajw_dpop_set_mode, NULL, OR_AUTHCFG, \
+                  "off | allow | require: DPoP-bound tokens (RFC 9449) (default off)"), \
+    AP_INIT_TAKE1("AuthJWKSDPoPWindow", ajw_dpop_set_window, NULL, RSRC_CONF | ACCESS_CONF, \
+                  "seconds a DPoP proof's iat may lie in the past, plus AuthJWKSLeeway " \
+                  "(default 60)"), \
+    AP_INIT_TAKE1("AuthJWKSDPoPNonce", ajw_dpop_set_nonce, NULL, OR_AUTHCFG, \
+                  "off | <seconds>: require server nonces (RFC 9449 §8) valid that long " \
+                  "(default off)"), \
+    AP_INIT_TAKE1("AuthJWKSDPoPBaseURL", ajw_dpop_set_base, NULL, RSRC_CONF | ACCESS_CONF, \
+                  "external scheme://host[:port][/prefix] the proofs' htu are compared " \
+                  "with (default: the request's scheme, ServerName and port)"), \
+    AP_INIT_TAKE1("AuthJWKSDPoPReplayCache", ajw_dpop_set_replay_cache, NULL, RSRC_CONF, \
+                  "DPoP proofs (jti) remembered server-wide (default 65536)"), \
+    AP_INIT_TAKE1("AuthJWKSCertBound", ajw_dpop_set_cert_bound, NULL, OR_AUTHCFG, \
+                  "off | optional | require: certificate-bound tokens (RFC 8705) " \
+                  "(default off)"), \
+    AP_INIT_TAKE_ARGV("AuthJWKSResourceMetadata", ajw_dpop_set_prm, NULL, \
+                      RSRC_CONF | ACCESS_CONF, "<resource> <authorization server>... " \
+                      "[scopes=a,b]: serve RFC 9728 metadata and name it in challenges")
+
+/* Metrics (mod_auth_jwks_metrics.c; counters in lib/ajw_metrics.h). */
+/* Attach the server-wide counters (shared memory kept in the process pool
+ * across restarts) and give every URL of ajw_mod.all_urls its slot. Call at
+ * the end of post_config. Always OK: without shared memory, metrics are off. */
+int ajw_mod_metrics_post_config(apr_pool_t *pconf, server_rec *s);
+/* SetHandler jwks-metrics and mod_status's status_hook. */
+void ajw_mod_metrics_register(apr_pool_t *p);
+/* The server-wide counters as a new JSON object. */
+json_t *ajw_mod_metrics_json(void);
+/* One URL's fetch counters and key-set age/staleness as a new JSON object. */
+json_t *ajw_mod_metrics_url_json(const char *url, int loaded, apr_time_t last_success,
+                                 apr_interval_time_t refresh);
+/* The shortest refresh period of the sections naming src (0: none). */
+apr_interval_time_t ajw_mod_metrics_refresh_of(const ajw_source_t *src);
 
 /* Require providers (mod_auth_jwks_authz.c): jwt-claim, jwt-scope, and the
  * short names claim/scope shared with another module that registers them. */
@@ -185,5 +271,19 @@ void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir);
 void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 void *ajw_mod_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *ajw_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+
+/* AuthJWKSCacheSocache (mod_auth_jwks_socache.c): the shared last-good
+ * copies in an httpd socache provider. ajw_socache_config parses the
+ * directive's <provider>[:<args>] ("none": *out = NULL) — the provider's
+ * module must be loaded before the line — and returns an error text or NULL.
+ * ajw_socache_post_config starts the provider (and, for providers not safe
+ * across processes, a global mutex) in post_config and gives the store
+ * (no leases) or an error with *why; ajw_socache_child_init reattaches the
+ * mutex in each child. */
+typedef struct ajw_socache_conf_t ajw_socache_conf_t;
+const char *ajw_socache_config(cmd_parms *cmd, const char *arg, ajw_socache_conf_t **out);
+apr_status_t ajw_socache_post_config(struct ajw_shared_t **out, ajw_socache_conf_t *c,
+                                     server_rec *s, apr_pool_t *pconf, const char **why);
+void ajw_socache_child_init(ajw_socache_conf_t *c, apr_pool_t *pchild, server_rec *s);
 
 #endif

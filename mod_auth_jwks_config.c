@@ -16,6 +16,7 @@
 
 #include "ajw_types.h"
 #include "ajw_require.h"
+#include "ajw_discovery.h"
 #include "mod_auth_jwks.h"
 
 void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
@@ -41,6 +42,9 @@ void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
     c->min_refresh = apr_time_from_sec(30);
     c->fetch_timeout = apr_time_from_sec(10);
     c->startup_wait = apr_time_from_sec(5);
+    c->max_stale = apr_time_from_sec(AJW_MAX_STALE_DEFAULT);
+    c->rotation_wait = apr_time_from_sec(AJW_ROTATION_WAIT_DEFAULT);
+    c->dpop_window = AJW_DPOP_WINDOW_DEFAULT;
     return c;
 }
 
@@ -57,7 +61,9 @@ void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(header_prefix); MERGE(algs); MERGE(leeway); MERGE(max_age);
     MERGE(max_token_len); MERGE(pass); MERGE(forward_token); MERGE(refresh);
     MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait); MERGE(cacheable);
-    MERGE(map_headers); MERGE(map_envs);
+    MERGE(dpop); MERGE(dpop_window); MERGE(dpop_base); MERGE(cert_bound); MERGE(prm);
+    MERGE(dpop_nonce);
+    MERGE(map_headers); MERGE(map_envs); MERGE(max_stale); MERGE(rotation_wait);
     return n;
 }
 
@@ -267,7 +273,13 @@ static const char *set_issuer(cmd_parms *cmd, void *cv, const char *iss, const c
     }
     if (c->issuers_set && c->issuers->nelts == 0)
         return dir_err(cmd, "'%s' cannot follow AuthJWKSIssuer * in one section", iss);
-    if (url) {
+    if (url && !strcasecmp(url, "discover")) {  /* keys from the issuer's own metadata */
+        const char *why = ajw_discovery_check_issuer(iss, cmd->pool);
+        if (why)
+            return dir_err(cmd, "%s discover: %s", iss, why);
+        url = ajw_discovery_source_url(iss, cmd->pool);
+    }
+    else if (url) {
         const char *err = check_url(cmd, url);
         if (err)
             return err;
@@ -389,6 +401,20 @@ static const char *set_interval(cmd_parms *cmd, void *cv, const char *arg)
             return err;
         c->fetch_timeout = apr_time_from_sec(v);
         c->fetch_timeout_set = 1;
+    }
+    else if (!strcmp(which, "max_stale")) {
+        if (!strcasecmp(arg, "off"))
+            v = 0;
+        else if ((err = parse_num(cmd, arg, 60, 365LL * 86400, &v)) != NULL)
+            return apr_pstrcat(cmd->pool, err, ", or off", NULL);
+        c->max_stale = apr_time_from_sec(v);
+        c->max_stale_set = 1;
+    }
+    else if (!strcmp(which, "rotation")) {
+        if ((err = parse_num(cmd, arg, 0, 10, &v)) != NULL)
+            return err;
+        c->rotation_wait = apr_time_from_sec(v);
+        c->rotation_wait_set = 1;
     }
     else {
         if ((err = parse_num(cmd, arg, 0, 60, &v)) != NULL)
@@ -671,6 +697,28 @@ static const char *set_token_cache(cmd_parms *cmd, void *cv, const char *arg)
     return parse_num(cmd, arg, 0, 1000000, &sc->token_cache);
 }
 
+static const char *set_cache_dir(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)cv;
+    if (err)
+        return err;
+    if (!strcasecmp(arg, "off"))
+        sc->cache_dir = "";
+    else if (!(sc->cache_dir = ap_server_root_relative(cmd->pool, arg)))
+        return dir_err(cmd, "invalid path '%s'", arg);
+    return NULL;
+}
+
+static const char *set_cache_socache(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)cv;
+    return err ? err : ajw_socache_config(cmd, arg, &sc->socache);
+}
+
 static const char *set_strip(cmd_parms *cmd, void *cv, int flag)
 {
     ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
@@ -690,7 +738,8 @@ const command_rec ajw_mod_cmds[] = {
     AP_INIT_TAKE1("AuthJWKSURL", set_url, NULL, RSRC_CONF | ACCESS_CONF,
                   "URL of a JWKS (https://, file:///, or loopback http://); may repeat"),
     AP_INIT_TAKE12("AuthJWKSIssuer", set_issuer, NULL, RSRC_CONF | ACCESS_CONF,
-                   "accepted iss value, optionally bound to the JWKS URL that signs for it"),
+                   "accepted iss value, optionally bound to the JWKS URL that signs for it "
+                   "(or to 'discover': the jwks_uri of its OIDC / RFC 8414 metadata)"),
     AP_INIT_ITERATE("AuthJWKSAudience", set_audience, NULL, OR_AUTHCFG,
                     "accepted aud values (any one must be in the token)"),
     AP_INIT_ITERATE("AuthJWKSAlgorithms", set_algs, NULL, OR_AUTHCFG,
@@ -731,6 +780,18 @@ const command_rec ajw_mod_cmds[] = {
                   "minimum seconds between early refreshes on an unknown kid (default 30)"),
     AP_INIT_TAKE1("AuthJWKSFetchTimeout", set_interval, "timeout", RSRC_CONF | ACCESS_CONF,
                   "seconds one JWKS fetch may take (default 10)"),
+    AP_INIT_TAKE1("AuthJWKSMaxStale", set_interval, "max_stale", RSRC_CONF | ACCESS_CONF,
+                  "seconds keys stay usable after the last successful fetch while the IdP "
+                  "fails (default 86400, off = forever)"),
+    AP_INIT_TAKE1("AuthJWKSRotationWait", set_interval, "rotation", OR_AUTHCFG,
+                  "seconds a token with an unknown kid waits for the refresh it triggers "
+                  "(default 2, 0 = no wait)"),
+    AP_INIT_TAKE1("AuthJWKSCacheDir", set_cache_dir, NULL, RSRC_CONF,
+                  "directory of the shared last-good JWKS copies (default: "
+                  "<DefaultRuntimeDir>/auth_jwks; off = none)"),
+    AP_INIT_TAKE1("AuthJWKSCacheSocache", set_cache_socache, NULL, RSRC_CONF,
+                  "httpd socache provider[:args] that also keeps the last-good JWKS copies, "
+                  "shared by a fleet (e.g. memcache:host:port, redis:host:port; default none)"),
     AP_INIT_TAKE1("AuthJWKSStartupWait", set_interval, "startup", OR_AUTHCFG,
                   "seconds a request waits for the first key load before 503 (default 5)"),
     AP_INIT_FLAG("AuthJWKSStripClaimHeaders", set_strip, NULL, RSRC_CONF,
@@ -738,5 +799,6 @@ const command_rec ajw_mod_cmds[] = {
                  "is read, on hosts with jwks sections (default On)"),
     AP_INIT_TAKE1("AuthJWKSTokenCache", set_token_cache, NULL, RSRC_CONF,
                   "verified tokens remembered per process (default 1024, 0 = off)"),
+    AJW_DPOP_CMDS,
     {NULL}
 };

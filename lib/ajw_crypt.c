@@ -10,6 +10,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
@@ -565,6 +566,17 @@ int ajw_crypt_sha256(unsigned char out[32], const void *data, size_t len)
     unsigned int olen = 0;
     int ok = EVP_Digest(data ? data : "", len, out, &olen, EVP_sha256(), NULL) == 1
              && olen == 32;
+
+    ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+int ajw_crypt_hmac_sha256(unsigned char out[32], const void *key, size_t keylen,
+                          const void *data, size_t len)
+{
+    unsigned int olen = 0;
+    int ok = HMAC(EVP_sha256(), key, (int)keylen, data ? data : (const void *)"", len, out,
+                  &olen) != NULL && olen == 32;
 
     ERR_clear_error();
     return ok ? 0 : -1;

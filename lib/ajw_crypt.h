@@ -55,4 +55,8 @@ ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
 /* SHA-256 of data into out[32]. Returns 0 on success. */
 int ajw_crypt_sha256(unsigned char out[32], const void *data, size_t len);
 
+/* HMAC-SHA-256 of data under key into out[32]. Returns 0 on success. */
+int ajw_crypt_hmac_sha256(unsigned char out[32], const void *key, size_t keylen,
+                          const void *data, size_t len);
+
 #endif

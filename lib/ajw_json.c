@@ -20,6 +20,13 @@ json_t *ajw_json_pool_own(json_t *v, apr_pool_t *p)
     return v;
 }
 
+json_t *ajw_json_pool_disown(json_t *v, apr_pool_t *p)
+{
+    if (v)
+        apr_pool_cleanup_kill(p, v, json_cleanup);
+    return v;
+}
+
 /* 1 when v nests at most `left` containers deep (v itself counts as one
  * when it is an object or array). jansson already caps its own recursion
  * (2048), so this walk is bounded too, and stops early at our cap. */

@@ -22,6 +22,10 @@ ajw_reason_e ajw_json_parse_object(json_t **out, const char *buf, size_t len,
 /* Tie one reference of v to p: json_decref(v) runs when p is cleared. Returns v. */
 json_t *ajw_json_pool_own(json_t *v, apr_pool_t *p);
 
+/* Undo one ajw_json_pool_own(v, p) (or the ownership ajw_json_parse_object
+ * gave p): the reference becomes the caller's. Returns v. */
+json_t *ajw_json_pool_disown(json_t *v, apr_pool_t *p);
+
 /* Look up a dotted path ("realm_access.roles") through nested objects only.
  * Returns a borrowed value or NULL. A path segment never matches a prefix of
  * a member name, and a member whose name itself holds '.' is never matched

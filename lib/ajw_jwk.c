@@ -419,3 +419,45 @@ int ajw_keyset_same_keys(const ajw_keyset_t *a, const ajw_keyset_t *b)
     }
     return 1;
 }
+
+ajw_reason_e ajw_jwk_thumbprint(const char **out, const json_t *jwk, apr_pool_t *p,
+                                ajw_error_t *err)
+{
+    static const char *const rsa[] = { "e", "kty", "n", NULL };
+    static const char *const ec[] = { "crv", "kty", "x", "y", NULL };
+    static const char *const okp[] = { "crv", "kty", "x", NULL };
+    const char *const *names;
+    const char *kty = ajw_json_get_string(jwk, "kty", NULL);
+    json_t *req = NULL;
+    char *text = NULL;
+    unsigned char hash[32];
+    ajw_reason_e rv = AJW_R_BAD_KEY;
+
+    if (!kty)
+        return ajw_error_set(err, AJW_R_BAD_KEY, "JWK has no kty string");
+    names = !strcmp(kty, "RSA") ? rsa : !strcmp(kty, "EC") ? ec : !strcmp(kty, "OKP") ? okp : NULL;
+    if (!names)
+        return ajw_error_set(err, AJW_R_BAD_KEY, "no thumbprint for this kty");
+    req = json_object();
+    for (; req && *names; names++) {
+        const json_t *v = json_object_get(jwk, *names);
+        if (!json_is_string(v)) {
+            ajw_error_set(err, AJW_R_BAD_KEY, "JWK member %s absent or not a string", *names);
+            goto cleanup;
+        }
+        json_object_set_new(req, *names, json_stringn(json_string_value(v), json_string_length(v)));
+    }
+    /* Members hold base64url or names, so jansson's compact, key-sorted form
+     * is the RFC 7638 serialization (nothing needs escaping). */
+    text = req ? json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (!text || ajw_crypt_sha256(hash, text, strlen(text)) != 0) {
+        rv = ajw_error_set(err, AJW_R_INTERNAL, "thumbprint: out of memory or hash failure");
+        goto cleanup;
+    }
+    *out = ajw_b64url_encode(hash, sizeof(hash), p);
+    rv = AJW_OK;
+cleanup:
+    free(text);
+    json_decref(req);
+    return rv;
+}

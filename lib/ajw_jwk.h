@@ -58,4 +58,11 @@ int ajw_keyset_same_keys(const ajw_keyset_t *a, const ajw_keyset_t *b);
 /* Destroy a key set and its pool (NULL is fine). */
 void ajw_keyset_free(ajw_keyset_t *ks);
 
+/* RFC 7638 thumbprint: base64url(SHA-256) of the required members of the
+ * JWK's kty (RSA: e kty n; EC: crv kty x y; OKP: crv kty x), which must be
+ * strings, as JSON in lexicographic order without whitespace. *out is a pool
+ * string. AJW_R_BAD_KEY for another kty or a missing/non-string member. */
+ajw_reason_e ajw_jwk_thumbprint(const char **out, const json_t *jwk, apr_pool_t *p,
+                                ajw_error_t *err);
+
 #endif

@@ -44,6 +44,7 @@
 #include <apr_atomic.h>
 
 #include "ajw_keystore.h"
+#include "ajw_metrics.h"
 #include "ajw_crypt.h"
 #include "ajw_log.h"
 
@@ -133,6 +134,7 @@ typedef struct attempt_t {
     const char *why;                  /* OUTCOME_FAILED */
     const char *body;                 /* a fetch's 200 body (NULL after a 304) */
     size_t len;
+    int http_status;                  /* of our fetch; 0 when no answer came */
 } attempt_t;
 
 /* ---- configuration ------------------------------------------------------ */
@@ -618,7 +620,7 @@ static void end_attempt(ajw_source_t *src, const attempt_t *a, apr_time_t now, a
 }
 
 /* Fetch src and classify the answer into a. */
-static void fetch_source(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
+static void fetch_once(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
 {
     ajw_fetch_req_t req;
     ajw_fetch_res_t res;
@@ -637,6 +639,7 @@ static void fetch_source(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
     rv = ks->fetcher->fetch(ks->fetcher, &req, &res, src->scratch);
     a->max_age = res.max_age;
     a->fetched = apr_time_now();
+    a->http_status = rv == APR_SUCCESS ? res.status : 0;
     if (rv != APR_SUCCESS) {
         a->why = apr_psprintf(src->scratch, "fetch failed: %s", res.error ? res.error : "unknown error");
         a->oc = OUTCOME_FAILED;
@@ -660,6 +663,18 @@ static void fetch_source(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
         apr_cpystrn(src->etag, res.etag, sizeof(src->etag));
     else
         src->etag[0] = '\0';
+}
+
+/* One network fetch, counted for the server's metrics (only here: taking the
+ * shared copy is not a fetch). An answer that did not give usable keys
+ * counts as an error. */
+static void fetch_source(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
+{
+    apr_time_t t0 = apr_time_now();
+    a->http_status = 0;
+    fetch_once(ks, src, a);
+    ajw_metrics_fetch_done(src->conf.url, a->oc == OUTCOME_FAILED ? 0 : a->http_status,
+                           a->fetched - t0);
 }
 
 /* ---- the shared level ---------------------------------------------------------- */

@@ -72,4 +72,14 @@ apr_status_t ajw_shared_file_check_dir(const char *dir, uid_t uid, gid_t gid,
 apr_status_t ajw_shared_file_create(ajw_shared_t **out, const char *dir,
                                     const char **why, apr_pool_t *p);
 
+/* Two stores as one (httpd: AuthJWKSCacheDir and AuthJWKSCacheSocache).
+ * get reads both and returns the valid record fetched later (a tie: local's);
+ * a refusal by one side while the other has a valid record is logged (WARN,
+ * through ajw_log) and the valid one returned; with no valid record, the
+ * refusal (or APR_NOTFOUND when neither has one). put writes both and fails
+ * (with *why naming the side) when either fails. lease/unlease are local's
+ * (NULL when local has none). Both stores must outlive p's result. */
+apr_status_t ajw_shared_pair_create(ajw_shared_t **out, ajw_shared_t *local,
+                                    ajw_shared_t *remote, apr_pool_t *p);
+
 #endif

@@ -15,17 +15,12 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include <jansson.h>
 #include <apr_strings.h>
 #include <apr_general.h>
 
 #include "ajw_shared.h"
-#include "ajw_json.h"
-#include "ajw_crypt.h"
+#include "ajw_shared_record.h"
 
-#define RECORD_VERSION   1
-#define RECORD_SLACK     (64 * 1024)
-#define ETAG_MAX         255
 #define STAMP_LEN        24           /* the lock file: decimal microseconds, padded */
 
 typedef struct file_store_t {
@@ -146,26 +141,7 @@ cleanup:
     return rv;
 }
 
-/* ---- names ------------------------------------------------------------------- */
-
-/* "<sha256 hex of url[\nca_file]><suffix>" */
-static const char *file_name(const char *url, const char *ca_file, const char *suffix,
-                             apr_pool_t *p)
-{
-    static const char hex[] = "0123456789abcdef";
-    const char *id = ca_file ? apr_pstrcat(p, url, "\n", ca_file, NULL) : url;
-    unsigned char h[32];
-    char name[65];
-    int i;
-    if (ajw_crypt_sha256(h, id, strlen(id)) != 0)
-        return NULL;
-    for (i = 0; i < 32; i++) {
-        name[2 * i] = hex[h[i] >> 4];
-        name[2 * i + 1] = hex[h[i] & 15];
-    }
-    name[64] = '\0';
-    return apr_pstrcat(p, name, suffix, NULL);
-}
+/* ---- opening ------------------------------------------------------------------- */
 
 /* Open name in the store for reading or writing, refusing what we must not trust. */
 static int open_trusted(file_store_t *fs, const char *name, int flags, const char **why,
@@ -210,59 +186,16 @@ static apr_status_t read_all(int fd, char *buf, size_t len)
     return APR_SUCCESS;
 }
 
-static int same_opt_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-/* Fill doc from a parsed record of url/ca_file, or say why not. */
-static const char *record_to_doc(const json_t *o, const char *url, const char *ca_file,
-                                 size_t max_len, ajw_shared_doc_t *doc, apr_pool_t *p)
-{
-    const json_t *v = json_object_get(o, "v");
-    const json_t *fetched = json_object_get(o, "fetched");
-    const json_t *max_age = json_object_get(o, "max_age");
-    const json_t *etag = json_object_get(o, "etag");
-    const json_t *body = json_object_get(o, "body");
-    const char *rurl = ajw_json_get_string(o, "url", NULL);
-    const json_t *rca = json_object_get(o, "ca_file");
-
-    if (!json_is_integer(v) || json_integer_value(v) != RECORD_VERSION)
-        return "unknown record version";
-    if (!rurl || strcmp(rurl, url) != 0)
-        return "record of another URL";
-    if ((rca && !json_is_string(rca)) || !same_opt_str(rca ? json_string_value(rca) : NULL, ca_file))
-        return "record of another CA file";
-    if (!json_is_integer(fetched) || json_integer_value(fetched) <= 0)
-        return "bad fetch time";
-    if (!json_is_integer(max_age) || json_integer_value(max_age) < -1)
-        return "bad max_age";
-    if (etag && (!json_is_string(etag) || json_string_length(etag) > ETAG_MAX))
-        return "bad etag";
-    if (!json_is_string(body) || json_string_length(body) == 0)
-        return "no document";
-    if (json_string_length(body) > max_len)
-        return "document too large";
-    doc->len = json_string_length(body);
-    doc->body = apr_pstrmemdup(p, json_string_value(body), doc->len);
-    doc->etag = etag ? apr_pstrdup(p, json_string_value(etag)) : NULL;
-    doc->fetched = (apr_time_t)json_integer_value(fetched);
-    doc->max_age = (long long)json_integer_value(max_age);
-    return NULL;
-}
-
 static apr_status_t file_get(ajw_shared_t *self, const char *url, const char *ca_file,
                              size_t max_len, ajw_shared_doc_t *doc, const char **why,
                              apr_pool_t *p)
 {
     file_store_t *fs = self->baton;
     apr_status_t rv = APR_SUCCESS;
-    size_t cap = 2 * max_len + RECORD_SLACK;
-    const char *name = file_name(url, ca_file, ".json", p);
-    const char *bad;
+    size_t cap = ajw_shared_record_cap(max_len);
+    const char *name = ajw_shared_record_name(url, ca_file, ".json", p);
+    const char *bad = NULL;
     struct stat st;
-    json_t *o = NULL;
-    ajw_error_t err;
     char *buf;
     int fd = -1;
 
@@ -288,18 +221,9 @@ static apr_status_t file_get(ajw_shared_t *self, const char *url, const char *ca
         goto cleanup;
     }
     buf[st.st_size] = '\0';
-    memset(&err, 0, sizeof(err));
-    if (ajw_json_parse_object(&o, buf, (size_t)st.st_size, cap, 4, p, &err) != AJW_OK) {
-        rv = APR_EGENERAL;
-        *why = apr_psprintf(p, "%s/%s: malformed record: %s", fs->dir, name, err.text);
-        goto cleanup;
-    }
-    bad = record_to_doc(o, url, ca_file, max_len, doc, p);
-    if (bad) {
-        rv = APR_EGENERAL;
+    rv = ajw_shared_record_decode(doc, buf, (size_t)st.st_size, url, ca_file, max_len, &bad, p);
+    if (rv != APR_SUCCESS)
         *why = apr_psprintf(p, "%s/%s: %s", fs->dir, name, bad);
-        memset(doc, 0, sizeof(*doc));
-    }
 cleanup:
     if (fd >= 0)
         close(fd);
@@ -307,32 +231,6 @@ cleanup:
 }
 
 /* ---- put ------------------------------------------------------------------------ */
-
-static char *record_text(const char *url, const char *ca_file, const ajw_shared_doc_t *doc,
-                         size_t *len)
-{
-    json_t *o = json_object();
-    json_t *body = json_stringn(doc->body, doc->len);
-    char *text = NULL;
-    if (!o || !body)
-        goto cleanup;
-    json_object_set_new(o, "v", json_integer(RECORD_VERSION));
-    json_object_set_new(o, "url", json_string(url));
-    if (ca_file)
-        json_object_set_new(o, "ca_file", json_string(ca_file));
-    json_object_set_new(o, "fetched", json_integer((json_int_t)doc->fetched));
-    json_object_set_new(o, "max_age", json_integer((json_int_t)doc->max_age));
-    if (doc->etag)
-        json_object_set_new(o, "etag", json_string(doc->etag));
-    json_object_set(o, "body", body);
-    text = json_dumps(o, JSON_COMPACT);
-    if (text)
-        *len = strlen(text);
-cleanup:
-    json_decref(body);
-    json_decref(o);
-    return text;
-}
 
 static apr_status_t write_all(int fd, const char *buf, size_t len)
 {
@@ -354,7 +252,7 @@ static apr_status_t file_put(ajw_shared_t *self, const char *url, const char *ca
 {
     file_store_t *fs = self->baton;
     apr_status_t rv = APR_SUCCESS;
-    const char *name = file_name(url, ca_file, ".json", p);
+    const char *name = ajw_shared_record_name(url, ca_file, ".json", p);
     const char *tmp = NULL;
     unsigned char rnd[8];
     char *text = NULL;
@@ -362,18 +260,14 @@ static apr_status_t file_put(ajw_shared_t *self, const char *url, const char *ca
     int fd = -1;
 
     *why = NULL;
-    if (!name || !doc->body || !doc->len || doc->fetched <= 0
-        || (doc->etag && strlen(doc->etag) > ETAG_MAX)) {
+    if (!name) {
         rv = APR_EINVAL;
-        *why = "bad record";
+        *why = "cannot name the record";
         goto cleanup;
     }
-    text = record_text(url, ca_file, doc, &len);
-    if (!text) {
-        rv = APR_EINVAL;
-        *why = "the document cannot be stored (not UTF-8 text?)";
+    rv = ajw_shared_record_encode(&text, &len, url, ca_file, doc, why, p);
+    if (rv != APR_SUCCESS)
         goto cleanup;
-    }
     if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS)
         memset(rnd, 0, sizeof(rnd));
     tmp = apr_psprintf(p, "%s.tmp.%ld.%02x%02x%02x%02x%02x%02x", name, (long)getpid(),
@@ -409,7 +303,6 @@ cleanup:
         close(fd);
     if (tmp)
         unlinkat(fs->dirfd, tmp, 0);
-    free(text);
     return rv;
 }
 
@@ -429,7 +322,7 @@ static apr_status_t file_lease(ajw_shared_t *self, const char *url, const char *
 {
     file_store_t *fs = self->baton;
     apr_status_t rv = APR_SUCCESS;
-    const char *name = file_name(url, ca_file, ".lock", p);
+    const char *name = ajw_shared_record_name(url, ca_file, ".lock", p);
     const char *why = NULL;
     char stamp[STAMP_LEN + 1];
     struct stat st;

@@ -1,17 +1,20 @@
-/* ajw_tcache.c — fixed-capacity table of verified tokens.
+/* ajw_tcache.c — fixed-capacity, sharded table of verified tokens.
  *
- * The table keeps private deep copies of header and claims and hands out
- * fresh deep copies: no json_t is ever shared between threads. jansson's
- * reference counts are atomic, but its decrement is a release without an
- * acquire before json_delete, so cross-thread sharing is a data race under
- * the C memory model (ThreadSanitizer reports it). A copy of a few small
- * objects is far cheaper than the signature check the cache saves.
+ * Entries are immutable once adopted and shared by reference: a hit takes
+ * a reference under the shard's mutex and copies nothing. The count is a
+ * C11 atomic released with release order and freed after an acquire fence,
+ * so every holder's reads of the trees happen before the free (jansson's own
+ * counts would not give that: its decrement has no acquire before
+ * json_delete). Only the thread that drops the last reference touches the
+ * trees' jansson counts, by freeing them.
  *
- * Open addressing over `capacity` slots: a token's SHA-256 picks a home
- * slot, and it may live in any of the PROBE slots from there (wrapping).
- * A put takes a matching, empty or expired slot in that window, else evicts
- * the window's oldest entry. So every operation touches at most PROBE slots
- * and the table never grows. */
+ * Open addressing within a shard: a token's SHA-256 picks the shard and a
+ * home slot there, and it may live in any of the PROBE slots from there
+ * (wrapping). A put takes a matching, empty or expired slot in that window,
+ * else evicts the window's oldest entry. So every operation touches at most
+ * PROBE slots of one shard, and the table never grows. */
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_thread_mutex.h>
@@ -20,189 +23,239 @@
 #include "ajw_crypt.h"
 
 #define PROBE 8
+/* Shards for large tables: threads holding different tokens rarely meet on
+ * one mutex. Small tables keep one shard (exact capacity for tests). */
+#define NSHARDS 16
+#define SHARD_MIN_CAPACITY 256
+
+typedef struct item_t {
+    ajw_tcache_entry_t e;        /* first: a held entry pointer is the item's */
+    atomic_uint refs;
+} item_t;
 
 typedef struct slot_t {
-    int used;
     unsigned char hash[32];      /* SHA-256 of the token */
     long long expires;           /* seconds since the epoch */
     unsigned long long seq;      /* insertion order, for eviction */
-    ajw_tcache_entry_t e;        /* e.header/e.claims: the cache's private copies */
+    item_t *item;                /* NULL: empty; else one reference of the cache */
 } slot_t;
 
-struct ajw_tcache_t {
+typedef struct shard_t {
     apr_thread_mutex_t *mu;      /* guards everything below */
-    slot_t *slots;               /* capacity slots, from the pool given to create */
+    slot_t *slots;
     size_t capacity;
     size_t count;
     unsigned long long seq;
     long long last_now;          /* latest `now` a get was called with: the caller's clock */
+} shard_t;
+
+struct ajw_tcache_t {
+    shard_t *shards;             /* immutable after create */
+    size_t nshards;
 };
 
-/* Drop a slot's copies; the caller holds mu (or is the pool cleanup). */
-static void slot_clear(slot_t *s)
+static item_t *item_of(const ajw_tcache_entry_t *e)
 {
-    if (!s->used)
+    return (item_t *)(void *)e;  /* e is the first member */
+}
+
+const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e)
+{
+    item_t *it = malloc(sizeof(*it));
+    if (!it)
+        return NULL;
+    it->e = *e;
+    atomic_init(&it->refs, 1);
+    return &it->e;
+}
+
+const ajw_tcache_entry_t *ajw_tcache_hold(const ajw_tcache_entry_t *e)
+{
+    atomic_fetch_add_explicit(&item_of(e)->refs, 1, memory_order_relaxed);
+    return e;
+}
+
+void ajw_tcache_release(const ajw_tcache_entry_t *e)
+{
+    item_t *it;
+    if (!e)
         return;
-    json_decref(s->e.header);
-    json_decref(s->e.claims);
-    memset(s, 0, sizeof(*s));
+    it = item_of(e);
+    if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_release) != 1)
+        return;
+    atomic_thread_fence(memory_order_acquire);
+    json_decref(it->e.header);
+    json_decref(it->e.claims);
+    free(it);
 }
 
-/* A private copy of v (NULL stays NULL); 0 when the copy failed. */
-static int copy_json(json_t **out, const json_t *v)
+static apr_status_t release_cleanup(void *data)
 {
-    *out = v ? json_deep_copy(v) : NULL;
-    return !v || *out;
+    ajw_tcache_release(data);
+    return APR_SUCCESS;
 }
 
-/* dst = src with private copies of header and claims; 0 on failure. */
-static int entry_copy(ajw_tcache_entry_t *dst, const ajw_tcache_entry_t *src)
+void ajw_tcache_release_with(const ajw_tcache_entry_t *e, apr_pool_t *p)
 {
-    *dst = *src;
-    dst->header = dst->claims = NULL;
-    if (copy_json(&dst->header, src->header) && copy_json(&dst->claims, src->claims))
-        return 1;
-    json_decref(dst->header);
-    json_decref(dst->claims);
-    dst->header = dst->claims = NULL;
-    return 0;
+    if (e)
+        apr_pool_cleanup_register(p, e, release_cleanup, apr_pool_cleanup_null);
+}
+
+int ajw_tcache_key(ajw_tcache_key_t *key, const char *token, size_t len)
+{
+    return token ? ajw_crypt_sha256(key->hash, token, len) : -1;
 }
 
 static apr_status_t tcache_cleanup(void *data)
 {
     ajw_tcache_t *tc = data;
-    size_t i;
-    for (i = 0; i < tc->capacity; i++)
-        slot_clear(&tc->slots[i]);
-    tc->count = 0;
+    size_t i, j;
+    for (i = 0; i < tc->nshards; i++) {
+        shard_t *sh = &tc->shards[i];
+        for (j = 0; j < sh->capacity; j++) {
+            ajw_tcache_release(sh->slots[j].item ? &sh->slots[j].item->e : NULL);
+            sh->slots[j].item = NULL;
+        }
+        sh->count = 0;
+    }
     return APR_SUCCESS;
 }
 
 apr_status_t ajw_tcache_create(ajw_tcache_t **out, size_t capacity, apr_pool_t *p)
 {
     ajw_tcache_t *tc;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
+    size_t i;
     *out = NULL;
     if (capacity == 0)
         return APR_SUCCESS;
     tc = apr_pcalloc(p, sizeof(*tc));
-    tc->slots = apr_pcalloc(p, capacity * sizeof(slot_t));
-    tc->capacity = capacity;
-    rv = apr_thread_mutex_create(&tc->mu, APR_THREAD_MUTEX_DEFAULT, p);
+    tc->nshards = capacity >= SHARD_MIN_CAPACITY ? NSHARDS : 1;
+    tc->shards = apr_pcalloc(p, tc->nshards * sizeof(shard_t));
+    for (i = 0; i < tc->nshards && rv == APR_SUCCESS; i++) {
+        shard_t *sh = &tc->shards[i];
+        sh->capacity = capacity / tc->nshards + (i < capacity % tc->nshards);
+        sh->slots = apr_pcalloc(p, sh->capacity * sizeof(slot_t));
+        rv = apr_thread_mutex_create(&sh->mu, APR_THREAD_MUTEX_DEFAULT, p);
+    }
     if (rv != APR_SUCCESS)
         return rv;
-    /* Registered after the mutex: runs before the mutex is destroyed. */
+    /* Registered after the mutexes: runs before they are destroyed. */
     apr_pool_cleanup_register(p, tc, tcache_cleanup, apr_pool_cleanup_null);
     *out = tc;
     return APR_SUCCESS;
 }
 
-static size_t home_slot(const ajw_tcache_t *tc, const unsigned char hash[32])
+static shard_t *shard_of(const ajw_tcache_t *tc, const unsigned char hash[32])
+{
+    return &tc->shards[hash[31] % tc->nshards];
+}
+
+static size_t home_slot(const shard_t *sh, const unsigned char hash[32])
 {
     unsigned long long h = 0;
     int i;
     for (i = 0; i < 8; i++)
         h = (h << 8) | hash[i];
-    return (size_t)(h % tc->capacity);
+    return (size_t)(h % sh->capacity);
 }
 
-static size_t probe_len(const ajw_tcache_t *tc)
+static size_t probe_len(const shard_t *sh)
 {
-    return tc->capacity < PROBE ? tc->capacity : PROBE;
+    return sh->capacity < PROBE ? sh->capacity : PROBE;
 }
 
-/* Under mu: the slot holding hash, or NULL. */
-static slot_t *find_slot(ajw_tcache_t *tc, const unsigned char hash[32])
+/* Under sh->mu: the slot holding hash, or NULL. */
+static slot_t *find_slot(shard_t *sh, const unsigned char hash[32])
 {
-    size_t home = home_slot(tc, hash), i;
-    for (i = 0; i < probe_len(tc); i++) {
-        slot_t *s = &tc->slots[(home + i) % tc->capacity];
-        if (s->used && memcmp(s->hash, hash, 32) == 0)
+    size_t home = home_slot(sh, hash), i;
+    for (i = 0; i < probe_len(sh); i++) {
+        slot_t *s = &sh->slots[(home + i) % sh->capacity];
+        if (s->item && memcmp(s->hash, hash, 32) == 0)
             return s;
     }
     return NULL;
 }
 
-/* Under mu: where to store hash — its own slot, an empty or expired one,
+/* Under sh->mu: where to store hash — its own slot, an empty or expired one,
  * else the oldest in the window (evicted by the caller). */
-static slot_t *pick_slot(ajw_tcache_t *tc, const unsigned char hash[32], long long now)
+static slot_t *pick_slot(shard_t *sh, const unsigned char hash[32], long long now)
 {
-    size_t home = home_slot(tc, hash), i;
+    size_t home = home_slot(sh, hash), i;
     slot_t *free_slot = NULL, *oldest = NULL;
-    for (i = 0; i < probe_len(tc); i++) {
-        slot_t *s = &tc->slots[(home + i) % tc->capacity];
-        if (s->used && memcmp(s->hash, hash, 32) == 0)
+    for (i = 0; i < probe_len(sh); i++) {
+        slot_t *s = &sh->slots[(home + i) % sh->capacity];
+        if (s->item && memcmp(s->hash, hash, 32) == 0)
             return s;
-        if (!free_slot && (!s->used || s->expires <= now))
+        if (!free_slot && (!s->item || s->expires <= now))
             free_slot = s;
-        if (s->used && (!oldest || s->seq < oldest->seq))
+        if (s->item && (!oldest || s->seq < oldest->seq))
             oldest = s;
     }
     return free_slot ? free_slot : oldest;
 }
 
-static void drop_slot(ajw_tcache_t *tc, slot_t *s)
+int ajw_tcache_get(ajw_tcache_t *tc, const ajw_tcache_key_t *key, long long now,
+                   const ajw_tcache_entry_t **hit)
 {
-    if (s->used)
-        tc->count--;
-    slot_clear(s);
-}
-
-int ajw_tcache_get(ajw_tcache_t *tc, const char *token, size_t len, long long now,
-                   ajw_tcache_entry_t *hit)
-{
-    unsigned char hash[32];
+    shard_t *sh;
     slot_t *s;
+    item_t *dropped = NULL;
     int found = 0;
-    if (!tc || !token || ajw_crypt_sha256(hash, token, len) != 0)
+    *hit = NULL;
+    if (!tc || !key)
         return 0;
-    apr_thread_mutex_lock(tc->mu);
-    if (now > tc->last_now)
-        tc->last_now = now;
-    s = find_slot(tc, hash);
+    sh = shard_of(tc, key->hash);
+    apr_thread_mutex_lock(sh->mu);
+    if (now > sh->last_now)
+        sh->last_now = now;
+    s = find_slot(sh, key->hash);
     if (s && s->expires <= now) {
-        drop_slot(tc, s);
+        dropped = s->item;               /* released after unlock */
+        s->item = NULL;
+        sh->count--;
     }
     else if (s) {
-        found = entry_copy(hit, &s->e);
+        *hit = ajw_tcache_hold(&s->item->e);
+        found = 1;
     }
-    apr_thread_mutex_unlock(tc->mu);
+    apr_thread_mutex_unlock(sh->mu);
+    ajw_tcache_release(dropped ? &dropped->e : NULL);
     return found;
 }
 
-void ajw_tcache_put(ajw_tcache_t *tc, const char *token, size_t len, long long expires,
-                    const ajw_tcache_entry_t *entry)
+void ajw_tcache_put(ajw_tcache_t *tc, const ajw_tcache_key_t *key, long long expires,
+                    const ajw_tcache_entry_t *e)
 {
-    unsigned char hash[32];
-    ajw_tcache_entry_t copy;
-    slot_t *s, old;
-    if (!tc || !token || !entry || ajw_crypt_sha256(hash, token, len) != 0)
+    shard_t *sh;
+    slot_t *s;
+    item_t *old;
+    if (!tc || !key || !e)
         return;
-    if (!entry_copy(&copy, entry))          /* outside the lock */
-        return;
-    copy.kid[sizeof(copy.kid) - 1] = '\0';
-    apr_thread_mutex_lock(tc->mu);
-    s = pick_slot(tc, hash, tc->last_now);
-    old = *s;                               /* the evicted copies, freed after unlock */
-    if (s->used)
-        tc->count--;
-    s->used = 1;
-    memcpy(s->hash, hash, 32);
+    ajw_tcache_hold(e);
+    sh = shard_of(tc, key->hash);
+    apr_thread_mutex_lock(sh->mu);
+    s = pick_slot(sh, key->hash, sh->last_now);
+    old = s->item;                       /* the evicted reference, released after unlock */
+    if (!old)
+        sh->count++;
+    memcpy(s->hash, key->hash, 32);
     s->expires = expires;
-    s->seq = ++tc->seq;
-    s->e = copy;
-    tc->count++;
-    apr_thread_mutex_unlock(tc->mu);
-    slot_clear(&old);
+    s->seq = ++sh->seq;
+    s->item = item_of(e);
+    apr_thread_mutex_unlock(sh->mu);
+    ajw_tcache_release(old ? &old->e : NULL);
 }
 
 size_t ajw_tcache_count(ajw_tcache_t *tc)
 {
-    size_t n;
+    size_t i, n = 0;
     if (!tc)
         return 0;
-    apr_thread_mutex_lock(tc->mu);
-    n = tc->count;
-    apr_thread_mutex_unlock(tc->mu);
+    for (i = 0; i < tc->nshards; i++) {
+        apr_thread_mutex_lock(tc->shards[i].mu);
+        n += tc->shards[i].count;
+        apr_thread_mutex_unlock(tc->shards[i].mu);
+    }
     return n;
 }

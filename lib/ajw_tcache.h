@@ -2,8 +2,17 @@
  * SHA-256 of the whole token, so a repeated token skips signature checks.
  * Claims are re-checked by the caller on every hit (exp, nbf, policy); the
  * cache only remembers "this exact token verified with key set generation G
- * of source S". One mutex guards the table; entries are small and the
- * critical sections are a hash probe and a copy. */
+ * of source S", with its parsed header and claims.
+ *
+ * Ownership: a verified token is an immutable, reference-counted entry
+ * (ajw_tcache_adopt). The cache holds one reference per slot, and each
+ * request that uses it holds one more; the json trees inside are shared
+ * read-only by every holder and freed with the last reference, so a hit
+ * copies nothing. Holders must never modify the trees nor touch their
+ * jansson reference counts (json_incref/json_decref, ajw_json_pool_own):
+ * those are not synchronised, our own count is. The table is split in
+ * shards, each under its own mutex, whose critical sections are a hash
+ * probe and a reference count increment. */
 #ifndef AJW_TCACHE_H
 #define AJW_TCACHE_H
 
@@ -14,30 +23,51 @@
 typedef struct ajw_tcache_t ajw_tcache_t;
 
 typedef struct ajw_tcache_entry_t {
-    json_t *header;               /* on get: a new deep copy the caller must release */
-    json_t *claims;               /* likewise (values are copied in and out, never shared
-                                   * between threads: jansson's refcounts are not enough) */
+    json_t *header;               /* in a held entry: immutable, shared, read only */
+    json_t *claims;               /* likewise */
     const void *source;           /* identity of the key source that verified it */
     unsigned long long generation;/* that source's key set generation */
     ajw_alg_e alg;
-    char kid[128];                /* "" when none or too long */
 } ajw_tcache_entry_t;
 
-/* Cache of up to capacity entries in p (mutex created in p). capacity 0 →
+/* The cache key of a token: SHA-256 of its bytes. */
+typedef struct ajw_tcache_key_t {
+    unsigned char hash[32];
+} ajw_tcache_key_t;
+
+/* Cache of up to capacity entries in p (mutexes created in p). capacity 0 →
  * *out = NULL and every call below is a no-op / miss on NULL. */
 apr_status_t ajw_tcache_create(ajw_tcache_t **out, size_t capacity, apr_pool_t *p);
 
-/* Look up token; on a hit fills *hit (with new json references) and returns
- * 1. Entries whose expiry <= now are misses (and dropped). */
-int ajw_tcache_get(ajw_tcache_t *tc, const char *token, size_t len, long long now,
-                   ajw_tcache_entry_t *hit);
+/* key = the cache key of token[0..len). 0 on success, -1 when hashing failed. */
+int ajw_tcache_key(ajw_tcache_key_t *key, const char *token, size_t len);
 
-/* Remember token until `expires` (seconds since epoch). Keeps its own deep
- * copies of entry->header/claims (the caller keeps its references). When the
- * token's probe window is full, an expired entry (by the latest `now` seen by
+/* A new held entry (one reference, the caller's) with e's fields; it takes
+ * over one jansson reference of e->header and of e->claims, which the caller
+ * must no longer release nor modify. NULL when out of memory (the jansson
+ * references then stay the caller's). */
+const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e);
+
+/* Another reference to a held entry; returns e. */
+const ajw_tcache_entry_t *ajw_tcache_hold(const ajw_tcache_entry_t *e);
+
+/* Drop one reference; the last frees the entry and its trees. NULL is a no-op. */
+void ajw_tcache_release(const ajw_tcache_entry_t *e);
+
+/* Drop one reference of e when p is cleared (a request's hold). */
+void ajw_tcache_release_with(const ajw_tcache_entry_t *e, apr_pool_t *p);
+
+/* Look up key; on a hit *hit is a held entry (the caller releases it) and 1
+ * is returned. Entries whose expiry <= now are misses (and dropped). */
+int ajw_tcache_get(ajw_tcache_t *tc, const ajw_tcache_key_t *key, long long now,
+                   const ajw_tcache_entry_t **hit);
+
+/* Remember the held entry e under key until `expires` (seconds since the
+ * epoch); the cache takes its own reference (the caller keeps its). When the
+ * key's probe window is full, an expired entry (by the latest `now` seen by
  * get) or else the oldest is replaced. */
-void ajw_tcache_put(ajw_tcache_t *tc, const char *token, size_t len, long long expires,
-                    const ajw_tcache_entry_t *entry);
+void ajw_tcache_put(ajw_tcache_t *tc, const ajw_tcache_key_t *key, long long expires,
+                    const ajw_tcache_entry_t *e);
 
 /* Entries currently held (for tests and status). */
 size_t ajw_tcache_count(ajw_tcache_t *tc);

@@ -32,6 +32,7 @@ typedef enum {
     AJW_R_BAD_CLAIM,         /* a registered claim has the wrong type or range */
     AJW_R_BAD_KEY,           /* a JWK or JWKS could not be used */
     AJW_R_NO_KEYS,           /* the key store has never loaded keys for this source */
+    AJW_R_KEYS_STALE,        /* keys older than their max_stale (IdP failing too long) */
     AJW_R_INTERNAL,          /* allocation or library failure: fail closed */
     AJW_R__COUNT
 } ajw_reason_e;

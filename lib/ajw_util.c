@@ -25,6 +25,7 @@ static const char *const reason_names[AJW_R__COUNT] = {
     [AJW_R_BAD_CLAIM] = "bad_claim",
     [AJW_R_BAD_KEY] = "bad_key",
     [AJW_R_NO_KEYS] = "no_keys_loaded",
+    [AJW_R_KEYS_STALE] = "keys_stale",
     [AJW_R_INTERNAL] = "internal_error",
 };
 

@@ -1,5 +1,6 @@
-/* test_shared.c — the file-backed shared store: directory checks, atomic
- * write and read-back, hostile records refused, leases. */
+/* test_shared.c — the shared store: the record format (naming, encoding,
+ * hostile records refused), the file-backed store (directory checks, atomic
+ * write and read-back, leases) and the local + remote pair. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <apr_strings.h>
 
 #include "ajw_shared.h"
+#include "ajw_shared_record.h"
 
 #define URL "https://idp.example/jwks"
 #define URL2 "https://other.example/jwks"
@@ -369,6 +371,301 @@ static void test_lease(void **state)
     sh2->unlease(sh2, b);
 }
 
+/* ---- the record format ---------------------------------------------------------- */
+
+static void test_record_names(void **state)
+{
+    env_t *e = *state;
+    unsigned char id[AJW_SHARED_ID_LEN], id2[AJW_SHARED_ID_LEN];
+    /* SHA-256 of the URL, or of URL "\n" CA file. */
+    assert_string_equal(ajw_shared_record_name(URL, NULL, ".json", e->p),
+                        "3fec90cf462c0ddc41ea898aa492d2c3cfe76c175db0de41653d981f83fb99e4.json");
+    assert_string_equal(ajw_shared_record_name(URL, "/etc/ca.pem", "", e->p),
+                        "223bdd7a892dd19a5924fc2f04a13662aeb50a18a2bfea3fbe746793e6847522");
+    assert_int_equal(ajw_shared_record_id(id, URL, NULL, e->p), APR_SUCCESS);
+    assert_int_equal(id[0], 0x3f);
+    assert_int_equal(id[31], 0xe4);
+    assert_int_equal(ajw_shared_record_id(id2, URL2, NULL, e->p), APR_SUCCESS);
+    assert_memory_not_equal(id, id2, sizeof(id));
+    assert_int_equal(ajw_shared_record_cap(1000), 2000 + 64 * 1024);
+    assert_int_equal(ajw_shared_record_cap((size_t)-1), (size_t)-1);   /* no overflow */
+}
+
+static ajw_shared_doc_t sample_doc(void)
+{
+    ajw_shared_doc_t d;
+    memset(&d, 0, sizeof(d));
+    d.body = DOC;
+    d.len = strlen(DOC);
+    d.etag = "W/\"e1\"";
+    d.fetched = 1700000000123456LL;
+    d.max_age = -1;
+    return d;
+}
+
+static void test_record_roundtrip(void **state)
+{
+    env_t *e = *state;
+    ajw_shared_doc_t d = sample_doc(), back;
+    const char *why = NULL;
+    char *text = NULL;
+    size_t len = 0;
+
+    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, "/etc/ca.pem", &d, &why, e->p),
+                     APR_SUCCESS);
+    assert_int_equal(strlen(text), len);
+    assert_int_equal(ajw_shared_record_decode(&back, text, len, URL, "/etc/ca.pem", 4096, &why,
+                                              e->p), APR_SUCCESS);
+    assert_int_equal(back.len, d.len);
+    assert_memory_equal(back.body, DOC, d.len);
+    assert_string_equal(back.etag, d.etag);
+    assert_int_equal(back.fetched, d.fetched);
+    assert_int_equal(back.max_age, -1);
+    /* Without ETag; decoding needs no NUL terminator. */
+    d.etag = NULL;
+    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_SUCCESS);
+    text = apr_pmemdup(e->p, text, len);          /* followed by whatever: decode stops at len */
+    assert_int_equal(ajw_shared_record_decode(&back, text, len, URL, NULL, 4096, &why, e->p),
+                     APR_SUCCESS);
+    assert_null(back.etag);
+    /* The exact URL and CA file only. */
+    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, URL2, NULL, 4096, &why, e->p),
+                         APR_SUCCESS);
+    assert_non_null(strstr(why, "another URL"));
+    assert_null(back.body);
+    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, URL, "/etc/ca.pem", 4096,
+                                                  &why, e->p), APR_SUCCESS);
+    assert_non_null(strstr(why, "another CA file"));
+    /* A prefix of the URL is another URL. */
+    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, "https://idp.example/jwk",
+                                                  NULL, 4096, &why, e->p), APR_SUCCESS);
+    /* Too large for the reader. */
+    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, URL, NULL, 8, &why, e->p),
+                         APR_SUCCESS);
+    assert_non_null(strstr(why, "too large"));
+}
+
+static void test_record_hostile(void **state)
+{
+    static const struct { const char *text, *why; } bad[] = {
+        { "", "bad size" },
+        { "[]", "malformed" },
+        { "\"x\"", "malformed" },
+        { "{\"v\":1", "malformed" },
+        { "{\"v\":1,\"v\":1}", "malformed" },                    /* duplicate member */
+        { "{} {}", "malformed" },                                 /* trailing data */
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "version" },
+        { "{\"v\":\"1\",\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "version" },
+        { "{\"v\":1,\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "another URL" },
+        { "{\"v\":1,\"url\":1,\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "another URL" },
+        { "{\"v\":1,\"url\":\"" URL "\\u0000x\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}",
+          "malformed" },                                        /* NUL never decoded */
+        { "{\"v\":1,\"url\":\"" URL "\",\"ca_file\":\"/x\",\"fetched\":1,\"max_age\":1,"
+          "\"body\":\"{}\"}", "another CA file" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"ca_file\":null,\"fetched\":1,\"max_age\":1,"
+          "\"body\":\"{}\"}", "another CA file" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":0,\"max_age\":1,\"body\":\"{}\"}", "fetch time" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1.5,\"max_age\":1,\"body\":\"{}\"}", "fetch time" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":-2,\"body\":\"{}\"}", "max_age" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"body\":\"{}\"}", "max_age" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"etag\":1,\"body\":\"{}\"}",
+          "etag" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"\"}", "no document" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":{}}", "no document" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1}", "no document" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"x\":[[[[1]]]],"
+          "\"body\":\"{}\"}", "malformed" },                    /* nested too deep */
+    };
+    env_t *e = *state;
+    ajw_shared_doc_t d;
+    const char *why;
+    char *big, *etag;
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why = NULL;
+        assert_int_equal(ajw_shared_record_decode(&d, bad[i].text, strlen(bad[i].text), URL,
+                                                  NULL, 4096, &why, e->p), APR_EGENERAL);
+        assert_non_null(why);
+        if (!strstr(why, bad[i].why))
+            fail_msg("case %zu: '%s' does not say '%s'", i, why, bad[i].why);
+        assert_null(d.body);
+    }
+    /* NULL buffer; over the cap (2 * 10 + 64 KiB) before any parsing. */
+    assert_int_equal(ajw_shared_record_decode(&d, NULL, 5, URL, NULL, 10, &why, e->p),
+                     APR_EGENERAL);
+    big = apr_palloc(e->p, 70 * 1024);
+    memset(big, ' ', 70 * 1024);
+    big[0] = '{';
+    big[70 * 1024 - 1] = '}';
+    assert_int_equal(ajw_shared_record_decode(&d, big, 70 * 1024, URL, NULL, 10, &why, e->p),
+                     APR_EGENERAL);
+    assert_non_null(strstr(why, "bad size"));
+    /* An ETag over 255 bytes. */
+    etag = apr_palloc(e->p, 300);
+    memset(etag, 'e', 299);
+    etag[299] = '\0';
+    big = apr_psprintf(e->p, "{\"v\":1,\"url\":\"%s\",\"fetched\":1,\"max_age\":1,\"etag\":\"%s\","
+                       "\"body\":\"{}\"}", URL, etag);
+    assert_int_equal(ajw_shared_record_decode(&d, big, strlen(big), URL, NULL, 4096, &why, e->p),
+                     APR_EGENERAL);
+    assert_non_null(strstr(why, "etag"));
+}
+
+static void test_record_encode_refuses(void **state)
+{
+    env_t *e = *state;
+    ajw_shared_doc_t d = sample_doc();
+    const char *why = NULL;
+    char *text = (char *)"x", *etag;
+    size_t len = 7;
+
+    d.fetched = 0;
+    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_EINVAL);
+    assert_null(text);
+    assert_int_equal(len, 0);
+    assert_non_null(why);
+    d = sample_doc();
+    d.max_age = -2;
+    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_EINVAL);
+    d = sample_doc();
+    etag = apr_palloc(e->p, 300);
+    memset(etag, 'e', 299);
+    etag[299] = '\0';
+    d.etag = etag;
+    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_EINVAL);
+    d = sample_doc();
+    d.body = "\xff\xfe";
+    d.len = 2;
+    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_EINVAL);
+    assert_non_null(strstr(why, "UTF-8"));
+    d = sample_doc();
+    assert_int_equal(ajw_shared_record_encode(&text, &len, "https://x/\xff", NULL, &d, &why, e->p),
+                     APR_EINVAL);
+}
+
+/* ---- the pair --------------------------------------------------------------------- */
+
+/* A store in memory: one encoded record (or a raw hostile value), through
+ * the same codec as the real stores. */
+typedef struct mem_store_t {
+    char *value;
+    size_t len;
+    int puts, fail_put;
+} mem_store_t;
+
+static apr_status_t mem_get(ajw_shared_t *self, const char *url, const char *ca_file,
+                            size_t max_len, ajw_shared_doc_t *doc, const char **why,
+                            apr_pool_t *p)
+{
+    mem_store_t *m = self->baton;
+    memset(doc, 0, sizeof(*doc));
+    *why = NULL;
+    if (!m->value)
+        return APR_NOTFOUND;
+    return ajw_shared_record_decode(doc, m->value, m->len, url, ca_file, max_len, why, p);
+}
+
+static apr_status_t mem_put(ajw_shared_t *self, const char *url, const char *ca_file,
+                            const ajw_shared_doc_t *doc, const char **why, apr_pool_t *p)
+{
+    mem_store_t *m = self->baton;
+    m->puts++;
+    if (m->fail_put) {
+        *why = "mem: full";
+        return APR_ENOSPC;
+    }
+    return ajw_shared_record_encode(&m->value, &m->len, url, ca_file, doc, why, p);
+}
+
+static ajw_shared_t *mem_store(mem_store_t *m, apr_pool_t *p)
+{
+    ajw_shared_t *sh = apr_pcalloc(p, sizeof(*sh));
+    sh->get = mem_get;
+    sh->put = mem_put;
+    sh->baton = m;
+    return sh;
+}
+
+static void mem_set(mem_store_t *m, const char *url, apr_time_t fetched, const char *body,
+                    apr_pool_t *p)
+{
+    ajw_shared_doc_t d = sample_doc();
+    const char *why = NULL;
+    d.fetched = fetched;
+    d.body = body;
+    d.len = strlen(body);
+    assert_int_equal(ajw_shared_record_encode(&m->value, &m->len, url, NULL, &d, &why, p),
+                     APR_SUCCESS);
+}
+
+static void test_pair(void **state)
+{
+    env_t *e = *state;
+    mem_store_t lm, rm;
+    ajw_shared_t *local, *remote, *pair = NULL, *nolease = NULL;
+    ajw_shared_doc_t d = sample_doc();
+    const char *why = NULL;
+    apr_time_t last = 0;
+    void *lease = NULL;
+
+    memset(&lm, 0, sizeof(lm));
+    memset(&rm, 0, sizeof(rm));
+    local = make_store(e);
+    remote = mem_store(&rm, e->p);
+    assert_int_equal(ajw_shared_pair_create(&pair, local, NULL, e->p), APR_EINVAL);
+    assert_int_equal(ajw_shared_pair_create(&pair, local, remote, e->p), APR_SUCCESS);
+    /* Neither has one. */
+    assert_int_equal(pair->get(pair, URL, NULL, 4096, &d, &why, e->p), APR_NOTFOUND);
+    /* Only the remote (another server of the fleet wrote it). */
+    mem_set(&rm, URL, 1700000000000000LL, "{\"keys\":[\"remote\"]}", e->p);
+    assert_int_equal(pair->get(pair, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_string_equal(d.body, "{\"keys\":[\"remote\"]}");
+    /* put writes both; then the newer of the two wins, either way round. */
+    d = sample_doc();
+    d.fetched = 1700000001000000LL;
+    assert_int_equal(pair->put(pair, URL, NULL, &d, &why, e->p), APR_SUCCESS);
+    assert_int_equal(rm.puts, 1);
+    assert_int_equal(local->get(local, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_int_equal(d.fetched, 1700000001000000LL);
+    mem_set(&rm, URL, 1700000002000000LL, "{\"keys\":[\"newer\"]}", e->p);
+    assert_int_equal(pair->get(pair, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_string_equal(d.body, "{\"keys\":[\"newer\"]}");
+    mem_set(&rm, URL, 1600000000000000LL, "{\"keys\":[\"older\"]}", e->p);
+    assert_int_equal(pair->get(pair, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_int_equal(d.fetched, 1700000001000000LL);
+    /* A poisoned remote (another URL's record, however new) never wins. */
+    mem_set(&rm, URL2, 1800000000000000LL, "{\"keys\":[\"evil\"]}", e->p);
+    assert_int_equal(pair->get(pair, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_int_equal(d.fetched, 1700000001000000LL);
+    assert_memory_equal(d.body, DOC, d.len);
+    rm.value = (char *)"garbage";
+    rm.len = 7;
+    assert_int_equal(pair->get(pair, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_int_equal(d.fetched, 1700000001000000LL);
+    /* With nothing valid locally, the refusal comes back. */
+    assert_int_equal(pair->get(pair, URL2, NULL, 4096, &d, &why, e->p), APR_EGENERAL);
+    assert_non_null(strstr(why, "malformed"));
+    assert_null(d.body);
+    /* A failed remote write is reported; the local write still happened. */
+    rm.fail_put = 1;
+    d = sample_doc();
+    d.fetched = 1700000003000000LL;
+    assert_int_equal(pair->put(pair, URL, NULL, &d, &why, e->p), APR_ENOSPC);
+    assert_string_equal(why, "mem: full");
+    assert_int_equal(local->get(local, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_int_equal(d.fetched, 1700000003000000LL);
+    /* Leases are the local store's; a local store without them gives none. */
+    assert_non_null(pair->lease);
+    assert_int_equal(pair->lease(pair, URL, NULL, 1000, &last, &lease, e->p), APR_SUCCESS);
+    assert_int_equal(local->lease(local, URL, NULL, 2000, &last, &lease, e->p), APR_EBUSY);
+    pair->unlease(pair, lease);
+    assert_int_equal(ajw_shared_pair_create(&nolease, mem_store(&lm, e->p), remote, e->p),
+                     APR_SUCCESS);
+    assert_null(nolease->lease);
+    assert_null(nolease->unlease);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +675,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_refuses_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_encode_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pair, setup, teardown),
     };
     int rc;
     apr_initialize();

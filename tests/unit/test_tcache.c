@@ -1,4 +1,5 @@
-/* test_tcache.c — token cache: hits, expiry, capacity bound, references, threads. */
+/* test_tcache.c — token cache: hits, expiry, capacity bound, shared
+ * reference-counted entries, shards, threads. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -27,82 +28,101 @@ static int teardown(void **state)
     return 0;
 }
 
-static void make_entry(ajw_tcache_entry_t *e, const char *sub, unsigned long long gen)
+/* A held entry (one reference, the caller's) for token sub. */
+static const ajw_tcache_entry_t *make_entry(const char *sub, unsigned long long gen)
 {
-    memset(e, 0, sizeof(*e));
-    e->header = json_pack("{s:s}", "alg", "ES256");
-    e->claims = json_pack("{s:s}", "sub", sub);
-    e->source = &pool;
-    e->generation = gen;
-    e->alg = AJW_ALG_ES256;
-    snprintf(e->kid, sizeof(e->kid), "kid-%s", sub);
+    ajw_tcache_entry_t e;
+    memset(&e, 0, sizeof(e));
+    e.header = json_pack("{s:s,s:s}", "alg", "ES256", "kid", sub);
+    e.claims = json_pack("{s:s}", "sub", sub);
+    e.source = &pool;
+    e.generation = gen;
+    e.alg = AJW_ALG_ES256;
+    return ajw_tcache_adopt(&e);
 }
 
-static void drop_entry(ajw_tcache_entry_t *e)
+static ajw_tcache_key_t key_of(const char *tok, size_t len)
 {
-    json_decref(e->header);
-    json_decref(e->claims);
+    ajw_tcache_key_t k;
+    assert_int_equal(ajw_tcache_key(&k, tok, len), 0);
+    return k;
+}
+
+static int get(ajw_tcache_t *tc, const char *tok, size_t len, long long now,
+               const ajw_tcache_entry_t **hit)
+{
+    ajw_tcache_key_t k = key_of(tok, len);
+    return ajw_tcache_get(tc, &k, now, hit);
 }
 
 static void put_token(ajw_tcache_t *tc, const char *tok, long long exp)
 {
-    ajw_tcache_entry_t e;
-    make_entry(&e, tok, 7);
-    ajw_tcache_put(tc, tok, strlen(tok), exp, &e);
-    drop_entry(&e);                       /* the cache keeps its own references */
+    const ajw_tcache_entry_t *e = make_entry(tok, 7);
+    ajw_tcache_key_t k = key_of(tok, strlen(tok));
+    ajw_tcache_put(tc, &k, exp, e);
+    ajw_tcache_release(e);                /* the cache keeps its own reference */
 }
 
 static void test_put_get(void **state)
 {
     ajw_tcache_t *tc;
-    ajw_tcache_entry_t e, hit;
+    const ajw_tcache_entry_t *e, *hit, *hit2;
+    ajw_tcache_key_t k = key_of("a.b.c", 5);
     (void)state;
     assert_int_equal(ajw_tcache_create(&tc, 16, pool), APR_SUCCESS);
     assert_non_null(tc);
-    assert_int_equal(ajw_tcache_get(tc, "a.b.c", 5, 100, &hit), 0);
-    make_entry(&e, "alice", 3);
-    ajw_tcache_put(tc, "a.b.c", 5, 200, &e);
-    assert_int_equal(e.claims->refcount, 1);  /* the cache keeps a copy */
+    assert_int_equal(get(tc, "a.b.c", 5, 100, &hit), 0);
+    assert_null(hit);
+    e = make_entry("alice", 3);
+    ajw_tcache_put(tc, &k, 200, e);
     assert_int_equal(ajw_tcache_count(tc), 1);
-    assert_int_equal(ajw_tcache_get(tc, "a.b.c", 5, 100, &hit), 1);
-    assert_ptr_not_equal(hit.claims, e.claims);  /* the caller gets its own copy */
-    assert_true(json_equal(hit.claims, e.claims));
-    assert_true(json_equal(hit.header, e.header));
-    assert_int_equal(hit.claims->refcount, 1);
-    assert_int_equal(hit.generation, 3);
-    assert_ptr_equal(hit.source, &pool);
-    assert_int_equal(hit.alg, AJW_ALG_ES256);
-    assert_string_equal(hit.kid, "kid-alice");
-    assert_string_equal(json_string_value(json_object_get(hit.claims, "sub")), "alice");
-    drop_entry(&hit);
+    assert_int_equal(get(tc, "a.b.c", 5, 100, &hit), 1);
+    assert_ptr_equal(hit, e);             /* shared, not copied */
+    assert_ptr_equal(hit->claims, e->claims);
+    assert_int_equal(hit->claims->refcount, 1);  /* jansson counts untouched */
+    assert_int_equal(hit->generation, 3);
+    assert_ptr_equal(hit->source, &pool);
+    assert_int_equal(hit->alg, AJW_ALG_ES256);
+    assert_string_equal(json_string_value(json_object_get(hit->claims, "sub")), "alice");
+    ajw_tcache_release(hit);
     /* Only the full token matches: a prefix or a different length misses. */
-    assert_int_equal(ajw_tcache_get(tc, "a.b.c", 4, 100, &hit), 0);
-    assert_int_equal(ajw_tcache_get(tc, "a.b.d", 5, 100, &hit), 0);
+    assert_int_equal(get(tc, "a.b.c", 4, 100, &hit), 0);
+    assert_int_equal(get(tc, "a.b.d", 5, 100, &hit), 0);
     /* Put again replaces, no duplicate. */
-    ajw_tcache_put(tc, "a.b.c", 5, 300, &e);
+    ajw_tcache_put(tc, &k, 300, e);
     assert_int_equal(ajw_tcache_count(tc), 1);
-    drop_entry(&e);                        /* the cache's copies go at pool cleanup */
+    /* An evicted entry stays valid for whoever holds it. */
+    assert_int_equal(get(tc, "a.b.c", 5, 100, &hit2), 1);
+    ajw_tcache_release(e);
+    hit = make_entry("bob", 4);
+    ajw_tcache_put(tc, &k, 300, hit);
+    ajw_tcache_release(hit);
+    assert_string_equal(json_string_value(json_object_get(hit2->claims, "sub")), "alice");
+    ajw_tcache_release(hit2);             /* the last reference: freed (ASan: no leak) */
+    assert_int_equal(get(tc, "a.b.c", 5, 100, &hit), 1);
+    assert_string_equal(json_string_value(json_object_get(hit->claims, "sub")), "bob");
+    ajw_tcache_release(hit);
 }
 
 static void test_expiry(void **state)
 {
     ajw_tcache_t *tc;
-    ajw_tcache_entry_t hit;
+    const ajw_tcache_entry_t *hit;
     (void)state;
     assert_int_equal(ajw_tcache_create(&tc, 8, pool), APR_SUCCESS);
     put_token(tc, "tok", 1000);
-    assert_int_equal(ajw_tcache_get(tc, "tok", 3, 999, &hit), 1);
-    drop_entry(&hit);
+    assert_int_equal(get(tc, "tok", 3, 999, &hit), 1);
+    ajw_tcache_release(hit);
     /* expiry <= now is a miss, and the entry is dropped. */
-    assert_int_equal(ajw_tcache_get(tc, "tok", 3, 1000, &hit), 0);
+    assert_int_equal(get(tc, "tok", 3, 1000, &hit), 0);
     assert_int_equal(ajw_tcache_count(tc), 0);
-    assert_int_equal(ajw_tcache_get(tc, "tok", 3, 500, &hit), 0);
+    assert_int_equal(get(tc, "tok", 3, 500, &hit), 0);
 }
 
 static void test_capacity_bound(void **state)
 {
     ajw_tcache_t *tc;
-    ajw_tcache_entry_t hit;
+    const ajw_tcache_entry_t *hit;
     char tok[32];
     int i, hits = 0;
     (void)state;
@@ -114,62 +134,101 @@ static void test_capacity_bound(void **state)
     }
     assert_int_equal(ajw_tcache_count(tc), 10);
     /* The newest entry is always there (it was just placed). */
-    assert_int_equal(ajw_tcache_get(tc, "token-999", 9, 100, &hit), 1);
-    drop_entry(&hit);
+    assert_int_equal(get(tc, "token-999", 9, 100, &hit), 1);
+    ajw_tcache_release(hit);
     for (i = 0; i < 1000; i++) {
         snprintf(tok, sizeof(tok), "token-%d", i);
-        if (ajw_tcache_get(tc, tok, strlen(tok), 100, &hit)) {
+        if (get(tc, tok, strlen(tok), 100, &hit)) {
             hits++;
-            drop_entry(&hit);
+            ajw_tcache_release(hit);
         }
     }
     assert_int_equal(hits, 10);
 }
 
+static void test_sharded_bound(void **state)
+{
+    ajw_tcache_t *tc;
+    const ajw_tcache_entry_t *hit;
+    char tok[32];
+    int i, hits = 0;
+    (void)state;
+    /* Large enough for shards: the bound holds over all of them. */
+    assert_int_equal(ajw_tcache_create(&tc, 1000, pool), APR_SUCCESS);
+    for (i = 0; i < 5000; i++) {
+        snprintf(tok, sizeof(tok), "token-%d", i);
+        put_token(tc, tok, 5000);
+    }
+    assert_true(ajw_tcache_count(tc) <= 1000);
+    assert_true(ajw_tcache_count(tc) >= 900);
+    for (i = 0; i < 5000; i++) {
+        snprintf(tok, sizeof(tok), "token-%d", i);
+        if (get(tc, tok, strlen(tok), 100, &hit)) {
+            hits++;
+            ajw_tcache_release(hit);
+        }
+    }
+    assert_int_equal((size_t)hits, ajw_tcache_count(tc));
+}
+
 static void test_capacity_one(void **state)
 {
     ajw_tcache_t *tc;
-    ajw_tcache_entry_t hit;
+    const ajw_tcache_entry_t *hit;
     (void)state;
     /* Capacity 1: the one slot is replaced whatever happens. */
     assert_int_equal(ajw_tcache_create(&tc, 1, pool), APR_SUCCESS);
     put_token(tc, "one", 100);
     put_token(tc, "two", 100);
     assert_int_equal(ajw_tcache_count(tc), 1);
-    assert_int_equal(ajw_tcache_get(tc, "one", 3, 50, &hit), 0);
-    assert_int_equal(ajw_tcache_get(tc, "two", 3, 50, &hit), 1);
-    drop_entry(&hit);
+    assert_int_equal(get(tc, "one", 3, 50, &hit), 0);
+    assert_int_equal(get(tc, "two", 3, 50, &hit), 1);
+    ajw_tcache_release(hit);
 }
 
 static void test_disabled(void **state)
 {
     ajw_tcache_t *tc = (ajw_tcache_t *)&tc;
-    ajw_tcache_entry_t e, hit;
+    const ajw_tcache_entry_t *e, *hit;
+    ajw_tcache_key_t k = key_of("t", 1);
     (void)state;
     assert_int_equal(ajw_tcache_create(&tc, 0, pool), APR_SUCCESS);
     assert_null(tc);
-    make_entry(&e, "x", 1);
-    ajw_tcache_put(NULL, "t", 1, 100, &e);
-    assert_int_equal(e.claims->refcount, 1);
-    assert_int_equal(ajw_tcache_get(NULL, "t", 1, 10, &hit), 0);
+    e = make_entry("x", 1);
+    ajw_tcache_put(NULL, &k, 100, e);
+    assert_int_equal(ajw_tcache_get(NULL, &k, 10, &hit), 0);
     assert_int_equal(ajw_tcache_count(NULL), 0);
-    drop_entry(&e);
+    ajw_tcache_release(e);
+    ajw_tcache_release(NULL);
+}
+
+static void test_release_with_pool(void **state)
+{
+    apr_pool_t *p;
+    const ajw_tcache_entry_t *e = make_entry("carol", 1);
+    (void)state;
+    assert_int_equal(apr_pool_create(&p, pool), APR_SUCCESS);
+    ajw_tcache_release_with(ajw_tcache_hold(e), p);
+    ajw_tcache_release(e);
+    assert_string_equal(json_string_value(json_object_get(e->claims, "sub")), "carol");
+    apr_pool_destroy(p);                   /* the last reference (ASan: no leak) */
 }
 
 static void test_cleanup_releases(void **state)
 {
     apr_pool_t *p;
     ajw_tcache_t *tc;
-    ajw_tcache_entry_t e;
+    const ajw_tcache_entry_t *e;
+    ajw_tcache_key_t k1 = key_of("t1", 2), k2 = key_of("t2", 2);
     (void)state;
     assert_int_equal(apr_pool_create(&p, NULL), APR_SUCCESS);
     assert_int_equal(ajw_tcache_create(&tc, 4, p), APR_SUCCESS);
-    make_entry(&e, "bob", 1);
-    ajw_tcache_put(tc, "t1", 2, 100, &e);
-    ajw_tcache_put(tc, "t2", 2, 100, &e);
+    e = make_entry("bob", 1);
+    ajw_tcache_put(tc, &k1, 100, e);
+    ajw_tcache_put(tc, &k2, 100, e);
     assert_int_equal(ajw_tcache_count(tc), 2);
-    drop_entry(&e);
-    apr_pool_destroy(p);                   /* frees the cache's copies (ASan: no leak) */
+    ajw_tcache_release(e);
+    apr_pool_destroy(p);                   /* frees the cache's references (ASan: no leak) */
 }
 
 #define NTHREADS 4
@@ -178,18 +237,17 @@ static void test_cleanup_releases(void **state)
 static void *worker(void *arg)
 {
     ajw_tcache_t *tc = arg;
-    ajw_tcache_entry_t hit;
+    const ajw_tcache_entry_t *hit;
     char tok[32];
     unsigned seed = (unsigned)(uintptr_t)&hit;
     int i;
     for (i = 0; i < ITERS; i++) {
         seed = seed * 1103515245u + 12345u;
         snprintf(tok, sizeof(tok), "tok-%u", (seed >> 8) % 64);
-        if (ajw_tcache_get(tc, tok, strlen(tok), 100, &hit)) {
-            if (strncmp(json_string_value(json_object_get(hit.claims, "sub")), tok,
-                        strlen(tok)) != 0)
+        if (get(tc, tok, strlen(tok), 100, &hit)) {
+            if (strcmp(json_string_value(json_object_get(hit->claims, "sub")), tok) != 0)
                 return (void *)1;
-            drop_entry(&hit);
+            ajw_tcache_release(hit);
         }
         else {
             put_token(tc, tok, 1000);
@@ -198,21 +256,27 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void test_threads(void **state)
+static void run_threads(size_t capacity)
 {
     ajw_tcache_t *tc;
     pthread_t th[NTHREADS];
     void *ret;
     int i;
-    (void)state;
-    assert_int_equal(ajw_tcache_create(&tc, 32, pool), APR_SUCCESS);
+    assert_int_equal(ajw_tcache_create(&tc, capacity, pool), APR_SUCCESS);
     for (i = 0; i < NTHREADS; i++)
         assert_int_equal(pthread_create(&th[i], NULL, worker, tc), 0);
     for (i = 0; i < NTHREADS; i++) {
         assert_int_equal(pthread_join(th[i], &ret), 0);
         assert_null(ret);
     }
-    assert_true(ajw_tcache_count(tc) <= 32);
+    assert_true(ajw_tcache_count(tc) <= capacity);
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    run_threads(32);                      /* one shard, constant eviction */
+    run_threads(300);                     /* sharded */
 }
 
 int main(void)
@@ -221,8 +285,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sharded_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disabled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_with_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup_releases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     };

@@ -1,0 +1,129 @@
+/* ajw_dpop.h — sender-constrained tokens without httpd: DPoP proofs
+ * (RFC 9449), the htu normalisation they are compared with, a replay table
+ * that lives in memory the caller provides (shared memory in the module),
+ * and certificate thumbprints for mutual-TLS-bound tokens (RFC 8705 §3). */
+#ifndef AJW_DPOP_H
+#define AJW_DPOP_H
+
+#include <jansson.h>
+#include <apr_pools.h>
+#include "ajw_types.h"
+
+#define AJW_DPOP_TYP         "dpop+jwt"
+#define AJW_DPOP_MAX_LEN     8192    /* bytes of one proof */
+#define AJW_DPOP_MAX_JTI     256     /* bytes of a proof's jti */
+#define AJW_DPOP_MAX_URL     4096    /* bytes of an htu */
+
+/* What one request expects of its proof. */
+typedef struct ajw_dpop_req_t {
+    const char *method;       /* request method; htm must equal it exactly */
+    const char *htu;          /* expected htu, already through ajw_dpop_htu_normalize */
+    unsigned algs;            /* accepted proof algs; only asymmetric ones ever verify */
+    long long now;            /* seconds since the epoch */
+    long long window;         /* iat may be at most window + leeway seconds in the past */
+    long long leeway;         /* ... and at most leeway seconds in the future */
+    const char *token;        /* access token presented with the proof (for ath); NULL: none */
+    size_t token_len;
+    const char *jkt;          /* cnf.jkt of the verified access token; NULL: not checked */
+} ajw_dpop_req_t;
+
+/* A proof that passed every check. Lives in the pool given to ajw_dpop_check. */
+typedef struct ajw_dpop_proof_t {
+    const char *jkt;          /* RFC 7638 thumbprint of the proof's jwk */
+    const char *jti;          /* for the replay check (the caller's job) */
+    size_t jti_len;
+    long long iat;
+    const char *alg_name;
+    const char *nonce;        /* the nonce claim, NULL when absent (checked by the caller) */
+    size_t nonce_len;
+} ajw_dpop_proof_t;
+
+/* Check a DPoP proof of len bytes against req (RFC 9449 §4.3): a compact JWS
+ * of at most AJW_DPOP_MAX_LEN bytes, typ dpop+jwt (AJW_R_BAD_TYPE), alg in
+ * req->algs and asymmetric (AJW_R_ALG_NOT_ALLOWED), header jwk a public key
+ * (absent, not an object, oct, or holding any private member: AJW_R_BAD_KEY),
+ * the signature with that key (AJW_R_BAD_SIGNATURE), jti a non-empty string
+ * of at most AJW_DPOP_MAX_JTI bytes, htm equal to req->method, htu equal to
+ * req->htu after normalisation, iat a number within the window
+ * (AJW_R_ISSUED_IN_FUTURE, AJW_R_TOO_OLD), ath = base64url(SHA-256(token))
+ * when req->token is set, the key's thumbprint equal to req->jkt when set
+ * (claims: AJW_R_MISSING_CLAIM / AJW_R_BAD_CLAIM). The replay check is left
+ * to the caller (jti and iat are in *out). err->text never quotes the proof. */
+ajw_reason_e ajw_dpop_check(ajw_dpop_proof_t **out, const char *proof, size_t len,
+                            const ajw_dpop_req_t *req, apr_pool_t *p, ajw_error_t *err);
+
+/* Normalise an absolute http(s) URL of len bytes for htu comparison (RFC 9449
+ * §4.3 with RFC 3986 §6.2.2 and §6.2.3): scheme and host lower-cased, the
+ * default port (80 for http, 443 for https) and an empty port dropped,
+ * percent-encodings upper-cased and those of unreserved characters decoded,
+ * dot segments removed, an empty path made "/", query and fragment dropped.
+ * NULL for anything else: another scheme, no host, userinfo, a bad port or
+ * percent-encoding, bytes outside printable ASCII, over AJW_DPOP_MAX_URL. */
+const char *ajw_dpop_htu_normalize(const char *url, size_t len, apr_pool_t *p);
+
+/* base64url(SHA-256(data)) — the ath of a token, x5t#S256 of a DER
+ * certificate. NULL only if hashing fails. */
+const char *ajw_dpop_sha256_b64u(const void *data, size_t len, apr_pool_t *p);
+
+/* RFC 8705 §3.1 x5t#S256 of a PEM certificate (the first CERTIFICATE block
+ * of pem): base64url(SHA-256(DER)). NULL when there is no well-formed block. */
+const char *ajw_dpop_cert_thumbprint(const char *pem, apr_pool_t *p);
+
+/* 1 when the strings are equal. Time depends on the lengths only, never on
+ * where the contents differ (for thumbprints and hashes). */
+int ajw_dpop_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* --- server nonces (RFC 9449 §8) ------------------------------------
+ * Stateless: a nonce is base64url(8-byte big-endian issue time || the first
+ * 16 bytes of HMAC-SHA-256(secret, those 8 bytes)), so every process holding
+ * the secret can check one without shared state. */
+#define AJW_DPOP_NONCE_SECRET 32
+#define AJW_DPOP_NONCE_SKEW   5      /* seconds a nonce's time may lie ahead */
+
+/* A nonce for time now, as a pool string; NULL if HMAC fails. */
+const char *ajw_dpop_nonce_make(const unsigned char secret[AJW_DPOP_NONCE_SECRET],
+                                long long now, apr_pool_t *p);
+
+/* Check nonce (len bytes) against secret: AJW_OK when it is one of ours and
+ * was made in [now - lifetime, now + AJW_DPOP_NONCE_SKEW]; *age gets now
+ * minus its time. AJW_R_MALFORMED (not ours: wrong size, bad MAC),
+ * AJW_R_TOO_OLD, AJW_R_ISSUED_IN_FUTURE. The MAC is compared in constant time. */
+ajw_reason_e ajw_dpop_nonce_check(long long *age,
+                                  const unsigned char secret[AJW_DPOP_NONCE_SECRET],
+                                  const char *nonce, size_t len, long long now,
+                                  long long lifetime, apr_pool_t *p);
+
+/* --- replay table ---------------------------------------------------
+ * A fixed-size set of (key, expiry) held in caller memory, e.g. shared
+ * memory mapped by every child process. Not locked here: the caller holds a
+ * lock (a global mutex in the module) around ajw_replay_add. Entries are
+ * kept in buckets of AJW_REPLAY_WAYS; an expired entry is reused, a live one
+ * is never evicted, so a replay inside the window is always detected; a
+ * bucket full of live entries is reported as such (the caller fails closed). */
+#define AJW_REPLAY_WAYS 8
+
+typedef struct ajw_replay_t ajw_replay_t;
+
+typedef enum { AJW_REPLAY_NEW = 0, AJW_REPLAY_SEEN, AJW_REPLAY_FULL } ajw_replay_e;
+
+/* Bytes needed for at least `entries` entries (at least one bucket). */
+size_t ajw_replay_size(size_t entries);
+
+/* Format size bytes at mem (aligned for 8-byte integers) as an empty table.
+ * NULL when size is too small for one bucket. */
+ajw_replay_t *ajw_replay_init(void *mem, size_t size);
+
+/* The replay key of a proof: SHA-256 over jkt, a NUL and jti, so that one
+ * client's jti values never collide with another's. 0 on success. */
+int ajw_replay_key(unsigned char key[32], const char *jkt, const char *jti, size_t jti_len);
+
+/* Remember key until `expires` (seconds). AJW_REPLAY_SEEN when a live entry
+ * (expires > now) holds it already; AJW_REPLAY_FULL when its bucket has no
+ * free or expired entry (nothing is stored); else AJW_REPLAY_NEW. */
+ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32], long long expires,
+                            long long now);
+
+/* Capacity in entries. */
+size_t ajw_replay_capacity(const ajw_replay_t *t);
+
+#endif

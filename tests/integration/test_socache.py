@@ -1,0 +1,278 @@
+"""AuthJWKSCacheSocache: the last-good JWKS copies in httpd's socache
+(memcache, redis, shmcb), shared by a fleet of servers; whatever the cache
+returns is untrusted."""
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+import harness as H
+from conftest import get
+
+ISS = "https://issuer.test"
+MEMCACHED = shutil.which("memcached")
+REDIS = shutil.which("redis-server")
+HAVE_MC = MEMCACHED and os.path.exists(os.path.join(H.MODDIR, "mod_socache_memcache.so"))
+HAVE_RD = REDIS and os.path.exists(os.path.join(H.MODDIR, "mod_socache_redis.so"))
+FETCH_FAIL = r"\[auth_jwks:(warn|error)\].*(refresh of|no keys from) http://127\.0\.0\.1:%d/"
+REFUSED = r"\[auth_jwks:warn\].*shared copy of %s refused: socache %s, key auth_jwks:[0-9a-f]{64}: %s"
+
+
+# ---------------------------------------------------------------- cache servers
+
+class CacheServer:
+    """A private memcached or redis on 127.0.0.1 and a random port, for one
+    test; speaks just enough of the protocol to plant and read values."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.port = H.free_port()
+        if kind == "memcache":
+            argv = [MEMCACHED, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "16",
+                    "-I", "2m", "-u", "memcache" if os.geteuid() == 0 else str(os.geteuid())]
+        else:
+            argv = [REDIS, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                    "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            H.wait_until(self._up, 10, 0.05, "%s to listen" % kind)
+        except TimeoutError:
+            self.close()
+            raise
+
+    def _up(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("%s exited with %s" % (self.kind, self.proc.returncode))
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def spec(self):
+        return "%s:127.0.0.1:%d" % (self.kind, self.port)
+
+    def _talk(self, payload, until):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(payload)
+            buf = b""
+            deadline = time.time() + 5
+            while not until(buf) and time.time() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            return buf
+
+    def set(self, key, value):
+        if self.kind == "memcache":
+            out = self._talk(b"set %s 0 3600 %d\r\n%s\r\n" % (key.encode(), len(value), value),
+                             lambda b: b.endswith(b"\r\n"))
+            assert out.startswith(b"STORED"), out
+        else:
+            cmd = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                len(key), key.encode(), len(value), value)
+            out = self._talk(cmd, lambda b: b.endswith(b"\r\n"))
+            assert out.startswith(b"+OK"), out
+
+    def get(self, key):
+        if self.kind == "memcache":
+            out = self._talk(b"get %s\r\n" % key.encode(), lambda b: b.endswith(b"END\r\n"))
+            if not out.startswith(b"VALUE"):
+                return None
+            head, _, rest = out.partition(b"\r\n")
+            n = int(head.split()[3])
+            return rest[:n]
+        out = self._talk(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key.encode()),
+                         lambda b: b.startswith(b"$-1\r\n") or (
+                             b"\r\n" in b and len(b) >= b.index(b"\r\n") + 2 + int(
+                                 b[1:b.index(b"\r\n")]) + 2))
+        if out.startswith(b"$-1"):
+            return None
+        head, _, rest = out.partition(b"\r\n")
+        return rest[:int(head[1:])]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def cache_key(url, ca_file=None):
+    ident = url if ca_file is None else url + "\n" + ca_file
+    return "auth_jwks:" + hashlib.sha256(ident.encode()).hexdigest()
+
+
+@pytest.fixture
+def cache_server(request):
+    kind = request.param
+    if kind == "memcache" and not HAVE_MC:
+        pytest.skip("memcached or mod_socache_memcache.so not installed")
+    if kind == "redis" and not HAVE_RD:
+        pytest.skip("redis-server or mod_socache_redis.so not installed")
+    c = CacheServer(kind)
+    yield c
+    c.close()
+
+
+def server_conf(cache, url, cache_dir="off", wait=10):
+    load = "LoadModule socache_%s_module %s/mod_socache_%s.so\n" % (cache.kind, H.MODDIR,
+                                                                  cache.kind)
+    dir_line = "AuthJWKSCacheDir %s\n" % cache_dir if cache_dir else ""
+    return load + dir_line + """AuthJWKSCacheSocache %s
+<Location /api>
+    AuthType jwks
+    AuthName "api"
+    AuthJWKSURL %s
+    AuthJWKSIssuer %s
+    AuthJWKSAudience api
+    AuthJWKSRefreshInterval 5
+    AuthJWKSMinRefreshInterval 1
+    AuthJWKSStartupWait %d
+    Require valid-user
+</Location>
+""" % (cache.spec(), url, ISS, wait)
+
+
+# ---------------------------------------------------------------- (1) and (3): a fleet
+
+@pytest.mark.parametrize("cache_server", ["memcache", "redis"], indirect=True)
+def test_fleet_shares_last_good_copy(make_httpd, keys, cache_server, expect_log):
+    """Server A loads the keys while the IdP is up and puts them in the
+    cache; the IdP goes down; server B starts fresh (its own, empty
+    AuthJWKSCacheDir) and serves valid tokens from the cache's copy."""
+    idp = H.JWKSServer()
+    idp.set(keys.jwks())
+    url = idp.url()
+    expect_log(FETCH_FAIL % idp.port)
+    try:
+        a = make_httpd(server_conf(cache_server, url, cache_dir="off"), name="fleet-a")
+        tok = H.mint(H.std_claims(iss=ISS), keys.rsa, "RS256")
+        assert get(a, "/api/env", tok).status_code == 200
+        H.wait_until(lambda: cache_server.get(cache_key(url)) is not None, 10, 0.1,
+                     "the record in the cache")
+        rec = cache_server.get(cache_key(url))
+        assert b'"url":"%s"' % url.encode() in rec
+    finally:
+        idp.close()
+    # B: separate dir (default under its own root), nothing on disk, IdP down.
+    b = make_httpd(server_conf(cache_server, url, cache_dir=None, wait=5), name="fleet-b")
+    t0 = time.monotonic()
+    r = get(b, "/api/env", tok)
+    assert r.status_code == 200, (r.status_code, b.log_tail())
+    assert time.monotonic() - t0 < 3          # the cache's copy, not a wait for the dead IdP
+    assert any(k in b.log_text() for k in ("shared copy", "loaded")), b.log_tail()
+    assert "(shared copy" in b.log_text(), b.log_tail()
+    # Keys B never saw are still refused.
+    stranger = H.Keys("stranger")
+    bad = H.mint(H.std_claims(iss=ISS), stranger.rsa, "RS256")
+    expect_log(r"\[auth_jwks:error\].*token rejected")
+    assert get(b, "/api/env", bad).status_code in (401, 503)
+
+
+# ---------------------------------------------------------------- (2) a poisoned cache
+
+def planted_record(url, body, fetched=None):
+    import json
+    return json.dumps({"v": 1, "url": url, "fetched": fetched or int(time.time() * 1e6),
+                       "max_age": -1, "body": body}, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("cache_server", ["memcache"], indirect=True)
+@pytest.mark.parametrize("poison", ["other_url", "garbage", "oversized"])
+def test_poisoned_value_refused(make_httpd, other_keys, cache_server, poison, expect_log):
+    """The IdP is down and the cache holds, under this URL's key, another
+    URL's record (with the attacker's keys), garbage, or a value over the
+    cap: each is refused with a log line and tokens are never accepted."""
+    url = "http://127.0.0.1:9/jwks-%s" % poison
+    evil = other_keys.jwks()
+    import json
+    evil_text = json.dumps(evil)
+    if poison == "other_url":
+        value = planted_record("http://127.0.0.1:9/attacker", evil_text)
+        why = "record of another URL"
+    elif poison == "garbage":
+        value = b"\x00\xffnot a record{{"
+        why = "malformed record"
+    else:
+        value = planted_record(url, evil_text + " " * (300 * 1024))
+        why = "value over the cap"
+        expect_log(r"socache_memcache:error.*'retrieve' OVERFLOW", required=True)
+    cache_server.set(cache_key(url), value)
+    expect_log(REFUSED % (url.replace(".", r"\."), "memcache", why), required=True)
+    expect_log(r"\[auth_jwks:error\].*(no keys from|token rejected: no_keys_loaded)")
+    h = make_httpd(server_conf(cache_server, url, cache_dir="off", wait=0), name="poison")
+    H.wait_until(lambda: "shared copy of %s refused" % url in h.log_text(), 10, 0.1,
+                 "the refusal in the log")
+    tok = H.mint(H.std_claims(iss=ISS), other_keys.rsa, "RS256")
+    for _ in range(5):
+        r = get(h, "/api/env", tok)
+        assert r.status_code == 503, (r.status_code, h.log_tail())
+    assert "loaded" not in h.log_text()
+
+
+# ---------------------------------------------------------------- shmcb (not MP-safe)
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(H.MODDIR, "mod_socache_shmcb.so")),
+                    reason="mod_socache_shmcb.so not installed")
+def test_shmcb_with_mutex(make_httpd, keys, expect_log):
+    """shmcb is not safe across processes: a global mutex guards it (prefork,
+    several children); keys load and are written without errors."""
+    idp = H.JWKSServer()
+    idp.set(keys.jwks())
+    try:
+        conf = """LoadModule socache_shmcb_module %s/mod_socache_shmcb.so
+AuthJWKSCacheSocache shmcb
+<Location /api>
+    AuthType jwks
+    AuthName "api"
+    AuthJWKSURL %s
+    AuthJWKSIssuer %s
+    AuthJWKSAudience api
+    AuthJWKSStartupWait 10
+    Require valid-user
+</Location>
+""" % (H.MODDIR, idp.url(), ISS)
+        h = make_httpd(conf, mpm="prefork", name="shmcb")
+        tok = H.mint(H.std_claims(iss=ISS), keys.rsa, "RS256")
+        for _ in range(10):
+            assert get(h, "/api/env", tok).status_code == 200
+        assert "cannot write the shared copy" not in h.log_text()
+    finally:
+        idp.close()
+
+
+# ---------------------------------------------------------------- (4) configuration
+
+def test_config_errors():
+    r = H.configtest("AuthJWKSCacheSocache nosuch:127.0.0.1:1\n")
+    assert r.returncode != 0
+    assert "AuthJWKSCacheSocache" in r.stderr and "no socache provider 'nosuch'" in r.stderr, r.stderr
+    assert "LoadModule socache_nosuch_module" in r.stderr, r.stderr
+    # The provider exists in httpd but its module is not loaded.
+    r = H.configtest("AuthJWKSCacheSocache memcache:127.0.0.1:11211\n")
+    assert r.returncode != 0
+    assert "LoadModule socache_memcache_module" in r.stderr, r.stderr
+    r = H.configtest("AuthJWKSCacheSocache 'mem cache'\n")
+    assert r.returncode != 0 and "AuthJWKSCacheSocache" in r.stderr, r.stderr
+    if HAVE_MC:
+        load = "LoadModule socache_memcache_module %s/mod_socache_memcache.so\n" % H.MODDIR
+        # Arguments the provider refuses are config errors too.
+        r = H.configtest(load + "AuthJWKSCacheSocache memcache\n")
+        assert r.returncode != 0 and "AuthJWKSCacheSocache memcache" in r.stderr, r.stderr
+        # Server config only.
+        r = H.configtest(load + "<VirtualHost 127.0.0.1:1>\nAuthJWKSCacheSocache "
+                         "memcache:127.0.0.1:1\n</VirtualHost>\n")
+        assert r.returncode != 0 and "AuthJWKSCacheSocache" in r.stderr, r.stderr
+        r = H.configtest(load + "AuthJWKSCacheSocache memcache:127.0.0.1:11211\n")
+        assert r.returncode == 0, r.stderr
+    r = H.configtest("AuthJWKSCacheSocache none\n")
+    assert r.returncode == 0, r.stderr
