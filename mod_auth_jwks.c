@@ -594,16 +594,19 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     keyed = ajw_mod.tcache && len <= pol.max_token_len && ajw_tcache_key(&key, tok, len) == 0;
     if (keyed && ajw_tcache_get(ajw_mod.tcache, &key, now, &held)) {
         ajw_tcache_release_with(held, r->pool);
-        f->kid = ajw_json_get_string(held->header, "kid", NULL);
+        f->kid = held->kid;
         f->alg = ajw_alg_name(held->alg);
         f->iss = ajw_json_get_string(held->claims, "iss", NULL);
         if (cache_entry_usable(r, c, held)) {
+            json_t *h = ajw_jws_header_of(held->alg, held->kid, held->typ, r->pool);
             ajw_metrics_cache(1);
-            rc = ajw_jws_check_header(held->header, &pol, &f->err);
+            if (!h)
+                return ajw_error_set(&f->err, AJW_R_INTERNAL, "out of memory");
+            rc = ajw_jws_check_header(h, &pol, &f->err);
             if (rc == AJW_OK)
                 rc = ajw_claims_check(held->claims, &pol, now, &f->err);
             *claims = held->claims;
-            *header = held->header;
+            *header = h;
             return rc;
         }
     }
@@ -627,13 +630,13 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     *header = t->header;
     if (!keyed)
         return AJW_OK;
-    /* Hand the trees to a shared entry (no copy): the request keeps a
+    /* Hand the claims to a shared entry (no copy): the request keeps a
      * reference until r->pool goes, the cache another. */
-    ent.header = ajw_json_pool_disown(t->header, r->pool);
     ent.claims = ajw_json_pool_disown(t->claims, r->pool);
+    ent.kid = t->kid;
+    ent.typ = ajw_json_get_string(t->header, "typ", NULL);
     ent.alg = t->alg;
     if (!(held = ajw_tcache_adopt(&ent))) {
-        ajw_json_pool_own(t->header, r->pool);
         ajw_json_pool_own(t->claims, r->pool);
         return AJW_OK;
     }
@@ -731,6 +734,7 @@ static void token_from_chain(request_rec *r, const ajw_dir_conf *c, token_find_t
             tf->len = st->token_len;
             tf->kind = st->token_kind;
             tf->where = st->token_where;
+            tf->dpop = st->token_dpop;
             tf->count = 1;
             return;
         }
@@ -769,6 +773,7 @@ static int authenticate(request_rec *r)
     st->token_len = tf.len;
     st->token_kind = tf.kind;
     st->token_where = tf.where;
+    st->token_dpop = tf.dpop;
 
     memset(&f, 0, sizeof(f));
     if (verify(r, c, tf.token, tf.len, &claims, &header, &f) != AJW_OK)

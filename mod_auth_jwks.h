@@ -127,6 +127,7 @@ typedef struct ajw_req_t {
     size_t token_len;
     ajw_from_kind_e token_kind;
     const char *token_where;  /* cookie or query parameter name */
+    int token_dpop;           /* it came as Authorization: DPoP */
 } ajw_req_t;
 
 /* Process-wide state. Written only in the single-threaded config phase
@@ -192,7 +193,7 @@ const char *ajw_dpop_set_replay_cache(cmd_parms *cmd, void *cv, const char *arg)
 const char *ajw_dpop_set_cert_bound(cmd_parms *cmd, void *cv, const char *arg);
 const char *ajw_dpop_set_prm(cmd_parms *cmd, void *cv, int argc, char *const argv[]);
 #define AJW_DPOP_CMDS \
-    AP_INIT_TAKE1("AuthJWKSDPoP", ajw_dpop_set_mode, NULL, OR_AUTHCFG, \
+    AP_INIT_TAKE1("AuthJWKSDPoP", ajw_dpop_set_mode, NULL, RSRC_CONF | ACCESS_CONF, \
                   "off | allow | require: DPoP-bound tokens (RFC 9449) (default off)"), \
     AP_INIT_TAKE1("AuthJWKSDPoPWindow", ajw_dpop_set_window, NULL, RSRC_CONF | ACCESS_CONF, \
                   "seconds a DPoP proof's iat may lie in the past, plus AuthJWKSLeeway " \

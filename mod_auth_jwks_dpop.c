@@ -69,7 +69,8 @@ typedef struct replay_store_t {
 } replay_store_t;
 
 /* Config-phase state (single-threaded; reset in pre_config, read-only once
- * requests run). */
+ * requests run). The directives that write it are not allowed in .htaccess,
+ * which httpd reads per request. */
 static replay_store_t *replay;
 static int dpop_used;                  /* some section has AuthJWKSDPoP allow|require */
 static long long replay_entries = -1;  /* AuthJWKSDPoPReplayCache; -1: default */
@@ -445,8 +446,7 @@ static int accepted_before(request_rec *r, const char *jti)
 }
 
 /* Remember the proof server-wide. OK, or the status of a refusal. */
-static int replay_check(request_rec *r, const ajw_dir_conf *c, const ajw_dpop_proof_t *pr,
-                        long long now)
+static int replay_check(request_rec *r, const ajw_dpop_proof_t *pr, long long now)
 {
     unsigned char key[32];
     ajw_replay_e rc;
@@ -572,7 +572,7 @@ static int check_proof(request_rec *r, const ajw_dir_conf *c, const char *token,
     if (c->dpop_nonce > 0 && (st = check_nonce(r, c, pr, rq.now)) != OK)
         return st;
     if (!accepted_before(r, pr->jti)) {
-        st = replay_check(r, c, pr, rq.now);
+        st = replay_check(r, pr, rq.now);
         if (st != OK)
             return st;
     }

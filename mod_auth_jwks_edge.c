@@ -277,15 +277,22 @@ static void scrub_cookie(request_rec *r, const char *name)
         apr_table_setn(r->headers_in, "Cookie", rest);
 }
 
-/* Authorization: Bearer ... only; another scheme is not a token of ours. */
-static void scrub_header(request_rec *r)
+static int is_scheme(const char *v, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    return !strncasecmp(v, scheme, n) && (v[n] == ' ' || v[n] == '\t' || v[n] == '\0');
+}
+
+/* Authorization: Bearer ... (and DPoP ... where the section takes DPoP);
+ * another scheme is not a token of ours. */
+static void scrub_header(request_rec *r, const ajw_dir_conf *c)
 {
     const char *v = apr_table_get(r->headers_in, "Authorization");
     if (!v)
         return;
     while (*v == ' ' || *v == '\t')
         v++;
-    if (!strncasecmp(v, "Bearer", 6) && (v[6] == ' ' || v[6] == '\t' || v[6] == '\0'))
+    if (is_scheme(v, "Bearer") || (c->dpop != AJW_DPOP_OFF && is_scheme(v, "DPoP")))
         apr_table_unset(r->headers_in, "Authorization");
 }
 
@@ -293,11 +300,11 @@ void ajw_edge_scrub_token(request_rec *r, const ajw_dir_conf *c)
 {
     int i;
     if (c->from->nelts == 0)
-        scrub_header(r);
+        scrub_header(r, c);
     for (i = 0; i < c->from->nelts; i++) {
         const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
         if (f->kind == TOKEN_FROM_HEADER)
-            scrub_header(r);
+            scrub_header(r, c);
         else if (f->kind == TOKEN_FROM_COOKIE)
             scrub_cookie(r, f->name);
         else

@@ -75,7 +75,8 @@ static const char *loaded_providers(apr_pool_t *p)
 const char *ajw_socache_config(cmd_parms *cmd, const char *arg, ajw_socache_conf_t **out)
 {
     const char *sep = strchr(arg, ':');
-    const char *name = sep ? apr_pstrmemdup(cmd->temp_pool, arg, (apr_size_t)(sep - arg)) : arg;
+    char *name = sep ? apr_pstrmemdup(cmd->pool, arg, (apr_size_t)(sep - arg))
+                     : apr_pstrdup(cmd->pool, arg);
     const char *args = sep ? sep + 1 : NULL;
     const char *err;
     ajw_socache_conf_t *c;
@@ -83,8 +84,7 @@ const char *ajw_socache_config(cmd_parms *cmd, const char *arg, ajw_socache_conf
     *out = NULL;
     if (!strcasecmp(arg, "none"))
         return NULL;
-    name = apr_pstrdup(cmd->pool, name);
-    ap_str_tolower((char *)name);
+    ap_str_tolower(name);
     if (!is_provider_name(name))
         return apr_psprintf(cmd->pool, "%s: '%s' is not <provider>[:<arguments>]",
                             cmd->cmd->name, arg);
@@ -162,8 +162,8 @@ static apr_status_t sc_get(ajw_shared_t *self, const char *url, const char *ca_f
         goto cleanup;
     if (rv == APR_ENOMEM || rv == APR_ENOSPC || (rv == APR_SUCCESS && len > cap)) {
         rv = APR_EGENERAL;
-        *why = apr_psprintf(p, "%s: value over the cap of %zu bytes", where(c, url, ca_file, p),
-                            cap);
+        *why = apr_psprintf(p, "%s: value over the cap of %" APR_SIZE_T_FMT " bytes",
+                            where(c, url, ca_file, p), (apr_size_t)cap);
         goto cleanup;
     }
     if (rv != APR_SUCCESS) {
@@ -199,8 +199,9 @@ static apr_status_t sc_put(ajw_shared_t *self, const char *url, const char *ca_f
         goto cleanup;
     if (len > SOCACHE_VALUE_MAX) {
         rv = APR_ENOSPC;
-        *why = apr_psprintf(p, "%s: a record of %zu bytes is over the cap of %d bytes; not "
-                            "stored", where(c, url, ca_file, p), len, SOCACHE_VALUE_MAX);
+        *why = apr_psprintf(p, "%s: a record of %" APR_SIZE_T_FMT " bytes is over the cap of "
+                            "%d bytes; not stored", where(c, url, ca_file, p), (apr_size_t)len,
+                            SOCACHE_VALUE_MAX);
         goto cleanup;
     }
     rv = lock(c);
@@ -211,7 +212,8 @@ static apr_status_t sc_put(ajw_shared_t *self, const char *url, const char *ca_f
         unlock(c);
     }
     if (rv != APR_SUCCESS)
-        *why = apr_psprintf(p, "%s: cannot store %zu bytes: %s", where(c, url, ca_file, p), len,
+        *why = apr_psprintf(p, "%s: cannot store %" APR_SIZE_T_FMT " bytes: %s",
+                            where(c, url, ca_file, p), (apr_size_t)len,
                             apr_strerror(rv, ebuf, sizeof(ebuf)));
 cleanup:
     return rv;

@@ -33,6 +33,13 @@ the best round kept),
 BENCH_CONCURRENCY (default 8). Prints req/s, the ratio to the unprotected
 baseline and to mod_auth_jwks in the same algorithm (cache hit, and cache
 off). Exit status 1 only if a mod_auth_jwks or baseline run had errors.
+
+Then (BENCH_TOKENS=0 skips it) bench_tokens.py: the cost of one request
+beyond the baseline for distinct tokens (cache hits and misses, RS256 PS256
+ES256 EdDSA), invalid floods with their JWKS fetches, JWKS of 1/20/200 keys,
+tokens of 0.5/4/12 KB, event and prefork, the bare signature cost from
+`openssl speed`, and the RSS per token cache entry; see its docstring.
+BENCH_PART1=0 skips the side-by-side part above.
 """
 import os
 import re
@@ -206,6 +213,9 @@ def main():
     if not os.path.exists(H.MODULE_SO):
         print("bench: %s missing — run make" % H.MODULE_SO, file=sys.stderr)
         return 1
+    if os.environ.get("BENCH_PART1", "1") == "0":
+        import bench_tokens
+        return bench_tokens.main()
     keys = H.Keys("bench")
     idp = H.JWKSServer()
     # One JWKS for everyone: RSA 2048 + EC P-256 only (the peers use cjose,
@@ -326,7 +336,11 @@ def main():
         shutil.rmtree(tls_dir, ignore_errors=True)
 
     report(rows, skipped)
-    return 1 if ours_failed else 0
+    rc_tokens = 0
+    if os.environ.get("BENCH_TOKENS", "1") != "0":
+        import bench_tokens
+        rc_tokens = bench_tokens.main()
+    return 1 if ours_failed or rc_tokens else 0
 
 
 def best_rows(rows):

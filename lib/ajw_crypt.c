@@ -3,6 +3,7 @@
  * Keys are built from their public components only, through the provider
  * API (EVP_PKEY_fromdata), and checked here once so that the verify path
  * does not have to: RSA size and exponent, EC point on its curve. */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -453,13 +454,39 @@ int ajw_crypt_alg_fits(ajw_alg_e alg, ajw_kty_e kty, ajw_crv_e crv)
     }
 }
 
+/* SHA-2 digests fetched once per process: EVP_sha256() and friends make
+ * OpenSSL 3 look the implementation up (locks, a hash probe) on every use.
+ * Written once under pthread_once, read only afterwards; never freed (they
+ * live as long as libcrypto). NULL entries fall back to the implicit ones. */
+static EVP_MD *md_fetched[3];
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_fetch_all(void)
+{
+    static const char *const names[3] = { "SHA2-256", "SHA2-384", "SHA2-512" };
+    int i;
+
+    for (i = 0; i < 3; i++)
+        md_fetched[i] = EVP_MD_fetch(NULL, names[i], NULL);
+    ERR_clear_error();
+}
+
+/* SHA-256/384/512 (i = 0, 1, 2), prefetched when possible. */
+static const EVP_MD *md_sha2(int i)
+{
+    pthread_once(&md_once, md_fetch_all);
+    if (md_fetched[i])
+        return md_fetched[i];
+    return i == 0 ? EVP_sha256() : i == 1 ? EVP_sha384() : EVP_sha512();
+}
+
 /* Digest of an alg; NULL for EdDSA (pure: no pre-hash). */
 static const EVP_MD *alg_md(ajw_alg_e alg)
 {
     switch (alg) {
-    case AJW_ALG_RS256: case AJW_ALG_PS256: case AJW_ALG_ES256: return EVP_sha256();
-    case AJW_ALG_RS384: case AJW_ALG_PS384: case AJW_ALG_ES384: return EVP_sha384();
-    case AJW_ALG_RS512: case AJW_ALG_PS512: case AJW_ALG_ES512: return EVP_sha512();
+    case AJW_ALG_RS256: case AJW_ALG_PS256: case AJW_ALG_ES256: return md_sha2(0);
+    case AJW_ALG_RS384: case AJW_ALG_PS384: case AJW_ALG_ES384: return md_sha2(1);
+    case AJW_ALG_RS512: case AJW_ALG_PS512: case AJW_ALG_ES512: return md_sha2(2);
     default: return NULL;
     }
 }
@@ -498,9 +525,119 @@ cleanup:
     return n > 0;
 }
 
+/* Per-thread verify contexts: EVP_PKEY_CTX_new + EVP_PKEY_verify_init make
+ * OpenSSL 3.0 fetch the signature implementation and walk its name maps on
+ * every call (a third of an RSA-2048 verify under load), while an
+ * initialised context verifies any number of digests. A context is not
+ * thread-safe, so each thread keeps its own few, keyed by key and alg;
+ * each holds a reference on its key, so a key's address cannot be reused
+ * while it is cached, and a replaced key set's keys live on only until
+ * evicted here. Freed at thread exit. */
+#define VCTX_SLOTS 8
+
+typedef struct vctx_t {
+    const EVP_PKEY *key;
+    ajw_alg_e alg;
+    EVP_PKEY_CTX *ctx;
+    unsigned long long used;
+} vctx_t;
+
+typedef struct vctx_cache_t {
+    vctx_t slot[VCTX_SLOTS];
+    unsigned long long tick;
+} vctx_cache_t;
+
+static pthread_key_t vctx_key;
+static int vctx_key_ok;
+static pthread_once_t vctx_once = PTHREAD_ONCE_INIT;
+
+static void vctx_cache_free(void *data)
+{
+    vctx_cache_t *vc = data;
+    int i;
+
+    for (i = 0; i < VCTX_SLOTS; i++)
+        EVP_PKEY_CTX_free(vc->slot[i].ctx);
+    OPENSSL_free(vc);
+}
+
+static void vctx_init(void)
+{
+    vctx_key_ok = pthread_key_create(&vctx_key, vctx_cache_free) == 0;
+}
+
 static int is_pss(ajw_alg_e alg)
 {
     return alg == AJW_ALG_PS256 || alg == AJW_ALG_PS384 || alg == AJW_ALG_PS512;
+}
+
+/* A new context verifying digests of alg's hash with key, or NULL. */
+static EVP_PKEY_CTX *vctx_new(ajw_alg_e alg, EVP_PKEY *key, const EVP_MD *md)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+
+    if (!ctx || EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, md) != 1
+        || (is_pss(alg)
+            && (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1
+                || EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) != 1
+                || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) != 1))) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* This thread's context for (alg, key): cached, or made and cached (the
+ * least recently used one evicted). Borrowed; NULL when none could be made. */
+static EVP_PKEY_CTX *vctx_get(ajw_alg_e alg, EVP_PKEY *key, const EVP_MD *md)
+{
+    vctx_cache_t *vc;
+    vctx_t *victim;
+    int i;
+
+    pthread_once(&vctx_once, vctx_init);
+    if (!vctx_key_ok)
+        return NULL;
+    if (!(vc = pthread_getspecific(vctx_key))) {
+        if (!(vc = OPENSSL_zalloc(sizeof(*vc))))
+            return NULL;
+        if (pthread_setspecific(vctx_key, vc) != 0) {
+            OPENSSL_free(vc);
+            return NULL;
+        }
+    }
+    victim = &vc->slot[0];
+    for (i = 0; i < VCTX_SLOTS; i++) {
+        vctx_t *v = &vc->slot[i];
+        if (v->ctx && v->key == key && v->alg == alg) {
+            v->used = ++vc->tick;
+            return v->ctx;
+        }
+        if (!v->ctx || (victim->ctx && v->used < victim->used))
+            victim = v;
+    }
+    EVP_PKEY_CTX_free(victim->ctx);
+    victim->ctx = vctx_new(alg, key, md);
+    victim->key = key;
+    victim->alg = alg;
+    victim->used = ++vc->tick;
+    return victim->ctx;
+}
+
+/* RSA and ECDSA: digest with the prefetched hash, then this thread's
+ * cached context. -1 when no context could be set up (the caller falls
+ * back to the one-shot path), else 1 verified / 0 not. */
+static int verify_cached(ajw_alg_e alg, EVP_PKEY *key, const EVP_MD *md,
+                         const unsigned char *input, size_t inlen,
+                         const unsigned char *sig, size_t siglen)
+{
+    unsigned char dgst[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    EVP_PKEY_CTX *ctx = vctx_get(alg, key, md);
+
+    if (!ctx || EVP_Digest(input, inlen, dgst, &dlen, md, NULL) != 1)
+        return -1;
+    return EVP_PKEY_verify(ctx, sig, siglen, dgst, dlen) == 1;
 }
 
 ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
@@ -516,6 +653,7 @@ ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
     ajw_kty_e kty;
     ajw_crv_e crv;
     ajw_reason_e rv;
+    int ok = -1;
 
     if (!key || (kty = key_kind(key, &crv)) == AJW_KTY_UNKNOWN
         || !ajw_crypt_alg_fits(alg, kty, crv)) {
@@ -527,6 +665,8 @@ ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
         rv = ajw_error_set(err, AJW_R_BAD_SIGNATURE, "alg %s: no signature", ajw_alg_name(alg));
         goto cleanup;
     }
+    if (!input)
+        input = (const unsigned char *)"";
     if (kty == AJW_KTY_EC) {
         if (!ecdsa_raw_to_der(&der, &derlen, crv, sig, siglen)) {
             rv = ajw_error_set(err, AJW_R_BAD_SIGNATURE,
@@ -537,18 +677,22 @@ ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
         sig = der;
         siglen = derlen;
     }
-    mctx = EVP_MD_CTX_new();
-    if (!mctx || EVP_DigestVerifyInit(mctx, &pctx, md, NULL, key) != 1
-        || (is_pss(alg)
-            && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1
-                || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1
-                || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1))) {
-        rv = ajw_error_set(err, AJW_R_INTERNAL, "alg %s: OpenSSL verify setup failed",
-                           ajw_alg_name(alg));
-        goto cleanup;
+    if (md)                       /* EdDSA is pure: no digest context to keep */
+        ok = verify_cached(alg, key, md, input, inlen, sig, siglen);
+    if (ok < 0) {
+        mctx = EVP_MD_CTX_new();
+        if (!mctx || EVP_DigestVerifyInit(mctx, &pctx, md, NULL, key) != 1
+            || (is_pss(alg)
+                && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1
+                    || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1
+                    || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1))) {
+            rv = ajw_error_set(err, AJW_R_INTERNAL, "alg %s: OpenSSL verify setup failed",
+                               ajw_alg_name(alg));
+            goto cleanup;
+        }
+        ok = EVP_DigestVerify(mctx, sig, siglen, input, inlen) == 1;
     }
-    if (EVP_DigestVerify(mctx, sig, siglen, input ? input : (const unsigned char *)"",
-                         inlen) != 1) {
+    if (!ok) {
         rv = ajw_error_set(err, AJW_R_BAD_SIGNATURE, "alg %s: signature does not verify",
                            ajw_alg_name(alg));
         goto cleanup;
@@ -564,7 +708,7 @@ cleanup:
 int ajw_crypt_sha256(unsigned char out[32], const void *data, size_t len)
 {
     unsigned int olen = 0;
-    int ok = EVP_Digest(data ? data : "", len, out, &olen, EVP_sha256(), NULL) == 1
+    int ok = EVP_Digest(data ? data : "", len, out, &olen, md_sha2(0), NULL) == 1
              && olen == 32;
 
     ERR_clear_error();

@@ -269,6 +269,19 @@ ajw_reason_e ajw_jws_parse(ajw_jws_t **out, const char *token, size_t len,
     return ajw_jws_parse_ex(out, token, len, pol, 1, p, err);
 }
 
+json_t *ajw_jws_header_of(ajw_alg_e alg, const char *kid, const char *typ, apr_pool_t *p)
+{
+    json_t *h = json_object();
+
+    if (h && (json_object_set_new(h, "alg", json_string(ajw_alg_name(alg))) != 0
+              || (kid && json_object_set_new(h, "kid", json_string(kid)) != 0)
+              || (typ && json_object_set_new(h, "typ", json_string(typ)) != 0))) {
+        json_decref(h);
+        h = NULL;
+    }
+    return ajw_json_pool_own(h, p);
+}
+
 int ajw_jws_key_fits(const ajw_jws_t *t, const ajw_key_t *k)
 {
     if (t->kid && !(k->kid && k->kid_len == t->kid_len && memcmp(k->kid, t->kid, t->kid_len) == 0))

@@ -61,6 +61,11 @@ int ajw_jws_typ_equal(const char *a, size_t alen, const char *b, size_t blen);
 ajw_reason_e ajw_jws_check_header(const json_t *header, const ajw_policy_t *pol,
                                   ajw_error_t *err);
 
+/* A header object {"alg", "kid" (when not NULL), "typ" (when not NULL)},
+ * owned by p: what a cached token keeps of its header, for
+ * ajw_jws_check_header and the claim export. NULL when out of memory. */
+json_t *ajw_jws_header_of(ajw_alg_e alg, const char *kid, const char *typ, apr_pool_t *p);
+
 /* Does key k qualify for token t? kid exact when the token has one (a key
  * without kid does not match a token with kid); alg fits kty/crv; JWK alg
  * (when present) equals the token's; use (when present) is "sig"; key_ops

@@ -73,6 +73,8 @@ struct ajw_source_t {
     ajw_source_status_t st;           /* st.stale is computed by get_status */
     apr_time_t stale_at;              /* monotonic; keys refused from then on; 0 = never */
     int stale_logged;                 /* "stale" was logged; reset when fresh again */
+    int stale_copy;                   /* nothing published, but a shared copy exists that is
+                                       * older than max_stale: "stale", not "never loaded" */
     unsigned long long attempts;      /* attempts completed since start */
     int in_flight;                    /* an attempt is running now */
     int running;                      /* the refresh thread is alive */
@@ -273,7 +275,7 @@ ajw_keyhold_t *ajw_source_acquire_ex(ajw_source_t *src, apr_interval_time_t wait
         apr_atomic_inc32(&h->refs);
         why = AJW_KEYS_OK;
     }
-    else if (src->current) {
+    else if (src->current || src->stale_copy) {
         why = AJW_KEYS_STALE;
         first_stale = !src->stale_logged;
         src->stale_logged = 1;
@@ -699,7 +701,14 @@ static int shared_read(ajw_keystore_t *ks, ajw_source_t *src, ajw_shared_doc_t *
     if (rv != APR_SUCCESS)
         return 0;
     src->shared_warned = 0;
-    return src->conf.max_stale == 0 || now - rec->fetched < src->conf.max_stale;
+    if (src->conf.max_stale == 0 || now - rec->fetched < src->conf.max_stale)
+        return 1;
+    apr_thread_mutex_lock(src->mu);   /* too old to use: say "stale", with its age */
+    src->stale_copy = 1;
+    if (rec->fetched > src->st.fetched)
+        src->st.fetched = rec->fetched;
+    apr_thread_mutex_unlock(src->mu);
+    return 0;
 }
 
 /* Publish the shared copy rec when it holds other keys; fill a as an

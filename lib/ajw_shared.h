@@ -73,7 +73,8 @@ apr_status_t ajw_shared_file_create(ajw_shared_t **out, const char *dir,
                                     const char **why, apr_pool_t *p);
 
 /* Two stores as one (httpd: AuthJWKSCacheDir and AuthJWKSCacheSocache).
- * get reads both and returns the valid record fetched later (a tie: local's);
+ * get reads both and returns the valid record fetched later (a tie: local's;
+ * a record fetched more than 60 s in the future is refused, not newest);
  * a refusal by one side while the other has a valid record is logged (WARN,
  * through ajw_log) and the valid one returned; with no valid record, the
  * refusal (or APR_NOTFOUND when neither has one). put writes both and fails

@@ -8,6 +8,10 @@
 #include "ajw_shared.h"
 #include "ajw_log.h"
 
+/* As the key store: a record "fetched" later than this is refused, so a
+ * bogus far-future time cannot make one side always look newer. */
+#define FUTURE_SLACK apr_time_from_sec(60)
+
 typedef struct pair_t {
     ajw_shared_t *local;
     ajw_shared_t *remote;
@@ -16,6 +20,17 @@ typedef struct pair_t {
 static int refused(apr_status_t rv)
 {
     return rv != APR_SUCCESS && rv != APR_NOTFOUND;
+}
+
+/* A record from the future is a refusal like any other. */
+static apr_status_t check_time(apr_status_t rv, const ajw_shared_doc_t *d, const char **why,
+                               apr_time_t now)
+{
+    if (rv == APR_SUCCESS && d->fetched > now + FUTURE_SLACK) {
+        *why = "its fetch time is in the future";
+        return APR_EGENERAL;
+    }
+    return rv;
 }
 
 static apr_status_t pair_get(ajw_shared_t *self, const char *url, const char *ca_file,
@@ -27,8 +42,11 @@ static apr_status_t pair_get(ajw_shared_t *self, const char *url, const char *ca
     const char *lwhy = NULL, *rwhy = NULL;
     apr_status_t lrv = pr->local->get(pr->local, url, ca_file, max_len, &ld, &lwhy, p);
     apr_status_t rrv = pr->remote->get(pr->remote, url, ca_file, max_len, &rd, &rwhy, p);
+    apr_time_t now = apr_time_now();
     apr_status_t rv;
 
+    lrv = check_time(lrv, &ld, &lwhy, now);
+    rrv = check_time(rrv, &rd, &rwhy, now);
     memset(doc, 0, sizeof(*doc));
     *why = NULL;
     if (lrv == APR_SUCCESS && rrv == APR_SUCCESS) {

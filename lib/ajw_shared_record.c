@@ -146,7 +146,8 @@ apr_status_t ajw_shared_record_decode(ajw_shared_doc_t *doc, const char *buf, si
     memset(doc, 0, sizeof(*doc));
     *why = NULL;
     if (!buf || len == 0 || len > cap) {
-        *why = apr_psprintf(p, "bad size (%zu bytes, at most %zu)", len, cap);
+        *why = apr_psprintf(p, "bad size (%" APR_SIZE_T_FMT " bytes, at most %" APR_SIZE_T_FMT ")",
+                            (apr_size_t)len, (apr_size_t)cap);
         goto cleanup;
     }
     memset(&err, 0, sizeof(err));

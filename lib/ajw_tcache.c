@@ -1,12 +1,13 @@
 /* ajw_tcache.c — fixed-capacity, sharded table of verified tokens.
  *
  * Entries are immutable once adopted and shared by reference: a hit takes
- * a reference under the shard's mutex and copies nothing. The count is a
+ * a reference under the shard's mutex and copies nothing. An entry is one
+ * allocation (fields, kid, typ) plus its claims tree. The count is a
  * C11 atomic released with release order and freed after an acquire fence,
- * so every holder's reads of the trees happen before the free (jansson's own
+ * so every holder's reads of the tree happen before the free (jansson's own
  * counts would not give that: its decrement has no acquire before
  * json_delete). Only the thread that drops the last reference touches the
- * trees' jansson counts, by freeing them.
+ * tree's jansson count, by freeing it.
  *
  * Open addressing within a shard: a token's SHA-256 picks the shard and a
  * home slot there, and it may live in any of the PROBE slots from there
@@ -59,12 +60,18 @@ static item_t *item_of(const ajw_tcache_entry_t *e)
     return (item_t *)(void *)e;  /* e is the first member */
 }
 
+/* One allocation: the item, then kid and typ with their NULs. */
 const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e)
 {
-    item_t *it = malloc(sizeof(*it));
+    size_t klen = e->kid ? strlen(e->kid) + 1 : 0, tlen = e->typ ? strlen(e->typ) + 1 : 0;
+    item_t *it = malloc(sizeof(*it) + klen + tlen);
+    char *strs;
     if (!it)
         return NULL;
     it->e = *e;
+    strs = (char *)(it + 1);
+    it->e.kid = e->kid ? memcpy(strs, e->kid, klen) : NULL;
+    it->e.typ = e->typ ? memcpy(strs + klen, e->typ, tlen) : NULL;
     atomic_init(&it->refs, 1);
     return &it->e;
 }
@@ -84,7 +91,6 @@ void ajw_tcache_release(const ajw_tcache_entry_t *e)
     if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_release) != 1)
         return;
     atomic_thread_fence(memory_order_acquire);
-    json_decref(it->e.header);
     json_decref(it->e.claims);
     free(it);
 }

@@ -6,11 +6,12 @@
  *
  * Ownership: a verified token is an immutable, reference-counted entry
  * (ajw_tcache_adopt). The cache holds one reference per slot, and each
- * request that uses it holds one more; the json trees inside are shared
+ * request that uses it holds one more; the claims tree inside is shared
  * read-only by every holder and freed with the last reference, so a hit
- * copies nothing. Holders must never modify the trees nor touch their
+ * copies nothing. Holders must never modify the tree nor touch its
  * jansson reference counts (json_incref/json_decref, ajw_json_pool_own):
- * those are not synchronised, our own count is. The table is split in
+ * those are not synchronised, our own count is. An entry keeps no header
+ * tree (alg, kid and typ only): ~40 % of an entry's memory for nothing. The table is split in
  * shards, each under its own mutex, whose critical sections are a hash
  * probe and a reference count increment. */
 #ifndef AJW_TCACHE_H
@@ -23,8 +24,11 @@
 typedef struct ajw_tcache_t ajw_tcache_t;
 
 typedef struct ajw_tcache_entry_t {
-    json_t *header;               /* in a held entry: immutable, shared, read only */
-    json_t *claims;               /* likewise */
+    json_t *claims;               /* in a held entry: immutable, shared, read only */
+    const char *kid;              /* header kid, NULL when none; in a held entry: its copy */
+    const char *typ;              /* header typ, NULL when none; likewise. alg, kid and typ
+                                   * are all a cached token needs of its header: crit and
+                                   * b64 never pass parsing, other members are not used */
     const void *source;           /* identity of the key source that verified it */
     unsigned long long generation;/* that source's key set generation */
     ajw_alg_e alg;
@@ -42,16 +46,16 @@ apr_status_t ajw_tcache_create(ajw_tcache_t **out, size_t capacity, apr_pool_t *
 /* key = the cache key of token[0..len). 0 on success, -1 when hashing failed. */
 int ajw_tcache_key(ajw_tcache_key_t *key, const char *token, size_t len);
 
-/* A new held entry (one reference, the caller's) with e's fields; it takes
- * over one jansson reference of e->header and of e->claims, which the caller
- * must no longer release nor modify. NULL when out of memory (the jansson
- * references then stay the caller's). */
+/* A new held entry (one reference, the caller's) with e's fields and its
+ * own copies of e->kid and e->typ; it takes over one jansson reference of
+ * e->claims, which the caller must no longer release nor modify. NULL when
+ * out of memory (the reference then stays the caller's). */
 const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e);
 
 /* Another reference to a held entry; returns e. */
 const ajw_tcache_entry_t *ajw_tcache_hold(const ajw_tcache_entry_t *e);
 
-/* Drop one reference; the last frees the entry and its trees. NULL is a no-op. */
+/* Drop one reference; the last frees the entry and its claims. NULL is a no-op. */
 void ajw_tcache_release(const ajw_tcache_entry_t *e);
 
 /* Drop one reference of e when p is cleared (a request's hold). */

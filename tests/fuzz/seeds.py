@@ -16,13 +16,21 @@ def strings(o):
             yield from strings(v)
 if os.path.exists(tok_file):
     fx = json.load(open(tok_file))
-    if target == "jws":
+    if target in ("jws", "dpop"):
         seeds += [s for s in strings(fx) if s.count(".") == 2][:50]
     if target == "jwks":
         seeds += [json.dumps(v) for v in (fx.values() if isinstance(fx, dict) else []) if isinstance(v, dict) and "keys" in v]
 for f in glob.glob(os.path.join(root, "tests", "fixtures", "*.json")):
     if target == "jwks":
         seeds.append(open(f).read()[:20000])
+if target == "record":
+    body = json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]})
+    for url, ca in (("https://idp.test/jwks", None), ("http://127.0.0.1:1/j", "/ca.pem")):
+        rec = {"v": 1, "url": url, "fetched": 1796000000000000, "max_age": 300,
+               "etag": '"e1"', "body": body}
+        if ca:
+            rec["ca_file"] = ca
+        seeds.append(json.dumps(rec))
 if target == "b64":
     seeds += ["", "QQ", "QUI", "QUJD", "-_-_", "eyJhbGciOiJSUzI1NiJ9"]
 if target == "claims":

@@ -2,7 +2,9 @@
 (memcache, redis, shmcb), shared by a fleet of servers; whatever the cache
 returns is untrusted."""
 import hashlib
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -113,6 +115,7 @@ def cache_key(url, ca_file=None):
 
 @pytest.fixture
 def cache_server(request):
+    """Ask for it before make_httpd, so that httpd stops before the cache."""
     kind = request.param
     if kind == "memcache" and not HAVE_MC:
         pytest.skip("memcached or mod_socache_memcache.so not installed")
@@ -123,9 +126,8 @@ def cache_server(request):
     c.close()
 
 
-def server_conf(cache, url, cache_dir="off", wait=10):
-    load = "LoadModule socache_%s_module %s/mod_socache_%s.so\n" % (cache.kind, H.MODDIR,
-                                                                  cache.kind)
+def server_conf(kind, spec, url, cache_dir="off", wait=10):
+    load = "LoadModule socache_%s_module %s/mod_socache_%s.so\n" % (kind, H.MODDIR, kind)
     dir_line = "AuthJWKSCacheDir %s\n" % cache_dir if cache_dir else ""
     return load + dir_line + """AuthJWKSCacheSocache %s
 <Location /api>
@@ -139,13 +141,13 @@ def server_conf(cache, url, cache_dir="off", wait=10):
     AuthJWKSStartupWait %d
     Require valid-user
 </Location>
-""" % (cache.spec(), url, ISS, wait)
+""" % (spec, url, ISS, wait)
 
 
 # ---------------------------------------------------------------- (1) and (3): a fleet
 
 @pytest.mark.parametrize("cache_server", ["memcache", "redis"], indirect=True)
-def test_fleet_shares_last_good_copy(make_httpd, keys, cache_server, expect_log):
+def test_fleet_shares_last_good_copy(cache_server, make_httpd, keys, expect_log):
     """Server A loads the keys while the IdP is up and puts them in the
     cache; the IdP goes down; server B starts fresh (its own, empty
     AuthJWKSCacheDir) and serves valid tokens from the cache's copy."""
@@ -154,7 +156,7 @@ def test_fleet_shares_last_good_copy(make_httpd, keys, cache_server, expect_log)
     url = idp.url()
     expect_log(FETCH_FAIL % idp.port)
     try:
-        a = make_httpd(server_conf(cache_server, url, cache_dir="off"), name="fleet-a")
+        a = make_httpd(server_conf(cache_server.kind, cache_server.spec(), url, cache_dir="off"), name="fleet-a")
         tok = H.mint(H.std_claims(iss=ISS), keys.rsa, "RS256")
         assert get(a, "/api/env", tok).status_code == 200
         H.wait_until(lambda: cache_server.get(cache_key(url)) is not None, 10, 0.1,
@@ -164,7 +166,7 @@ def test_fleet_shares_last_good_copy(make_httpd, keys, cache_server, expect_log)
     finally:
         idp.close()
     # B: separate dir (default under its own root), nothing on disk, IdP down.
-    b = make_httpd(server_conf(cache_server, url, cache_dir=None, wait=5), name="fleet-b")
+    b = make_httpd(server_conf(cache_server.kind, cache_server.spec(), url, cache_dir=None, wait=5), name="fleet-b")
     t0 = time.monotonic()
     r = get(b, "/api/env", tok)
     assert r.status_code == 200, (r.status_code, b.log_tail())
@@ -178,23 +180,41 @@ def test_fleet_shares_last_good_copy(make_httpd, keys, cache_server, expect_log)
     assert get(b, "/api/env", bad).status_code in (401, 503)
 
 
+@pytest.mark.skipif(not HAVE_MC, reason="memcached or mod_socache_memcache.so not installed")
+def test_cache_down_costs_only_warnings(make_httpd, keys, expect_log):
+    """Nothing listens where the cache should be: keys come from the IdP and
+    go to AuthJWKSCacheDir as before; the failed reads and writes are logged."""
+    port = H.free_port()
+    idp = H.JWKSServer()
+    idp.set(keys.jwks())
+    url = idp.url()
+    expect_log(r"socache_memcache:(error|crit).*(AH00791|AH00790)")
+    expect_log(r"\[auth_jwks:warn\].*(shared copy of|cannot write the shared copy of) %s"
+               % re.escape(url), required=True)
+    try:
+        conf = server_conf("memcache", "memcache:127.0.0.1:%d" % port, url, cache_dir=None)
+        h = make_httpd(conf, name="cache-down")
+        tok = H.mint(H.std_claims(iss=ISS), keys.rsa, "RS256")
+        assert get(h, "/api/env", tok).status_code == 200
+    finally:
+        idp.close()
+
+
 # ---------------------------------------------------------------- (2) a poisoned cache
 
 def planted_record(url, body, fetched=None):
-    import json
     return json.dumps({"v": 1, "url": url, "fetched": fetched or int(time.time() * 1e6),
                        "max_age": -1, "body": body}, separators=(",", ":")).encode()
 
 
 @pytest.mark.parametrize("cache_server", ["memcache"], indirect=True)
 @pytest.mark.parametrize("poison", ["other_url", "garbage", "oversized"])
-def test_poisoned_value_refused(make_httpd, other_keys, cache_server, poison, expect_log):
+def test_poisoned_value_refused(cache_server, make_httpd, other_keys, poison, expect_log):
     """The IdP is down and the cache holds, under this URL's key, another
     URL's record (with the attacker's keys), garbage, or a value over the
     cap: each is refused with a log line and tokens are never accepted."""
     url = "http://127.0.0.1:9/jwks-%s" % poison
     evil = other_keys.jwks()
-    import json
     evil_text = json.dumps(evil)
     if poison == "other_url":
         value = planted_record("http://127.0.0.1:9/attacker", evil_text)
@@ -209,14 +229,14 @@ def test_poisoned_value_refused(make_httpd, other_keys, cache_server, poison, ex
     cache_server.set(cache_key(url), value)
     expect_log(REFUSED % (url.replace(".", r"\."), "memcache", why), required=True)
     expect_log(r"\[auth_jwks:error\].*(no keys from|token rejected: no_keys_loaded)")
-    h = make_httpd(server_conf(cache_server, url, cache_dir="off", wait=0), name="poison")
+    h = make_httpd(server_conf(cache_server.kind, cache_server.spec(), url, cache_dir="off", wait=0), name="poison")
     H.wait_until(lambda: "shared copy of %s refused" % url in h.log_text(), 10, 0.1,
                  "the refusal in the log")
     tok = H.mint(H.std_claims(iss=ISS), other_keys.rsa, "RS256")
     for _ in range(5):
         r = get(h, "/api/env", tok)
         assert r.status_code == 503, (r.status_code, h.log_tail())
-    assert "loaded" not in h.log_text()
+    assert not re.search(r"loaded \d+ keys", h.log_text()), h.log_tail()
 
 
 # ---------------------------------------------------------------- shmcb (not MP-safe)

@@ -1046,7 +1046,7 @@ static void test_stale_shared_copy_not_used(void **state)
     assert_int_equal(ajw_keystore_set_shared(e.ks, d.sh), APR_SUCCESS);
     assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
     assert_null(ajw_source_acquire_ex(e.src, DEADLINE, &ks_state));
-    assert_int_equal(ks_state, AJW_KEYS_NONE);
+    assert_int_equal(ks_state, AJW_KEYS_STALE);
     assert_true(wait_failures(e.src, 1));
     assert_false(status_of(e.src).loaded);
     env_end(&e);

@@ -500,7 +500,7 @@ static void test_record_hostile(void **state)
     big[70 * 1024 - 1] = '}';
     assert_int_equal(ajw_shared_record_decode(&d, big, 70 * 1024, URL, NULL, 10, &why, e->p),
                      APR_EGENERAL);
-    assert_non_null(strstr(why, "bad size"));
+    assert_string_equal(why, "bad size (71680 bytes, at most 65556)");
     /* An ETag over 255 bytes. */
     etag = apr_palloc(e->p, 300);
     memset(etag, 'e', 299);
@@ -643,6 +643,12 @@ static void test_pair(void **state)
     rm.len = 7;
     assert_int_equal(pair->get(pair, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
     assert_int_equal(d.fetched, 1700000001000000LL);
+    /* Nor does a record claiming a fetch in the future. */
+    mem_set(&rm, URL, apr_time_now() + apr_time_from_sec(3600), "{\"keys\":[\"future\"]}", e->p);
+    assert_int_equal(pair->get(pair, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_int_equal(d.fetched, 1700000001000000LL);
+    rm.value = (char *)"garbage";
+    rm.len = 7;
     /* With nothing valid locally, the refusal comes back. */
     assert_int_equal(pair->get(pair, URL2, NULL, 4096, &d, &why, e->p), APR_EGENERAL);
     assert_non_null(strstr(why, "malformed"));

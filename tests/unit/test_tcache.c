@@ -33,12 +33,27 @@ static const ajw_tcache_entry_t *make_entry(const char *sub, unsigned long long 
 {
     ajw_tcache_entry_t e;
     memset(&e, 0, sizeof(e));
-    e.header = json_pack("{s:s,s:s}", "alg", "ES256", "kid", sub);
+    e.kid = sub;
+    e.typ = "at+jwt";
     e.claims = json_pack("{s:s}", "sub", sub);
     e.source = &pool;
     e.generation = gen;
     e.alg = AJW_ALG_ES256;
     return ajw_tcache_adopt(&e);
+}
+
+static void test_no_kid_typ(void **state)
+{
+    ajw_tcache_entry_t e;
+    const ajw_tcache_entry_t *h;
+    (void)state;
+    memset(&e, 0, sizeof(e));
+    e.claims = json_object();
+    h = ajw_tcache_adopt(&e);
+    assert_non_null(h);
+    assert_null(h->kid);
+    assert_null(h->typ);
+    ajw_tcache_release(h);
 }
 
 static ajw_tcache_key_t key_of(const char *tok, size_t len)
@@ -84,6 +99,8 @@ static void test_put_get(void **state)
     assert_ptr_equal(hit->source, &pool);
     assert_int_equal(hit->alg, AJW_ALG_ES256);
     assert_string_equal(json_string_value(json_object_get(hit->claims, "sub")), "alice");
+    assert_string_equal(hit->kid, "alice");
+    assert_string_equal(hit->typ, "at+jwt");
     ajw_tcache_release(hit);
     /* Only the full token matches: a prefix or a different length misses. */
     assert_int_equal(get(tc, "a.b.c", 4, 100, &hit), 0);
@@ -284,6 +301,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_kid_typ, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharded_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_one, setup, teardown),
