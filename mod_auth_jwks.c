@@ -795,8 +795,8 @@ static int authenticate(request_rec *r)
     st->header = header;
     ajw_export_claims(r, c, claims, header);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
-                  ajw_mod_log_item(r->pool, user), ajw_mod_log_item(r->pool, f.kid), ajw_mod_log_item(r->pool, f.alg),
-                  ajw_mod_log_item(r->pool, f.iss));
+                  ajw_mod_log_item(r->pool, user), ajw_mod_log_item(r->pool, f.kid),
+                  ajw_mod_log_item(r->pool, f.alg), ajw_mod_log_item(r->pool, f.iss));
     ajw_metrics_accepted();
     return OK;
 }
@@ -807,8 +807,8 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
 {
     if (strcasecmp(auth_type, AJW_AUTH_TYPE))
         return DECLINED;
-    ajw_mod_set_challenge(r, apr_table_get(r->notes, "ajw-error"), apr_table_get(r->notes, "ajw-desc"),
-                  apr_table_get(r->notes, "ajw-scope"));
+    ajw_mod_set_challenge(r, apr_table_get(r->notes, "ajw-error"),
+                          apr_table_get(r->notes, "ajw-desc"), apr_table_get(r->notes, "ajw-scope"));
     return OK;
 }
 
@@ -861,7 +861,8 @@ static int fixups(request_rec *r)
     ajw_edge_no_cache(r, c);
     if (!c->forward_token && (rc = enforce_no_forward(r, c)) != DECLINED)
         return rc;
-    if (r->user && !(st && st->user) && (from = ajw_mod_req_state(r)) && !strcmp(from->user, r->user)) {
+    if (r->user && !(st && st->user) && (from = ajw_mod_req_state(r))
+        && !strcmp(from->user, r->user)) {
         ajw_edge_strip_section(r, c);
         ajw_export_claims(r, c, from->claims, from->header);
         st = own_state(r);

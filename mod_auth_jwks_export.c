@@ -18,49 +18,10 @@
 #include "ajw_b64.h"
 #include "ajw_json.h"
 #include "ajw_require.h"
+#include "ajw_names.h"
 #include "mod_auth_jwks.h"
 
 APLOG_USE_MODULE(auth_jwks);
-
-/* JWT_CLAIM_ + claim name uppercased, anything but A-Z0-9 as '_'. */
-static const char *env_name(apr_pool_t *p, const char *prefix, const char *claim)
-{
-    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
-    for (s = n + strlen(prefix); *s; s++)
-        *s = apr_isalnum(*s) && !(*s & 0x80) ? (char)apr_toupper(*s) : '_';
-    return n;
-}
-
-/* Header prefix + claim name with anything but A-Za-z0-9- as '-'. */
-static const char *header_name(apr_pool_t *p, const char *prefix, const char *claim)
-{
-    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
-    for (s = n + strlen(prefix); *s; s++)
-        if (!(apr_isalnum(*s) && !(*s & 0x80)) && *s != '-')
-            *s = '-';
-    return n;
-}
-
-/* Header value: printable ASCII kept, '%' and every other byte as %XX, so a
- * claim can never split a header or smuggle bytes to the backend. */
-static const char *header_value(apr_pool_t *p, const char *v)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = apr_palloc(p, 3 * strlen(v) + 1), *o = out;
-    for (; *v; v++) {
-        unsigned char ch = (unsigned char)*v;
-        if (ch >= 0x20 && ch <= 0x7e && ch != '%') {
-            *o++ = (char)ch;
-        }
-        else {
-            *o++ = '%';
-            *o++ = hex[ch >> 4];
-            *o++ = hex[ch & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
 
 /* How many claims map to each variable / header name (header names folded
  * to lower case). Two claims that map to one name (`email_verified` and
@@ -72,8 +33,8 @@ static apr_hash_t *name_counts(request_rec *r, json_t *claims, int headers, cons
     const char *key;
     json_t *v;
     json_object_foreach(claims, key, v) {
-        const char *n = headers ? header_name(r->pool, prefix, key)
-                                : env_name(r->pool, prefix, key);
+        const char *n = headers ? ajw_header_name(r->pool, prefix, key)
+                                : ajw_env_name(r->pool, prefix, key);
         int *cnt;
         if (headers)
             ap_str_tolower((char *)n);
@@ -114,7 +75,7 @@ static void export_mapped(request_rec *r, const apr_array_header_t *maps, int he
             continue;
         text = ajw_json_render(v, r->pool);
         if (header)
-            apr_table_set(r->headers_in, m->name, header_value(r->pool, text));
+            apr_table_set(r->headers_in, m->name, ajw_header_value(r->pool, text));
         else
             apr_table_set(r->subprocess_env, m->name, text);
     }
@@ -131,15 +92,15 @@ void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims, js
         if (!*key)
             continue;
         text = ajw_json_render(v, r->pool);
-        en = env_name(r->pool, c->claim_prefix, key);
-        hn = header_name(r->pool, c->header_prefix, key);
+        en = ajw_env_name(r->pool, c->claim_prefix, key);
+        hn = ajw_header_name(r->pool, c->header_prefix, key);
         if ((c->pass & PASS_ENV) && name_unique(r->pool, env_counts, en, 0))
             apr_table_set(r->subprocess_env, en, text);
         else if (c->pass & PASS_ENV)
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
                           "claim maps to %s too", ajw_mod_log_item(r->pool, key), en);
         if ((c->pass & PASS_HEADERS) && name_unique(r->pool, hdr_counts, hn, 1))
-            apr_table_set(r->headers_in, hn, header_value(r->pool, text));
+            apr_table_set(r->headers_in, hn, ajw_header_value(r->pool, text));
         else if (c->pass & PASS_HEADERS)
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
                           "claim maps to header %s too", ajw_mod_log_item(r->pool, key), hn);
