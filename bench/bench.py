@@ -27,7 +27,7 @@ server counts fetches during each timed run, and any error-log lines
 written during a run are reported, so a peer that refetches keys or logs per
 request shows up.
 
-ab (apache2-utils) with keep-alive, BENCH_SECONDS (default 5) per run,
+ab (apache2-utils) with keep-alive, BENCH_SECONDS (default 3) per run,
 BENCH_ROUNDS (default 2: every config measured that often, interleaved,
 the best round kept),
 BENCH_CONCURRENCY (default 8). Prints req/s, the ratio to the unprotected
@@ -54,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness as H  # noqa: E402
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 CONC = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "2")))
 JWKS_PATH = "/jwks.json"

@@ -491,46 +491,65 @@ static const EVP_MD *alg_md(ajw_alg_e alg)
     }
 }
 
-/* JWS ES* signatures are raw r||s of exactly 2 × field bytes (RFC 7518
- * §3.4); OpenSSL wants DER. *der is OPENSSL_malloc'ed. Returns 0 when the
- * length is wrong, so DER input and truncated signatures never verify. */
-static int ecdsa_raw_to_der(unsigned char **der, size_t *derlen, ajw_crv_e crv,
-                            const unsigned char *sig, size_t siglen)
+/* One DER INTEGER of the big-endian unsigned b[0..n) (n <= 66) into o:
+ * minimal, with a 0x00 first when the top bit is set. Returns its size. */
+static size_t der_uint(unsigned char *o, const unsigned char *b, size_t n)
 {
-    const char *group;
-    size_t fb = ec_curve_info(crv, &group);
-    ECDSA_SIG *es = NULL;
-    BIGNUM *r = NULL, *s = NULL;
-    int n = 0;
+    size_t i = 0, len;
+    int pad;
 
-    *der = NULL;
-    if (!fb || siglen != 2 * fb)
-        return 0;
-    r = BN_bin2bn(sig, (int)fb, NULL);
-    s = BN_bin2bn(sig + fb, (int)fb, NULL);
-    es = ECDSA_SIG_new();
-    if (!r || !s || !es || ECDSA_SIG_set0(es, r, s) != 1)
-        goto cleanup;
-    r = s = NULL; /* owned by es now */
-    n = i2d_ECDSA_SIG(es, der);
-    if (n <= 0) {
-        *der = NULL;
-        n = 0;
-    }
-    *derlen = (size_t)n;
-cleanup:
-    BN_free(r);
-    BN_free(s);
-    ECDSA_SIG_free(es);
-    return n > 0;
+    while (i + 1 < n && b[i] == 0)
+        i++;
+    pad = (b[i] & 0x80u) != 0;
+    len = n - i + (size_t)pad;
+    o[0] = 0x02;
+    o[1] = (unsigned char)len;
+    if (pad)
+        o[2] = 0;
+    memcpy(o + 2 + pad, b + i, n - i);
+    return 2 + len;
 }
 
-/* Per-thread verify contexts: EVP_PKEY_CTX_new + EVP_PKEY_verify_init make
- * OpenSSL 3.0 fetch the signature implementation and walk its name maps on
- * every call (a third of an RSA-2048 verify under load), while an
- * initialised context verifies any number of digests. A context is not
- * thread-safe, so each thread keeps its own few, keyed by key and alg;
- * each holds a reference on its key, so a key's address cannot be reused
+/* JWS ES* signatures are raw r||s of exactly 2 × field bytes (RFC 7518
+ * §3.4); OpenSSL wants DER, written here into der (AJW_ECDSA_DER_MAX
+ * bytes), the same bytes i2d_ECDSA_SIG gives, without its allocations.
+ * Returns 0 when the length is wrong, so DER input and truncated
+ * signatures never verify. */
+#define AJW_ECDSA_DER_MAX (3 + 2 * (3 + 66))
+
+static int ecdsa_raw_to_der(unsigned char der[AJW_ECDSA_DER_MAX], size_t *derlen,
+                            ajw_crv_e crv, const unsigned char *sig, size_t siglen)
+{
+    const char *group;
+    size_t fb = ec_curve_info(crv, &group), body, hdr;
+    unsigned char ints[2 * (3 + 66)];
+
+    if (!fb || siglen != 2 * fb)
+        return 0;
+    body = der_uint(ints, sig, fb);
+    body += der_uint(ints + body, sig + fb, fb);
+    der[0] = 0x30;
+    if (body < 0x80) {
+        der[1] = (unsigned char)body;
+        hdr = 2;
+    }
+    else {
+        der[1] = 0x81;
+        der[2] = (unsigned char)body;
+        hdr = 3;
+    }
+    memcpy(der + hdr, ints, body);
+    *derlen = hdr + body;
+    return 1;
+}
+
+/* Per-thread verify contexts: EVP_PKEY_CTX_new + EVP_PKEY_verify_init (and
+ * EVP_DigestVerifyInit) make OpenSSL 3.0 fetch the signature implementation
+ * and walk its name maps on every call (a third of an RSA-2048 verify under
+ * load), while an initialised context verifies any number of messages. A
+ * context is not thread-safe, so each thread keeps its own few, keyed by key
+ * and alg, with the key's kind (so a cached key is not inspected again).
+ * Each holds a reference on its key, so a key's address cannot be reused
  * while it is cached, and a replaced key set's keys live on only until
  * evicted here. Freed at thread exit. */
 #define VCTX_SLOTS 8
@@ -538,8 +557,11 @@ cleanup:
 typedef struct vctx_t {
     const EVP_PKEY *key;
     ajw_alg_e alg;
-    EVP_PKEY_CTX *ctx;
-    unsigned long long used;
+    ajw_kty_e kty;
+    ajw_crv_e crv;
+    EVP_PKEY_CTX *pctx;          /* RSA, ECDSA: verifies digests */
+    EVP_MD_CTX *mctx;            /* EdDSA (pure): one-shot EVP_DigestVerify, reused */
+    unsigned long long used;     /* 0: empty slot */
 } vctx_t;
 
 typedef struct vctx_cache_t {
@@ -551,13 +573,20 @@ static pthread_key_t vctx_key;
 static int vctx_key_ok;
 static pthread_once_t vctx_once = PTHREAD_ONCE_INIT;
 
+static void vctx_clear(vctx_t *v)
+{
+    EVP_PKEY_CTX_free(v->pctx);
+    EVP_MD_CTX_free(v->mctx);
+    memset(v, 0, sizeof(*v));
+}
+
 static void vctx_cache_free(void *data)
 {
     vctx_cache_t *vc = data;
     int i;
 
     for (i = 0; i < VCTX_SLOTS; i++)
-        EVP_PKEY_CTX_free(vc->slot[i].ctx);
+        vctx_clear(&vc->slot[i]);
     OPENSSL_free(vc);
 }
 
@@ -571,73 +600,123 @@ static int is_pss(ajw_alg_e alg)
     return alg == AJW_ALG_PS256 || alg == AJW_ALG_PS384 || alg == AJW_ALG_PS512;
 }
 
-/* A new context verifying digests of alg's hash with key, or NULL. */
-static EVP_PKEY_CTX *vctx_new(ajw_alg_e alg, EVP_PKEY *key, const EVP_MD *md)
-{
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-
-    if (!ctx || EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, md) != 1
-        || (is_pss(alg)
-            && (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1
-                || EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) != 1
-                || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) != 1))) {
-        EVP_PKEY_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-/* This thread's context for (alg, key): cached, or made and cached (the
- * least recently used one evicted). Borrowed; NULL when none could be made. */
-static EVP_PKEY_CTX *vctx_get(ajw_alg_e alg, EVP_PKEY *key, const EVP_MD *md)
+/* This thread's cache, made on first use; NULL when it cannot be. */
+static vctx_cache_t *vctx_cache(void)
 {
     vctx_cache_t *vc;
-    vctx_t *victim;
-    int i;
 
     pthread_once(&vctx_once, vctx_init);
     if (!vctx_key_ok)
         return NULL;
-    if (!(vc = pthread_getspecific(vctx_key))) {
-        if (!(vc = OPENSSL_zalloc(sizeof(*vc))))
-            return NULL;
-        if (pthread_setspecific(vctx_key, vc) != 0) {
-            OPENSSL_free(vc);
-            return NULL;
-        }
+    if ((vc = pthread_getspecific(vctx_key)))
+        return vc;
+    if (!(vc = OPENSSL_zalloc(sizeof(*vc))))
+        return NULL;
+    if (pthread_setspecific(vctx_key, vc) != 0) {
+        OPENSSL_free(vc);
+        return NULL;
     }
-    victim = &vc->slot[0];
-    for (i = 0; i < VCTX_SLOTS; i++) {
-        vctx_t *v = &vc->slot[i];
-        if (v->ctx && v->key == key && v->alg == alg) {
-            v->used = ++vc->tick;
-            return v->ctx;
-        }
-        if (!v->ctx || (victim->ctx && v->used < victim->used))
-            victim = v;
-    }
-    EVP_PKEY_CTX_free(victim->ctx);
-    victim->ctx = vctx_new(alg, key, md);
-    victim->key = key;
-    victim->alg = alg;
-    victim->used = ++vc->tick;
-    return victim->ctx;
+    return vc;
 }
 
-/* RSA and ECDSA: digest with the prefetched hash, then this thread's
- * cached context. -1 when no context could be set up (the caller falls
- * back to the one-shot path), else 1 verified / 0 not. */
-static int verify_cached(ajw_alg_e alg, EVP_PKEY *key, const EVP_MD *md,
-                         const unsigned char *input, size_t inlen,
-                         const unsigned char *sig, size_t siglen)
+/* The cached slot for (alg, key) in vc, or NULL. */
+static vctx_t *vctx_find(vctx_cache_t *vc, ajw_alg_e alg, const EVP_PKEY *key)
+{
+    int i;
+
+    for (i = 0; vc && i < VCTX_SLOTS; i++) {
+        vctx_t *v = &vc->slot[i];
+        if (v->used && v->key == key && v->alg == alg) {
+            v->used = ++vc->tick;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* Set up a context for (alg, key) in the least recently used slot of vc.
+ * NULL when OpenSSL refused (the caller then verifies the one-shot way). */
+static vctx_t *vctx_make(vctx_cache_t *vc, ajw_alg_e alg, EVP_PKEY *key, ajw_kty_e kty,
+                         ajw_crv_e crv, const EVP_MD *md)
+{
+    vctx_t *v = &vc->slot[0];
+    EVP_PKEY_CTX *ctx = NULL;
+    int i;
+
+    for (i = 1; i < VCTX_SLOTS; i++)
+        if (vc->slot[i].used < v->used)
+            v = &vc->slot[i];
+    vctx_clear(v);
+    if (!md) {
+        if (!(v->mctx = EVP_MD_CTX_new())
+            || EVP_DigestVerifyInit(v->mctx, NULL, NULL, NULL, key) != 1) {
+            vctx_clear(v);
+            return NULL;
+        }
+    }
+    else {
+        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+        if (!ctx || EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, md) != 1
+            || (is_pss(alg)
+                && (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1
+                    || EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) != 1
+                    || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) != 1))) {
+            EVP_PKEY_CTX_free(ctx);
+            return NULL;
+        }
+        v->pctx = ctx;
+    }
+    v->key = key;
+    v->alg = alg;
+    v->kty = kty;
+    v->crv = crv;
+    v->used = ++vc->tick;
+    return v;
+}
+
+/* Verify with a cached context: 1 verified, 0 not, -1 the context could
+ * not be used (the caller verifies the one-shot way). RSA and ECDSA hash
+ * with the prefetched digest first. An EdDSA context is reused after a
+ * one-shot verify; should an OpenSSL version refuse that, it says so in its
+ * error queue (a mere bad signature leaves it empty), and the slot is
+ * dropped and -1 returned. */
+static int vctx_verify(vctx_t *v, const EVP_MD *md, const unsigned char *input, size_t inlen,
+                       const unsigned char *sig, size_t siglen)
 {
     unsigned char dgst[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
-    EVP_PKEY_CTX *ctx = vctx_get(alg, key, md);
 
-    if (!ctx || EVP_Digest(input, inlen, dgst, &dlen, md, NULL) != 1)
+    if (v->mctx) {
+        ERR_clear_error();
+        if (EVP_DigestVerify(v->mctx, sig, siglen, input, inlen) == 1)
+            return 1;
+        if (ERR_peek_error() == 0)
+            return 0;
+        vctx_clear(v);
         return -1;
-    return EVP_PKEY_verify(ctx, sig, siglen, dgst, dlen) == 1;
+    }
+    if (EVP_Digest(input, inlen, dgst, &dlen, md, NULL) != 1)
+        return -1;
+    return EVP_PKEY_verify(v->pctx, sig, siglen, dgst, dlen) == 1;
+}
+
+/* The one-shot way: a fresh context for this call only. -1 on setup failure. */
+static int verify_once(ajw_alg_e alg, EVP_PKEY *key, const EVP_MD *md,
+                       const unsigned char *input, size_t inlen,
+                       const unsigned char *sig, size_t siglen)
+{
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    int ok = -1;
+
+    if (mctx && EVP_DigestVerifyInit(mctx, &pctx, md, NULL, key) == 1
+        && (!is_pss(alg)
+            || (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1
+                && EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1
+                && EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) == 1)))
+        ok = EVP_DigestVerify(mctx, sig, siglen, input, inlen) == 1;
+    EVP_MD_CTX_free(mctx);
+    return ok;
 }
 
 ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
@@ -645,18 +724,22 @@ ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
                               const unsigned char *sig, size_t siglen,
                               ajw_error_t *err)
 {
-    EVP_MD_CTX *mctx = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
     const EVP_MD *md = alg_md(alg);
-    unsigned char *der = NULL;
+    unsigned char der[AJW_ECDSA_DER_MAX];
     size_t derlen = 0;
-    ajw_kty_e kty;
-    ajw_crv_e crv;
+    vctx_cache_t *vc = NULL;
+    vctx_t *v = NULL;
+    ajw_kty_e kty = AJW_KTY_UNKNOWN;
+    ajw_crv_e crv = AJW_CRV_NONE;
     ajw_reason_e rv;
     int ok = -1;
 
-    if (!key || (kty = key_kind(key, &crv)) == AJW_KTY_UNKNOWN
-        || !ajw_crypt_alg_fits(alg, kty, crv)) {
+    if (key && (vc = vctx_cache()) && (v = vctx_find(vc, alg, key))) {
+        kty = v->kty;             /* checked when the slot was made */
+        crv = v->crv;
+    }
+    else if (!key || (kty = key_kind(key, &crv)) == AJW_KTY_UNKNOWN
+             || !ajw_crypt_alg_fits(alg, kty, crv)) {
         rv = ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED, "alg %s does not fit the key",
                            ajw_alg_name(alg));
         goto cleanup;
@@ -668,7 +751,7 @@ ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
     if (!input)
         input = (const unsigned char *)"";
     if (kty == AJW_KTY_EC) {
-        if (!ecdsa_raw_to_der(&der, &derlen, crv, sig, siglen)) {
+        if (!ecdsa_raw_to_der(der, &derlen, crv, sig, siglen)) {
             rv = ajw_error_set(err, AJW_R_BAD_SIGNATURE,
                                "alg %s: signature of %zu bytes is not raw r||s",
                                ajw_alg_name(alg), siglen);
@@ -677,20 +760,16 @@ ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
         sig = der;
         siglen = derlen;
     }
-    if (md)                       /* EdDSA is pure: no digest context to keep */
-        ok = verify_cached(alg, key, md, input, inlen, sig, siglen);
+    if (!v && vc)
+        v = vctx_make(vc, alg, key, kty, crv, md);
+    if (v)
+        ok = vctx_verify(v, md, input, inlen, sig, siglen);
+    if (ok < 0)
+        ok = verify_once(alg, key, md, input, inlen, sig, siglen);
     if (ok < 0) {
-        mctx = EVP_MD_CTX_new();
-        if (!mctx || EVP_DigestVerifyInit(mctx, &pctx, md, NULL, key) != 1
-            || (is_pss(alg)
-                && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1
-                    || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1
-                    || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1))) {
-            rv = ajw_error_set(err, AJW_R_INTERNAL, "alg %s: OpenSSL verify setup failed",
-                               ajw_alg_name(alg));
-            goto cleanup;
-        }
-        ok = EVP_DigestVerify(mctx, sig, siglen, input, inlen) == 1;
+        rv = ajw_error_set(err, AJW_R_INTERNAL, "alg %s: OpenSSL verify setup failed",
+                           ajw_alg_name(alg));
+        goto cleanup;
     }
     if (!ok) {
         rv = ajw_error_set(err, AJW_R_BAD_SIGNATURE, "alg %s: signature does not verify",
@@ -699,8 +778,6 @@ ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
     }
     rv = AJW_OK;
 cleanup:
-    EVP_MD_CTX_free(mctx);
-    OPENSSL_free(der);
     ERR_clear_error();
     return rv;
 }

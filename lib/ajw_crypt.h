@@ -46,7 +46,10 @@ int ajw_crypt_alg_fits(ajw_alg_e alg, ajw_kty_e kty, ajw_crv_e crv);
  * exactly 2 × field bytes (DER rejected); it is converted to DER here.
  * PS*: salt length = hash length, MGF1 with the same hash. EdDSA: pure.
  * Returns AJW_OK, AJW_R_BAD_SIGNATURE, AJW_R_ALG_NOT_ALLOWED (alg not
- * asymmetric / does not fit key) or AJW_R_INTERNAL. */
+ * asymmetric / does not fit key) or AJW_R_INTERNAL. Thread-safe: each
+ * calling thread keeps up to 8 verify contexts of recent (key, alg) pairs,
+ * each holding a reference on its key (so a freed key set's EVP_PKEYs live
+ * until evicted or the thread exits). */
 ajw_reason_e ajw_crypt_verify(ajw_alg_e alg, EVP_PKEY *key,
                               const unsigned char *input, size_t inlen,
                               const unsigned char *sig, size_t siglen,
