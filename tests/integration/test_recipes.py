@@ -23,7 +23,7 @@ BLOCKS = recipe_blocks()
 def test_every_provider_has_a_recipe():
     text = open(README, encoding="utf-8").read()
     section = text[text.index("## Identity provider recipes"):]
-    for name in ("Auth0", "Keycloak", "Okta", "Entra ID", "Cognito", "Google", "Zuplo"):
+    for name in ("Auth0", "Keycloak", "Okta", "Entra ID", "Cognito", "Google", "Zuplo", "MCP"):
         assert name in section, name
     assert len(BLOCKS) >= 8
 
