@@ -109,7 +109,7 @@ ajw_req_t *ajw_mod_req_state(request_rec *r)
 }
 
 /* A quoted-string (RFC 9110 §5.6.4) for a challenge parameter. */
-static const char *quote(apr_pool_t *p, const char *s)
+const char *ajw_mod_quote(apr_pool_t *p, const char *s)
 {
     char *out = apr_palloc(p, 2 * strlen(s) + 3), *o = out;
     *o++ = '"';
@@ -136,17 +136,17 @@ void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
     if (ajw_dpop_set_challenge(r, error, desc, scope))
         return;                   /* DPoP and/or resource metadata: both schemes built there */
     if (realm) {
-        v = apr_pstrcat(r->pool, v, sep, "realm=", quote(r->pool, realm), NULL);
+        v = apr_pstrcat(r->pool, v, sep, "realm=", ajw_mod_quote(r->pool, realm), NULL);
         sep = ", ";
     }
     if (error) {
-        v = apr_pstrcat(r->pool, v, sep, "error=", quote(r->pool, error), NULL);
+        v = apr_pstrcat(r->pool, v, sep, "error=", ajw_mod_quote(r->pool, error), NULL);
         sep = ", ";
     }
     if (desc)
-        v = apr_pstrcat(r->pool, v, sep, "error_description=", quote(r->pool, desc), NULL);
+        v = apr_pstrcat(r->pool, v, sep, "error_description=", ajw_mod_quote(r->pool, desc), NULL);
     if (scope)
-        v = apr_pstrcat(r->pool, v, ", scope=", quote(r->pool, scope), NULL);
+        v = apr_pstrcat(r->pool, v, ", scope=", ajw_mod_quote(r->pool, scope), NULL);
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
 }
 

@@ -151,6 +151,9 @@ ajw_req_t *ajw_mod_req_state(request_rec *r);
 /* Set the RFC 6750 challenge (realm from AuthName). error/desc/scope may be NULL. */
 void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
                            const char *scope);
+/* A quoted-string (RFC 9110 §5.6.4) for a challenge parameter; control
+ * bytes are dropped, never let into a header. */
+const char *ajw_mod_quote(apr_pool_t *p, const char *s);
 /* A token-supplied value made safe and short (80 bytes) for a log line. */
 const char *ajw_mod_log_item(apr_pool_t *p, const char *s);
 

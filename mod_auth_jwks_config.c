@@ -16,6 +16,7 @@
 
 #include "ajw_types.h"
 #include "ajw_require.h"
+#include "ajw_fetch.h"
 #include "ajw_discovery.h"
 #include "mod_auth_jwks.h"
 
@@ -149,66 +150,19 @@ static const char *parse_num(cmd_parms *cmd, const char *arg, long long min, lon
     return NULL;
 }
 
-static int host_is_loopback(const char *host)
-{
-    if (!host)
-        return 0;
-    if (!strcasecmp(host, "localhost") || !strcmp(host, "::1") || !strcmp(host, "[::1]"))
-        return 1;
-    /* 127.0.0.0/8 written as a dotted quad, and nothing else. */
-    if (strncmp(host, "127.", 4) == 0) {
-        int parts = 0;
-        const char *s = host;
-        while (*s) {
-            const char *d = s;
-            while (apr_isdigit(*s))
-                s++;
-            if (s == d || s - d > 3 || atoi(d) > 255)
-                return 0;
-            parts++;
-            if (*s == '.')
-                s++;
-            else if (*s)
-                return 0;
-        }
-        return parts == 4;
-    }
-    return 0;
-}
-
-/* Check a JWKS URL: https with a host; http only to loopback; file with an
- * absolute path to an existing file. */
+/* Check a JWKS URL with the fetcher's rules (ajw_url_problem); a file://
+ * URL must also name an existing regular file now. */
 static const char *check_url(cmd_parms *cmd, const char *url)
 {
-    apr_uri_t u;
+    const char *scheme, *path, *why = ajw_url_problem(url, &scheme, &path, cmd->pool);
     apr_finfo_t fi;
-    if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.scheme)
-        return dir_err(cmd, "'%s' is not an absolute URL", url);
-    if (u.user || u.password)
-        return dir_err(cmd, "'%s': credentials in the URL would end up in logs and "
-                       "jwks-status; they are not supported", url);
-    if (!strcasecmp(u.scheme, "https")) {
-        if (!u.hostname || !*u.hostname)
-            return dir_err(cmd, "'%s' has no host", url);
-        return NULL;
-    }
-    if (!strcasecmp(u.scheme, "http")) {
-        if (!host_is_loopback(u.hostname))
-            return dir_err(cmd, "'%s': http:// is allowed only for loopback hosts "
-                           "(127.0.0.0/8, ::1, localhost); use https://", url);
-        return NULL;
-    }
-    if (!strcasecmp(u.scheme, "file")) {
-        if (u.hostname && *u.hostname && strcasecmp(u.hostname, "localhost"))
-            return dir_err(cmd, "'%s': file:// URLs name a local path (file:///path)", url);
-        if (!u.path || u.path[0] != '/')
-            return dir_err(cmd, "'%s' has no absolute path", url);
-        if (apr_stat(&fi, u.path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
-            || fi.filetype != APR_REG)
-            return dir_err(cmd, "'%s': no such file", url);
-        return NULL;
-    }
-    return dir_err(cmd, "'%s': scheme must be https://, file:// or (loopback only) http://", url);
+    if (why)
+        return dir_err(cmd, "'%s': %s", url, why);
+    if (!strcasecmp(scheme, "file")
+        && (apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
+            || fi.filetype != APR_REG))
+        return dir_err(cmd, "'%s': no such file", url);
+    return NULL;
 }
 
 static ajw_url_t *new_url(cmd_parms *cmd, ajw_dir_conf *c, const char *url)

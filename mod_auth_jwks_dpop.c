@@ -284,23 +284,6 @@ static int refuse(request_rec *r, const char *error, const char *desc, const cha
     return HTTP_UNAUTHORIZED;
 }
 
-/* A quoted-string (RFC 9110 §5.6.4); control bytes dropped. */
-static const char *qstr(apr_pool_t *p, const char *s)
-{
-    char *out = apr_palloc(p, 2 * strlen(s) + 3), *o = out;
-    *o++ = '"';
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch < 0x20 || ch == 0x7f)
-            continue;
-        if (ch == '"' || ch == '\\')
-            *o++ = '\\';
-        *o++ = (char)ch;
-    }
-    *o++ = '"';
-    *o = '\0';
-    return out;
-}
 
 /* Space-separated names of the asymmetric algorithms in algs. */
 static const char *alg_list(apr_pool_t *p, unsigned algs)
@@ -332,23 +315,23 @@ static const char *challenge(request_rec *r, const char *scheme, const char *err
     const char *realm = ap_auth_name(r), *v = scheme, *sep = " ";
     apr_pool_t *p = r->pool;
     if (realm) {
-        v = apr_pstrcat(p, v, sep, "realm=", qstr(p, realm), NULL);
+        v = apr_pstrcat(p, v, sep, "realm=", ajw_mod_quote(p, realm), NULL);
         sep = ", ";
     }
     if (error) {
-        v = apr_pstrcat(p, v, sep, "error=", qstr(p, error), NULL);
+        v = apr_pstrcat(p, v, sep, "error=", ajw_mod_quote(p, error), NULL);
         sep = ", ";
         if (desc)
-            v = apr_pstrcat(p, v, sep, "error_description=", qstr(p, desc), NULL);
+            v = apr_pstrcat(p, v, sep, "error_description=", ajw_mod_quote(p, desc), NULL);
         if (scope)
-            v = apr_pstrcat(p, v, sep, "scope=", qstr(p, scope), NULL);
+            v = apr_pstrcat(p, v, sep, "scope=", ajw_mod_quote(p, scope), NULL);
     }
     if (algs) {
-        v = apr_pstrcat(p, v, sep, "algs=", qstr(p, algs), NULL);
+        v = apr_pstrcat(p, v, sep, "algs=", ajw_mod_quote(p, algs), NULL);
         sep = ", ";
     }
     if (rm)
-        v = apr_pstrcat(p, v, sep, "resource_metadata=", qstr(p, rm), NULL);
+        v = apr_pstrcat(p, v, sep, "resource_metadata=", ajw_mod_quote(p, rm), NULL);
     return v;
 }
 

@@ -82,17 +82,11 @@ static int collect_spoofed(void *baton, const char *key, const char *val)
     return 1;
 }
 
-/* Connection: without the names of claim headers. mod_proxy_http drops
- * every header a client lists there, so `Connection: X-JWT-Claims` would
- * make the backend receive the request without our verified claims. */
-static void sanitize_connection(request_rec *r, const strip_t *st)
+/* Append the comma-separated items of value, trimmed, empty ones skipped. */
+static void split_list(apr_pool_t *p, const char *value, apr_array_header_t *out)
 {
-    const char *v = apr_table_get(r->headers_in, "Connection");
-    char *out = NULL, *tok, *last;
-    int dropped = 0;
-    if (!v)
-        return;
-    for (tok = apr_strtok(apr_pstrdup(r->pool, v), ",", &last); tok;
+    char *tok, *last;
+    for (tok = apr_strtok(apr_pstrdup(p, value), ",", &last); tok;
          tok = apr_strtok(NULL, ",", &last)) {
         size_t len;
         while (*tok == ' ' || *tok == '\t')
@@ -100,9 +94,27 @@ static void sanitize_connection(request_rec *r, const strip_t *st)
         len = strlen(tok);
         while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
             tok[--len] = '\0';
-        if (!len)
-            continue;
-        if (is_claim_header(tok, len, st)) {
+        if (len)
+            APR_ARRAY_PUSH(out, char *) = tok;
+    }
+}
+
+/* Connection: without the names of claim headers. mod_proxy_http drops
+ * every header a client lists there, so `Connection: X-JWT-Claims` would
+ * make the backend receive the request without our verified claims. */
+static void sanitize_connection(request_rec *r, const strip_t *st)
+{
+    const char *v = apr_table_get(r->headers_in, "Connection");
+    apr_array_header_t *toks;
+    char *out = NULL;
+    int dropped = 0, i;
+    if (!v)
+        return;
+    toks = apr_array_make(r->pool, 4, sizeof(char *));
+    split_list(r->pool, v, toks);
+    for (i = 0; i < toks->nelts; i++) {
+        char *tok = APR_ARRAY_IDX(toks, i, char *);
+        if (is_claim_header(tok, strlen(tok), st)) {
             dropped++;
             continue;
         }
@@ -364,22 +376,9 @@ static apr_array_header_t *header_tokens(request_rec *r, const char *name)
         const apr_array_header_t *arr = apr_table_elts(tabs[t]);
         const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
         int i;
-        for (i = 0; i < arr->nelts; i++) {
-            char *tok, *last;
-            if (!e[i].key || strcasecmp(e[i].key, name))
-                continue;
-            for (tok = apr_strtok(apr_pstrdup(r->pool, e[i].val), ",", &last); tok;
-                 tok = apr_strtok(NULL, ",", &last)) {
-                size_t len;
-                while (*tok == ' ' || *tok == '\t')
-                    tok++;
-                len = strlen(tok);
-                while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-                    tok[--len] = '\0';
-                if (len)
-                    APR_ARRAY_PUSH(out, char *) = tok;
-            }
-        }
+        for (i = 0; i < arr->nelts; i++)
+            if (e[i].key && !strcasecmp(e[i].key, name))
+                split_list(r->pool, e[i].val, out);
     }
     return out;
 }

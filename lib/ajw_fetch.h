@@ -43,6 +43,16 @@ struct ajw_fetcher_t {
     void *baton;
 };
 
+/* 127.0.0.0/8 as a dotted quad, ::1 or localhost: the only hosts plain
+ * http:// may be fetched from (never through a proxy). */
+int ajw_url_host_is_loopback(const char *host);
+
+/* Is url one the module fetches? NULL when it is (*scheme and *path then
+ * point into p), else why not (static text): https with a host; http only
+ * to a loopback host; file with an absolute local path; no credentials. */
+const char *ajw_url_problem(const char *url, const char **scheme, const char **path,
+                            apr_pool_t *p);
+
 /* Process-wide libcurl setup; call once before any thread uses curl
  * (httpd: child_init, or post_config). Idempotent. */
 apr_status_t ajw_curl_global_init(void);

@@ -583,55 +583,6 @@ static int fetch_opt(const char *name)
     return (!strcmp(name, "--ca") || !strcmp(name, "--timeout")) ? 1 : -1;
 }
 
-/* 127.0.0.0/8 as a dotted quad, ::1 or localhost (the module's rule). */
-static int host_is_loopback(const char *host)
-{
-    int parts = 0;
-    const char *s = host;
-    if (!host)
-        return 0;
-    if (!strcasecmp(host, "localhost") || !strcmp(host, "::1") || !strcmp(host, "[::1]"))
-        return 1;
-    if (strncmp(host, "127.", 4) != 0)
-        return 0;
-    while (*s) {
-        const char *d = s;
-        while (isdigit((unsigned char)*s))
-            s++;
-        if (s == d || s - d > 3 || atoi(d) > 255)
-            return 0;
-        parts++;
-        if (*s == '.')
-            s++;
-        else if (*s)
-            return 0;
-    }
-    return parts == 4;
-}
-
-/* The module's AuthJWKSURL rules; NULL when url is acceptable, else why not. */
-static const char *url_problem(const char *url, const char **scheme, apr_pool_t *p)
-{
-    apr_uri_t u;
-    if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme)
-        return "not an absolute URL";
-    *scheme = u.scheme;
-    if (u.user || u.password)
-        return "credentials in the URL are not supported (they would end up in logs)";
-    if (!strcasecmp(u.scheme, "https"))
-        return (u.hostname && *u.hostname) ? NULL : "no host";
-    if (!strcasecmp(u.scheme, "http"))
-        return host_is_loopback(u.hostname) ? NULL
-               : "http:// is allowed only for loopback hosts (127.0.0.0/8, ::1, localhost); "
-                 "use https://";
-    if (!strcasecmp(u.scheme, "file")) {
-        if (u.hostname && *u.hostname && strcasecmp(u.hostname, "localhost"))
-            return "file:// URLs name a local path (file:///path)";
-        return (u.path && u.path[0] == '/') ? NULL : "no absolute path";
-    }
-    return "the scheme must be https://, file:// or (loopback only) http://";
-}
-
 static void print_fetch_answer(const ajw_fetch_res_t *res, const char *scheme, const char *ca)
 {
     if (!strcasecmp(scheme, "https"))
@@ -661,7 +612,7 @@ static int cmd_fetch(int argc, const char *const *argv, apr_pool_t *p)
     ajw_fetch_res_t res;
     ajw_fetcher_t *f;
     ajw_keyset_t *ks;
-    const char *name, *val, *ca = NULL, *why, *scheme = "";
+    const char *name, *val, *ca = NULL, *why, *scheme = "", *path = NULL;
     long long timeout = 10;
     apr_finfo_t fi;
     apr_status_t rv;
@@ -682,7 +633,7 @@ static int cmd_fetch(int argc, const char *const *argv, apr_pool_t *p)
         return cmd_help(1, &a.cmd);
     if (a.npos != 1)
         return usage_error("fetch", "expects one URL, got %d arguments", a.npos);
-    if ((why = url_problem(a.pos[0], &scheme, p)) != NULL) {
+    if ((why = ajw_url_problem(a.pos[0], &scheme, &path, p)) != NULL) {
         fail_msg("fetch", "the module would refuse this URL: %s", why);
         return 2;
     }
