@@ -233,10 +233,16 @@ static int bad_request(request_rec *r, const char *why)
 /* --- finding the token ------------------------------------------- */
 
 /* b64token (RFC 6750 §2.1): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
+static int b64token_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+           || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+
 static int is_b64token(const char *s, size_t len)
 {
     size_t i = 0;
-    while (i < len && (apr_isalnum(s[i]) || strchr("-._~+/", s[i])))
+    while (i < len && b64token_char(s[i]))
         i++;
     if (i == 0)
         return 0;
@@ -578,7 +584,7 @@ static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, cons
  * before the signature: an expired or misaddressed token costs no signature
  * check and no key refresh (it is refused all the same, with its reason). */
 static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *tok, size_t len,
-                           json_t **claims, json_t **header, ajw_fail_t *f)
+                           json_t **claims, const char **claims_json, ajw_fail_t *f)
 {
     ajw_policy_t pol;
     ajw_tcache_entry_t ent;
@@ -598,15 +604,12 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
         f->alg = ajw_alg_name(held->alg);
         f->iss = ajw_json_get_string(held->claims, "iss", NULL);
         if (cache_entry_usable(r, c, held)) {
-            json_t *h = ajw_jws_header_of(held->alg, held->kid, held->typ, r->pool);
             ajw_metrics_cache(1);
-            if (!h)
-                return ajw_error_set(&f->err, AJW_R_INTERNAL, "out of memory");
-            rc = ajw_jws_check_header(h, &pol, &f->err);
+            rc = ajw_jws_check_cached(held->alg, held->typ, &pol, &f->err);
             if (rc == AJW_OK)
                 rc = ajw_claims_check(held->claims, &pol, now, &f->err);
             *claims = held->claims;
-            *header = h;
+            *claims_json = held->claims_json;
             return rc;
         }
     }
@@ -627,7 +630,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
         return rc;
 
     *claims = t->claims;
-    *header = t->header;
+    *claims_json = NULL;
     if (!keyed)
         return AJW_OK;
     /* Hand the claims to a shared entry (no copy): the request keeps a
@@ -636,11 +639,13 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     ent.kid = t->kid;
     ent.typ = ajw_json_get_string(t->header, "typ", NULL);
     ent.alg = t->alg;
+    ent.claims_json = ajw_json_dump(t->claims, r->pool);
     if (!(held = ajw_tcache_adopt(&ent))) {
         ajw_json_pool_own(t->claims, r->pool);
         return AJW_OK;
     }
     ajw_tcache_release_with(held, r->pool);
+    *claims_json = held->claims_json;
     if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1)
         exp = now + 300;
     ajw_tcache_put(ajw_mod.tcache, &key, exp + pol.leeway, held);
@@ -746,7 +751,8 @@ static int authenticate(request_rec *r)
     ajw_dir_conf *c;
     token_find_t tf;
     ajw_fail_t f;
-    json_t *claims = NULL, *header = NULL;
+    json_t *claims = NULL;
+    const char *claims_json = NULL;
     ajw_req_t *st;
     const char *user;
     int rc;
@@ -776,7 +782,7 @@ static int authenticate(request_rec *r)
     st->token_dpop = tf.dpop;
 
     memset(&f, 0, sizeof(f));
-    if (verify(r, c, tf.token, tf.len, &claims, &header, &f) != AJW_OK)
+    if (verify(r, c, tf.token, tf.len, &claims, &claims_json, &f) != AJW_OK)
         return refuse(r, &f);
     user = user_of(r, c, claims);
     if (!user) {
@@ -792,8 +798,10 @@ static int authenticate(request_rec *r)
     r->ap_auth_type = (char *)ap_auth_type(r);   /* AUTH_TYPE for CGI, as mod_auth_basic does */
     st->user = user;
     st->claims = claims;
-    st->header = header;
-    ajw_export_claims(r, c, claims, header);
+    st->claims_json = claims_json;
+    st->alg = f.alg;
+    st->kid = f.kid;
+    ajw_export_claims(r, c, claims, claims_json, f.alg, f.kid);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
                   ajw_mod_log_item(r->pool, user), ajw_mod_log_item(r->pool, f.kid),
                   ajw_mod_log_item(r->pool, f.alg), ajw_mod_log_item(r->pool, f.iss));
@@ -864,11 +872,13 @@ static int fixups(request_rec *r)
     if (r->user && !(st && st->user) && (from = ajw_mod_req_state(r))
         && !strcmp(from->user, r->user)) {
         ajw_edge_strip_section(r, c);
-        ajw_export_claims(r, c, from->claims, from->header);
+        ajw_export_claims(r, c, from->claims, from->claims_json, from->alg, from->kid);
         st = own_state(r);
         st->user = from->user;
         st->claims = from->claims;
-        st->header = from->header;
+        st->claims_json = from->claims_json;
+        st->alg = from->alg;
+        st->kid = from->kid;
     }
     return DECLINED;
 }

@@ -121,7 +121,9 @@ typedef struct ajw_srv_conf {
 typedef struct ajw_req_t {
     const char *user;         /* r->user we set; NULL until authenticated */
     json_t *claims;
-    json_t *header;
+    const char *claims_json;  /* claims as compact JSON when the token cache made it, or NULL */
+    const char *alg;          /* the verified token's header alg and kid (NULL when none) */
+    const char *kid;
     int scope_challenge;      /* we put an insufficient_scope challenge in err_headers_out */
     const char *token;        /* the token presented, NULL when none */
     size_t token_len;
@@ -158,8 +160,12 @@ const char *ajw_mod_quote(apr_pool_t *p, const char *s);
 const char *ajw_mod_log_item(apr_pool_t *p, const char *s);
 
 /* Verified claims to the environment and/or request headers as c says
- * (mod_auth_jwks_export.c). claims and header live as long as r->pool. */
-void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims, json_t *header);
+ * (mod_auth_jwks_export.c), with the token's alg and kid (NULL when none)
+ * as JWT_ALG / JWT_KID. claims_json is the claims' compact JSON when
+ * already made (a token-cache entry keeps it), else NULL. All live as long
+ * as r->pool. */
+void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+                       const char *claims_json, const char *alg, const char *kid);
 
 /* SetHandler jwks-status (mod_auth_jwks_status.c). */
 int ajw_status_handler(request_rec *r);

@@ -23,41 +23,51 @@
 
 APLOG_USE_MODULE(auth_jwks);
 
-/* How many claims map to each variable / header name (header names folded
- * to lower case). Two claims that map to one name (`email_verified` and
- * `Email-Verified`) are both withheld: a user-editable claim must never
- * overwrite one the IdP vouches for. */
-static apr_hash_t *name_counts(request_rec *r, json_t *claims, int headers, const char *prefix)
+/* One claim on its way out: its rendering and the names it would take. */
+typedef struct {
+    const char *text;
+    const char *env;            /* NULL unless claims go to the environment */
+    const char *hdr;            /* NULL unless they go to headers */
+    const char *hdr_folded;     /* hdr in lower case, for the collision check */
+    int env_ok, hdr_ok;         /* its name is taken by no other claim */
+} out_claim_t;
+
+static const char *name_of(const out_claim_t *o, int headers)
 {
-    apr_hash_t *h = apr_hash_make(r->pool);
-    const char *key;
-    json_t *v;
-    json_object_foreach(claims, key, v) {
-        const char *n = headers ? ajw_header_name(r->pool, prefix, key)
-                                : ajw_env_name(r->pool, prefix, key);
-        int *cnt;
-        if (headers)
-            ap_str_tolower((char *)n);
-        cnt = apr_hash_get(h, n, APR_HASH_KEY_STRING);
-        if (!cnt) {
-            cnt = apr_pcalloc(r->pool, sizeof(*cnt));
-            apr_hash_set(h, n, APR_HASH_KEY_STRING, cnt);
-        }
-        (*cnt)++;
-    }
-    return h;
+    return headers ? o->hdr_folded : o->env;
 }
 
-static int name_unique(apr_pool_t *p, apr_hash_t *counts, const char *name, int fold)
+/* Set env_ok / hdr_ok: a claim whose name another claim maps to as well
+ * (`email_verified` and `Email-Verified`) is withheld with that other: a
+ * user-editable claim must never overwrite one the IdP vouches for. Header
+ * names are compared folded. A few claims are compared pairwise (cheaper
+ * than a hash for a typical token's dozen); many go through a hash. */
+static void mark_unique(apr_pool_t *p, out_claim_t *outs, int n, int headers)
 {
-    const int *cnt;
-    if (fold) {
-        char *low = apr_pstrdup(p, name);
-        ap_str_tolower(low);
-        name = low;
+    int i, j;
+    if (n <= 24) {
+        for (i = 0; i < n; i++) {
+            int ok = 1;
+            for (j = 0; j < n && ok; j++)
+                ok = j == i || strcmp(name_of(&outs[i], headers), name_of(&outs[j], headers));
+            *(headers ? &outs[i].hdr_ok : &outs[i].env_ok) = ok;
+        }
     }
-    cnt = apr_hash_get(counts, name, APR_HASH_KEY_STRING);
-    return cnt && *cnt == 1;
+    else {
+        apr_hash_t *h = apr_hash_make(p);
+        for (i = 0; i < n; i++) {
+            const char *name = name_of(&outs[i], headers);
+            int *cnt = apr_hash_get(h, name, APR_HASH_KEY_STRING);
+            if (!cnt) {
+                cnt = apr_pcalloc(p, sizeof(*cnt));
+                apr_hash_set(h, name, APR_HASH_KEY_STRING, cnt);
+            }
+            (*cnt)++;
+        }
+        for (i = 0; i < n; i++)
+            *(headers ? &outs[i].hdr_ok : &outs[i].env_ok)
+                = *(int *)apr_hash_get(h, name_of(&outs[i], headers), APR_HASH_KEY_STRING) == 1;
+    }
 }
 
 /* AuthJWKSClaimHeader / AuthJWKSClaimEnv: whatever AuthJWKSPassClaims
@@ -81,42 +91,68 @@ static void export_mapped(request_rec *r, const apr_array_header_t *maps, int he
     }
 }
 
-void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims, json_t *header)
+void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+                       const char *claims_json, const char *alg, const char *kid)
 {
-    const char *key, *payload = ajw_json_dump(claims, r->pool);
-    apr_hash_t *env_counts = name_counts(r, claims, 0, c->claim_prefix);
-    apr_hash_t *hdr_counts = name_counts(r, claims, 1, c->header_prefix);
+    int env = (c->pass & PASS_ENV) != 0, hdr = (c->pass & PASS_HEADERS) != 0;
+    out_claim_t *outs;
+    const char *key, *payload;
     json_t *v;
-    json_object_foreach(claims, key, v) {
-        const char *text, *en, *hn;
-        if (!*key)
-            continue;
-        text = ajw_json_render(v, r->pool);
-        en = ajw_env_name(r->pool, c->claim_prefix, key);
-        hn = ajw_header_name(r->pool, c->header_prefix, key);
-        if ((c->pass & PASS_ENV) && name_unique(r->pool, env_counts, en, 0))
-            apr_table_set(r->subprocess_env, en, text);
-        else if (c->pass & PASS_ENV)
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
-                          "claim maps to %s too", ajw_mod_log_item(r->pool, key), en);
-        if ((c->pass & PASS_HEADERS) && name_unique(r->pool, hdr_counts, hn, 1))
-            apr_table_set(r->headers_in, hn, ajw_header_value(r->pool, text));
-        else if (c->pass & PASS_HEADERS)
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
-                          "claim maps to header %s too", ajw_mod_log_item(r->pool, key), hn);
+    int n = 0, i;
+
+    if (env || hdr) {
+        /* Names and renderings once; collisions judged over all of them. */
+        outs = apr_palloc(r->pool, sizeof(*outs) * (json_object_size(claims) + 1));
+        json_object_foreach(claims, key, v) {
+            out_claim_t *o = &outs[n];
+            char *folded;
+            if (!*key)
+                continue;
+            o->text = ajw_json_render(v, r->pool);
+            o->env = env ? ajw_env_name(r->pool, c->claim_prefix, key) : NULL;
+            o->hdr = o->hdr_folded = NULL;
+            if (hdr) {
+                o->hdr = ajw_header_name(r->pool, c->header_prefix, key);
+                o->hdr_folded = folded = apr_pstrdup(r->pool, o->hdr);
+                ap_str_tolower(folded);
+            }
+            n++;
+        }
+        if (env)
+            mark_unique(r->pool, outs, n, 0);
+        if (hdr)
+            mark_unique(r->pool, outs, n, 1);
+        i = 0;
+        /* Names and texts are this request's pool strings: set, not copied. */
+        json_object_foreach(claims, key, v) {
+            const out_claim_t *o = &outs[i];
+            if (!*key)
+                continue;
+            i++;
+            if (env && o->env_ok)
+                apr_table_setn(r->subprocess_env, o->env, o->text);
+            else if (env)
+                ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
+                              "claim maps to %s too", ajw_mod_log_item(r->pool, key), o->env);
+            if (hdr && o->hdr_ok)
+                apr_table_setn(r->headers_in, o->hdr, ajw_header_value(r->pool, o->text));
+            else if (hdr)
+                ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "claim %s not passed: another "
+                              "claim maps to header %s too", ajw_mod_log_item(r->pool, key),
+                              o->hdr);
+        }
+        payload = claims_json ? claims_json : ajw_json_dump(claims, r->pool);
+        if (env) {
+            apr_table_set(r->subprocess_env, "JWT_CLAIMS", payload);
+            apr_table_set(r->subprocess_env, "JWT_ALG", alg);
+            if (kid)
+                apr_table_set(r->subprocess_env, "JWT_KID", kid);
+        }
+        if (hdr)
+            apr_table_set(r->headers_in, AJW_CLAIMS_HEADER,
+                          ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
+                                            r->pool));
     }
-    if (c->pass & PASS_ENV) {
-        const char *kid = ajw_json_get_string(header, "kid", NULL);
-        apr_table_set(r->subprocess_env, "JWT_CLAIMS", payload);
-        apr_table_set(r->subprocess_env, "JWT_ALG", ajw_json_get_string(header, "alg", NULL));
-        if (kid)
-            apr_table_set(r->subprocess_env, "JWT_KID", kid);
-    }
-    if (c->pass & PASS_HEADERS)
-        apr_table_set(r->headers_in, AJW_CLAIMS_HEADER,
-                      ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
-                                        r->pool));
     export_mapped(r, c->map_headers, 1, claims);
     export_mapped(r, c->map_envs, 0, claims);
 }
-

@@ -215,7 +215,8 @@ def main():
         return 1
     if os.environ.get("BENCH_PART1", "1") == "0":
         import bench_tokens
-        return bench_tokens.main()
+        rc = bench_tokens.main() if os.environ.get("BENCH_TOKENS", "1") != "0" else 0
+        return rc or part_instr()
     keys = H.Keys("bench")
     idp = H.JWKSServer()
     # One JWKS for everyone: RSA 2048 + EC P-256 only (the peers use cjose,
@@ -340,7 +341,16 @@ def main():
     if os.environ.get("BENCH_TOKENS", "1") != "0":
         import bench_tokens
         rc_tokens = bench_tokens.main()
-    return 1 if ours_failed or rc_tokens else 0
+    rc_instr = part_instr()
+    return 1 if ours_failed or rc_tokens or rc_instr else 0
+
+
+def part_instr():
+    """The third part, instruction counts (bench_instr.py), when BENCH_INSTR=1."""
+    if os.environ.get("BENCH_INSTR", "0") != "1":
+        return 0
+    import bench_instr
+    return bench_instr.main()
 
 
 def best_rows(rows):

@@ -13,20 +13,36 @@
 static const char url_alpha[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/* Value of c in the url (url=1) or standard alphabet, or B64_BAD. */
-static unsigned b64_value(unsigned char c, int url)
+/* Value of each byte in the url (tables[1]) or standard (tables[0])
+ * alphabet, B64_BAD elsewhere: one load per character on the request path
+ * (every token's three parts are decoded before anything else is known). */
+static unsigned char tables[2][256];
+static int tables_ready;
+
+static void fill_table(unsigned char *t, char c62, char c63)
 {
-    if (c >= 'A' && c <= 'Z')
-        return (unsigned)(c - 'A');
-    if (c >= 'a' && c <= 'z')
-        return (unsigned)(c - 'a') + 26u;
-    if (c >= '0' && c <= '9')
-        return (unsigned)(c - '0') + 52u;
-    if (c == (url ? '-' : '+'))
-        return 62u;
-    if (c == (url ? '_' : '/'))
-        return 63u;
-    return B64_BAD;
+    unsigned v;
+    memset(t, B64_BAD, 256);
+    for (v = 0; v < 26; v++) {
+        t['A' + v] = (unsigned char)v;
+        t['a' + v] = (unsigned char)(v + 26u);
+    }
+    for (v = 0; v < 10; v++)
+        t['0' + v] = (unsigned char)(v + 52u);
+    t[(unsigned char)c62] = 62;
+    t[(unsigned char)c63] = 63;
+}
+
+/* The tables are constant once filled; filling them twice at once writes
+ * the same bytes, so a racing first use is harmless. */
+static const unsigned char *table_for(int url)
+{
+    if (!__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)) {
+        fill_table(tables[0], '+', '/');
+        fill_table(tables[1], '-', '_');
+        __atomic_store_n(&tables_ready, 1, __ATOMIC_RELEASE);
+    }
+    return tables[url ? 1 : 0];
 }
 
 /* Decode inlen alphabet characters (no padding). Rejects a length of 1 mod 4
@@ -34,9 +50,10 @@ static unsigned b64_value(unsigned char c, int url)
 static apr_status_t b64_decode_core(unsigned char **out, size_t *outlen, const char *in,
                                     size_t inlen, int url, apr_pool_t *p)
 {
+    const unsigned char *t = table_for(url), *s = (const unsigned char *)in;
     size_t full = inlen / 4, rest = inlen % 4, i, o = 0;
     unsigned char *buf;
-    unsigned acc = 0, bits = 0;
+    unsigned v, a, b, c, d;
 
     if (rest == 1)
         return APR_EINVAL;
@@ -45,21 +62,33 @@ static apr_status_t b64_decode_core(unsigned char **out, size_t *outlen, const c
     buf = apr_palloc(p, full * 3 + (rest ? rest - 1 : 0) + 1);
     if (!buf)
         return APR_ENOMEM;
-    for (i = 0; i < inlen; i++) {
-        unsigned v = b64_value((unsigned char)in[i], url);
-        if (v == B64_BAD)
+    for (i = 0; i < full; i++, s += 4) {
+        a = t[s[0]];
+        b = t[s[1]];
+        c = t[s[2]];
+        d = t[s[3]];
+        if ((a | b | c | d) & 0xC0u)          /* B64_BAD has the top bits set */
             return APR_EINVAL;
-        acc = ((acc << 6) | v) & 0xFFFFu;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[o++] = (unsigned char)((acc >> bits) & 0xFFu);
-        }
+        v = (a << 18) | (b << 12) | (c << 6) | d;
+        buf[o++] = (unsigned char)(v >> 16);
+        buf[o++] = (unsigned char)(v >> 8);
+        buf[o++] = (unsigned char)v;
     }
-    /* Leftover bits (2 or 4) must be zero: otherwise "QR" and "QQ" would
-     * both decode to "A". */
-    if (bits && (acc & ((1u << bits) - 1u)) != 0)
-        return APR_EINVAL;
+    if (rest) {
+        a = t[s[0]];
+        b = t[s[1]];
+        c = rest == 3 ? t[s[2]] : 0;
+        if ((a | b | c) & 0xC0u)
+            return APR_EINVAL;
+        /* Leftover bits (4 after two characters, 2 after three) must be
+         * zero: otherwise "QR" and "QQ" would both decode to "A". */
+        if (rest == 2 ? (b & 0x0Fu) : (c & 0x03u))
+            return APR_EINVAL;
+        v = (a << 18) | (b << 12) | (c << 6);
+        buf[o++] = (unsigned char)(v >> 16);
+        if (rest == 3)
+            buf[o++] = (unsigned char)(v >> 8);
+    }
     buf[o] = '\0';
     *out = buf;
     *outlen = o;

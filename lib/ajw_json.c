@@ -1,5 +1,8 @@
 /* ajw_json.c — the jansson wrapper: strict parsing, pool ownership,
  * dotted-path lookup and rendering of claim values. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,53 +58,610 @@ static int json_depth_ok(const json_t *v, size_t left)
     return 1;
 }
 
-ajw_reason_e ajw_json_parse_object(json_t **out, const char *buf, size_t len,
-                                   size_t max_len, size_t max_depth,
-                                   apr_pool_t *p, ajw_error_t *err)
+/* --- the strict parser ------------------------------------------------
+ *
+ * Every token and JWKS goes through here, so it is the request path's
+ * largest cost after the signature: jansson's lexer reads a character at a
+ * time through a stream layer (~90 % of a json_loadb of a token payload, the
+ * tree building ~10 %). This one reads the bytes in place and builds the
+ * same jansson values, accepting exactly what json_loadb with
+ * JSON_REJECT_DUPLICATES accepts at the top level (an object), which the
+ * differential fuzz target (tests/fuzz/fuzz_json.c) holds it to:
+ *   - RFC 8259 grammar; whitespace is space, tab, CR, LF; nothing after
+ *     the value but whitespace;
+ *   - strings: no byte below 0x20, valid UTF-8 only (no overlong forms, no
+ *     encoded surrogates, nothing above U+10FFFF), escapes \" \\ \/ \b \f
+ *     \n \r \t \uXXXX with surrogate pairs joined and lone halves refused,
+ *     \u0000 refused;
+ *   - numbers: integers must fit a json_int_t (long long); a number with a
+ *     fraction or exponent is a real and must be finite;
+ *   - duplicate member names refused at every level (after unescaping);
+ *   - nesting capped at max_depth while parsing (the top object is 1). */
+typedef struct jp_t {
+    const unsigned char *s, *end;
+    const unsigned char *start;
+    size_t max_depth;
+    const char *why;            /* the first failure, a fixed text */
+    const unsigned char *at;    /* and where */
+    char *scratch;              /* unescaped strings */
+    size_t scratch_len;
+    int fallback;               /* a case left to jansson (a locale's decimal point) */
+} jp_t;
+
+static json_t *jp_value(jp_t *jp, size_t depth);
+
+static json_t *jp_fail(jp_t *jp, const char *why)
+{
+    if (!jp->why) {
+        jp->why = why;
+        jp->at = jp->s;
+    }
+    return NULL;
+}
+
+static void jp_ws(jp_t *jp)
+{
+    while (jp->s < jp->end && (*jp->s == ' ' || *jp->s == '\t' || *jp->s == '\n' ||
+                               *jp->s == '\r'))
+        jp->s++;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Four hex digits at p (bounds checked by the caller): the value, or -1. */
+static long hex4(const unsigned char *p)
+{
+    int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), d = hexval(p[3]);
+    if ((a | b | c | d) < 0)
+        return -1;
+    return ((long)a << 12) | ((long)b << 8) | ((long)c << 4) | (long)d;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes available),
+ * 0 when invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xE0 && p[1] < 0xA0)          /* overlong */
+            return 0;
+        if (c == 0xED && p[1] >= 0xA0)         /* UTF-16 surrogate */
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && p[1] < 0x90)          /* overlong */
+            return 0;
+        if (c == 0xF4 && p[1] >= 0x90)         /* above U+10FFFF */
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static size_t put_utf8(char *o, unsigned long cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* A string at jp->s (on its opening quote). Unescaped bytes go to
+ * jp->scratch (a string never grows when unescaped); *out and *len point at
+ * them, or straight into the input when there is no escape. 0 on failure. */
+static int jp_string(jp_t *jp, const char **out, size_t *len)
+{
+    const unsigned char *p = jp->s + 1, *run;
+    size_t o = 0;
+    int escaped = 0;
+
+    for (run = p; p < jp->end; ) {
+        unsigned char c = *p;
+        if (c == '"') {
+            if (!escaped) {
+                *out = (const char *)run;
+                *len = (size_t)(p - run);
+            }
+            else {
+                memcpy(jp->scratch + o, run, (size_t)(p - run));
+                o += (size_t)(p - run);
+                *out = jp->scratch;
+                *len = o;
+            }
+            jp->s = p + 1;
+            return 1;
+        }
+        if (c < 0x20) {
+            jp->s = p;
+            return jp_fail(jp, "control character in a string") != NULL;
+        }
+        if (c == '\\') {
+            unsigned long cp;
+            if (!escaped) {
+                /* From here on the string is assembled in scratch. */
+                escaped = 1;
+                o = 0;
+            }
+            memcpy(jp->scratch + o, run, (size_t)(p - run));
+            o += (size_t)(p - run);
+            if (p + 1 >= jp->end)
+                break;
+            switch (p[1]) {
+            case '"':  jp->scratch[o++] = '"';  p += 2; break;
+            case '\\': jp->scratch[o++] = '\\'; p += 2; break;
+            case '/':  jp->scratch[o++] = '/';  p += 2; break;
+            case 'b':  jp->scratch[o++] = '\b'; p += 2; break;
+            case 'f':  jp->scratch[o++] = '\f'; p += 2; break;
+            case 'n':  jp->scratch[o++] = '\n'; p += 2; break;
+            case 'r':  jp->scratch[o++] = '\r'; p += 2; break;
+            case 't':  jp->scratch[o++] = '\t'; p += 2; break;
+            case 'u': {
+                long u, lo;
+                if (jp->end - p < 6 || (u = hex4(p + 2)) < 0) {
+                    jp->s = p;
+                    return jp_fail(jp, "invalid \\u escape") != NULL;
+                }
+                p += 6;
+                if (u >= 0xDC00 && u <= 0xDFFF) {
+                    jp->s = p;
+                    return jp_fail(jp, "lone low surrogate") != NULL;
+                }
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    if (jp->end - p < 6 || p[0] != '\\' || p[1] != 'u'
+                        || (lo = hex4(p + 2)) < 0xDC00 || lo > 0xDFFF) {
+                        jp->s = p;
+                        return jp_fail(jp, "lone high surrogate") != NULL;
+                    }
+                    p += 6;
+                    cp = 0x10000 + (((unsigned long)u - 0xD800) << 10)
+                         + ((unsigned long)lo - 0xDC00);
+                }
+                else
+                    cp = (unsigned long)u;
+                if (cp == 0) {
+                    jp->s = p;
+                    return jp_fail(jp, "\\u0000 in a string") != NULL;
+                }
+                o += put_utf8(jp->scratch + o, cp);
+                break;
+            }
+            default:
+                jp->s = p;
+                return jp_fail(jp, "invalid escape") != NULL;
+            }
+            run = p;
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        {
+            size_t n = utf8_len(p, (size_t)(jp->end - p));
+            if (!n) {
+                jp->s = p;
+                return jp_fail(jp, "invalid UTF-8") != NULL;
+            }
+            p += n;
+        }
+    }
+    jp->s = p;
+    return jp_fail(jp, "unterminated string") != NULL;
+}
+
+static int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static json_t *jp_number(jp_t *jp)
+{
+    const unsigned char *p = jp->s, *b = p;
+    int neg = 0, real = 0;
+    json_t *v;
+
+    if (p < jp->end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= jp->end || !is_digit(*p))
+        return jp_fail(jp, "invalid number");
+    if (*p == '0') {
+        p++;
+        if (p < jp->end && is_digit(*p))
+            return jp_fail(jp, "leading zero");
+    }
+    else
+        while (p < jp->end && is_digit(*p))
+            p++;
+    if (p < jp->end && *p == '.') {
+        real = 1;
+        p++;
+        if (p >= jp->end || !is_digit(*p))
+            return jp_fail(jp, "invalid number");
+        while (p < jp->end && is_digit(*p))
+            p++;
+    }
+    if (p < jp->end && (*p == 'e' || *p == 'E')) {
+        real = 1;
+        p++;
+        if (p < jp->end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= jp->end || !is_digit(*p))
+            return jp_fail(jp, "invalid number");
+        while (p < jp->end && is_digit(*p))
+            p++;
+    }
+    if (!real) {
+        /* Accumulate negatively: LLONG_MIN has no positive twin. */
+        const unsigned char *d = b + neg;
+        json_int_t acc = 0;
+        for (; d < p; d++) {
+            int dig = *d - '0';
+            if (acc < (LLONG_MIN + dig) / 10)
+                return jp_fail(jp, "integer out of range");
+            acc = acc * 10 - dig;
+        }
+        if (!neg) {
+            if (acc == LLONG_MIN)
+                return jp_fail(jp, "integer out of range");
+            acc = -acc;
+        }
+        v = json_integer(acc);
+    }
+    else {
+        char buf[64], *endp;
+        double d;
+        size_t n = (size_t)(p - b);
+        if (n >= sizeof(buf)) {
+            /* Long reals are rare in tokens and keys: jansson reads them. */
+            jp->fallback = 1;
+            return jp_fail(jp, "long real");
+        }
+        memcpy(buf, b, n);
+        buf[n] = '\0';
+        errno = 0;
+        d = strtod(buf, &endp);
+        if (endp != buf + n) {
+            jp->fallback = 1;                   /* a locale's decimal point */
+            return jp_fail(jp, "real under another locale");
+        }
+        if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL))
+            return jp_fail(jp, "real out of range");
+        v = json_real(d);
+    }
+    jp->s = p;
+    return v ? v : jp_fail(jp, "out of memory");
+}
+
+static json_t *jp_literal(jp_t *jp, const char *word, size_t n, json_t *v)
+{
+    if ((size_t)(jp->end - jp->s) < n || memcmp(jp->s, word, n) != 0)
+        return jp_fail(jp, "invalid literal");
+    jp->s += n;
+    return v;
+}
+
+/* After '{' or '[' at jp->s: skip it and whitespace; 1 when the container
+ * is closed at once (empty), 0 when members follow. */
+static int jp_open(jp_t *jp, char close)
+{
+    jp->s++;
+    jp_ws(jp);
+    if (jp->s < jp->end && *jp->s == close) {
+        jp->s++;
+        return 1;
+    }
+    return 0;
+}
+
+/* After a member or element: 1 when a ',' says another follows, 0 when
+ * `close` ends the container, -1 (recorded) otherwise. */
+static int jp_next(jp_t *jp, char close)
+{
+    jp_ws(jp);
+    if (jp->s < jp->end && *jp->s == ',') {
+        jp->s++;
+        jp_ws(jp);
+        return 1;
+    }
+    if (jp->s < jp->end && *jp->s == close) {
+        jp->s++;
+        return 0;
+    }
+    jp_fail(jp, close == '}' ? "',' or '}' expected" : "',' or ']' expected");
+    return -1;
+}
+
+static json_t *jp_object(jp_t *jp, size_t depth)
+{
+    json_t *obj, *v;
+    const char *k;
+    size_t klen;
+
+    if (depth > jp->max_depth)
+        return jp_fail(jp, "nesting too deep");
+    if (!(obj = json_object()))
+        return jp_fail(jp, "out of memory");
+    if (jp_open(jp, '}'))
+        return obj;
+    for (;;) {
+        char *key;
+        if (jp->s >= jp->end || *jp->s != '"' || !jp_string(jp, &k, &klen)) {
+            jp_fail(jp, "member name expected");
+            goto fail;
+        }
+        /* The name must outlive the value's parse, which reuses scratch. */
+        if (k == jp->scratch) {
+            if (!(key = malloc(klen + 1))) {
+                jp_fail(jp, "out of memory");
+                goto fail;
+            }
+            memcpy(key, k, klen);
+            key[klen] = '\0';
+        }
+        else
+            key = NULL;
+        jp_ws(jp);
+        if (jp->s >= jp->end || *jp->s != ':') {
+            free(key);
+            jp_fail(jp, "':' expected");
+            goto fail;
+        }
+        jp->s++;
+        jp_ws(jp);
+        v = jp_value(jp, depth);
+        if (!v) {
+            free(key);
+            goto fail;
+        }
+        if (json_object_getn(obj, key ? key : k, klen)) {
+            free(key);
+            json_decref(v);
+            jp_fail(jp, "duplicate member name");
+            goto fail;
+        }
+        if (json_object_setn_new_nocheck(obj, key ? key : k, klen, v) != 0) {
+            free(key);
+            jp_fail(jp, "out of memory");
+            goto fail;
+        }
+        free(key);
+        switch (jp_next(jp, '}')) {
+        case 1:
+            continue;
+        case 0:
+            return obj;
+        default:
+            goto fail;
+        }
+    }
+fail:
+    json_decref(obj);
+    return NULL;
+}
+
+static json_t *jp_array(jp_t *jp, size_t depth)
+{
+    json_t *arr, *v;
+
+    if (depth > jp->max_depth)
+        return jp_fail(jp, "nesting too deep");
+    if (!(arr = json_array()))
+        return jp_fail(jp, "out of memory");
+    if (jp_open(jp, ']'))
+        return arr;
+    for (;;) {
+        if (!(v = jp_value(jp, depth)))
+            goto fail;
+        if (json_array_append_new(arr, v) != 0) {
+            jp_fail(jp, "out of memory");
+            goto fail;
+        }
+        switch (jp_next(jp, ']')) {
+        case 1:
+            continue;
+        case 0:
+            return arr;
+        default:
+            goto fail;
+        }
+    }
+fail:
+    json_decref(arr);
+    return NULL;
+}
+
+/* A value at jp->s (whitespace already skipped) inside a container at
+ * depth `depth`: a nested container is depth + 1. */
+static json_t *jp_value(jp_t *jp, size_t depth)
+{
+    const char *str;
+    size_t len;
+    json_t *v;
+
+    if (jp->s >= jp->end)
+        return jp_fail(jp, "value expected");
+    switch (*jp->s) {
+    case '{':
+        return jp_object(jp, depth + 1);
+    case '[':
+        return jp_array(jp, depth + 1);
+    case '"':
+        if (!jp_string(jp, &str, &len))
+            return NULL;
+        v = json_stringn_nocheck(str, len);
+        return v ? v : jp_fail(jp, "out of memory");
+    case 't':
+        return jp_literal(jp, "true", 4, json_true());
+    case 'f':
+        return jp_literal(jp, "false", 5, json_false());
+    case 'n':
+        return jp_literal(jp, "null", 4, json_null());
+    default:
+        if (*jp->s == '-' || is_digit(*jp->s))
+            return jp_number(jp);
+        return jp_fail(jp, "value expected");
+    }
+}
+
+/* 1-based line and column of position at in buf, for the error text. */
+static void jp_where(const unsigned char *buf, const unsigned char *at, int *line, int *col)
+{
+    const unsigned char *p, *bol = buf;
+    *line = 1;
+    for (p = buf; p < at; p++)
+        if (*p == '\n') {
+            (*line)++;
+            bol = p + 1;
+        }
+    *col = (int)(at - bol) + 1;
+}
+
+/* jansson's own parse with our rules: the reference the strict parser is
+ * held to, and the path for what it leaves to jansson. */
+static ajw_reason_e parse_with_jansson(json_t **out, const char *buf, size_t len,
+                                       size_t max_depth, ajw_error_t *err)
 {
     json_error_t jerr;
-    json_t *v = NULL;
-    ajw_reason_e rv;
+    json_t *v;
 
-    if (max_len == 0)
-        max_len = AJW_MAX_JWKS_LEN_DEFAULT;
-    if (max_depth == 0)
-        max_depth = AJW_MAX_JSON_DEPTH;
-    if (!buf && len) {
-        rv = ajw_error_set(err, AJW_R_MALFORMED, "JSON: no input");
-        goto cleanup;
-    }
-    if (len > max_len) {
-        rv = ajw_error_set(err, AJW_R_TOO_LARGE, "JSON: %zu bytes over the cap of %zu",
-                           len, max_len);
-        goto cleanup;
-    }
     /* Without JSON_DISABLE_EOF_CHECK jansson rejects anything but
      * whitespace after the value; JSON_DECODE_ANY is not set, so the top
      * level must be an object or array. jansson rejects "\u0000" in strings
      * unless JSON_ALLOW_NUL is given, which we never do. */
-    v = json_loadb(buf ? buf : "", len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!v) {
+    v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v)
         /* jerr.text names the problem (e.g. a duplicate key name) and may
          * quote a member name; it never quotes string values. Position only. */
-        rv = ajw_error_set(err, AJW_R_MALFORMED, "JSON: invalid at line %d column %d",
-                           jerr.line, jerr.column);
-        goto cleanup;
-    }
+        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: invalid at line %d column %d",
+                             jerr.line, jerr.column);
     if (!json_is_object(v)) {
-        rv = ajw_error_set(err, AJW_R_MALFORMED, "JSON: top level is not an object");
-        goto cleanup;
+        json_decref(v);
+        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: top level is not an object");
     }
     if (!json_depth_ok(v, max_depth)) {
-        rv = ajw_error_set(err, AJW_R_MALFORMED, "JSON: nesting deeper than %zu", max_depth);
-        goto cleanup;
-    }
-    *out = ajw_json_pool_own(v, p);
-    v = NULL;
-    rv = AJW_OK;
-cleanup:
-    if (v)
         json_decref(v);
+        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: nesting deeper than %zu", max_depth);
+    }
+    *out = v;
+    return AJW_OK;
+}
+
+static ajw_reason_e parse_checked(json_t **out, const char *buf, size_t len, size_t max_len,
+                                  size_t max_depth, int reference, ajw_error_t *err)
+{
+    jp_t jp;
+    json_t *v;
+    char small[512];
+    int line, col;
+
+    *out = NULL;
+    if (max_len == 0)
+        max_len = AJW_MAX_JWKS_LEN_DEFAULT;
+    if (max_depth == 0)
+        max_depth = AJW_MAX_JSON_DEPTH;
+    if (!buf && len)
+        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: no input");
+    if (len > max_len)
+        return ajw_error_set(err, AJW_R_TOO_LARGE, "JSON: %zu bytes over the cap of %zu",
+                             len, max_len);
+    if (!buf)
+        buf = "";
+    if (reference)
+        return parse_with_jansson(out, buf, len, max_depth, err);
+    memset(&jp, 0, sizeof(jp));
+    jp.start = jp.s = (const unsigned char *)buf;
+    jp.end = jp.s + len;
+    jp.max_depth = max_depth;
+    jp.scratch = len < sizeof(small) ? small : malloc(len + 1);
+    if (!jp.scratch)
+        return ajw_error_set(err, AJW_R_INTERNAL, "JSON: out of memory");
+    jp_ws(&jp);
+    if (jp.s < jp.end && (*jp.s == '{' || *jp.s == '['))
+        v = jp_value(&jp, 0);
+    else
+        v = jp_fail(&jp, "'{' or '[' expected");
+    if (v) {
+        jp_ws(&jp);
+        if (jp.s != jp.end) {
+            json_decref(v);
+            v = jp_fail(&jp, "data after the value");
+        }
+    }
+    if (jp.scratch != small)
+        free(jp.scratch);
+    if (!v && jp.fallback)
+        return parse_with_jansson(out, buf, len, max_depth, err);
+    if (!v) {
+        if (!strcmp(jp.why, "nesting too deep"))
+            return ajw_error_set(err, AJW_R_MALFORMED, "JSON: nesting deeper than %zu",
+                                 max_depth);
+        jp_where(jp.start, jp.at, &line, &col);
+        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: invalid at line %d column %d (%s)",
+                             line, col, jp.why);
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: top level is not an object");
+    }
+    *out = v;
+    return AJW_OK;
+}
+
+ajw_reason_e ajw_json_parse_object(json_t **out, const char *buf, size_t len,
+                                   size_t max_len, size_t max_depth,
+                                   apr_pool_t *p, ajw_error_t *err)
+{
+    json_t *v = NULL;
+    ajw_reason_e rv = parse_checked(&v, buf, len, max_len, max_depth, 0, err);
+    if (rv == AJW_OK)
+        *out = ajw_json_pool_own(v, p);
+    return rv;
+}
+
+ajw_reason_e ajw_json_parse_reference(json_t **out, const char *buf, size_t len,
+                                      size_t max_len, size_t max_depth,
+                                      apr_pool_t *p, ajw_error_t *err)
+{
+    json_t *v = NULL;
+    ajw_reason_e rv = parse_checked(&v, buf, len, max_len, max_depth, 1, err);
+    if (rv == AJW_OK)
+        *out = ajw_json_pool_own(v, p);
     return rv;
 }
 

@@ -19,6 +19,13 @@ ajw_reason_e ajw_json_parse_object(json_t **out, const char *buf, size_t len,
                                    size_t max_len, size_t max_depth,
                                    apr_pool_t *p, ajw_error_t *err);
 
+/* The same contract, parsed by jansson's json_loadb itself: the reference
+ * ajw_json_parse_object is held to (tests and the differential fuzz target);
+ * texts of failures may differ, outcomes and values must not. */
+ajw_reason_e ajw_json_parse_reference(json_t **out, const char *buf, size_t len,
+                                      size_t max_len, size_t max_depth,
+                                      apr_pool_t *p, ajw_error_t *err);
+
 /* Tie one reference of v to p: json_decref(v) runs when p is cleared. Returns v. */
 json_t *ajw_json_pool_own(json_t *v, apr_pool_t *p);
 

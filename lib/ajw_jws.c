@@ -90,6 +90,30 @@ static ajw_reason_e parse_json_part(json_t **out, const unsigned char *buf, size
     return AJW_OK;
 }
 
+/* A known alg: asymmetric and allowed by the policy. */
+static ajw_reason_e alg_allowed(ajw_alg_e alg, const ajw_policy_t *pol, ajw_error_t *err)
+{
+    if (alg == AJW_ALG_NONE || alg == AJW_ALG_HS256 || alg == AJW_ALG_HS384 ||
+        alg == AJW_ALG_HS512)
+        return ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED,
+                             "alg %s is never accepted (unsigned or symmetric)",
+                             ajw_alg_name(alg));
+    if (!(pol->algs & AJW_ALG_BIT(alg)))
+        return ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED, "alg %s is not in the allowed list",
+                             ajw_alg_name(alg));
+    return AJW_OK;
+}
+
+/* typ (NULL when absent) against the policy's expected type, if any. */
+static ajw_reason_e typ_allowed(const char *typ, size_t len, const ajw_policy_t *pol,
+                                ajw_error_t *err)
+{
+    if (pol->typ && !(typ && ajw_jws_typ_equal(typ, len, pol->typ, strlen(pol->typ))))
+        return ajw_error_set(err, AJW_R_BAD_TYPE, "header typ is %s, expected %s",
+                             typ ? "different" : "missing", pol->typ);
+    return AJW_OK;
+}
+
 /* alg: known, asymmetric, and allowed by the policy. */
 static ajw_reason_e check_alg(ajw_jws_t *t, const ajw_policy_t *pol, ajw_error_t *err)
 {
@@ -106,15 +130,7 @@ static ajw_reason_e check_alg(ajw_jws_t *t, const ajw_policy_t *pol, ajw_error_t
     if (t->alg == AJW_ALG_UNKNOWN)
         return ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED, "alg '%s' is unknown",
                              printable(q, sizeof(q), t->alg_name, len));
-    if (t->alg == AJW_ALG_NONE || t->alg == AJW_ALG_HS256 || t->alg == AJW_ALG_HS384 ||
-        t->alg == AJW_ALG_HS512)
-        return ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED,
-                             "alg %s is never accepted (unsigned or symmetric)",
-                             ajw_alg_name(t->alg));
-    if (!(pol->algs & AJW_ALG_BIT(t->alg)))
-        return ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED, "alg %s is not in the allowed list",
-                             ajw_alg_name(t->alg));
-    return AJW_OK;
+    return alg_allowed(t->alg, pol, err);
 }
 
 /* Lengths of a typ value once "application/" is implied (RFC 7515 §4.1.9). */
@@ -148,6 +164,7 @@ static ajw_reason_e check_header_members(ajw_jws_t *t, const ajw_policy_t *pol,
 {
     const json_t *typ = json_object_get(t->header, "typ");
     const json_t *kid = json_object_get(t->header, "kid");
+    ajw_reason_e rv;
 
     /* We implement no extension, so any crit list names one we don't know. */
     if (json_object_get(t->header, "crit"))
@@ -157,10 +174,10 @@ static ajw_reason_e check_header_members(ajw_jws_t *t, const ajw_policy_t *pol,
         return ajw_error_set(err, AJW_R_UNSUPPORTED, "header b64 (RFC 7797) is not supported");
     if (typ && !json_is_string(typ))
         return ajw_error_set(err, AJW_R_MALFORMED, "header typ is not a string");
-    if (pol->typ && !(typ && ajw_jws_typ_equal(json_string_value(typ), json_string_length(typ),
-                                               pol->typ, strlen(pol->typ))))
-        return ajw_error_set(err, AJW_R_BAD_TYPE, "header typ is %s, expected %s",
-                             typ ? "different" : "missing", pol->typ);
+    rv = typ_allowed(typ ? json_string_value(typ) : NULL, typ ? json_string_length(typ) : 0,
+                     pol, err);
+    if (rv != AJW_OK)
+        return rv;
     if (kid && !json_is_string(kid))
         return ajw_error_set(err, AJW_R_MALFORMED, "header kid is not a string");
     if (kid) {
@@ -269,17 +286,13 @@ ajw_reason_e ajw_jws_parse(ajw_jws_t **out, const char *token, size_t len,
     return ajw_jws_parse_ex(out, token, len, pol, 1, p, err);
 }
 
-json_t *ajw_jws_header_of(ajw_alg_e alg, const char *kid, const char *typ, apr_pool_t *p)
+ajw_reason_e ajw_jws_check_cached(ajw_alg_e alg, const char *typ, const ajw_policy_t *pol,
+                                  ajw_error_t *err)
 {
-    json_t *h = json_object();
-
-    if (h && (json_object_set_new(h, "alg", json_string(ajw_alg_name(alg))) != 0
-              || (kid && json_object_set_new(h, "kid", json_string(kid)) != 0)
-              || (typ && json_object_set_new(h, "typ", json_string(typ)) != 0))) {
-        json_decref(h);
-        h = NULL;
-    }
-    return ajw_json_pool_own(h, p);
+    ajw_reason_e rv = alg_allowed(alg, pol, err);
+    if (rv == AJW_OK)
+        rv = typ_allowed(typ, typ ? strlen(typ) : 0, pol, err);
+    return rv;
 }
 
 int ajw_jws_key_fits(const ajw_jws_t *t, const ajw_key_t *k)

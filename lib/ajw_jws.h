@@ -61,10 +61,12 @@ int ajw_jws_typ_equal(const char *a, size_t alen, const char *b, size_t blen);
 ajw_reason_e ajw_jws_check_header(const json_t *header, const ajw_policy_t *pol,
                                   ajw_error_t *err);
 
-/* A header object {"alg", "kid" (when not NULL), "typ" (when not NULL)},
- * owned by p: what a cached token keeps of its header, for
- * ajw_jws_check_header and the claim export. NULL when out of memory. */
-json_t *ajw_jws_header_of(ajw_alg_e alg, const char *kid, const char *typ, apr_pool_t *p);
+/* The same rules for what a cached token kept of its header: alg (parsed
+ * once, so known) against the policy's list, typ (NULL when absent)
+ * against its expected type. crit and b64 never pass parsing, and kid was
+ * a string. Same reasons and texts as ajw_jws_check_header. */
+ajw_reason_e ajw_jws_check_cached(ajw_alg_e alg, const char *typ, const ajw_policy_t *pol,
+                                  ajw_error_t *err);
 
 /* Does key k qualify for token t? kid exact when the token has one (a key
  * without kid does not match a token with kid); alg fits kty/crv; JWK alg

@@ -64,7 +64,8 @@ static item_t *item_of(const ajw_tcache_entry_t *e)
 const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e)
 {
     size_t klen = e->kid ? strlen(e->kid) + 1 : 0, tlen = e->typ ? strlen(e->typ) + 1 : 0;
-    item_t *it = malloc(sizeof(*it) + klen + tlen);
+    size_t jlen = e->claims_json ? strlen(e->claims_json) + 1 : 0;
+    item_t *it = malloc(sizeof(*it) + klen + tlen + jlen);
     char *strs;
     if (!it)
         return NULL;
@@ -72,6 +73,7 @@ const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e)
     strs = (char *)(it + 1);
     it->e.kid = e->kid ? memcpy(strs, e->kid, klen) : NULL;
     it->e.typ = e->typ ? memcpy(strs + klen, e->typ, tlen) : NULL;
+    it->e.claims_json = e->claims_json ? memcpy(strs + klen + tlen, e->claims_json, jlen) : NULL;
     atomic_init(&it->refs, 1);
     return &it->e;
 }

@@ -29,6 +29,9 @@ typedef struct ajw_tcache_entry_t {
     const char *typ;              /* header typ, NULL when none; likewise. alg, kid and typ
                                    * are all a cached token needs of its header: crit and
                                    * b64 never pass parsing, other members are not used */
+    const char *claims_json;      /* the claims as compact JSON (JWT_CLAIMS), NULL when not
+                                   * made; in a held entry: its copy. Rendered once on the
+                                   * miss so that a hit exports it without serialising */
     const void *source;           /* identity of the key source that verified it */
     unsigned long long generation;/* that source's key set generation */
     ajw_alg_e alg;
@@ -47,7 +50,7 @@ apr_status_t ajw_tcache_create(ajw_tcache_t **out, size_t capacity, apr_pool_t *
 int ajw_tcache_key(ajw_tcache_key_t *key, const char *token, size_t len);
 
 /* A new held entry (one reference, the caller's) with e's fields and its
- * own copies of e->kid and e->typ; it takes over one jansson reference of
+ * own copies of e->kid, e->typ and e->claims_json; it takes over one jansson reference of
  * e->claims, which the caller must no longer release nor modify. NULL when
  * out of memory (the reference then stays the caller's). */
 const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e);

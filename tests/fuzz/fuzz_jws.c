@@ -108,6 +108,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         (void)ajw_jws_check_header(t->header, &pol, &err);
         (void)ajw_claims_check(t->claims, &pol, 1700000000, &err);
+        /* What a token-cache hit re-checks from the entry's fields must
+         * decide as the full header check does, under another policy too. */
+        {
+            ajw_policy_t other;
+            const json_t *typ = json_object_get(t->header, "typ");
+            const char *tv = json_is_string(typ) ? json_string_value(typ) : NULL;
+            ajw_policy_init(&other);
+            other.algs = AJW_ALG_BIT(AJW_ALG_ES256) | AJW_ALG_BIT(AJW_ALG_RS256);
+            other.typ = size & 1 ? "at+jwt" : "JWT";
+            if (ajw_jws_check_cached(t->alg, tv, &other, &err)
+                != ajw_jws_check_header(t->header, &other, &err))
+                __builtin_trap();
+        }
     }
     apr_pool_destroy(p);
     return 0;

@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"jws jwks b64 claims dpop record"}
+targets=${FUZZ_TARGETS:-"jws jwks b64 json claims dpop record"}
 case $secs in ''|*[!0-9]*) echo "FUZZ_SECONDS must be a whole number" >&2; exit 2;; esac
 command -v clang >/dev/null || { echo "fuzz: clang missing — run make deps" >&2; exit 2; }
 B=build/fuzz

@@ -33,6 +33,15 @@ if target == "record":
         seeds.append(json.dumps(rec))
 if target == "b64":
     seeds += ["", "QQ", "QUI", "QUJD", "-_-_", "eyJhbGciOiJSUzI1NiJ9"]
+if target == "json":
+    # The parser's corners: escapes, surrogates, UTF-8, numbers at the edges, depth.
+    seeds += ['{"a":"\\u00e9\\ud83d\\ude00\\n\\/","b":[1,-0,0.5e-3,1E+2,9223372036854775807,'
+              '-9223372036854775808],"c":{"d":[true,false,null,{}]}, "e" : "\u00e9\u20ac\U0001f600"}',
+              '{"x":9223372036854775808}', '{"x":1e400}', '{"x":"\\ud800"}', '{"x":"\\u0000"}',
+              '[[[[{"deep":[[[]]]}]]]]', '{"a":1,"a":2}', '{"k\\u0041":1,"kA":2}', ' {"a":01} ',
+              '{"a":"\x7f\xc3\xa9\xed\xa0\x80"}']
+    seeds += [json.dumps(v) for v in (fx.values() if os.path.exists(tok_file) and isinstance(fx, dict) else [])
+              if isinstance(v, dict)][:20]
 if target == "claims":
     seeds += ['{"exp":1,"nbf":2.5,"iat":3,"aud":["api"],"roles":["admin"],"scope":"read x"}',
               '{"realm_access":{"roles":["admin"]},"email":"a@example.com","n":3,"scp":["write"]}']

@@ -102,6 +102,24 @@ def test_valid_token_cached_second_request(srv, keys):
         assert env_of(get(srv, "/api/env", tok))["REMOTE_USER"] == "alice"
 
 
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_cache_hit_exports_what_the_miss_did(srv, keys, alg):
+    """The second request is a token-cache hit: JWT_CLAIMS comes from the
+    entry's stored JSON and JWT_ALG / JWT_KID from its fields, so every
+    exported variable must equal the first (verified) request's."""
+    claims = H.std_claims(email="bob@example.com", roles=["r1", "r2"], n=7, f=1.5,
+                          obj={"k": [1, "x"]}, uni="caf\u00e9 \u2603")
+    key = keys.for_alg(alg)
+    tok = H.mint(claims, key, alg)
+    exported = lambda env: {k: v for k, v in env.items() if k.startswith("JWT_")}
+    first = exported(env_of(get(srv, "/api/env", tok)))
+    second = exported(env_of(get(srv, "/api/env", tok)))
+    assert first and first == second
+    assert json.loads(second["JWT_CLAIMS"]) == claims
+    assert second["JWT_ALG"] == alg and second["JWT_KID"] == key.get("kid")
+    assert second["JWT_CLAIM_UNI"] == "caf\u00e9 \u2603"
+
+
 def test_scheme_case_insensitive(srv, keys):
     tok = ok(keys)
     assert get(srv, "/api/env", tok, scheme="bearer").status_code == 200

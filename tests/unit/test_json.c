@@ -48,7 +48,95 @@ static const jcase_t cases[] = {
     { "{\"a\":NaN}", AJW_R_MALFORMED },
     { "{\"a\":\"\xff\"}", AJW_R_MALFORMED },                  /* invalid UTF-8 */
     { "{\"a\":99999999999999999999999}", AJW_R_MALFORMED },   /* integer overflow */
+    /* The parser's corners (each also checked against jansson below). */
+    { "{\"a\":9223372036854775807,\"b\":-9223372036854775808}", AJW_OK },
+    { "{\"a\":9223372036854775808}", AJW_R_MALFORMED },
+    { "{\"a\":-9223372036854775809}", AJW_R_MALFORMED },
+    { "{\"a\":-0,\"b\":0.5,\"c\":-1.5e-3,\"d\":2E+10,\"e\":1e-400}", AJW_OK },
+    { "{\"a\":1e400}", AJW_R_MALFORMED },                   /* real overflow */
+    { "{\"a\":01}", AJW_R_MALFORMED },                      /* leading zero */
+    { "{\"a\":-}", AJW_R_MALFORMED },
+    { "{\"a\":1.}", AJW_R_MALFORMED },
+    { "{\"a\":.5}", AJW_R_MALFORMED },
+    { "{\"a\":1e}", AJW_R_MALFORMED },
+    { "{\"a\":+1}", AJW_R_MALFORMED },
+    { "{\"a\":tru}", AJW_R_MALFORMED },
+    { "{\"a\":truex}", AJW_R_MALFORMED },
+    { "{\"a\":\"\\ud83d\\ude00\\u00e9\\n\\t\\/\\\\\\\"\"}", AJW_OK }, /* escapes, a pair */
+    { "{\"a\":\"\\ud83d\"}", AJW_R_MALFORMED },          /* lone high surrogate */
+    { "{\"a\":\"\\ude00\"}", AJW_R_MALFORMED },          /* lone low surrogate */
+    { "{\"a\":\"\\ud83d\\u0041\"}", AJW_R_MALFORMED },   /* high + non-low */
+    { "{\"a\":\"\\u12\"}", AJW_R_MALFORMED },
+    { "{\"a\":\"\\x\"}", AJW_R_MALFORMED },
+    { "{\"a\":\"tab\there\"}", AJW_R_MALFORMED },           /* raw control byte */
+    { "{\"a\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}", AJW_OK },  /* UTF-8 2, 3, 4 bytes */
+    { "{\"a\":\"\xc0\x80\"}", AJW_R_MALFORMED },           /* overlong */
+    { "{\"a\":\"\xe0\x80\xaf\"}", AJW_R_MALFORMED },
+    { "{\"a\":\"\xed\xa0\x80\"}", AJW_R_MALFORMED },       /* encoded surrogate */
+    { "{\"a\":\"\xf4\x90\x80\x80\"}", AJW_R_MALFORMED },   /* above U+10FFFF */
+    { "{\"a\":\"\xc3\"}", AJW_R_MALFORMED },               /* truncated */
+    { "{\"k\\u0041\":1,\"kA\":2}", AJW_R_MALFORMED },       /* duplicate once unescaped */
+    { "{\"a\":[1,]}", AJW_R_MALFORMED },
+    { "{\"a\":[,1]}", AJW_R_MALFORMED },
+    { "{\"a\" 1}", AJW_R_MALFORMED },
+    { "{\"a\":1 \"b\":2}", AJW_R_MALFORMED },
+    { "{\"a\":\"unterminated}", AJW_R_MALFORMED },
+    { "{\"a\":[]}\r\n\t ", AJW_OK },
+    { "{\"a\":{}\f}", AJW_R_MALFORMED },                    /* \f is not JSON whitespace */
 };
+
+/* Every case, parsed by jansson itself (the reference): the same outcome,
+ * and equal values where both accept. */
+static void test_table_agrees_with_jansson(void **state)
+{
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *a = NULL, *b = NULL;
+        ajw_error_t ea, eb;
+        ajw_reason_e ra = ajw_json_parse_object(&a, cases[i].in, strlen(cases[i].in), 4096,
+                                                AJW_MAX_JSON_DEPTH, pool, &ea);
+        ajw_reason_e rb = ajw_json_parse_reference(&b, cases[i].in, strlen(cases[i].in), 4096,
+                                                   AJW_MAX_JSON_DEPTH, pool, &eb);
+        if (ra != rb)
+            fail_msg("case %zu %s: ours %d, jansson %d", i, cases[i].in, ra, rb);
+        if (ra == AJW_OK && !json_equal(a, b))
+            fail_msg("case %zu %s: values differ", i, cases[i].in);
+    }
+}
+
+/* Where jansson is lax, ours is not: a NUL byte right after a number or
+ * literal ends that token for jansson, which then goes on. */
+static void test_stricter_than_jansson_on_nul(void **state)
+{
+    static const char buf[] = "{\"x\":2\0}";
+    json_t *v = NULL;
+    ajw_error_t err;
+    (void)state;
+    assert_int_equal(ajw_json_parse_object(&v, buf, sizeof(buf) - 1, 100, 4, pool, &err),
+                     AJW_R_MALFORMED);
+}
+
+/* A long string with escapes (the scratch buffer on the heap, not the
+ * stack), and the unescaped value exactly right. */
+static void test_long_escaped_string(void **state)
+{
+    char *in = apr_palloc(pool, 4000);
+    json_t *v = NULL;
+    ajw_error_t err;
+    size_t i, o = 0;
+    const char *got;
+    (void)state;
+    o += (size_t)sprintf(in, "{\"k\":\"");
+    for (i = 0; i < 500; i++)
+        o += (size_t)sprintf(in + o, "a\\u00e9");
+    o += (size_t)sprintf(in + o, "\"}");
+    assert_int_equal(ajw_json_parse_object(&v, in, o, 8192, 4, pool, &err), AJW_OK);
+    got = json_string_value(json_object_get(v, "k"));
+    assert_non_null(got);
+    assert_int_equal(strlen(got), 1500);
+    assert_memory_equal(got, "a\xc3\xa9" "a\xc3\xa9", 6);
+}
 
 static void test_table(void **state)
 {
@@ -233,6 +321,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_table_agrees_with_jansson),
+        cmocka_unit_test(test_stricter_than_jansson_on_nul),
+        cmocka_unit_test(test_long_escaped_string),
         cmocka_unit_test(test_nul_byte_in_buffer),
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_size_cap),

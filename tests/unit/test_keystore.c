@@ -188,6 +188,16 @@ static int log_count(const char *needle)
     return n;
 }
 
+/* log_count once it reaches want, or after ~2 s: a refresh thread logs a
+ * load right after publishing the keys a waiting reader already got. */
+static int log_count_soon(const char *needle, int want)
+{
+    int i, n = 0;
+    for (i = 0; i < 200 && (n = log_count(needle)) < want; i++)
+        apr_sleep(MS(10));
+    return n;
+}
+
 static void log_clear(void)
 {
     pthread_mutex_lock(&log_mu);
@@ -1167,15 +1177,15 @@ static void test_two_stores_one_fetch(void **state)
     assert_non_null(h);
     ajw_source_release(h);
     assert_int_equal(fake_calls(), 1);
-    assert_int_equal(log_count("[5] loaded 1 keys from " URL), 1);  /* the fetcher */
-    if (log_count("[6] loaded 1 keys from " URL " (shared copy") != 1)
+    assert_int_equal(log_count_soon("[5] loaded 1 keys from " URL, 1), 1);  /* the fetcher */
+    if (log_count_soon("[6] loaded 1 keys from " URL " (shared copy", 1) != 1)
         fprintf(stderr, "%s", log_buf);
     assert_int_equal(log_count("[6] loaded 1 keys from " URL " (shared copy"), 1);
     /* Steady state: about one fetch per 400 ms period, not two. */
     calls = fake_calls();
     apr_sleep(MS(2000));
     i = fake_calls() - calls;
-    assert_true(i >= 3);
+    assert_true(i >= 2);                        /* 5 expected; a loaded machine runs late */
     assert_true(i <= 6);
     env_end(&a);
     env_end(&b);

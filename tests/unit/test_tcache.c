@@ -36,6 +36,7 @@ static const ajw_tcache_entry_t *make_entry(const char *sub, unsigned long long 
     e.kid = sub;
     e.typ = "at+jwt";
     e.claims = json_pack("{s:s}", "sub", sub);
+    e.claims_json = "{\"sub\":\"x\"}";
     e.source = &pool;
     e.generation = gen;
     e.alg = AJW_ALG_ES256;
@@ -53,6 +54,7 @@ static void test_no_kid_typ(void **state)
     assert_non_null(h);
     assert_null(h->kid);
     assert_null(h->typ);
+    assert_null(h->claims_json);
     ajw_tcache_release(h);
 }
 
@@ -101,6 +103,7 @@ static void test_put_get(void **state)
     assert_string_equal(json_string_value(json_object_get(hit->claims, "sub")), "alice");
     assert_string_equal(hit->kid, "alice");
     assert_string_equal(hit->typ, "at+jwt");
+    assert_string_equal(hit->claims_json, "{\"sub\":\"x\"}");   /* the entry's own copy */
     ajw_tcache_release(hit);
     /* Only the full token matches: a prefix or a different length misses. */
     assert_int_equal(get(tc, "a.b.c", 4, 100, &hit), 0);
