@@ -424,13 +424,17 @@ MinSpareThreads 1
 MaxSpareThreads 32
 MaxRequestWorkers 16
 """,
+    # worker only starts a child in the first MaxRequestWorkers/ThreadsPerChild
+    # slots, and an old generation's child keeps its slot until its last
+    # keep-alive connection ends: headroom for graceful restarts (else
+    # "AH00288: scoreboard is full" while old children finish)
     "worker": """LoadModule mpm_worker_module {moddir}/mod_mpm_worker.so
 StartServers 1
 ServerLimit 8
 ThreadsPerChild 16
 MinSpareThreads 1
 MaxSpareThreads 32
-MaxRequestWorkers 16
+MaxRequestWorkers 128
 """,
     "prefork": """LoadModule mpm_prefork_module {moddir}/mod_mpm_prefork.so
 StartServers 2
@@ -500,6 +504,9 @@ ProxyTimeout 20
 
 <VirtualHost 127.0.0.1:{backend_port}>
     ServerName backend
+    # mod_proxy keeps its connections to this vhost (in the same httpd) open:
+    # a short keep-alive lets an old generation exit soon after a graceful
+    KeepAliveTimeout 1
     # the backend of this httpd's own jwks sections: keep the claim headers they set
     <IfModule auth_jwks_module>
         AuthJWKSStripClaimHeaders Off
