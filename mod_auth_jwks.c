@@ -232,17 +232,30 @@ static int bad_request(request_rec *r, const char *why)
 
 /* --- finding the token ------------------------------------------- */
 
-/* b64token (RFC 6750 §2.1): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
-static int b64token_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-           || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
-}
+/* b64token (RFC 6750 §2.1): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+ * A table: every byte of every token passes through here. */
+#define B64TOK_ALNUM(x) (((x) >= 'A' && (x) <= 'Z') || ((x) >= 'a' && (x) <= 'z') \
+                         || ((x) >= '0' && (x) <= '9'))
+#define B64TOK(x) (B64TOK_ALNUM(x) || (x) == '-' || (x) == '.' || (x) == '_' || (x) == '~' \
+                   || (x) == '+' || (x) == '/')
+#define B64TOK_ROW(h) B64TOK((h) + 0), B64TOK((h) + 1), B64TOK((h) + 2), B64TOK((h) + 3), \
+    B64TOK((h) + 4), B64TOK((h) + 5), B64TOK((h) + 6), B64TOK((h) + 7), B64TOK((h) + 8), \
+    B64TOK((h) + 9), B64TOK((h) + 10), B64TOK((h) + 11), B64TOK((h) + 12), B64TOK((h) + 13), \
+    B64TOK((h) + 14), B64TOK((h) + 15)
+static const unsigned char b64token_table[256] = {
+    B64TOK_ROW(0), B64TOK_ROW(16), B64TOK_ROW(32), B64TOK_ROW(48),
+    B64TOK_ROW(64), B64TOK_ROW(80), B64TOK_ROW(96), B64TOK_ROW(112)
+    /* bytes 128..255: 0 */
+};
 
 static int is_b64token(const char *s, size_t len)
 {
+    const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
-    while (i < len && b64token_char(s[i]))
+    while (i + 4 <= len && (b64token_table[u[i]] & b64token_table[u[i + 1]]
+                            & b64token_table[u[i + 2]] & b64token_table[u[i + 3]]))
+        i += 4;
+    while (i < len && b64token_table[u[i]])
         i++;
     if (i == 0)
         return 0;

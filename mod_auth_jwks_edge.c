@@ -37,25 +37,23 @@ APLOG_USE_MODULE(auth_jwks);
 /* Header names compared case-insensitively with '-' and '_' alike, since
  * many backends (CGI, WSGI, PHP) fold both to the same variable. `whole`:
  * the name must equal prefix, not just start with it. */
+static char hname_fold(char c)
+{
+    return c == '_' ? '-' : (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
 static int hname_prefix_match(const char *name, size_t nlen, const char *prefix, int whole)
 {
     size_t i;
-    for (i = 0; prefix[i]; i++) {
-        char a, b;
-        if (i >= nlen)
+    for (i = 0; prefix[i]; i++)
+        if (i >= nlen || hname_fold(name[i]) != hname_fold(prefix[i]))
             return 0;
-        a = name[i] == '_' ? '-' : (char)apr_tolower(name[i]);
-        b = prefix[i] == '_' ? '-' : (char)apr_tolower(prefix[i]);
-        if (a != b)
-            return 0;
-    }
     return whole ? i == nlen : 1;
 }
 
 typedef struct strip_t {
     const apr_array_header_t *prefixes;
     const apr_array_header_t *exact;  /* may be NULL */
-    apr_array_header_t *names;        /* found */
 } strip_t;
 
 /* Could a header of this name pose as one the module sets? */
@@ -71,15 +69,6 @@ static int is_claim_header(const char *name, size_t nlen, const strip_t *st)
         if (hname_prefix_match(name, nlen, APR_ARRAY_IDX(st->exact, i, const char *), 1))
             return 1;
     return 0;
-}
-
-static int collect_spoofed(void *baton, const char *key, const char *val)
-{
-    strip_t *st = baton;
-    (void)val;
-    if (is_claim_header(key, strlen(key), st))
-        APR_ARRAY_PUSH(st->names, const char *) = key;
-    return 1;
 }
 
 /* Append the comma-separated items of value, trimmed, empty ones skipped. */
@@ -99,6 +88,28 @@ static void split_list(apr_pool_t *p, const char *value, apr_array_header_t *out
     }
 }
 
+/* Does a comma-separated list name a claim header? Read in place: this runs
+ * on every request that has a Connection header, and almost never matches. */
+static int list_names_claim_header(const char *v, const strip_t *st)
+{
+    while (*v) {
+        const char *end = strchr(v, ',');
+        size_t len = end ? (size_t)(end - v) : strlen(v);
+        while (len && (*v == ' ' || *v == '\t')) {
+            v++;
+            len--;
+        }
+        while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+            len--;
+        if (len && is_claim_header(v, len, st))
+            return 1;
+        if (!end)
+            break;
+        v = end + 1;
+    }
+    return 0;
+}
+
 /* Connection: without the names of claim headers. mod_proxy_http drops
  * every header a client lists there, so `Connection: X-JWT-Claims` would
  * make the backend receive the request without our verified claims. */
@@ -108,7 +119,7 @@ static void sanitize_connection(request_rec *r, const strip_t *st)
     apr_array_header_t *toks;
     char *out = NULL;
     int dropped = 0, i;
-    if (!v)
+    if (!v || !list_names_claim_header(v, st))
         return;
     toks = apr_array_make(r->pool, 4, sizeof(char *));
     split_list(r->pool, v, toks);
@@ -120,8 +131,6 @@ static void sanitize_connection(request_rec *r, const strip_t *st)
         }
         out = out ? apr_pstrcat(r->pool, out, ", ", tok, NULL) : tok;
     }
-    if (!dropped)
-        return;
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "removed %d claim header name(s) from "
                   "the client's Connection header", dropped);
     if (out)
@@ -133,14 +142,24 @@ static void sanitize_connection(request_rec *r, const strip_t *st)
 void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *prefixes,
                                   const apr_array_header_t *names)
 {
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *found = NULL;
     strip_t st;
     int i;
     st.prefixes = prefixes;
     st.exact = names;
-    st.names = apr_array_make(r->pool, 1, sizeof(const char *));
-    apr_table_do(collect_spoofed, &st, r->headers_in, NULL);
-    for (i = 0; i < st.names->nelts; i++) {
-        const char *name = APR_ARRAY_IDX(st.names, i, const char *);
+    /* Names first, removal after: unsetting while walking the table would
+     * move the entries under the walk. */
+    for (i = 0; i < arr->nelts; i++) {
+        if (!e[i].key || !is_claim_header(e[i].key, strlen(e[i].key), &st))
+            continue;
+        if (!found)
+            found = apr_array_make(r->pool, 2, sizeof(const char *));
+        APR_ARRAY_PUSH(found, const char *) = e[i].key;
+    }
+    for (i = 0; found && i < found->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(found, i, const char *);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "removed client header %s",
                       ap_escape_logitem(r->pool, name));
         apr_table_unset(r->headers_in, name);

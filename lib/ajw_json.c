@@ -707,12 +707,20 @@ static char *render_real(double d, apr_pool_t *p)
 }
 
 /* libc formatting: apr_psprintf does not know every length modifier. */
+/* As "%lld" would, without the formatter (claims like exp/iat are exported
+ * on every request). */
 static char *render_int(json_int_t i, apr_pool_t *p)
 {
-    char buf[32];
+    char buf[24], *e = buf + sizeof(buf), *d = e;
+    unsigned long long m = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
 
-    snprintf(buf, sizeof(buf), "%lld", (long long)i);
-    return apr_pstrdup(p, buf);
+    do {
+        *--d = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (i < 0)
+        *--d = '-';
+    return apr_pstrmemdup(p, d, (apr_size_t)(e - d));
 }
 
 static char *render_array(const json_t *v, apr_pool_t *p)

@@ -295,12 +295,18 @@ def test_forward_off_token_left_in_proxied_url_is_500(srv, keys, echo_backend, e
 
 # ------------------------------------------------------------- 4. Connection: cannot drop claim headers
 
-def test_connection_header_cannot_drop_claim_headers(srv, keys):
+@pytest.mark.parametrize("connection", [
+    "keep-alive, X-JWT-Claim-sub, X-JWT-Claims",
+    # folded like a CGI backend would, odd spacing, empty items, claim names first and last
+    "x_jwt_claims ,keep-alive,,\tX-JWT-CLAIM-SUB\t",
+    "X-JWT-Claims",
+])
+def test_connection_header_cannot_drop_claim_headers(srv, keys, connection):
     claims = H.std_claims()
     t = H.mint(claims, keys.rsa, "RS256")
     status, _, body = raw_get(srv, "/conn/raw", {
         "Authorization": "Bearer " + t,
-        "Connection": "keep-alive, X-JWT-Claim-sub, X-JWT-Claims"})
+        "Connection": connection})
     assert status == 200, (status, body[:300])
     hd = json.loads(body)["headers"]
     assert hget(hd, "X-JWT-Claim-sub") == ["alice"], hd

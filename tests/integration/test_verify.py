@@ -2,12 +2,14 @@
 locations: answers, algorithms, every rejection reason, token sources."""
 import http.client
 import json
+import re
 import time
 
 import pytest
+import requests
 
 import harness as H
-from conftest import (REJECTED, assert_invalid_request, assert_invalid_token, bearer, env_of,
+from conftest import (REJECTED, TIMEOUT, assert_invalid_request, assert_invalid_token, bearer, env_of,
                       get, module_httpd)
 
 ISS = "https://issuer.test"
@@ -233,6 +235,33 @@ def test_token_outside_b64token_grammar(srv, expect_log):
     r = get(srv, "/api/env", "eyJhbGciOiJSUzI1NiJ9.%%%.abc")
     assert r.status_code in (400, 401)
     assert bearer(r).get("error") == ("invalid_request" if r.status_code == 400 else "invalid_token")
+
+
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def test_b64token_grammar_every_byte(srv, keys, expect_log):
+    """Every visible byte and obs-text byte inserted into a valid token, at the
+    start, in the middle and near the end: outside RFC 6750's b64token it is a
+    400 invalid_request; inside it, the token is just no longer valid (401).
+    (DEL, like other controls, httpd refuses itself before any module.)"""
+    expect_log(BADREQ_LOG, required=True)
+    expect_log(REJECTED % ".*", required=True)
+    t = H.mint(H.std_claims(), keys.rsa, "RS256")
+    seen = set()
+    for i, b in enumerate(list(range(0x21, 0x7f)) + list(range(0x80, 0x100))):
+        ch = chr(b)
+        pos = (0, 1, 2, 3, len(t) // 2, len(t) - 3, len(t) - 1, len(t))[i % 8]
+        bad = t[:pos] + ch + t[pos:]
+        want = 401 if B64TOKEN.fullmatch(bad) else 400
+        r = requests.get(srv.url("/api/env"), headers={"Authorization": "Bearer " + bad},
+                         timeout=TIMEOUT)
+        assert r.status_code == want, (hex(b), pos, r.status_code)
+        assert (bearer(r) or {}).get("error") == (
+            "invalid_token" if want == 401 else "invalid_request"), (hex(b), pos)
+        seen.add(want)
+    assert seen == {400, 401}
+    assert get(srv, "/api/env", t).status_code == 200
 
 
 def test_jwe_shaped_token(srv, expect_log):

@@ -291,6 +291,22 @@ static void test_render(void **state)
     assert_string_equal(ajw_json_dump(ajw_json_path(v, "s"), pool), "\"h\xc3\xa9llo\"");
 }
 
+/* Integers render as "%lld" does, at the edges too. */
+static void test_render_integers(void **state)
+{
+    static const json_int_t ints[] = { 0, 1, -1, 9, 10, -10, 1700000000, 99999999999LL,
+                                      INT64_MAX, INT64_MIN, INT64_MIN + 1 };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        char want[32];
+        json_t *n = json_integer(ints[i]);
+        snprintf(want, sizeof(want), "%lld", (long long)ints[i]);
+        assert_string_equal(ajw_json_render(n, pool), want);
+        json_decref(n);
+    }
+}
+
 static void test_get_string(void **state)
 {
     json_t *v = NULL;
@@ -331,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_path),
         cmocka_unit_test(test_path_literal_dotted_member),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_render_integers),
         cmocka_unit_test(test_get_string),
         cmocka_unit_test(test_pool_own),
     };
