@@ -36,7 +36,7 @@ UNIT_COMMON := $(wildcard tests/unit/tu_*.c)
 MODULE    := $(BUILD)/mod_auth_jwks.so
 TOOL      := $(BUILD)/jwks-tool
 
-.PHONY: all lib module tool unit unit-asan integration check check-run deps demo bench \
+.PHONY: all lib module tool unit unit-asan integration check check-run deps lint demo bench \
         install clean fuzz fuzz-smoke integration-asan \
         uninstall deb deb-deps check-deb
 
@@ -87,11 +87,15 @@ integration: $(MODULE) $(TOOL)
 deps:
 	@sh tests/deps.sh
 
+# Source checks no compiler makes: conversions APR's formatter lacks.
+lint:
+	$(PY) tests/lint/apr_formats.py .
+
 # check = deps first, then a fresh make so pkg-config sees what was installed.
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: all unit unit-asan fuzz-smoke integration integration-asan check-deb
+check-run: lint all unit unit-asan fuzz-smoke integration integration-asan check-deb
 	@echo "make check: all suites passed"
 
 # The integration suite again, against an ASan+UBSan build of the module

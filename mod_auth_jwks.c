@@ -34,6 +34,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_provider.h"
+#include "ap_mpm.h"
 #include "mod_auth.h"
 
 #include "ajw_types.h"
@@ -1008,14 +1009,23 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
     ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
-    long long size = sc->token_cache >= 0 ? sc->token_cache : AJW_TOKEN_CACHE_DEFAULT;
+    long long size = sc->token_cache;
+    int threaded = AP_MPMQ_NOT_SUPPORTED;
     apr_status_t rv;
+    if (size < 0)
+        size = ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) == APR_SUCCESS
+               && threaded != AP_MPMQ_NOT_SUPPORTED ? AJW_TOKEN_CACHE_DEFAULT_THREADED
+                                                    : AJW_TOKEN_CACHE_DEFAULT_PREFORK;
     if (ajw_ratelog_create(&ajw_mod.ratelog, apr_time_from_sec(AJW_OUTAGE_LOG_INTERVAL), 64,
                            pchild) != APR_SUCCESS)
         ajw_mod.ratelog = NULL;       /* then every refusal is logged */
     if (ajw_tcache_create(&ajw_mod.tcache, (size_t)size, pchild) != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "token cache not created; verifying every "
                      "request");
+    else
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "token cache: %" APR_INT64_T_FMT
+                     " entries in this process%s", (apr_int64_t)size,
+                     sc->token_cache >= 0 ? "" : " (default for this MPM)");
     if (ajw_mod.all_urls->nelts == 0)
         return;
     ajw_socache_child_init(sc->socache, pchild, s);

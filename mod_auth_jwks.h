@@ -20,7 +20,12 @@ extern module AP_MODULE_DECLARE_DATA auth_jwks_module;
 #define AJW_MAX_STALE_DEFAULT   86400 /* seconds: a day of IdP outage, then 503 */
 #define AJW_ROTATION_WAIT_DEFAULT 2   /* seconds a request waits for keys with its new kid */
 #define AJW_OUTAGE_LOG_INTERVAL 30  /* seconds between lines for one server-side cause */
-#define AJW_TOKEN_CACHE_DEFAULT 1024
+/* Token cache entries per process unless AuthJWKSTokenCache says: a
+ * threaded process serves many clients from one cache, while each prefork
+ * child (possibly hundreds) keeps its own. ~1.3 KB per entry for a
+ * 330-byte token. */
+#define AJW_TOKEN_CACHE_DEFAULT_THREADED 4096
+#define AJW_TOKEN_CACHE_DEFAULT_PREFORK  1024
 #define AJW_HEADER_PREFIX_DEFAULT "X-JWT-Claim-"
 
 /* One JWKS URL as written in one section. The key source it names is

@@ -116,8 +116,9 @@ static const char *num_arg(cmd_parms *cmd, const char *arg, long long min, long 
     char *end = NULL;
     apr_int64_t v = apr_strtoi64(arg, &end, 10);
     if (!*arg || !end || *end || v < min || v > max)
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %lld to %lld",
-                            cmd->cmd->name, arg, min, max);
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
+                            " to %" APR_INT64_T_FMT, cmd->cmd->name, arg, (apr_int64_t)min,
+                            (apr_int64_t)max);
     *out = (long long)v;
     return NULL;
 }

@@ -210,8 +210,8 @@ static apr_status_t file_get(ajw_shared_t *self, const char *url, const char *ca
     }
     if (st.st_size <= 0 || (apr_uint64_t)st.st_size > cap) {
         rv = APR_EGENERAL;
-        *why = apr_psprintf(p, "%s/%s has a bad size (%lld bytes)", fs->dir, name,
-                            (long long)st.st_size);
+        *why = apr_psprintf(p, "%s/%s has a bad size (%" APR_INT64_T_FMT " bytes)", fs->dir,
+                            name, (apr_int64_t)st.st_size);
         goto cleanup;
     }
     buf = apr_palloc(p, (apr_size_t)st.st_size + 1);

@@ -423,9 +423,9 @@ def test_nonce_expires(srv, keys, pkey):
 
 @pytest.mark.parametrize("line,msg", [
     ("AuthJWKSDPoP maybe", "not off, allow or require"),
-    ("AuthJWKSDPoPWindow 0", "whole number"),
-    ("AuthJWKSDPoPNonce 1", "whole number"),
-    ("AuthJWKSDPoPNonce on", "whole number"),
+    ("AuthJWKSDPoPWindow 0", "AuthJWKSDPoPWindow: '0' is not a whole number from 1 to 3600"),
+    ("AuthJWKSDPoPNonce 1", "AuthJWKSDPoPNonce: '1' is not a whole number from 2 to 86400"),
+    ("AuthJWKSDPoPNonce on", "whole number from 2 to 86400"),
     ("AuthJWKSDPoPBaseURL ftp://x", "absolute http"),
     ("AuthJWKSDPoPBaseURL https://x/a?b", "query or fragment"),
 ])

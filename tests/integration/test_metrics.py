@@ -280,3 +280,36 @@ def test_prefork_children_add_up(make_httpd, jwks_server, keys, expect_log):
     misses = val(samples, "token_cache_misses_total")
     # every token that reached verify() is either a hit or a miss
     assert hits + misses == total_ok + 3, (hits, misses)
+
+
+@pytest.mark.parametrize("mpm,size", [("event", 4096), ("prefork", 1024)])
+def test_token_cache_default_per_mpm(make_httpd, jwks_server, mpm, size):
+    """Without AuthJWKSTokenCache a threaded process (one cache for all its
+    threads) gets 4096 entries, each prefork child 1024; a setting wins."""
+    h = make_httpd(conf(jwks_server.url()), mpm=mpm)
+    H.wait_until(lambda: "token cache: %d entries in this process (default for this MPM)"
+                 % size in h.log_text(), 10, 0.1, "the token cache's size in the log")
+    h2 = make_httpd("AuthJWKSTokenCache 10\n" + conf(jwks_server.url()), mpm=mpm)
+    H.wait_until(lambda: "token cache: 10 entries in this process\n" in h2.log_text(), 10, 0.1,
+                 "the configured size in the log")
+    assert "default for this MPM" not in h2.log_text()
+
+
+def test_token_cache_default_holds_1500_tokens(make_httpd, jwks_server, keys):
+    """The threaded default really holds more than the prefork one: 1500
+    distinct tokens, sent twice, are hits the second time."""
+    h = make_httpd(conf(jwks_server.url()), mpm="event")
+    toks = [H.mint(H.std_claims(sub="u%d" % i), keys.ec256, "ES256") for i in range(1500)]
+    s = requests.Session()
+
+    def send_all():
+        for t in toks:
+            r = s.get(h.url("/api/static.txt"), headers={"Authorization": "Bearer " + t},
+                      timeout=TIMEOUT)
+            assert r.status_code == 200, r.status_code
+
+    send_all()
+    hits0 = val(parse(scrape(h))[0], "token_cache_hits_total")
+    send_all()
+    hits = val(parse(scrape(h))[0], "token_cache_hits_total") - hits0
+    assert hits >= 1490, hits

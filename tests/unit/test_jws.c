@@ -205,7 +205,7 @@ static void test_nokid_trial_cap(void **state)
         n[0] = 0xc1;
         n[sizeof(n) - 1] |= 1;
         json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:s}", "kty", "RSA",
-            "kid", apr_psprintf(pool, "decoy-%zu", i), "e", "AQAB",
+            "kid", apr_psprintf(pool, "decoy-%" APR_SIZE_T_FMT, i), "e", "AQAB",
             "n", ajw_b64url_encode(n, sizeof(n), pool)));
     }
     json_array_append_new(keys, fixture_jwk(jstr(tok, "kid")));

@@ -278,7 +278,7 @@ static void test_hostile_records(void **state)
     write_file(path, big, 300 * 1024, 0600);
     free(big);
     assert_int_not_equal(sh->get(sh, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
-    assert_non_null(strstr(why, "bad size"));
+    assert_non_null(strstr(why, "has a bad size (307200 bytes)"));
     /* Well-formed JSON of the wrong shape. */
     write_file(path, "{\"v\":1,\"url\":\"" URL "\",\"fetched\":\"x\",\"max_age\":1,\"body\":\"{}\"}",
                strlen("{\"v\":1,\"url\":\"" URL "\",\"fetched\":\"x\",\"max_age\":1,\"body\":\"{}\"}"),
