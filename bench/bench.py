@@ -3,7 +3,7 @@
 
 In ONE run, on this machine, each in its own httpd (event MPM, same harness
 config, same static file, same JWKS served on 127.0.0.1, same RS256 / ES256
-tokens, same ab concurrency), requests per second for:
+tokens, same wrk concurrency), requests per second for:
 
   static               unprotected static file (baseline; measured first and
                        again last, so drift during the run is visible)
@@ -27,25 +27,40 @@ server counts fetches during each timed run, and any error-log lines
 written during a run are reported, so a peer that refetches keys or logs per
 request shows up.
 
-ab (apache2-utils) with keep-alive, BENCH_SECONDS (default 3) per run,
+wrk (Debian package wrk; one thread, keep-alive, the Lua script of part 2
+sending the one token and counting any answer but 200), BENCH_SECONDS
+(default 2) per run,
 BENCH_ROUNDS (default 2: every config measured that often, interleaved,
 the best round kept),
 BENCH_CONCURRENCY (default 8). Prints req/s, the ratio to the unprotected
 baseline and to mod_auth_jwks in the same algorithm (cache hit, and cache
 off). Exit status 1 only if a mod_auth_jwks or baseline run had errors.
 
+This part repeats one token, so part 1b (bench_peers.py) puts the same modules
+side by side on the two workloads of issue 8 that need many tokens: 2000
+distinct RS256 tokens rotating, and an invalid flood (half bad signature,
+half random unknown kids), with the JWKS fetches and error-log lines each
+causes; see its docstring. BENCH_PART1B=0 skips it, BENCH_PART1B=1 runs it
+even with BENCH_PART1=0 (by default it runs when part 1 does).
+
 Then (BENCH_TOKENS=0 skips it) bench_tokens.py: the cost of one request
 beyond the baseline for distinct tokens (cache hits and misses, RS256 PS256
 ES256 EdDSA), invalid floods with their JWKS fetches, JWKS of 1/20/200 keys,
 tokens of 0.5/4/12 KB, event and prefork, the bare signature cost from
 `openssl speed`, and the RSS per token cache entry; see its docstring.
-BENCH_PART1=0 skips the side-by-side part above.
+BENCH_PART1=0 skips the side-by-side parts above (1 and, unless
+BENCH_PART1B=1, 1b). Part 3, instruction counts, runs with BENCH_INSTR=1.
+
+Last, the goal of issue 8 (mod_auth_jwks >= 1.5x the better of mod_oauth2
+and mod_auth_openidc on every workload) in one table: workloads 1 and 2
+(same RS256 / ES256 token repeated) from part 1, 3 and 4 from part 1b, each
+as ours / the better peer in req/s and in CPU added per request.
 """
+import hashlib
 import os
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,7 +69,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness as H  # noqa: E402
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
+# bench_peers.py imports this file as `bench`; when it runs as the script,
+# let that import find this module instead of loading a second copy.
+if __name__ == "__main__":
+    sys.modules.setdefault("bench", sys.modules["__main__"])
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "2"))
 CONC = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "2")))
 JWKS_PATH = "/jwks.json"
@@ -180,21 +200,20 @@ def cpu_ticks(srv):
     return out
 
 
-def ab(url, token=None):
-    cmd = ["ab", "-q", "-k", "-t", str(SECONDS), "-n", "10000000", "-c", str(CONC), "-s", "10"]
-    if token:
-        cmd += ["-H", "Authorization: Bearer " + token]
-    cmd.append(url)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60)
-    m = re.search(r"Requests per second:\s+([\d.]+)", r.stdout)
-    non2xx = re.search(r"Non-2xx responses:\s+(\d+)", r.stdout)
-    failed = re.search(r"Failed requests:\s+(\d+)", r.stdout)
-    done = re.search(r"Complete requests:\s+(\d+)", r.stdout)
-    if not m:
-        raise RuntimeError("ab failed: %s %s" % (r.stdout[-500:], r.stderr[-500:]))
-    bad = int(non2xx.group(1)) if non2xx else 0
-    return (float(m.group(1)), bad, int(failed.group(1)) if failed else 0,
-            int(done.group(1)) if done else 0)
+def load(url, token, script_dir):
+    """One timed wrk run (one thread, CONC keep-alive connections, SECONDS)
+    sending token as the bearer token (None: no Authorization header), with
+    part 2's Lua script counting every answer but 200: (req/s, answers not
+    200, socket errors, requests done)."""
+    import bench_tokens as T
+    path = os.path.join(script_dir, "tok-%s.lua" % (
+        hashlib.sha256(token.encode()).hexdigest()[:16] if token else "none"))
+    if not os.path.exists(path):
+        T.lua_script(path, [token] if token else None, 200)
+    r = T.wrk_run(url, path, SECONDS)
+    failed = sum(int(x) for x in re.findall(r"\d+", r["errors"]))
+    bad = r["wrong"] if r["wrong"] is not None else r["non2xx"]
+    return r["rps"], bad, failed, r["done"]
 
 
 # ---------------------------------------------------------------- main
@@ -207,16 +226,37 @@ class Row:
 
 
 def main():
-    if not shutil.which("ab"):
-        print("bench: ab not found (Debian package apache2-utils)", file=sys.stderr)
-        return 1
     if not os.path.exists(H.MODULE_SO):
         print("bench: %s missing — run make" % H.MODULE_SO, file=sys.stderr)
         return 1
-    if os.environ.get("BENCH_PART1", "1") == "0":
+    part1_on = os.environ.get("BENCH_PART1", "1") != "0"
+    part1b_on = os.environ.get("BENCH_PART1B", "1" if part1_on else "0") != "0"
+    if (part1_on or part1b_on) and not shutil.which("wrk"):
+        print("bench: wrk not found (Debian package wrk; bench/deps.sh installs it)",
+              file=sys.stderr)
+        return 1
+    rc = 0
+    goals = []
+    if part1_on:
+        failed, g = part1()
+        rc |= failed
+        goals += g
+    if part1b_on:
+        import bench_peers
+        failed, g = bench_peers.main()
+        rc |= failed
+        goals += g
+    if os.environ.get("BENCH_TOKENS", "1") != "0":
         import bench_tokens
-        rc = bench_tokens.main() if os.environ.get("BENCH_TOKENS", "1") != "0" else 0
-        return rc or part_instr()
+        rc |= bench_tokens.main()
+    rc |= part_instr()
+    goal_summary(goals)
+    return 1 if rc else 0
+
+
+def part1():
+    """The side-by-side part (one token repeated, wrk): (1 if a mod_auth_jwks or baseline run had
+    errors else 0, goal entries for goal_summary)."""
     keys = H.Keys("bench")
     idp = H.JWKSServer()
     # One JWKS for everyone: RSA 2048 + EC P-256 only (the peers use cjose,
@@ -226,6 +266,7 @@ def main():
     idp.set(doc, JWKS_PATH)
     url = idp.url(JWKS_PATH)
     tls_dir = H.make_world_readable_dir(tempfile.mkdtemp(prefix="ajw-bench-ca-", dir="/tmp"))
+    script_dir = tempfile.mkdtemp(prefix="ajw-bench-lua-", dir="/tmp")
     ca = H.TestCA(tls_dir)
     idp_tls = H.JWKSServer(tls=ca)  # same document over https, for mod_auth_openidc
     idp_tls.set(doc, JWKS_PATH)
@@ -250,7 +291,8 @@ def main():
     skipped = []
     servers = []
     ours_failed = False
-    print("bench: %ds per run, ab -k -c %d, JWKS %s, one httpd (event MPM) per config"
+    print("bench: %ds per run, wrk -t1 -c %d (keep-alive), JWKS %s, one httpd (event MPM) "
+          "per config"
           % (SECONDS, CONC, url), flush=True)
     try:
         live = []
@@ -301,7 +343,7 @@ def main():
             cpu_srv = srv or base_srv
             t0 = cpu_ticks(cpu_srv)
             try:
-                rps, bad, failed, done = ab(u, tokens[alg] if alg else None)
+                rps, bad, failed, done = load(u, tokens[alg] if alg else None, script_dir)
                 t1 = cpu_ticks(cpu_srv)
             except Exception as e:
                 if group in ("static", "mod_auth_jwks"):
@@ -335,14 +377,9 @@ def main():
         idp.close()
         idp_tls.close()
         shutil.rmtree(tls_dir, ignore_errors=True)
+        shutil.rmtree(script_dir, ignore_errors=True)
 
-    report(rows, skipped)
-    rc_tokens = 0
-    if os.environ.get("BENCH_TOKENS", "1") != "0":
-        import bench_tokens
-        rc_tokens = bench_tokens.main()
-    rc_instr = part_instr()
-    return 1 if ours_failed or rc_tokens or rc_instr else 0
+    return (1 if ours_failed else 0), report(rows, skipped)
 
 
 def part_instr():
@@ -377,6 +414,8 @@ def best_rows(rows):
 
 def report(rows, skipped):
     drift = [r.rps for r in rows if r.group == "static"]
+    static_cpu = [r.cpu_us for r in rows if r.group == "static" and r.cpu_us is not None]
+    noise = max(static_cpu) - min(static_cpu) if static_cpu else 0.0
     rows = best_rows(rows)
     statics = [r.rps for r in rows if r.mode == "unprotected"]
     base = statics[0] if statics else 0.0
@@ -418,6 +457,73 @@ def report(rows, skipped):
             " / ".join("%.0f" % x for x in worst.all_rps)))
     for name, why in skipped:
         print("\n  SKIPPED %s: %s" % (name, why))
+
+    # workloads 1 and 2 of issue 8 for goal_summary: the default config
+    # (cache hit) against every peer row of the same algorithm
+    goals = []
+    for n, alg in ((1, "RS256"), (2, "ES256")):
+        ours = next((r for r in rows if r.group == "mod_auth_jwks" and r.key == "cached"
+                     and r.alg == alg), None)
+        peers = [r for r in rows if r.group not in ("static", "mod_auth_jwks") and r.alg == alg
+                 and r.cpu_us is not None]
+        if ours is None or base_cpu is None or ours.cpu_us is None:
+            continue
+        g = dict(n=n, workload="same %s token repeated" % alg, source="part 1 (wrk)",
+                 ours_rps=ours.rps, ours_auth=ours.cpu_us - base_cpu, ours_cpu=ours.cpu_us,
+                 peer_rps=None, noise=noise)
+        if peers:
+            br = max(peers, key=lambda r: r.rps)
+            bc = min(peers, key=lambda r: r.cpu_us)
+            g.update(peer_rps=br.rps, peer_rps_name="%s %s" % (br.group, br.mode),
+                     peer_auth=bc.cpu_us - base_cpu, peer_cpu=bc.cpu_us,
+                     peer_auth_name="%s %s" % (bc.group, bc.mode))
+        goals.append(g)
+    return goals
+
+
+def cpu_ratio(peer_auth, ours_auth, noise, peer_cpu, ours_cpu):
+    """The CPU a peer adds per request over what ours adds, as text. When
+    ours adds less than the noise (the spread of the unprotected row's CPU
+    over the rounds; a refusal can even cost less than serving the file),
+    that ratio means nothing; the ratio of the whole CPU per request is
+    shown instead, marked >=: it is a lower bound of the added-CPU ratio
+    whenever the peer adds more than ours."""
+    if ours_auth >= max(noise or 0, 1):
+        return "%.2fx" % (peer_auth / ours_auth)
+    return ">=%.2fx" % (peer_cpu / ours_cpu) if ours_cpu else "-"
+
+
+def goal_summary(goals):
+    """The goal of issue 8, one line per workload measured in this run:
+    mod_auth_jwks >= 1.5x the better peer."""
+    if not goals:
+        return
+    print("\ngoal of issue 8: mod_auth_jwks >= 1.5x the better of mod_oauth2 and "
+          "mod_auth_openidc on every workload, from this run. req/s: ours / the peer row with "
+          "the most; CPU: the least CPU a peer row adds per request (over the unprotected "
+          "row of the same part) / what ours adds; noise = that part's unprotected-row CPU "
+          "spread over the rounds (>=: ours adds less than the noise, so the ratio of the whole "
+          "CPU per request is shown, a lower bound). "
+          "Ratios are side by side in one run; on a busy machine the CPU ratio is the steadier "
+          "one:")
+    hdr = "  %-46s %-13s %9s %9s %7s %8s %8s %6s %8s  %s" % (
+        "workload", "measured by", "ours r/s", "peer r/s", "ratio", "ours us", "peer us",
+        "noise", "ratio", "better peer (req/s; CPU)")
+    print(hdr)
+    print("  " + "-" * (len(hdr) - 2))
+    for g in goals:
+        if g.get("peer_rps") is None:
+            print("  %-46s %-13s %9.0f %9s %7s %+8.0f %8s %6.0f %8s  no peer measured" % (
+                "%d. %s" % (g["n"], g["workload"]), g["source"], g["ours_rps"], "-", "-",
+                g["ours_auth"], "-", g.get("noise") or 0, "-"))
+            continue
+        rr = g["ours_rps"] / g["peer_rps"]
+        cr = cpu_ratio(g["peer_auth"], g["ours_auth"], g.get("noise"), g["peer_cpu"],
+                       g["ours_cpu"])
+        print("  %-46s %-13s %9.0f %9.0f %6.2fx %+8.0f %+8.0f %6.0f %8s  %s; %s" % (
+            "%d. %s" % (g["n"], g["workload"]), g["source"], g["ours_rps"], g["peer_rps"], rr,
+            g["ours_auth"], g["peer_auth"], g.get("noise") or 0, cr, g["peer_rps_name"],
+            g["peer_auth_name"]))
 
 
 if __name__ == "__main__":

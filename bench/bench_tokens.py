@@ -1,7 +1,7 @@
 """make bench, second part: what one request costs mod_auth_jwks, beyond the
 unprotected baseline, for the token mixes a real server sees.
 
-ab sends one fixed header, so these rows use wrk (Debian package wrk) with a
+Part 1 repeats one token, so these rows use wrk (Debian package wrk) with a
 Lua script that cycles through a list of tokens; the unprotected baseline of
 this part is measured with wrk too (first and last, so drift shows). Every
 row is one httpd with the section's config; the JWKS server counts fetches
@@ -35,7 +35,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -46,7 +45,7 @@ ROUNDS = max(1, int(os.environ.get("BENCH_TOKENS_ROUNDS", "2")))
 CONC = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 ISS, AUD = "https://issuer.test", "api"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-HIT_TOKENS = 400          # < the default cache of 1024
+HIT_TOKENS = 400          # < the default cache (1024 under prefork, 4096 threaded)
 MISS_CACHE = 128          # AuthJWKSTokenCache for the miss rows ...
 MISS_TOKENS = 400         # ... with more distinct tokens than that
 RSS_CACHE = 8192
@@ -120,14 +119,37 @@ def conf(url, cache=None, extra=""):
 %s""" % ("AuthJWKSTokenCache %d" % cache if cache is not None else "", url, ISS, AUD, extra)
 
 
-def lua_script(path, tokens):
+# Appended by lua_script(expect=...): counts every answer whose status is not
+# the expected one (wrk's own "Non-2xx or 3xx" count cannot tell a 401 from a
+# 400 or a 500) and prints the sum over wrk's threads at the end.
+STATUS_LUA = """
+status_threads = {}
+setup = function(thread) table.insert(status_threads, thread) end
+wrong = 0
+response = function(status, headers, body)
+  if status ~= %d then wrong = wrong + 1 end
+end
+done = function(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(status_threads) do n = n + t:get("wrong") end
+  io.write(string.format("wrong status: %%d\\n", n))
+end
+"""
+
+
+def lua_script(path, tokens, expect=None):
+    """A wrk script cycling through tokens (none: wrk's plain request); with
+    expect, it also counts answers whose status is not expect (wrk_run)."""
     with open(path, "w") as f:
-        f.write("toks = {\n")
-        f.write(",\n".join('"%s"' % t for t in tokens))
-        f.write("}\ni = math.random(#toks)\nrequest = function()\n"
-                "  i = i + 1\n  if i > #toks then i = 1 end\n"
-                "  return wrk.format(nil, nil, {[\"Authorization\"] = \"Bearer \" .. toks[i]})\n"
-                "end\n")
+        if tokens:
+            f.write("toks = {\n")
+            f.write(",\n".join('"%s"' % t for t in tokens))
+            f.write("}\ni = math.random(#toks)\nrequest = function()\n"
+                    "  i = i + 1\n  if i > #toks then i = 1 end\n"
+                    "  return wrk.format(nil, nil, {[\"Authorization\"] = \"Bearer \" .. toks[i]})\n"
+                    "end\n")
+        if expect is not None:
+            f.write(STATUS_LUA % expect)
     return path
 
 
@@ -155,7 +177,10 @@ def rss_kb(srv):
     return out
 
 
-def wrk(url, script, seconds):
+def wrk_run(url, script, seconds):
+    """One wrk run: dict of rps, done (requests), non2xx (wrk's count of
+    statuses >= 400), errors (its socket-errors line or ""), wrong (answers
+    with another status than the script's expect; None if it counts none)."""
     cmd = ["wrk", "-t1", "-c%d" % CONC, "-d%ds" % seconds, "--timeout", "10s"]
     if script:
         cmd += ["-s", script]
@@ -164,10 +189,18 @@ def wrk(url, script, seconds):
     rps = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", r.stdout)
     errs = re.search(r"Socket errors:.*", r.stdout)
+    wrong = re.search(r"^wrong status: (\d+)$", r.stdout, re.M)
     if not done or not rps:
         raise RuntimeError("wrk failed: %s %s" % (r.stdout[-400:], r.stderr[-400:]))
-    return float(rps.group(1)), int(done.group(1)), int(non2xx.group(1)) if non2xx else 0, \
-        errs.group(0) if errs else ""
+    return {"rps": float(rps.group(1)), "done": int(done.group(1)),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "errors": errs.group(0) if errs else "",
+            "wrong": int(wrong.group(1)) if wrong else None}
+
+
+def wrk(url, script, seconds):
+    r = wrk_run(url, script, seconds)
+    return r["rps"], r["done"], r["non2xx"], r["errors"]
 
 
 class Case:
@@ -272,7 +305,7 @@ def main():
                 if label == MODULES[0][0]:
                     cases.append(Case(sect, "static (wrk)", hit, "/open/static.txt", None, 200,
                                       mpm))
-                cases.append(Case(sect, tag + "hit: %d distinct, cache 1024" % HIT_TOKENS, hit,
+                cases.append(Case(sect, tag + "hit: %d distinct, default cache" % HIT_TOKENS, hit,
                                   "/api/static.txt",
                                   tokens("hit", lambda: mint(HIT_TOKENS, "ES256")), 200, mpm))
                 algs = ("RS256", "PS256", "ES256", "EdDSA") if mpm == "event" else ("RS256",)
@@ -378,7 +411,6 @@ def main():
                 ("static", "no token")) else "-",
             "%.0f" % speed[cs.alg] if cs.alg in speed else "-",
             "; ".join(sorted(set(cs.notes)))))
-    spread = [cs.all_cpu for cs in cases if cs.name.startswith("static")]
     for cs in cases:
         if cs.name.startswith("static"):
             print("  %s static CPU us/request over the rounds: %s (differences smaller than that "
