@@ -297,7 +297,10 @@ def test_token_cache_default_per_mpm(make_httpd, jwks_server, mpm, size):
 
 def test_token_cache_default_holds_1500_tokens(make_httpd, jwks_server, keys):
     """The threaded default really holds more than the prefork one: 1500
-    distinct tokens, sent twice, are hits the second time."""
+    distinct tokens, sent twice, are hits the second time. (A few may not be:
+    a put evicts the oldest of its 8-slot probe window when that is full,
+    which for 1500 random keys in 4096 slots costs up to ~30 misses, 1 %
+    of runs more than 10. A cache of 1024 would miss nearly all of them.)"""
     h = make_httpd(conf(jwks_server.url()), mpm="event")
     toks = [H.mint(H.std_claims(sub="u%d" % i), keys.ec256, "ES256") for i in range(1500)]
     s = requests.Session()
@@ -312,4 +315,4 @@ def test_token_cache_default_holds_1500_tokens(make_httpd, jwks_server, keys):
     hits0 = val(parse(scrape(h))[0], "token_cache_hits_total")
     send_all()
     hits = val(parse(scrape(h))[0], "token_cache_hits_total") - hits0
-    assert hits >= 1490, hits
+    assert hits >= 1400, hits
