@@ -186,6 +186,26 @@ def check_protected(srv, tokens):
     return None
 
 
+def start_checked(srv, name, ours, check, servers, skipped):
+    """Start srv and run check(srv) (None when all is well, else why not).
+    Returns srv, kept in servers; when it fails, ours raises, and a peer is
+    added to skipped with the reason, cleaned up, and None returned."""
+    servers.append(srv)
+    try:
+        srv.start()
+        why = check(srv)
+    except Exception as e:  # a peer that does not even start
+        why = "did not start: %s" % str(e).strip()[-600:]
+    if not why:
+        return srv
+    if ours:
+        raise RuntimeError("%s: %s" % (name, why))
+    skipped.append((name, why))
+    srv.cleanup()
+    servers.remove(srv)
+    return None
+
+
 def cpu_ticks(srv):
     """{pid: utime+stime clock ticks} of the httpd's children (the request
     workers; the parent does no request work)."""
@@ -304,21 +324,10 @@ def part1():
                                     so, "libapache2-mod-oauth2" if so == OAUTH2_SO
                                     else "libapache2-mod-auth-openidc")))
                 continue
-            srv = Server(extra, name="bench%d" % i, ours=ours)
-            servers.append(srv)
-            try:
-                srv.start()
-                why = check_protected(srv, tokens)
-            except Exception as e:  # a peer that does not even start
-                why = "did not start: %s" % str(e).strip()[-600:]
-            if why:
-                if ours:
-                    raise RuntimeError("%s: %s" % (name, why))
-                skipped.append((name, why))
-                srv.cleanup()
-                servers.remove(srv)
-                continue
-            live.append((group, mode, srv, key))
+            srv = start_checked(Server(extra, name="bench%d" % i, ours=ours), name, ours,
+                                lambda s: check_protected(s, tokens), servers, skipped)
+            if srv:
+                live.append((group, mode, srv, key))
 
         base_srv = live[0][2]
         static_url = base_srv.url("/open/static.txt")

@@ -182,6 +182,21 @@ def main():
     ]
     print("\nbench part 1b: mod_auth_jwks and its peers on distinct and invalid tokens "
           "(wrk -c %d, %ds per run, %d rounds)" % (T.CONC, T.SECONDS, T.ROUNDS), flush=True)
+
+    def check(srv):
+        """Part 1's check, then one token of each workload answered as expected."""
+        why = B.check_protected(srv, check_tokens)
+        u = srv.url("/api/static.txt")
+        for what, tok, want in (("a distinct token", distinct[0], 200),
+                                ("a bad-signature token", bad_sig[0], 401),
+                                ("an unknown-kid token", unknown[0], 401)):
+            if why:
+                break
+            got = B.get(u, tok).status_code
+            if got != want:
+                why = "%s: %d, expected %d" % (what, got, want)
+        return why
+
     servers, rows, skipped = [], [], []
     try:
         for i, (group, mode, extra, ours, so) in enumerate(setups):
@@ -189,28 +204,9 @@ def main():
             if so and not os.path.exists(so):
                 skipped.append((name, "%s not installed (bench/deps.sh installs it as root)" % so))
                 continue
-            srv = B.Server(extra, name="peers%d" % i, ours=ours)
-            servers.append(srv)
-            try:
-                srv.start()
-                why = B.check_protected(srv, check_tokens)
-                if not why:
-                    u = srv.url("/api/static.txt")
-                    for what, tok, want in (("a distinct token", distinct[0], 200),
-                                            ("a bad-signature token", bad_sig[0], 401),
-                                            ("an unknown-kid token", unknown[0], 401)):
-                        got = B.get(u, tok).status_code
-                        if got != want:
-                            why = "%s: %d, expected %d" % (what, got, want)
-                            break
-            except Exception as e:
-                why = "did not start: %s" % str(e).strip()[-600:]
-            if why:
-                if ours:
-                    raise RuntimeError("%s: %s" % (name, why))
-                skipped.append((name, why))
-                srv.cleanup()
-                servers.remove(srv)
+            srv = B.start_checked(B.Server(extra, name="peers%d" % i, ours=ours), name, ours,
+                                  check, servers, skipped)
+            if not srv:
                 continue
             for wl, _, expect, _ in workloads:
                 rows.append(Row(wl, group, mode, srv, "/api/static.txt", scripts[wl], expect, ours))
