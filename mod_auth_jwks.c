@@ -52,6 +52,8 @@
 #include "ajw_ratelog.h"
 #include "ajw_shared.h"
 #include "ajw_discovery.h"
+#include "ajw_secret.h"
+#include "ajw_crypt.h"
 #include "unixd.h"
 
 #include "mod_auth_jwks.h"
@@ -923,30 +925,86 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     ajw_mod.tcache = NULL;
     ajw_mod.ratelog = NULL;
     ajw_mod.fetcher = NULL;
+    ajw_mod.keys = NULL;
     return ajw_keystore_create(&ajw_mod.ks, pconf) == APR_SUCCESS ? OK : !OK;
 }
 
-/* The shared last-good copies (AuthJWKSCacheDir): made or checked here,
- * as root before the children start, and owned by the httpd user; whoever
- * can write there chooses our keys, so anything looser stops the server. */
+/* The per-server key, when there is no AuthJWKSFleetKey: a secret in
+ * <path>, made by the parent (root) on first start and kept across full
+ * restarts, beside a directory only root can write, so that the server's
+ * user (a CGI, a PHP pool) can neither read nor swap it. When that cannot
+ * be had, a secret held in memory by the parent process (kept across
+ * graceful restarts, not a full one). NULL only when no key can be made. */
+#define EPHEMERAL_KEYS "auth_jwks_ephemeral_keys"
+static const ajw_keys_t *server_keys(const char *path, apr_pool_t *pconf, apr_pool_t *ptemp,
+                                     server_rec *s)
+{
+    apr_pool_t *pp = s->process->pool;
+    unsigned char *secret = NULL, rnd[AJW_SECRET_MIN];
+    ajw_keys_t *keys = apr_palloc(pconf, sizeof(*keys));
+    const char *why = NULL;
+    void *data = NULL;
+    size_t len = 0;
+    int made = 0;
+
+    if (ajw_secret_load_or_make(&secret, &len, &made, path, geteuid(), &why, ptemp)
+        == APR_SUCCESS && ajw_keys_derive(keys, secret, len) == 0) {
+        ap_log_error(APLOG_MARK, made ? APLOG_NOTICE : APLOG_DEBUG, 0, s, "shared JWKS copies "
+                     "are authenticated with the per-server key %s%s", path,
+                     made ? " (made now)" : "");
+        return keys;
+    }
+    apr_pool_userdata_get(&data, EPHEMERAL_KEYS, pp);
+    if (!data) {
+        if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS)
+            return NULL;
+        data = apr_palloc(pp, sizeof(ajw_keys_t));
+        if (ajw_keys_derive(data, rnd, sizeof(rnd)) != 0)
+            return NULL;
+        ajw_crypt_wipe(rnd, sizeof(rnd));
+        apr_pool_userdata_set(data, EPHEMERAL_KEYS, apr_pool_cleanup_null, pp);
+    }
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "per-server key %s: %s; shared JWKS "
+                     "copies are authenticated with a key held in memory instead, so they do "
+                     "not survive a full restart (AuthJWKSFleetKey names a key file)", path,
+                     why ? why : "cannot derive keys");
+    return data;
+}
+
+/* The shared last-good copies (AuthJWKSCacheDir, AuthJWKSCacheSocache):
+ * made or checked here, as root before the children start, and owned by
+ * the httpd user. Every record is authenticated with the fleet key or the
+ * per-server key (ajw_mod.keys), so whoever can write the directory or the
+ * cache without that key cannot choose our keys; a directory anyone else
+ * can write stops the server all the same. */
 static int setup_shared(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
     const char *dir = sc->cache_dir, *why = NULL;
     ajw_shared_t *sh, *remote = NULL;
-    if (sc->socache && ajw_socache_post_config(&remote, sc->socache, s, pconf, &why)
-                       != APR_SUCCESS) {
+    if (!dir)
+        dir = ap_runtime_dir_relative(pconf, "auth_jwks");
+    ajw_mod.keys = sc->fleet_keys ? sc->fleet_keys
+                 : server_keys(*dir ? apr_pstrcat(ptemp, dir, ".key", NULL)
+                                    : ap_runtime_dir_relative(ptemp, "auth_jwks.key"),
+                               pconf, ptemp, s);
+    if (!ajw_mod.keys) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "no key for the shared JWKS "
+                     "copies (no random bytes)");
+        return !OK;
+    }
+    if (sc->socache && ajw_socache_post_config(&remote, sc->socache, ajw_mod.keys, s, pconf,
+                                               &why) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "AuthJWKSCacheSocache: %s",
                      why ? why : "unusable");
         return !OK;
     }
-    if (dir && !*dir)                 /* AuthJWKSCacheDir off: the socache alone, no leases */
+    if (!*dir)                        /* AuthJWKSCacheDir off: the socache alone, no leases */
         return remote && ajw_keystore_set_shared(ajw_mod.ks, remote) != APR_SUCCESS ? !OK : OK;
-    if (!dir)
-        dir = ap_runtime_dir_relative(pconf, "auth_jwks");
     if (ajw_shared_file_check_dir(dir, ap_unixd_config.user_id, ap_unixd_config.group_id,
                                   &why, ptemp) != APR_SUCCESS
-        || ajw_shared_file_create(&sh, dir, &why, pconf) != APR_SUCCESS) {
+        || ajw_shared_file_create(&sh, dir, ajw_mod.keys->record, &why, pconf) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "AuthJWKSCacheDir %s: %s",
                      dir, why ? why : "unusable");
         return !OK;
@@ -1000,9 +1058,17 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
  * too (and no post_config: there it warns as well). An error fails both. */
 static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
+    ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
     int warn = ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
     (void)pconf;
     (void)plog;
+    if (ajw_socache_is_remote(sc->socache) && !sc->fleet_keys) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, "AuthJWKSCacheSocache %s "
+                     "needs AuthJWKSFleetKey: whoever reaches a cache shared over the network "
+                     "could otherwise choose the keys every server accepts",
+                     ajw_socache_name(sc->socache));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return ajw_edge_check_config(s, ptemp, warn) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 

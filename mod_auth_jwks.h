@@ -113,6 +113,8 @@ typedef struct ajw_srv_conf {
     const char *cache_dir;        /* AuthJWKSCacheDir (main server only): NULL = default,
                                    * "" = off */
     struct ajw_socache_conf_t *socache; /* AuthJWKSCacheSocache (main server only): NULL = none */
+    const char *fleet_key_file;   /* AuthJWKSFleetKey (main server only): NULL = none */
+    const struct ajw_keys_t *fleet_keys; /* derived from it when the directive was read */
 } ajw_srv_conf;
 
 /* The user claim suffix that qualifies REMOTE_USER with the issuer. */
@@ -147,6 +149,10 @@ typedef struct ajw_mod_state_t {
     ajw_tcache_t *tcache;         /* in pchild, created in child_init */
     struct ajw_ratelog_t *ratelog;/* in pchild: server-side refusals, one line per interval */
     ajw_fetcher_t *fetcher;       /* in pchild: curl behind OIDC/RFC 8414 discovery */
+    /* The keys that authenticate shared copies (set in post_config, as root,
+     * before any child; read-only after): the fleet key's, else the
+     * per-server key's. NULL until then or when there are no JWKS URLs. */
+    const struct ajw_keys_t *keys;
 } ajw_mod_state_t;
 
 extern ajw_mod_state_t ajw_mod;
@@ -297,8 +303,23 @@ void *ajw_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
  * mutex in each child. */
 typedef struct ajw_socache_conf_t ajw_socache_conf_t;
 const char *ajw_socache_config(cmd_parms *cmd, const char *arg, ajw_socache_conf_t **out);
+/* 1 when the provider keeps values outside this server (memcache, redis,
+ * anything but shmcb, shmht and dbm): readable and writable by whoever
+ * reaches it, so only with AuthJWKSFleetKey. */
+int ajw_socache_is_remote(const ajw_socache_conf_t *c);
+/* The provider's name as configured ("memcache"). */
+const char *ajw_socache_name(const ajw_socache_conf_t *c);
+/* The record MAC key is keys->record (copied). */
 apr_status_t ajw_socache_post_config(struct ajw_shared_t **out, ajw_socache_conf_t *c,
+                                     const struct ajw_keys_t *keys,
                                      server_rec *s, apr_pool_t *pconf, const char **why);
 void ajw_socache_child_init(ajw_socache_conf_t *c, apr_pool_t *pchild, server_rec *s);
+/* Mark id (idlen bytes) as seen until expiry, fleet-wide: *seen = 1 when it
+ * was marked already (by any server), else it is marked now. A lookup and a
+ * store, not one atomic step: two servers marking one id within a round
+ * trip of each other can both see it as new. An error when the cache cannot
+ * be read or written (the caller refuses). */
+apr_status_t ajw_socache_mark(ajw_socache_conf_t *c, const unsigned char *id, size_t idlen,
+                              apr_time_t expiry, int *seen, apr_pool_t *p);
 
 #endif

@@ -3,6 +3,7 @@
  * create), and the directive setters. Every value is validated here so that
  * mistakes show at `apachectl -t`, naming the directive; no network I/O. */
 #include <stdarg.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -18,6 +19,7 @@
 #include "ajw_require.h"
 #include "ajw_fetch.h"
 #include "ajw_discovery.h"
+#include "ajw_secret.h"
 #include "mod_auth_jwks.h"
 
 void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
@@ -673,6 +675,33 @@ static const char *set_cache_socache(cmd_parms *cmd, void *cv, const char *arg)
     return err ? err : ajw_socache_config(cmd, arg, &sc->socache);
 }
 
+/* AuthJWKSFleetKey: read here, in httpd's parent as the user that starts it
+ * (root), before any child exists; apachectl -t reads it too. Only the
+ * derived keys are kept (in the configuration pool); the secret is wiped
+ * with the temporary pool. */
+static const char *set_fleet_key(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *path, *why = NULL;
+    unsigned char *secret = NULL;
+    size_t len = 0;
+    ajw_keys_t *keys;
+    (void)cv;
+    if (err)
+        return err;
+    if (!(path = ap_server_root_relative(cmd->temp_pool, arg)))
+        return dir_err(cmd, "invalid path '%s'", arg);
+    if (ajw_secret_read(&secret, &len, path, geteuid(), &why, cmd->temp_pool) != APR_SUCCESS)
+        return dir_err(cmd, "%s", why);
+    keys = apr_palloc(cmd->pool, sizeof(*keys));
+    if (ajw_keys_derive(keys, secret, len) != 0)
+        return dir_err(cmd, "%s: cannot derive keys from it", path);
+    sc->fleet_key_file = apr_pstrdup(cmd->pool, path);
+    sc->fleet_keys = keys;
+    return NULL;
+}
+
 static const char *set_strip(cmd_parms *cmd, void *cv, int flag)
 {
     ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
@@ -747,6 +776,11 @@ const command_rec ajw_mod_cmds[] = {
     AP_INIT_TAKE1("AuthJWKSCacheSocache", set_cache_socache, NULL, RSRC_CONF,
                   "httpd socache provider[:args] that also keeps the last-good JWKS copies, "
                   "shared by a fleet (e.g. memcache:host:port, redis:host:port; default none)"),
+    AP_INIT_TAKE1("AuthJWKSFleetKey", set_fleet_key, NULL, RSRC_CONF,
+                  "file with the fleet's secret (at least 32 bytes, e.g. openssl rand -hex 32; "
+                  "owned by root, mode 0600): authenticates the shared JWKS copies and DPoP "
+                  "nonces and replay marks across the servers of a fleet (default none: a "
+                  "per-server key)"),
     AP_INIT_TAKE1("AuthJWKSStartupWait", set_interval, "startup", OR_AUTHCFG,
                   "seconds a request waits for the first key load before 503 (default 5)"),
     AP_INIT_FLAG("AuthJWKSStripClaimHeaders", set_strip, NULL, RSRC_CONF,

@@ -24,6 +24,7 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "http_main.h"
 #include "util_mutex.h"
 #include "mod_ssl.h"
 
@@ -31,6 +32,8 @@
 #include "ajw_json.h"
 #include "ajw_dpop.h"
 #include "ajw_ratelog.h"
+#include "ajw_secret.h"
+#include "ajw_crypt.h"
 
 #include "mod_auth_jwks.h"
 
@@ -75,9 +78,11 @@ static replay_store_t *replay;
 static int dpop_used;                  /* some section has AuthJWKSDPoP allow|require */
 static long long replay_entries = -1;  /* AuthJWKSDPoPReplayCache; -1: default */
 static apr_array_header_t *prm_all;    /* ajw_prm_t * */
-/* Key of the server nonces: random, made once per parent process (process
- * pool) and copied into every child by fork, so all children and
- * generations accept each other's nonces; a full restart makes a new one. */
+/* Key of the server nonces: with AuthJWKSFleetKey, derived from it, so every
+ * server of the fleet accepts every other's nonces (and across restarts);
+ * else random, made once per parent process (process pool) and copied into
+ * every child by fork, so all children and generations accept each other's
+ * nonces and a full restart makes a new one. */
 static unsigned char nonce_secret[AJW_DPOP_NONCE_SECRET];
 static int nonce_ready;
 /* How long a replay entry lives past its proof's iat: the largest
@@ -429,6 +434,59 @@ static int accepted_before(request_rec *r, const char *jti)
     return 0;
 }
 
+/* With AuthJWKSFleetKey and a cache shared over the network
+ * (AuthJWKSCacheSocache memcache:/redis:), the fleet: one entry per proof
+ * under an id only holders of the fleet key can compute (an HMAC of the
+ * replay key), so the cache's other users can neither predict nor
+ * enumerate them. NULL when proofs are remembered per server only. */
+static ajw_socache_conf_t *fleet_replay(request_rec *r, const ajw_keys_t **keys)
+{
+    ajw_srv_conf *msc = ap_get_module_config(ap_server_conf->module_config, &auth_jwks_module);
+    (void)r;
+    *keys = msc->fleet_keys;
+    return msc->fleet_keys && ajw_socache_is_remote(msc->socache) ? msc->socache : NULL;
+}
+
+/* The fleet's memory of the proof (see fleet_replay), after the server's own
+ * table took it as new. Not one atomic step: between the look-up and the
+ * store (one round trip to the cache) another server can take the same
+ * proof as new too. A cache that cannot answer refuses (503): the operator
+ * asked for fleet-wide replay protection, and we do not quietly drop it. */
+static int fleet_replay_check(request_rec *r, const unsigned char key[32],
+                              const ajw_dpop_proof_t *pr)
+{
+    const ajw_keys_t *keys = NULL;
+    ajw_socache_conf_t *sc = fleet_replay(r, &keys);
+    unsigned char id[1 + 32];
+    apr_time_t t0 = apr_time_now();
+    apr_status_t rv;
+    int seen = 0;
+    if (!sc)
+        return OK;
+    id[0] = 'J';
+    if (ajw_crypt_hmac_sha256(id + 1, keys->jti, AJW_KEY_LEN, key, 32) != 0)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    rv = ajw_socache_mark(sc, id, sizeof(id),
+                          apr_time_from_sec(pr->iat + replay_horizon + 1), &seen, r->pool);
+    if (rv != APR_SUCCESS) {
+        unsigned long held = 0;
+        if (ajw_ratelog_allow(ajw_mod.ratelog, "dpop-fleet-replay", apr_time_now(), &held))
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "DPoP fleet replay check: socache %s "
+                          "cannot be read or written; refusing DPoP requests (503)%s",
+                          ajw_socache_name(sc), held ? apr_psprintf(r->pool,
+                          " [%lu more like this since the last such line]", held) : "");
+        apr_table_setn(r->err_headers_out, "Retry-After", AJW_RETRY_AFTER);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "DPoP fleet replay check: %s in %"
+                  APR_TIME_T_FMT " us", seen ? "seen" : "new", apr_time_now() - t0);
+    if (seen)
+        return refuse(r, "invalid_dpop_proof", "The DPoP proof was used before",
+                      "DPoP proof rejected: replay: jti seen before within the window by a "
+                      "server of the fleet (alg=%s)", ajw_mod_log_item(r->pool, pr->alg_name));
+    return OK;
+}
+
 /* Remember the proof server-wide. OK, or the status of a refusal. */
 static int replay_check(request_rec *r, const ajw_dpop_proof_t *pr, long long now)
 {
@@ -464,7 +522,7 @@ static int replay_check(request_rec *r, const ajw_dpop_proof_t *pr, long long no
         apr_table_setn(r->err_headers_out, "Retry-After", AJW_RETRY_AFTER);
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    return OK;
+    return fleet_replay_check(r, key, pr);
 }
 
 /* Send a fresh nonce with this response (RFC 9449 §8). */
@@ -785,6 +843,7 @@ static int dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     void *data = NULL;
     size_t entries = replay_entries > 0 ? (size_t)replay_entries : REPLAY_DEFAULT;
     size_t size = ajw_replay_size(entries);
+    ajw_srv_conf *msc;
     replay_store_t *st;
     apr_status_t rv;
     (void)pconf;
@@ -792,8 +851,14 @@ static int dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     ssl_lookup = APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup);
     replay_horizon = conf_max(ptemp, ap_conftree, "AuthJWKSDPoPWindow", AJW_DPOP_WINDOW_DEFAULT)
                      + conf_max(ptemp, ap_conftree, "AuthJWKSLeeway", 60);
-    apr_pool_userdata_get(&data, DPOP_SECRET_KEY, pp);
-    if (!data && dpop_used) {
+    msc = ap_get_module_config(s->module_config, &auth_jwks_module);
+    if (msc->fleet_keys) {            /* every server of the fleet makes and takes the same */
+        memcpy(nonce_secret, msc->fleet_keys->nonce, AJW_DPOP_NONCE_SECRET);
+        nonce_ready = 1;
+    }
+    else
+        apr_pool_userdata_get(&data, DPOP_SECRET_KEY, pp);
+    if (!data && dpop_used && !msc->fleet_keys) {
         data = apr_palloc(pp, AJW_DPOP_NONCE_SECRET);
         if ((rv = apr_generate_random_bytes(data, AJW_DPOP_NONCE_SECRET)) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "DPoP: no random bytes for the nonce key");

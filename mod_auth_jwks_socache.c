@@ -28,6 +28,7 @@
 
 #include "ajw_shared.h"
 #include "ajw_shared_record.h"
+#include "ajw_secret.h"
 
 #include "mod_auth_jwks.h"
 
@@ -44,6 +45,7 @@ struct ajw_socache_conf_t {
     ap_socache_instance_t *inst;
     apr_global_mutex_t *mutex;           /* non-NULL for AP_SOCACHE_FLAG_NOTMPSAFE providers */
     server_rec *s;                       /* main server, for the provider's own log lines */
+    unsigned char key[AJW_SHARED_KEY_LEN];   /* the records' MAC key (post_config) */
 };
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -105,6 +107,17 @@ const char *ajw_socache_config(cmd_parms *cmd, const char *arg, ajw_socache_conf
                             arg, SOCACHE_MUTEX);
     *out = c;
     return NULL;
+}
+
+int ajw_socache_is_remote(const ajw_socache_conf_t *c)
+{
+    return c && strcmp(c->name, "shmcb") != 0 && strcmp(c->name, "shmht") != 0
+           && strcmp(c->name, "dbm") != 0;
+}
+
+const char *ajw_socache_name(const ajw_socache_conf_t *c)
+{
+    return c ? c->name : "none";
 }
 
 /* ---- the store ------------------------------------------------------------------- */
@@ -171,7 +184,8 @@ static apr_status_t sc_get(ajw_shared_t *self, const char *url, const char *ca_f
                             apr_strerror(rv, ebuf, sizeof(ebuf)));
         goto cleanup;
     }
-    rv = ajw_shared_record_decode(doc, (const char *)buf, len, url, ca_file, max_len, &bad, p);
+    rv = ajw_shared_record_decode(doc, (const char *)buf, len, c->key, url, ca_file, max_len,
+                                  &bad, p);
     if (rv != APR_SUCCESS)
         *why = apr_psprintf(p, "%s: %s", where(c, url, ca_file, p), bad);
 cleanup:
@@ -194,7 +208,7 @@ static apr_status_t sc_put(ajw_shared_t *self, const char *url, const char *ca_f
         *why = "cannot name the record";
         goto cleanup;
     }
-    rv = ajw_shared_record_encode(&text, &len, url, ca_file, doc, why, p);
+    rv = ajw_shared_record_encode(&text, &len, c->key, url, ca_file, doc, why, p);
     if (rv != APR_SUCCESS)
         goto cleanup;
     if (len > SOCACHE_VALUE_MAX) {
@@ -219,6 +233,30 @@ cleanup:
     return rv;
 }
 
+/* ---- fleet-wide "seen" marks (DPoP replay) ------------------------------------ */
+
+apr_status_t ajw_socache_mark(ajw_socache_conf_t *c, const unsigned char *id, size_t idlen,
+                              apr_time_t expiry, int *seen, apr_pool_t *p)
+{
+    unsigned char val[8];
+    unsigned int len = sizeof(val);
+    apr_status_t rv;
+
+    *seen = 0;
+    if ((rv = lock(c)) != APR_SUCCESS)
+        return rv;
+    rv = c->prov->retrieve(c->inst, c->s, id, (unsigned int)idlen, val, &len, p);
+    if (rv == APR_SUCCESS || rv == APR_ENOSPC || rv == APR_ENOMEM) {
+        *seen = 1;                    /* any value under the id: someone marked it */
+        rv = APR_SUCCESS;
+    }
+    else if (rv == APR_NOTFOUND)
+        rv = c->prov->store(c->inst, c->s, id, (unsigned int)idlen, expiry,
+                            (unsigned char *)"1", 1, p);
+    unlock(c);
+    return rv;
+}
+
 /* ---- life cycle ------------------------------------------------------------------ */
 
 static apr_status_t destroy_instance(void *data)
@@ -228,7 +266,8 @@ static apr_status_t destroy_instance(void *data)
     return APR_SUCCESS;
 }
 
-apr_status_t ajw_socache_post_config(ajw_shared_t **out, ajw_socache_conf_t *c, server_rec *s,
+apr_status_t ajw_socache_post_config(ajw_shared_t **out, ajw_socache_conf_t *c,
+                                     const ajw_keys_t *keys, server_rec *s,
                                      apr_pool_t *pconf, const char **why)
 {
     struct ap_socache_hints hints;
@@ -239,6 +278,7 @@ apr_status_t ajw_socache_post_config(ajw_shared_t **out, ajw_socache_conf_t *c, 
     *out = NULL;
     *why = NULL;
     c->s = s;
+    memcpy(c->key, keys->record, AJW_SHARED_KEY_LEN);
     if (c->prov->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
         rv = ap_global_mutex_create(&c->mutex, NULL, SOCACHE_MUTEX, NULL, s, pconf, 0);
         if (rv != APR_SUCCESS) {

@@ -8,10 +8,12 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/kdf.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
@@ -801,4 +803,42 @@ int ajw_crypt_hmac_sha256(unsigned char out[32], const void *key, size_t keylen,
 
     ERR_clear_error();
     return ok ? 0 : -1;
+}
+
+int ajw_crypt_hkdf_sha256(unsigned char *out, size_t outlen, const void *ikm, size_t ikmlen,
+                          const char *salt, const char *info)
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[5];
+    int ok = 0;
+
+    if (!ctx || !ikm || !ikmlen || !salt || !info)
+        goto cleanup;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikmlen);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
+                                                  strlen(salt));
+    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info,
+                                                  strlen(info));
+    params[4] = OSSL_PARAM_construct_end();
+    ok = EVP_KDF_derive(ctx, out, outlen, params) == 1;
+cleanup:
+    if (!ok && out)
+        OPENSSL_cleanse(out, outlen);
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+int ajw_crypt_equal(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+void ajw_crypt_wipe(void *p, size_t len)
+{
+    if (p && len)
+        OPENSSL_cleanse(p, len);
 }

@@ -62,4 +62,16 @@ int ajw_crypt_sha256(unsigned char out[32], const void *data, size_t len);
 int ajw_crypt_hmac_sha256(unsigned char out[32], const void *key, size_t keylen,
                           const void *data, size_t len);
 
+/* HKDF-SHA-256 (RFC 5869) of ikm with salt and info (text labels) into
+ * out[outlen]. Returns 0 on success; on failure out is wiped. */
+int ajw_crypt_hkdf_sha256(unsigned char *out, size_t outlen, const void *ikm, size_t ikmlen,
+                          const char *salt, const char *info);
+
+/* 1 when the len bytes at a and b are equal, else 0; the time taken does not
+ * depend on where they differ (for MACs). */
+int ajw_crypt_equal(const void *a, const void *b, size_t len);
+
+/* Overwrite len bytes at p with zeros in a way the compiler keeps (secrets). */
+void ajw_crypt_wipe(void *p, size_t len);
+
 #endif

@@ -66,11 +66,13 @@ apr_status_t ajw_shared_file_check_dir(const char *dir, uid_t uid, gid_t gid,
  * 0600, written to a temporary file in dir, fsynced and renamed over the
  * old one; read with O_NOFOLLOW, refused unless a regular file owned by euid
  * or root and not group/other writable, at most 2 * max_len + 64 KiB, a
- * strict JSON object naming the same url and ca_file. Leases: flock on
+ * record (ajw_shared_record.h) MACed with key (AJW_SHARED_KEY_LEN bytes,
+ * copied) naming the same url and ca_file. Leases: flock on
  * <sha256-hex>.lock (per open file, so they exclude threads of one process
  * too), which also holds the last attempt time. */
 apr_status_t ajw_shared_file_create(ajw_shared_t **out, const char *dir,
-                                    const char **why, apr_pool_t *p);
+                                    const unsigned char *key, const char **why,
+                                    apr_pool_t *p);
 
 /* Two stores as one (httpd: AuthJWKSCacheDir and AuthJWKSCacheSocache).
  * get reads both and returns the valid record fetched later (a tie: local's;

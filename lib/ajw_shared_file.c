@@ -20,12 +20,14 @@
 
 #include "ajw_shared.h"
 #include "ajw_shared_record.h"
+#include "ajw_crypt.h"
 
 #define STAMP_LEN        24           /* the lock file: decimal microseconds, padded */
 
 typedef struct file_store_t {
     int dirfd;                        /* read-only after create */
     const char *dir;
+    unsigned char key[AJW_SHARED_KEY_LEN];   /* the records' MAC key; read-only */
 } file_store_t;
 
 typedef struct file_lease_t {
@@ -221,7 +223,8 @@ static apr_status_t file_get(ajw_shared_t *self, const char *url, const char *ca
         goto cleanup;
     }
     buf[st.st_size] = '\0';
-    rv = ajw_shared_record_decode(doc, buf, (size_t)st.st_size, url, ca_file, max_len, &bad, p);
+    rv = ajw_shared_record_decode(doc, buf, (size_t)st.st_size, fs->key, url, ca_file, max_len,
+                                  &bad, p);
     if (rv != APR_SUCCESS)
         *why = apr_psprintf(p, "%s/%s: %s", fs->dir, name, bad);
 cleanup:
@@ -265,7 +268,7 @@ static apr_status_t file_put(ajw_shared_t *self, const char *url, const char *ca
         *why = "cannot name the record";
         goto cleanup;
     }
-    rv = ajw_shared_record_encode(&text, &len, url, ca_file, doc, why, p);
+    rv = ajw_shared_record_encode(&text, &len, fs->key, url, ca_file, doc, why, p);
     if (rv != APR_SUCCESS)
         goto cleanup;
     if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS)
@@ -377,11 +380,13 @@ static apr_status_t store_cleanup(void *data)
     if (fs->dirfd >= 0)
         close(fs->dirfd);
     fs->dirfd = -1;
+    ajw_crypt_wipe(fs->key, sizeof(fs->key));
     return APR_SUCCESS;
 }
 
 apr_status_t ajw_shared_file_create(ajw_shared_t **out, const char *dir,
-                                    const char **why, apr_pool_t *p)
+                                    const unsigned char *key, const char **why,
+                                    apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
     ajw_shared_t *sh;
@@ -392,6 +397,7 @@ apr_status_t ajw_shared_file_create(ajw_shared_t **out, const char *dir,
     *why = NULL;
     fs = apr_pcalloc(p, sizeof(*fs));
     fs->dir = apr_pstrdup(p, dir ? dir : "");
+    memcpy(fs->key, key, AJW_SHARED_KEY_LEN);
     fs->dirfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
     if (fs->dirfd < 0) {
         rv = dir ? APR_FROM_OS_ERROR(errno) : APR_EINVAL;

@@ -13,6 +13,10 @@
 #include "ajw_types.h"
 
 #define RECORD_SLACK   (64 * 1024)
+#define MAC_TAG        "AJW2 "
+#define MAC_TAG_LEN    (sizeof(MAC_TAG) - 1)
+#define MAC_HEX_LEN    64
+#define MAC_LINE_LEN   (MAC_TAG_LEN + MAC_HEX_LEN + 1)     /* with its "\n" */
 #define RECORD_DEPTH   4
 
 apr_status_t ajw_shared_record_id(unsigned char id[AJW_SHARED_ID_LEN], const char *url,
@@ -46,13 +50,28 @@ size_t ajw_shared_record_cap(size_t max_len)
     return 2 * max_len + RECORD_SLACK;
 }
 
-apr_status_t ajw_shared_record_encode(char **out, size_t *len, const char *url,
-                                      const char *ca_file, const ajw_shared_doc_t *doc,
-                                      const char **why, apr_pool_t *p)
+static const char hexdig[] = "0123456789abcdef";
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+apr_status_t ajw_shared_record_encode(char **out, size_t *len,
+                                      const unsigned char key[AJW_SHARED_KEY_LEN],
+                                      const char *url, const char *ca_file,
+                                      const ajw_shared_doc_t *doc, const char **why,
+                                      apr_pool_t *p)
 {
     apr_status_t rv = APR_EINVAL;
     json_t *o = NULL, *body = NULL;
-    char *text = NULL;
+    unsigned char mac[32];
+    char *text = NULL, *rec;
+    size_t tlen, i;
 
     *out = NULL;
     *len = 0;
@@ -83,8 +102,21 @@ apr_status_t ajw_shared_record_encode(char **out, size_t *len, const char *url,
         *why = "the record cannot be serialised";
         goto cleanup;
     }
-    *len = strlen(text);
-    *out = apr_pstrmemdup(p, text, *len);
+    tlen = strlen(text);
+    if (ajw_crypt_hmac_sha256(mac, key, AJW_SHARED_KEY_LEN, text, tlen) != 0) {
+        *why = "the record cannot be authenticated (HMAC failed)";
+        goto cleanup;
+    }
+    rec = apr_palloc(p, MAC_LINE_LEN + tlen + 1);
+    memcpy(rec, MAC_TAG, MAC_TAG_LEN);
+    for (i = 0; i < sizeof(mac); i++) {
+        rec[MAC_TAG_LEN + 2 * i] = hexdig[mac[i] >> 4];
+        rec[MAC_TAG_LEN + 2 * i + 1] = hexdig[mac[i] & 15];
+    }
+    rec[MAC_LINE_LEN - 1] = '\n';
+    memcpy(rec + MAC_LINE_LEN, text, tlen + 1);
+    *len = MAC_LINE_LEN + tlen;
+    *out = rec;
     rv = APR_SUCCESS;
 cleanup:
     free(text);
@@ -134,7 +166,35 @@ static const char *record_to_doc(const json_t *o, const char *url, const char *c
     return NULL;
 }
 
+/* The MAC line of buf checked under key: NULL when it verifies, else why not.
+ * Every byte after the line is covered; nothing of it is looked at here. */
+static const char *check_mac(const char *buf, size_t len, const unsigned char *key)
+{
+    unsigned char want[32], got[32];
+    int hi, lo, bad = 0;
+    size_t i;
+
+    if (len < MAC_LINE_LEN || memcmp(buf, MAC_TAG, MAC_TAG_LEN) != 0)
+        return "record without a MAC (an earlier version's, or planted; refused until the "
+               "next fetch rewrites it)";
+    for (i = 0; i < sizeof(got); i++) {
+        hi = hexval(buf[MAC_TAG_LEN + 2 * i]);
+        lo = hexval(buf[MAC_TAG_LEN + 2 * i + 1]);
+        bad |= hi < 0 || lo < 0;
+        got[i] = (unsigned char)(((hi & 15) << 4) | (lo & 15));
+    }
+    if (bad || buf[MAC_LINE_LEN - 1] != '\n')
+        return "record without a MAC (malformed MAC line)";
+    if (ajw_crypt_hmac_sha256(want, key, AJW_SHARED_KEY_LEN, buf + MAC_LINE_LEN,
+                              len - MAC_LINE_LEN) != 0)
+        return "record MAC cannot be computed";
+    if (!ajw_crypt_equal(want, got, sizeof(want)))
+        return "record MAC does not verify (written with another key, or altered)";
+    return NULL;
+}
+
 apr_status_t ajw_shared_record_decode(ajw_shared_doc_t *doc, const char *buf, size_t len,
+                                      const unsigned char key[AJW_SHARED_KEY_LEN],
                                       const char *url, const char *ca_file, size_t max_len,
                                       const char **why, apr_pool_t *p)
 {
@@ -150,6 +210,10 @@ apr_status_t ajw_shared_record_decode(ajw_shared_doc_t *doc, const char *buf, si
                             (apr_size_t)len, (apr_size_t)cap);
         goto cleanup;
     }
+    if ((*why = check_mac(buf, len, key)) != NULL)
+        goto cleanup;
+    buf += MAC_LINE_LEN;
+    len -= MAC_LINE_LEN;
     memset(&err, 0, sizeof(err));
     if (ajw_json_parse_object(&o, buf, len, cap, RECORD_DEPTH, p, &err) != AJW_OK) {
         *why = apr_psprintf(p, "malformed record: %s", err.text);

@@ -26,7 +26,7 @@ for f in glob.glob(os.path.join(root, "tests", "fixtures", "*.json")):
 if target == "record":
     body = json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]})
     for url, ca in (("https://idp.test/jwks", None), ("http://127.0.0.1:1/j", "/ca.pem")):
-        rec = {"v": 1, "url": url, "fetched": 1796000000000000, "max_age": 300,
+        rec = {"v": 2, "url": url, "fetched": 1796000000000000, "max_age": 300,
                "etag": '"e1"', "body": body}
         if ca:
             rec["ca_file"] = ca

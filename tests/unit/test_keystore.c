@@ -789,6 +789,10 @@ typedef struct shdir_t {
     ajw_shared_t *sh;
 } shdir_t;
 
+/* The records' key of the server under test, and an attacker's. */
+static const unsigned char SHKEY[32] = "keystore-test-record-key-0123456";
+static const unsigned char EVILKEY[32] = "keystore-test-attacker-key-01234";
+
 static void shdir_make(shdir_t *d, apr_pool_t *p)
 {
     const char *why = NULL;
@@ -796,7 +800,7 @@ static void shdir_make(shdir_t *d, apr_pool_t *p)
     assert_non_null(mkdtemp(d->root));
     d->dir = apr_pstrcat(p, d->root, "/shared", NULL);
     assert_int_equal(ajw_shared_file_check_dir(d->dir, geteuid(), getegid(), &why, p), APR_SUCCESS);
-    assert_int_equal(ajw_shared_file_create(&d->sh, d->dir, &why, p), APR_SUCCESS);
+    assert_int_equal(ajw_shared_file_create(&d->sh, d->dir, SHKEY, &why, p), APR_SUCCESS);
 }
 
 static void shdir_remove(shdir_t *d)
@@ -963,6 +967,48 @@ static void test_fetch_writes_shared_copy(void **state)
         ajw_source_release(h);
     }
     env_end(&e);
+    apr_pool_destroy(p);
+    shdir_remove(&d);
+}
+
+/* A newer record written with another key (someone who can write the
+ * directory but not read our key): never adopted, whatever its fetch time;
+ * the source fetches and the record is rewritten with our key. */
+static void test_shared_forged_record(void **state)
+{
+    apr_pool_t *p;
+    shdir_t d;
+    env_t e;
+    ajw_shared_t *evil = NULL;
+    ajw_shared_doc_t rec;
+    const char *why = NULL;
+    ajw_keyhold_t *h;
+    (void)state;
+    log_clear();
+    apr_pool_create(&p, NULL);
+    shdir_make(&d, p);
+    assert_int_equal(ajw_shared_file_create(&evil, d.dir, EVILKEY, &why, p), APR_SUCCESS);
+    memset(&rec, 0, sizeof(rec));
+    rec.body = DOC_B;
+    rec.len = strlen(DOC_B);
+    rec.fetched = apr_time_now() + apr_time_from_sec(30);   /* "newer" than anything */
+    rec.max_age = 86400;
+    assert_int_equal(evil->put(evil, URL, NULL, &rec, &why, p), APR_SUCCESS);
+    fake_reset(DOC_A);
+    env_shared(&e, d.sh, 60000, 1000);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    assert_true(wait_generation(e.src, 1));
+    assert_int_equal(fake_calls(), 1);
+    assert_true(log_has("shared copy of " URL " refused"));
+    assert_true(log_has("record MAC does not verify"));
+    h = ajw_source_acquire(e.src, 0);
+    assert_string_equal(first_kid(h), "key-a");
+    ajw_source_release(h);
+    env_end(&e);
+    /* Rewritten with our key: ours reads it, the attacker's key does not. */
+    assert_true(shared_get(d.sh, &rec, p));
+    assert_string_equal(rec.body, DOC_A);
+    assert_int_not_equal(evil->get(evil, URL, NULL, 1 << 20, &rec, &why, p), APR_SUCCESS);
     apr_pool_destroy(p);
     shdir_remove(&d);
 }
@@ -1161,7 +1207,7 @@ static void test_two_stores_one_fetch(void **state)
     log_clear();
     apr_pool_create(&p, NULL);
     shdir_make(&d, p);
-    assert_int_equal(ajw_shared_file_create(&sh2, d.dir, &why, p), APR_SUCCESS);
+    assert_int_equal(ajw_shared_file_create(&sh2, d.dir, SHKEY, &why, p), APR_SUCCESS);
     fake_reset(DOC_A);
     pthread_mutex_lock(&fake.mu);
     fake.delay = MS(200);                        /* both start while it runs */
@@ -1296,6 +1342,7 @@ int main(void)
         cmocka_unit_test(test_release_after_cleanup),
         cmocka_unit_test(test_start_from_shared_copy),
         cmocka_unit_test(test_fetch_writes_shared_copy),
+        cmocka_unit_test(test_shared_forged_record),
         cmocka_unit_test(test_max_stale),
         cmocka_unit_test(test_stale_shared_copy_not_used),
         cmocka_unit_test(test_rotation_wait),

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include <openssl/hmac.h>
+#include <openssl/evp.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -24,6 +26,26 @@
 #define URL2 "https://other.example/jwks"
 #define DOC "{\"keys\":[{\"kty\":\"EC\",\"kid\":\"k\\u00e9\",\"x\":\"\\\"q\\\"\"}]}\n"
 #define STRANGER 12345
+
+/* The records' MAC key of these tests, and another one. */
+static const unsigned char KEY[AJW_SHARED_KEY_LEN] = "0123456789abcdef0123456789abcdef";
+static const unsigned char KEY2[AJW_SHARED_KEY_LEN] = "0123456789abcdef0123456789abcdeF";
+
+/* "AJW2 <hex HMAC-SHA-256 of json under key>\n" json, computed here with
+ * OpenSSL directly (not through the code under test). */
+static const char *mac_wrap(const char *json, const unsigned char *key, apr_pool_t *p)
+{
+    unsigned char mac[32];
+    unsigned int mlen = 0;
+    char hex[65];
+    int i;
+    assert_non_null(HMAC(EVP_sha256(), key, AJW_SHARED_KEY_LEN, (const unsigned char *)json,
+                         strlen(json), mac, &mlen));
+    assert_int_equal(mlen, 32);
+    for (i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    return apr_pstrcat(p, "AJW2 ", hex, "\n", json, NULL);
+}
 
 typedef struct env_t {
     apr_pool_t *p;
@@ -65,7 +87,7 @@ static ajw_shared_t *make_store(env_t *e)
     const char *why = NULL;
     assert_int_equal(ajw_shared_file_check_dir(e->dir, geteuid(), getegid(), &why, e->p),
                      APR_SUCCESS);
-    assert_int_equal(ajw_shared_file_create(&sh, e->dir, &why, e->p), APR_SUCCESS);
+    assert_int_equal(ajw_shared_file_create(&sh, e->dir, KEY, &why, e->p), APR_SUCCESS);
     return sh;
 }
 
@@ -159,7 +181,7 @@ static void test_dir_refused(void **state)
     assert_int_equal(chmod(e->dir, 0770), 0);
     assert_int_not_equal(ajw_shared_file_check_dir(e->dir, 0, 0, &why, e->p), APR_SUCCESS);
     assert_non_null(strstr(why, "writable by group or others"));
-    assert_int_not_equal(ajw_shared_file_create(&sh, e->dir, &why, e->p), APR_SUCCESS);
+    assert_int_not_equal(ajw_shared_file_create(&sh, e->dir, KEY, &why, e->p), APR_SUCCESS);
     assert_int_equal(chmod(e->dir, 01777), 0);
     assert_int_not_equal(ajw_shared_file_check_dir(e->dir, 0, 0, &why, e->p), APR_SUCCESS);
     assert_int_equal(chmod(e->dir, 0700), 0);
@@ -167,7 +189,7 @@ static void test_dir_refused(void **state)
     assert_int_equal(symlink(e->dir, link), 0);
     assert_int_not_equal(ajw_shared_file_check_dir(link, 0, 0, &why, e->p), APR_SUCCESS);
     assert_non_null(strstr(why, "symbolic link"));
-    assert_int_not_equal(ajw_shared_file_create(&sh, link, &why, e->p), APR_SUCCESS);
+    assert_int_not_equal(ajw_shared_file_create(&sh, link, KEY, &why, e->p), APR_SUCCESS);
     /* A plain file. */
     fd = open(file, O_CREAT | O_WRONLY, 0600);
     assert_true(fd >= 0);
@@ -265,7 +287,7 @@ static void test_hostile_records(void **state)
     assert_int_equal(lstat(path, &st), 0);
     assert_int_equal(truncate(path, st.st_size / 2), 0);
     assert_int_not_equal(sh->get(sh, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
-    assert_non_null(strstr(why, "malformed"));
+    assert_non_null(strstr(why, "record MAC does not verify"));
     /* Empty. */
     assert_int_equal(truncate(path, 0), 0);
     assert_int_not_equal(sh->get(sh, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
@@ -279,14 +301,22 @@ static void test_hostile_records(void **state)
     free(big);
     assert_int_not_equal(sh->get(sh, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
     assert_non_null(strstr(why, "has a bad size (307200 bytes)"));
-    /* Well-formed JSON of the wrong shape. */
-    write_file(path, "{\"v\":1,\"url\":\"" URL "\",\"fetched\":\"x\",\"max_age\":1,\"body\":\"{}\"}",
-               strlen("{\"v\":1,\"url\":\"" URL "\",\"fetched\":\"x\",\"max_age\":1,\"body\":\"{}\"}"),
-               0600);
+    /* Well-formed JSON of the wrong shape, behind a valid MAC. */
+    other = mac_wrap("{\"v\":2,\"url\":\"" URL "\",\"fetched\":\"x\",\"max_age\":1,"
+                     "\"body\":\"{}\"}", KEY, e->p);
+    write_file(path, other, strlen(other), 0600);
     assert_int_not_equal(sh->get(sh, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
     assert_non_null(strstr(why, "fetch time"));
-    write_file(path, "{\"v\":1,\"v\":1}", 13, 0600);   /* duplicate member */
+    other = mac_wrap("{\"v\":2,\"v\":2}", KEY, e->p);   /* duplicate member */
+    write_file(path, other, strlen(other), 0600);
     assert_int_not_equal(sh->get(sh, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_non_null(strstr(why, "malformed"));
+    /* The same JSON without the MAC line (a v1 record): refused. */
+    write_file(path, "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}",
+               strlen("{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}"),
+               0600);
+    assert_int_not_equal(sh->get(sh, URL, NULL, 4096, &d, &why, e->p), APR_SUCCESS);
+    assert_non_null(strstr(why, "record without a MAC"));
     /* A good record made group-writable, or a stranger's: refused. */
     put_doc(sh, URL, NULL, DOC, 1700000000000000LL, e->p);
     assert_int_equal(chmod(path, 0660), 0);
@@ -346,7 +376,7 @@ static void test_lease(void **state)
     apr_time_t last = -1;
     apr_pool_t *sub;
 
-    assert_int_equal(ajw_shared_file_create(&sh2, e->dir, &why, e->p), APR_SUCCESS);
+    assert_int_equal(ajw_shared_file_create(&sh2, e->dir, KEY, &why, e->p), APR_SUCCESS);
     assert_int_equal(sh->lease(sh, URL, NULL, 1000, &last, &a, e->p), APR_SUCCESS);
     assert_non_null(a);
     assert_int_equal(last, 0);
@@ -411,10 +441,10 @@ static void test_record_roundtrip(void **state)
     char *text = NULL;
     size_t len = 0;
 
-    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, "/etc/ca.pem", &d, &why, e->p),
+    assert_int_equal(ajw_shared_record_encode(&text, &len, KEY, URL, "/etc/ca.pem", &d, &why, e->p),
                      APR_SUCCESS);
     assert_int_equal(strlen(text), len);
-    assert_int_equal(ajw_shared_record_decode(&back, text, len, URL, "/etc/ca.pem", 4096, &why,
+    assert_int_equal(ajw_shared_record_decode(&back, text, len, KEY, URL, "/etc/ca.pem", 4096, &why,
                                               e->p), APR_SUCCESS);
     assert_int_equal(back.len, d.len);
     assert_memory_equal(back.body, DOC, d.len);
@@ -423,26 +453,86 @@ static void test_record_roundtrip(void **state)
     assert_int_equal(back.max_age, -1);
     /* Without ETag; decoding needs no NUL terminator. */
     d.etag = NULL;
-    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_SUCCESS);
+    assert_int_equal(ajw_shared_record_encode(&text, &len, KEY, URL, NULL, &d, &why, e->p), APR_SUCCESS);
     text = apr_pmemdup(e->p, text, len);          /* followed by whatever: decode stops at len */
-    assert_int_equal(ajw_shared_record_decode(&back, text, len, URL, NULL, 4096, &why, e->p),
+    assert_int_equal(ajw_shared_record_decode(&back, text, len, KEY, URL, NULL, 4096, &why, e->p),
                      APR_SUCCESS);
     assert_null(back.etag);
     /* The exact URL and CA file only. */
-    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, URL2, NULL, 4096, &why, e->p),
+    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, KEY, URL2, NULL, 4096, &why, e->p),
                          APR_SUCCESS);
     assert_non_null(strstr(why, "another URL"));
     assert_null(back.body);
-    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, URL, "/etc/ca.pem", 4096,
+    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, KEY, URL, "/etc/ca.pem", 4096,
                                                   &why, e->p), APR_SUCCESS);
     assert_non_null(strstr(why, "another CA file"));
     /* A prefix of the URL is another URL. */
-    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, "https://idp.example/jwk",
+    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, KEY, "https://idp.example/jwk",
                                                   NULL, 4096, &why, e->p), APR_SUCCESS);
     /* Too large for the reader. */
-    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, URL, NULL, 8, &why, e->p),
+    assert_int_not_equal(ajw_shared_record_decode(&back, text, len, KEY, URL, NULL, 8, &why, e->p),
                          APR_SUCCESS);
     assert_non_null(strstr(why, "too large"));
+}
+
+/* The MAC line: checked before the JSON, under the reader's key only. */
+static void test_record_mac(void **state)
+{
+    env_t *e = *state;
+    ajw_shared_doc_t d = sample_doc(), back;
+    const char *why = NULL, *json, *rec;
+    char *text = NULL, *t2;
+    size_t len = 0, i;
+
+    assert_int_equal(ajw_shared_record_encode(&text, &len, KEY, URL, NULL, &d, &why, e->p),
+                     APR_SUCCESS);
+    /* The format: our own MAC over the JSON after the line. */
+    assert_true(len > 70 && !strncmp(text, "AJW2 ", 5) && text[69] == '\n');
+    json = text + 70;
+    assert_string_equal(mac_wrap(json, KEY, e->p), text);
+    assert_non_null(strstr(json, "\"v\":2"));
+    /* Another key: refused, whatever the content. */
+    assert_int_equal(ajw_shared_record_decode(&back, text, len, KEY2, URL, NULL, 4096, &why, e->p),
+                     APR_EGENERAL);
+    assert_non_null(strstr(why, "record MAC does not verify"));
+    assert_null(back.body);
+    /* The JSON alone (a v1 record, or one planted without the key). */
+    assert_int_equal(ajw_shared_record_decode(&back, json, strlen(json), KEY, URL, NULL, 4096,
+                                              &why, e->p), APR_EGENERAL);
+    assert_non_null(strstr(why, "record without a MAC"));
+    /* Every single-byte change anywhere in the record is refused. */
+    for (i = 0; i < len; i++) {
+        t2 = apr_pmemdup(e->p, text, len);
+        t2[i] = (char)(t2[i] == 'a' ? 'b' : 'a');
+        if (ajw_shared_record_decode(&back, t2, len, KEY, URL, NULL, 4096, &why, e->p)
+            == APR_SUCCESS)
+            fail_msg("byte %zu changed, record accepted", i);
+    }
+    /* Upper-case hex, a short line, a missing newline: no MAC line. */
+    t2 = apr_pmemdup(e->p, text, len);
+    for (i = 5; i < 69; i++)
+        if (t2[i] >= 'a' && t2[i] <= 'f')
+            t2[i] = (char)(t2[i] - 'a' + 'A');
+    assert_int_equal(ajw_shared_record_decode(&back, t2, len, KEY, URL, NULL, 4096, &why, e->p),
+                     APR_EGENERAL);
+    assert_int_equal(ajw_shared_record_decode(&back, text, 69, KEY, URL, NULL, 4096, &why, e->p),
+                     APR_EGENERAL);
+    assert_non_null(strstr(why, "record without a MAC"));
+    t2 = apr_pmemdup(e->p, text, len);
+    t2[69] = ' ';
+    assert_int_equal(ajw_shared_record_decode(&back, t2, len, KEY, URL, NULL, 4096, &why, e->p),
+                     APR_EGENERAL);
+    /* Valid MAC, trailing bytes after the JSON: the MAC covers them (refused). */
+    t2 = apr_pstrcat(e->p, text, " ", NULL);
+    assert_int_equal(ajw_shared_record_decode(&back, t2, len + 1, KEY, URL, NULL, 4096, &why,
+                                              e->p), APR_EGENERAL);
+    /* A record made by someone holding the key is taken, with its content. */
+    rec = mac_wrap("{\"v\":2,\"url\":\"" URL "\",\"fetched\":5,\"max_age\":7,"
+                   "\"body\":\"{}\"}", KEY, e->p);
+    assert_int_equal(ajw_shared_record_decode(&back, rec, strlen(rec), KEY, URL, NULL, 4096, &why,
+                                              e->p), APR_SUCCESS);
+    assert_int_equal(back.fetched, 5);
+    assert_int_equal(back.max_age, 7);
 }
 
 static void test_record_hostile(void **state)
@@ -451,29 +541,30 @@ static void test_record_hostile(void **state)
         { "", "bad size" },
         { "[]", "malformed" },
         { "\"x\"", "malformed" },
-        { "{\"v\":1", "malformed" },
-        { "{\"v\":1,\"v\":1}", "malformed" },                    /* duplicate member */
+        { "{\"v\":2", "malformed" },
+        { "{\"v\":2,\"v\":2}", "malformed" },                    /* duplicate member */
         { "{} {}", "malformed" },                                 /* trailing data */
-        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "version" },
+        { "{\"v\":3,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "version" },
+        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "version" },
         { "{\"v\":\"1\",\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "version" },
-        { "{\"v\":1,\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "another URL" },
-        { "{\"v\":1,\"url\":1,\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "another URL" },
-        { "{\"v\":1,\"url\":\"" URL "\\u0000x\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}",
+        { "{\"v\":2,\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "another URL" },
+        { "{\"v\":2,\"url\":1,\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}", "another URL" },
+        { "{\"v\":2,\"url\":\"" URL "\\u0000x\",\"fetched\":1,\"max_age\":1,\"body\":\"{}\"}",
           "malformed" },                                        /* NUL never decoded */
-        { "{\"v\":1,\"url\":\"" URL "\",\"ca_file\":\"/x\",\"fetched\":1,\"max_age\":1,"
+        { "{\"v\":2,\"url\":\"" URL "\",\"ca_file\":\"/x\",\"fetched\":1,\"max_age\":1,"
           "\"body\":\"{}\"}", "another CA file" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"ca_file\":null,\"fetched\":1,\"max_age\":1,"
+        { "{\"v\":2,\"url\":\"" URL "\",\"ca_file\":null,\"fetched\":1,\"max_age\":1,"
           "\"body\":\"{}\"}", "another CA file" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":0,\"max_age\":1,\"body\":\"{}\"}", "fetch time" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1.5,\"max_age\":1,\"body\":\"{}\"}", "fetch time" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":-2,\"body\":\"{}\"}", "max_age" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"body\":\"{}\"}", "max_age" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"etag\":1,\"body\":\"{}\"}",
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":0,\"max_age\":1,\"body\":\"{}\"}", "fetch time" },
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1.5,\"max_age\":1,\"body\":\"{}\"}", "fetch time" },
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":-2,\"body\":\"{}\"}", "max_age" },
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1,\"body\":\"{}\"}", "max_age" },
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"etag\":1,\"body\":\"{}\"}",
           "etag" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"\"}", "no document" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":{}}", "no document" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1}", "no document" },
-        { "{\"v\":1,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"x\":[[[[1]]]],"
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":\"\"}", "no document" },
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"body\":{}}", "no document" },
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1}", "no document" },
+        { "{\"v\":2,\"url\":\"" URL "\",\"fetched\":1,\"max_age\":1,\"x\":[[[[1]]]],"
           "\"body\":\"{}\"}", "malformed" },                    /* nested too deep */
     };
     env_t *e = *state;
@@ -483,31 +574,33 @@ static void test_record_hostile(void **state)
     size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *rec = i ? mac_wrap(bad[i].text, KEY, e->p) : bad[i].text;
         why = NULL;
-        assert_int_equal(ajw_shared_record_decode(&d, bad[i].text, strlen(bad[i].text), URL,
-                                                  NULL, 4096, &why, e->p), APR_EGENERAL);
+        assert_int_equal(ajw_shared_record_decode(&d, rec, strlen(rec), KEY, URL, NULL, 4096,
+                                                  &why, e->p), APR_EGENERAL);
         assert_non_null(why);
         if (!strstr(why, bad[i].why))
             fail_msg("case %zu: '%s' does not say '%s'", i, why, bad[i].why);
         assert_null(d.body);
     }
     /* NULL buffer; over the cap (2 * 10 + 64 KiB) before any parsing. */
-    assert_int_equal(ajw_shared_record_decode(&d, NULL, 5, URL, NULL, 10, &why, e->p),
+    assert_int_equal(ajw_shared_record_decode(&d, NULL, 5, KEY, URL, NULL, 10, &why, e->p),
                      APR_EGENERAL);
     big = apr_palloc(e->p, 70 * 1024);
     memset(big, ' ', 70 * 1024);
     big[0] = '{';
     big[70 * 1024 - 1] = '}';
-    assert_int_equal(ajw_shared_record_decode(&d, big, 70 * 1024, URL, NULL, 10, &why, e->p),
+    assert_int_equal(ajw_shared_record_decode(&d, big, 70 * 1024, KEY, URL, NULL, 10, &why, e->p),
                      APR_EGENERAL);
     assert_string_equal(why, "bad size (71680 bytes, at most 65556)");
     /* An ETag over 255 bytes. */
     etag = apr_palloc(e->p, 300);
     memset(etag, 'e', 299);
     etag[299] = '\0';
-    big = apr_psprintf(e->p, "{\"v\":1,\"url\":\"%s\",\"fetched\":1,\"max_age\":1,\"etag\":\"%s\","
+    big = apr_psprintf(e->p, "{\"v\":2,\"url\":\"%s\",\"fetched\":1,\"max_age\":1,\"etag\":\"%s\","
                        "\"body\":\"{}\"}", URL, etag);
-    assert_int_equal(ajw_shared_record_decode(&d, big, strlen(big), URL, NULL, 4096, &why, e->p),
+    big = (char *)mac_wrap(big, KEY, e->p);
+    assert_int_equal(ajw_shared_record_decode(&d, big, strlen(big), KEY, URL, NULL, 4096, &why, e->p),
                      APR_EGENERAL);
     assert_non_null(strstr(why, "etag"));
 }
@@ -521,26 +614,26 @@ static void test_record_encode_refuses(void **state)
     size_t len = 7;
 
     d.fetched = 0;
-    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_EINVAL);
+    assert_int_equal(ajw_shared_record_encode(&text, &len, KEY, URL, NULL, &d, &why, e->p), APR_EINVAL);
     assert_null(text);
     assert_int_equal(len, 0);
     assert_non_null(why);
     d = sample_doc();
     d.max_age = -2;
-    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_EINVAL);
+    assert_int_equal(ajw_shared_record_encode(&text, &len, KEY, URL, NULL, &d, &why, e->p), APR_EINVAL);
     d = sample_doc();
     etag = apr_palloc(e->p, 300);
     memset(etag, 'e', 299);
     etag[299] = '\0';
     d.etag = etag;
-    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_EINVAL);
+    assert_int_equal(ajw_shared_record_encode(&text, &len, KEY, URL, NULL, &d, &why, e->p), APR_EINVAL);
     d = sample_doc();
     d.body = "\xff\xfe";
     d.len = 2;
-    assert_int_equal(ajw_shared_record_encode(&text, &len, URL, NULL, &d, &why, e->p), APR_EINVAL);
+    assert_int_equal(ajw_shared_record_encode(&text, &len, KEY, URL, NULL, &d, &why, e->p), APR_EINVAL);
     assert_non_null(strstr(why, "UTF-8"));
     d = sample_doc();
-    assert_int_equal(ajw_shared_record_encode(&text, &len, "https://x/\xff", NULL, &d, &why, e->p),
+    assert_int_equal(ajw_shared_record_encode(&text, &len, KEY, "https://x/\xff", NULL, &d, &why, e->p),
                      APR_EINVAL);
 }
 
@@ -563,7 +656,7 @@ static apr_status_t mem_get(ajw_shared_t *self, const char *url, const char *ca_
     *why = NULL;
     if (!m->value)
         return APR_NOTFOUND;
-    return ajw_shared_record_decode(doc, m->value, m->len, url, ca_file, max_len, why, p);
+    return ajw_shared_record_decode(doc, m->value, m->len, KEY, url, ca_file, max_len, why, p);
 }
 
 static apr_status_t mem_put(ajw_shared_t *self, const char *url, const char *ca_file,
@@ -575,7 +668,7 @@ static apr_status_t mem_put(ajw_shared_t *self, const char *url, const char *ca_
         *why = "mem: full";
         return APR_ENOSPC;
     }
-    return ajw_shared_record_encode(&m->value, &m->len, url, ca_file, doc, why, p);
+    return ajw_shared_record_encode(&m->value, &m->len, KEY, url, ca_file, doc, why, p);
 }
 
 static ajw_shared_t *mem_store(mem_store_t *m, apr_pool_t *p)
@@ -595,7 +688,7 @@ static void mem_set(mem_store_t *m, const char *url, apr_time_t fetched, const c
     d.fetched = fetched;
     d.body = body;
     d.len = strlen(body);
-    assert_int_equal(ajw_shared_record_encode(&m->value, &m->len, url, NULL, &d, &why, p),
+    assert_int_equal(ajw_shared_record_encode(&m->value, &m->len, KEY, url, NULL, &d, &why, p),
                      APR_SUCCESS);
 }
 
@@ -651,7 +744,7 @@ static void test_pair(void **state)
     rm.len = 7;
     /* With nothing valid locally, the refusal comes back. */
     assert_int_equal(pair->get(pair, URL2, NULL, 4096, &d, &why, e->p), APR_EGENERAL);
-    assert_non_null(strstr(why, "malformed"));
+    assert_non_null(strstr(why, "record without a MAC"));
     assert_null(d.body);
     /* A failed remote write is reported; the local write still happened. */
     rm.fail_put = 1;
@@ -683,6 +776,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_mac, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_encode_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pair, setup, teardown),
