@@ -985,6 +985,8 @@ static int setup_shared(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     ajw_shared_t *sh, *remote = NULL;
     if (!dir)
         dir = ap_runtime_dir_relative(pconf, "auth_jwks");
+    if (!*dir && !sc->socache)        /* nothing shared: no key needed */
+        return OK;
     ajw_mod.keys = sc->fleet_keys ? sc->fleet_keys
                  : server_keys(*dir ? apr_pstrcat(ptemp, dir, ".key", NULL)
                                     : ap_runtime_dir_relative(ptemp, "auth_jwks.key"),
