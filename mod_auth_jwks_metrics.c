@@ -271,10 +271,11 @@ json_t *ajw_mod_metrics_url_json(const char *url, int loaded, apr_time_t last_su
     age = ajw_metrics_age(&s, now);
     stale = ajw_metrics_stale(&s, now);
     ajw_metrics_read_url(ajw_metrics_current(), url, &u);
-    return json_pack("{s:{s:I, s:I, s:I}, s:f, s:I, s:o, s:o}",
+    return json_pack("{s:{s:I, s:I, s:I}, s:I, s:f, s:I, s:o, s:o}",
                      "fetches", "200", (json_int_t)u.fetches[AJW_MF_200],
                      "304", (json_int_t)u.fetches[AJW_MF_304],
                      "error", (json_int_t)u.fetches[AJW_MF_ERROR],
+                     "shared_refused", (json_int_t)u.shared_refused,
                      "last_fetch_duration", (double)u.last_duration / (double)APR_USEC_PER_SEC,
                      "last_fetch", (json_int_t)apr_time_sec(u.last_end),
                      "age", age >= 0 ? json_integer((json_int_t)age) : json_null(),

@@ -693,6 +693,8 @@ static int shared_read(ajw_keystore_t *ks, ajw_source_t *src, ajw_shared_doc_t *
         rv = APR_EGENERAL;
         why = "its fetch time is in the future";
     }
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND)
+        ajw_metrics_shared_refused(src->conf.url);
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND && !src->shared_warned) {
         ajw_log(AJW_LOG_WARN, "shared copy of %s refused: %s", src->conf.url,
                 why ? why : "unknown error");
@@ -722,6 +724,7 @@ static int adopt(ajw_source_t *src, const ajw_shared_doc_t *rec, attempt_t *a)
     outcome_e oc = take_document(src, rec->body, rec->len, &set, &why, AJW_LOG_DEBUG);
 
     if (oc == OUTCOME_FAILED) {
+        ajw_metrics_shared_refused(src->conf.url);
         if (!src->shared_warned)
             ajw_log(AJW_LOG_WARN, "shared copy of %s refused: %s", src->conf.url, why);
         src->shared_warned = 1;

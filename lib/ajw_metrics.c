@@ -21,6 +21,7 @@ typedef struct url_slot_t {
     volatile apr_uint64_t fetches[AJW_MF__COUNT];
     volatile apr_uint64_t last_duration;     /* microseconds */
     volatile apr_uint64_t last_end;          /* microseconds since the epoch */
+    volatile apr_uint64_t shared_refused;    /* shared copies refused (MAC, format, time) */
     volatile apr_uint32_t last_status;
     apr_uint32_t claimed;                    /* attachment that last claimed it; 0 = free */
     char url[AJW_METRICS_URL_MAX];
@@ -199,6 +200,13 @@ void ajw_metrics_fetch_done(const char *url, int http_status, apr_interval_time_
     apr_atomic_set32(&s->last_status, oc == AJW_MF_ERROR ? 0u : (apr_uint32_t)http_status);
 }
 
+void ajw_metrics_shared_refused(const char *url)
+{
+    url_slot_t *s = slot_of(current, url);
+    if (s)
+        apr_atomic_inc64(&s->shared_refused);
+}
+
 void ajw_metrics_read(const ajw_metrics_t *m, ajw_metrics_totals_t *out)
 {
     unsigned i;
@@ -225,6 +233,7 @@ int ajw_metrics_read_url(const ajw_metrics_t *m, const char *url, ajw_metrics_ur
     out->last_status = (int)apr_atomic_read32(&s->last_status);
     out->last_duration = (apr_interval_time_t)apr_atomic_read64(&s->last_duration);
     out->last_end = (apr_time_t)apr_atomic_read64(&s->last_end);
+    out->shared_refused = apr_atomic_read64(&s->shared_refused);
     return 1;
 }
 
@@ -339,6 +348,14 @@ static void fetches(expo_t *e, const ajw_metrics_t *m, const ajw_metrics_source_
         for (f = 0; f < AJW_MF__COUNT; f++)
             add(e, PFX "jwks_fetches_total{url=\"%s\",outcome=\"%s\"} %" APR_UINT64_T_FMT "\n",
                 labels[i], fetch_outcome[f], u.fetches[f]);
+    }
+    head(e, "shared_copies_refused_total", "counter", "Shared last-good copies of this URL "
+         "refused (a MAC that does not verify, no MAC, another URL, malformed, or from the "
+         "future): planted, altered, or written with another key.");
+    for (i = 0; i < n; i++) {
+        ajw_metrics_read_url(m, srcs[i].url, &u);
+        add(e, PFX "shared_copies_refused_total{url=\"%s\"} %" APR_UINT64_T_FMT "\n",
+            labels[i], u.shared_refused);
     }
     head(e, "jwks_last_fetch_duration_seconds", "gauge", "How long the last JWKS fetch took.");
     for (i = 0; i < n; i++)

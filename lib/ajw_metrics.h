@@ -79,6 +79,11 @@ void ajw_metrics_cache(int hit);
  * from the shared copy. */
 void ajw_metrics_fetch_done(const char *url, int http_status, apr_interval_time_t duration);
 
+/* A shared last-good copy of url was refused (by the key store, each time it
+ * reads one it does not take: bad or missing MAC, another URL, malformed,
+ * fetched in the future). Same rules as ajw_metrics_fetch_done. */
+void ajw_metrics_shared_refused(const char *url);
+
 /* Read the counters (each value is read atomically; the set is not one
  * snapshot). */
 typedef struct ajw_metrics_totals_t {
@@ -94,6 +99,7 @@ typedef struct ajw_metrics_url_t {
     int last_status;                          /* of the last fetch; 0 failure or none */
     apr_interval_time_t last_duration;        /* 0 when none */
     apr_time_t last_end;                      /* 0 when none */
+    apr_uint64_t shared_refused;              /* ajw_metrics_shared_refused calls */
 } ajw_metrics_url_t;
 /* The counters of url; 0 (and *out zeroed) when url has no slot. */
 int ajw_metrics_read_url(const ajw_metrics_t *m, const char *url, ajw_metrics_url_t *out);

@@ -152,6 +152,14 @@ static void test_fetch_done(void **state)
     assert_int_equal(u.fetches[AJW_MF_ERROR], 2);
     assert_int_equal(u.last_status, 0);
     assert_int_equal(u.last_duration, 7);
+    assert_int_equal(u.shared_refused, 0);
+    ajw_metrics_shared_refused(b);
+    ajw_metrics_shared_refused(b);
+    ajw_metrics_shared_refused("https://unknown.example/");       /* no slot: ignored */
+    assert_int_equal(ajw_metrics_read_url(m, b, &u), 1);
+    assert_int_equal(u.shared_refused, 2);
+    assert_int_equal(ajw_metrics_read_url(m, a, &u), 1);
+    assert_int_equal(u.shared_refused, 0);
     assert_int_equal(ajw_metrics_read_url(m, "https://unknown.example/", &u), 0);
     assert_int_equal(u.fetches[AJW_MF_200], 0);
 
@@ -296,6 +304,8 @@ static void test_prometheus(void **state)
     assert_non_null(strstr(text, "\nmod_auth_jwks_token_cache_misses_total 0\n"));
     assert_non_null(strstr(text, "\nmod_auth_jwks_jwks_fetches_total{url=\"https://a.example/jwks?x=\\\"1\\\"\",outcome=\"200\"} 1\n"));
     assert_non_null(strstr(text, "\nmod_auth_jwks_jwks_fetches_total{url=\"http://127.0.0.1:9/none\",outcome=\"error\"} 1\n"));
+    assert_non_null(strstr(text, "\n# TYPE mod_auth_jwks_shared_copies_refused_total counter\n"));
+    assert_non_null(strstr(text, "\nmod_auth_jwks_shared_copies_refused_total{url=\"http://127.0.0.1:9/none\"} 0\n"));
     assert_non_null(strstr(text, "\nmod_auth_jwks_jwks_last_fetch_duration_seconds{url=\"https://a.example/jwks?x=\\\"1\\\"\"} 0.250000\n"));
     assert_non_null(strstr(text, "\nmod_auth_jwks_keyset_loaded{url=\"http://127.0.0.1:9/none\"} 0\n"));
     assert_non_null(strstr(text, "\nmod_auth_jwks_keyset_age_seconds{url=\"https://a.example/jwks?x=\\\"1\\\"\"} 400\n"));
