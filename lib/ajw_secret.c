@@ -13,6 +13,7 @@
 
 #include "ajw_secret.h"
 #include "ajw_crypt.h"
+#include "ajw_types.h"
 
 #define HKDF_SALT "mod_auth_jwks"
 
@@ -133,22 +134,17 @@ cleanup:
 /* Write a new secret to path through a temporary file in its directory. */
 static apr_status_t make_secret(const char *path, const char **why, apr_pool_t *p)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char rnd[AJW_SECRET_MIN];
     char text[2 * AJW_SECRET_MIN + 1];
     const char *tmp = apr_psprintf(p, "%s.tmp.%ld", path, (long)getpid());
     apr_status_t rv = APR_SUCCESS;
-    size_t i;
     int fd = -1;
 
     if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS) {
         *why = "no random bytes for a new key";
         goto cleanup;
     }
-    for (i = 0; i < sizeof(rnd); i++) {
-        text[2 * i] = hex[rnd[i] >> 4];
-        text[2 * i + 1] = hex[rnd[i] & 15];
-    }
+    ajw_hex_encode(text, rnd, sizeof(rnd));
     text[2 * sizeof(rnd)] = '\n';
     unlink(tmp);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -29,16 +29,11 @@ apr_status_t ajw_shared_record_id(unsigned char id[AJW_SHARED_ID_LEN], const cha
 const char *ajw_shared_record_name(const char *url, const char *ca_file, const char *suffix,
                                    apr_pool_t *p)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char id[AJW_SHARED_ID_LEN];
     char name[2 * AJW_SHARED_ID_LEN + 1];
-    size_t i;
     if (ajw_shared_record_id(id, url, ca_file, p) != APR_SUCCESS)
         return NULL;
-    for (i = 0; i < AJW_SHARED_ID_LEN; i++) {
-        name[2 * i] = hex[id[i] >> 4];
-        name[2 * i + 1] = hex[id[i] & 15];
-    }
+    ajw_hex_encode(name, id, AJW_SHARED_ID_LEN);
     name[2 * AJW_SHARED_ID_LEN] = '\0';
     return apr_pstrcat(p, name, suffix, NULL);
 }
@@ -49,8 +44,6 @@ size_t ajw_shared_record_cap(size_t max_len)
         return (size_t)-1;
     return 2 * max_len + RECORD_SLACK;
 }
-
-static const char hexdig[] = "0123456789abcdef";
 
 static int hexval(char c)
 {
@@ -71,7 +64,7 @@ apr_status_t ajw_shared_record_encode(char **out, size_t *len,
     json_t *o = NULL, *body = NULL;
     unsigned char mac[32];
     char *text = NULL, *rec;
-    size_t tlen, i;
+    size_t tlen;
 
     *out = NULL;
     *len = 0;
@@ -109,10 +102,7 @@ apr_status_t ajw_shared_record_encode(char **out, size_t *len,
     }
     rec = apr_palloc(p, MAC_LINE_LEN + tlen + 1);
     memcpy(rec, MAC_TAG, MAC_TAG_LEN);
-    for (i = 0; i < sizeof(mac); i++) {
-        rec[MAC_TAG_LEN + 2 * i] = hexdig[mac[i] >> 4];
-        rec[MAC_TAG_LEN + 2 * i + 1] = hexdig[mac[i] & 15];
-    }
+    ajw_hex_encode(rec + MAC_TAG_LEN, mac, sizeof(mac));
     rec[MAC_LINE_LEN - 1] = '\n';
     memcpy(rec + MAC_LINE_LEN, text, tlen + 1);
     *len = MAC_LINE_LEN + tlen;

@@ -80,6 +80,9 @@ ajw_alg_e ajw_alg_from_name(const char *name, size_t len);
 /* Canonical name of an alg ("RS256"); "unknown" for AJW_ALG_UNKNOWN. */
 const char *ajw_alg_name(ajw_alg_e alg);
 
+/* The n bytes at in as 2n lowercase hex digits at out (no NUL written). */
+void ajw_hex_encode(char *out, const unsigned char *in, size_t n);
+
 /* Key types and curves of a JWK. */
 typedef enum { AJW_KTY_UNKNOWN = 0, AJW_KTY_RSA, AJW_KTY_EC, AJW_KTY_OKP, AJW_KTY_OCT } ajw_kty_e;
 typedef enum {

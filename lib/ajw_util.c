@@ -77,6 +77,16 @@ const char *ajw_alg_name(ajw_alg_e alg)
     return alg_names[alg];
 }
 
+void ajw_hex_encode(char *out, const unsigned char *in, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+}
+
 void ajw_policy_init(ajw_policy_t *pol)
 {
     memset(pol, 0, sizeof(*pol));
