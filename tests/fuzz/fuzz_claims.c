@@ -5,6 +5,7 @@
 #include "ajw_json.h"
 #include "ajw_claims.h"
 #include "ajw_require.h"
+#include "ajw_names.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,7 +47,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)ajw_claims_numeric_date(claims, "exp", &d);
         for (i = 0; i < 3; i++)
             (void)ajw_require_eval(rules[i], claims);
-        (void)ajw_json_render(claims, p);
+        (void)ajw_claim_text(claims, p);
+        (void)ajw_claim_json(claims, p);
+        {
+            const json_t *sub = json_object_get(claims, "sub");
+            char why[AJW_USER_WHY_MAX];
+            if (json_is_string(sub)) {
+                (void)ajw_user_text_problem(json_string_value(sub), json_string_length(sub), why);
+                (void)ajw_user_names_issuer(json_string_value(sub), json_string_length(sub),
+                                            "https://a.example");
+            }
+        }
         (void)ajw_json_path(claims, "a.b.c");
     }
     apr_pool_destroy(p);
