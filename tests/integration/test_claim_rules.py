@@ -1,6 +1,8 @@
-"""Require claim says what it means: numbers compare as numbers, and rules
+"""Require claim says what it means: numbers compare as numbers, rules
 with empty path segments are refused at -t (an empty expected value is
-warned about)."""
+warned about), and the documented examples do what the docs say (a
+whole-value regex, an exact-match `Require not claim`)."""
+import os
 import re
 
 import pytest
@@ -9,6 +11,7 @@ import harness as H
 from conftest import AUTHZ_FAILURE, REJECTED, assert_insufficient, env_of, get, module_httpd
 
 ISS = "https://issuer.test"
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def loc(name, body="", require="Require valid-user"):
@@ -25,16 +28,28 @@ def loc(name, body="", require="Require valid-user"):
 """ % (name, ISS, body, require)
 
 
+def doc_regex_rule():
+    """The `Require claim email~...` example the README gives for a domain."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r"`(Require claim email~[^`]*)`", text)
+    assert m, "README shows no Require claim email~ example"
+    return m.group(1)
+
+
 LOCS = [
     ("score", "", "Require claim score:0.1"),
     ("scorere", "", r"Require claim score~^0\.1$"),
     ("lvl", "", "Require claim level:3"),
+    ("notbanned", "", "<RequireAll>\n Require valid-user\n Require not claim roles:banned\n"
+                      "</RequireAll>"),
 ]
 
 
 @pytest.fixture(scope="module")
 def srv(jwks_server):
     extra = "".join(loc(*l) for l in LOCS)
+    extra += loc("docre", "", doc_regex_rule())
     extra = extra.replace("{jwks}", jwks_server.url())
     h = module_httpd(extra, allowed=[REJECTED % ".*", AUTHZ_FAILURE])
     yield h
@@ -78,3 +93,21 @@ def test_empty_expected_value_warns(jwks_server):
     r = H.configtest(loc("p", "", "Require claim roles:").replace("{jwks}", jwks_server.url()))
     assert r.returncode == 0, r.stderr
     assert re.search(r"warn.*Require claim 'roles:'.*empty", r.stderr), r.stderr
+
+
+# ------------------------------------------------------------- the documented examples
+
+def test_documented_regex_is_whole_value(srv, keys, expect_log):
+    expect_log(AUTHZ_FAILURE)
+    assert get(srv, "/docre/env", tok(keys, email="bob@example.com")).status_code == 200
+    for bad in ("attacker@evil.org x@example.com", "a@evil.org\na@example.com",
+                "a@example.com\n", "@example.com"):
+        assert_insufficient(get(srv, "/docre/env", tok(keys, email=bad)))
+
+
+def test_require_not_claim_is_exact(srv, keys, expect_log):
+    """As the docs say: an exact-match deny rule, not a filter."""
+    expect_log(AUTHZ_FAILURE)
+    assert get(srv, "/notbanned/env", tok(keys, roles=["user", "banned"])).status_code == 403
+    for v in ("BANNED", "user,banned", [["banned"]]):
+        assert get(srv, "/notbanned/env", tok(keys, roles=v)).status_code == 200, v
