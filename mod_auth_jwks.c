@@ -667,13 +667,13 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     return AJW_OK;
 }
 
-/* Does user (n bytes) hold '@' followed by an issuer this section accepts
- * or the token's own? Then "<user>@<iss>" could be read as another issuer's
+/* Does user (n bytes) hold '@' followed by an issuer this section accepts,
+ * the token's own, or any http(s) URL (sections that accept any issuer)? Then "<user>@<iss>" could be read as another issuer's
  * user by whoever splits at the first '@'. */
 static int user_names_issuer(const ajw_dir_conf *c, const char *user, size_t n, const char *iss)
 {
     int i;
-    if (ajw_user_names_issuer(user, n, iss))
+    if (ajw_user_names_url(user, n) || ajw_user_names_issuer(user, n, iss))
         return 1;
     for (i = 0; i < c->issuers->nelts; i++)
         if (ajw_user_names_issuer(user, n, APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t).iss))

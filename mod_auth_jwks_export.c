@@ -97,8 +97,9 @@ void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
     if (env) {
         apr_table_set(r->subprocess_env, "JWT_CLAIMS", payload);
         apr_table_set(r->subprocess_env, "JWT_ALG", alg);
-        if (kid)
-            apr_table_set(r->subprocess_env, "JWT_KID", kid);
+        if (kid)   /* the IdP's, yet rendered like a claim: no control character */
+            apr_table_setn(r->subprocess_env, "JWT_KID", ajw_string_text(kid, strlen(kid),
+                                                                         r->pool));
         else
             apr_table_unset(r->subprocess_env, "JWT_KID");
     }

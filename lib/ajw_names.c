@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <apr_strings.h>
 
@@ -394,6 +395,15 @@ char *ajw_claim_text(const json_t *v, apr_pool_t *p)
     return o.s ? o.s : apr_pstrdup(p, "");
 }
 
+char *ajw_string_text(const char *s, size_t n, apr_pool_t *p)
+{
+    out_t o = { NULL, 0, 0, p };
+    if (plain_string(s, n))
+        return apr_pstrmemdup(p, s, n);
+    put_json_string(&o, s, n);
+    return o.s;
+}
+
 char *ajw_claim_json(const json_t *v, apr_pool_t *p)
 {
     out_t o = { NULL, 0, 0, p };
@@ -462,5 +472,18 @@ int ajw_user_names_issuer(const char *user, size_t n, const char *iss)
     for (i = 0; i + ilen < n; i++)
         if (user[i] == '@' && !memcmp(user + i + 1, iss, ilen))
             return 1;
+    return 0;
+}
+
+int ajw_user_names_url(const char *user, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (user[i] != '@')
+            continue;
+        if ((n - i - 1 >= 7 && !strncasecmp(user + i + 1, "http://", 7)) ||
+            (n - i - 1 >= 8 && !strncasecmp(user + i + 1, "https://", 8)))
+            return 1;
+    }
     return 0;
 }

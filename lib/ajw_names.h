@@ -58,6 +58,11 @@ const char *ajw_header_prefix_shadows(const char *prefix);
  * does not start with '"', '[' or '{' at ',' yields exactly the elements. */
 char *ajw_claim_text(const json_t *v, apr_pool_t *p);
 
+/* The text of a string (n bytes of UTF-8) as ajw_claim_text renders a
+ * string claim: itself when plain, else a JSON string ("a,b" → "\"a,b\"").
+ * For values the module sets from the token that are not claims (JWT_KID). */
+char *ajw_string_text(const char *s, size_t n, apr_pool_t *p);
+
 /* Compact JSON of any value with the escaping described above (JWT_CLAIMS,
  * X-JWT-Claims); "" when v is NULL. Object members in their stored order. */
 char *ajw_claim_json(const json_t *v, apr_pool_t *p);
@@ -81,5 +86,10 @@ const char *ajw_user_text_problem(const char *s, size_t n, char why[AJW_USER_WHY
  * non-empty issuer): "alice@https://a.example" names the issuer
  * https://a.example. */
 int ajw_user_names_issuer(const char *user, size_t n, const char *iss);
+
+/* 1 when user (n bytes) holds '@' directly followed by "http://" or
+ * "https://" (any case): an issuer's shape, whether or not a section names
+ * that issuer ("alice@https://a.example"). */
+int ajw_user_names_url(const char *user, size_t n);
 
 #endif

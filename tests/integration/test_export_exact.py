@@ -234,5 +234,7 @@ def test_user_at_iss_cannot_pose_as_another_issuer(srv, keys, expect_log):
     env = env_of(get(srv, "/atiss/env", tok(keys, sub="alice@example.com", iss=ISS_B)))
     assert env["REMOTE_USER"] == "alice@example.com@" + ISS_B
     expect_log(REJECTED % "bad_claim: user claim sub .*names an issuer", required=True)
-    for sub in ("alice@" + ISS, "alice@" + ISS_B, "x@" + ISS + "/more"):
+    # an accepted issuer, the token's own, or any http(s) URL after an '@'
+    for sub in ("alice@" + ISS, "alice@" + ISS_B, "x@" + ISS + "/more",
+                "bob@https://c.example", "bob@HTTP://c.example"):
         assert_invalid_token(get(srv, "/atiss/env", tok(keys, sub=sub, iss=ISS_B)))

@@ -287,6 +287,32 @@ static void test_user_names_issuer(void **state)
     assert_false(ajw_user_names_issuer("a@xy", 3, "xy"));
 }
 
+static void test_user_names_url(void **state)
+{
+    static const char *const yes[] = { "alice@https://a.example", "a@http://x", "a@HTTPS://x",
+                                       "a@b@https://", "@http://" };
+    static const char *const no[] = { "alice@example.com", "https://a.example", "a@https:/",
+                                      "a@ftp://x", "a@http:", "alice" };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        assert_true(ajw_user_names_url(yes[i], strlen(yes[i])));
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_false(ajw_user_names_url(no[i], strlen(no[i])));
+    /* the length bounds the search */
+    assert_false(ajw_user_names_url("a@https://x", 8));
+}
+
+static void test_string_text(void **state)
+{
+    (void)state;
+    assert_string_equal(ajw_string_text("key-1", 5, pool), "key-1");
+    assert_string_equal(ajw_string_text("a,b", 3, pool), "\"a,b\"");
+    assert_string_equal(ajw_string_text("k\nJWT_ALG=none", 14, pool), "\"k\\nJWT_ALG=none\"");
+    assert_string_equal(ajw_string_text("", 0, pool), "\"\"");
+    assert_string_equal(ajw_string_text("ab", 1, pool), "a");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +326,8 @@ int main(void)
         cmocka_unit_test(test_header_value),
         cmocka_unit_test(test_user_text),
         cmocka_unit_test(test_user_names_issuer),
+        cmocka_unit_test(test_user_names_url),
+        cmocka_unit_test(test_string_text),
     };
     int rc;
     apr_initialize();
