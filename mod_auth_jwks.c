@@ -41,6 +41,7 @@
 #include "ajw_log.h"
 #include "ajw_b64.h"
 #include "ajw_json.h"
+#include "ajw_names.h"
 #include "ajw_jwk.h"
 #include "ajw_jws.h"
 #include "ajw_claims.h"
@@ -655,7 +656,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     ent.kid = t->kid;
     ent.typ = ajw_json_get_string(t->header, "typ", NULL);
     ent.alg = t->alg;
-    ent.claims_json = ajw_json_dump(t->claims, r->pool);
+    ent.claims_json = ajw_claim_json(t->claims, r->pool);
     if (!(held = ajw_tcache_adopt(&ent))) {
         ajw_json_pool_own(t->claims, r->pool);
         return AJW_OK;
@@ -668,40 +669,74 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     return AJW_OK;
 }
 
-/* A user name fit for REMOTE_USER (logs, headers): 1 to 1024 bytes, no
- * control characters. */
-static int user_text_ok(const char *u, size_t n)
+/* Does user (n bytes) hold '@' followed by an issuer this section accepts,
+ * the token's own, or any http(s) URL (sections that accept any issuer)? Then "<user>@<iss>" could be read as another issuer's
+ * user by whoever splits at the first '@'. */
+static int user_names_issuer(const ajw_dir_conf *c, const char *user, size_t n, const char *iss)
 {
-    size_t i;
-    if (n == 0 || n > 1024)
-        return 0;
-    for (i = 0; i < n; i++)
-        if ((unsigned char)u[i] < 0x20 || u[i] == 0x7f)
-            return 0;
-    return 1;
+    int i;
+    if (ajw_user_names_url(user, n) || ajw_user_names_issuer(user, n, iss))
+        return 1;
+    for (i = 0; i < c->issuers->nelts; i++)
+        if (ajw_user_names_issuer(user, n, APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t).iss))
+            return 1;
+    return 0;
 }
 
-/* r->user from the user claim: a string, or a number/boolean as JSON text;
- * with AuthJWKSUserClaim <claim>@iss, "<value>@<iss>", since a subject is
- * unique only within its issuer. */
-static const char *user_of(request_rec *r, const ajw_dir_conf *c, json_t *claims)
+/* r->user from the user claim: a string, or a number as JSON text; with
+ * AuthJWKSUserClaim <claim>@iss, "<value>@<iss>", since a subject is unique
+ * only within its issuer. A string unfit for REMOTE_USER (ajw_names) is
+ * refused, not cleaned; with @iss, so is an iss holding '@' (the last '@'
+ * then always splits user from issuer) and a user naming an issuer after
+ * an '@'. Returns NULL with f->err set when there is no usable user. */
+static const char *user_of(request_rec *r, const ajw_dir_conf *c, json_t *claims, ajw_fail_t *f)
 {
     size_t clen = strlen(c->user_claim), slen = strlen(AJW_USER_AT_ISS);
     int at_iss = clen > slen && !strcmp(c->user_claim + clen - slen, AJW_USER_AT_ISS);
-    json_t *v = json_object_getn(claims, c->user_claim, at_iss ? clen - slen : clen);
-    const char *u, *iss;
-    if (!v || !(json_is_string(v) || json_is_number(v)))
+    const char *name = apr_pstrmemdup(r->pool, c->user_claim, at_iss ? clen - slen : clen);
+    json_t *v = json_object_get(claims, name);
+    char num[AJW_NUMBER_TEXT_MAX], why[AJW_USER_WHY_MAX];
+    const char *u, *iss, *bad;
+    size_t ulen;
+
+    if (!v || !(json_is_string(v) || json_is_number(v))) {
+        ajw_error_set(&f->err, AJW_R_MISSING_CLAIM, "user claim %s absent or not a string or "
+                      "number", ajw_mod_log_item(r->pool, name));
         return NULL;
-    if (json_is_string(v) && !user_text_ok(json_string_value(v), json_string_length(v)))
+    }
+    if (json_is_string(v)) {
+        u = json_string_value(v);
+        ulen = json_string_length(v);
+    }
+    else {
+        ulen = ajw_json_number_text(v, num);
+        u = num;
+    }
+    if ((bad = ajw_user_text_problem(u, ulen, why))) {
+        ajw_error_set(&f->err, AJW_R_BAD_CLAIM, "user claim %s %s",
+                      ajw_mod_log_item(r->pool, name), bad);
         return NULL;
-    u = ajw_json_render(v, r->pool);
+    }
     if (!at_iss)
-        return u;
+        return apr_pstrmemdup(r->pool, u, ulen);
     iss = ajw_json_get_string(claims, "iss", NULL);
-    if (!iss || !user_text_ok(iss, strlen(iss)))
+    if (!iss || ajw_user_text_problem(iss, strlen(iss), why) || strchr(iss, '@')) {
+        ajw_error_set(&f->err, AJW_R_BAD_CLAIM, "user claim %s: no iss fit to qualify it (a "
+                      "string without '@' or control characters)", c->user_claim);
         return NULL;
-    u = apr_pstrcat(r->pool, u, "@", iss, NULL);
-    return strlen(u) <= 2048 ? u : NULL;
+    }
+    if (user_names_issuer(c, u, ulen, iss)) {
+        ajw_error_set(&f->err, AJW_R_BAD_CLAIM, "user claim %s names an issuer after an '@'",
+                      ajw_mod_log_item(r->pool, name));
+        return NULL;
+    }
+    u = apr_pstrcat(r->pool, apr_pstrmemdup(r->pool, u, ulen), "@", iss, NULL);
+    if (strlen(u) > 2048) {
+        ajw_error_set(&f->err, AJW_R_BAD_CLAIM, "user claim %s with its iss is over 2048 bytes",
+                      c->user_claim);
+        return NULL;
+    }
+    return u;
 }
 
 /* ------------------------------------------------------------------ */
@@ -800,13 +835,8 @@ static int authenticate(request_rec *r)
     memset(&f, 0, sizeof(f));
     if (verify(r, c, tf.token, tf.len, &claims, &claims_json, &f) != AJW_OK)
         return refuse(r, &f);
-    user = user_of(r, c, claims);
-    if (!user) {
-        ajw_error_set(&f.err, AJW_R_MISSING_CLAIM, "user claim '%s' absent, empty, over "
-                      "1024 bytes, holding control characters, or not a string/number%s",
-                      c->user_claim, strchr(c->user_claim, '@') ? " (or no usable iss)" : "");
+    if (!(user = user_of(r, c, claims, &f)))
         return refuse(r, &f);
-    }
 
     if ((rc = ajw_dpop_check_request(r, c, tf.dpop, tf.token, tf.len, claims)) != OK)
         return rc;

@@ -55,6 +55,10 @@ static const char *parse_rule(cmd_parms *cmd, const char *line, const void **par
         return usage;
     if (compile(&rq, argc, argv, cmd->pool, &why) != APR_SUCCESS)
         return why ? why : usage;
+    if ((why = ajw_require_warning(rq, cmd->temp_pool)))
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server, "%s (%s line %d)", why,
+                     cmd->directive ? cmd->directive->filename : "?",
+                     cmd->directive ? cmd->directive->line_num : 0);
     *parsed = rq;
     return NULL;
 }

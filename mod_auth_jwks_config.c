@@ -17,6 +17,7 @@
 
 #include "ajw_types.h"
 #include "ajw_require.h"
+#include "ajw_names.h"
 #include "ajw_fetch.h"
 #include "ajw_discovery.h"
 #include "ajw_secret.h"
@@ -449,6 +450,9 @@ static const char *set_claim_prefix(cmd_parms *cmd, void *cv, const char *arg)
         return dir_err(cmd, "'%s' could let a claim name a variable that programs act on "
                        "(ALL_PROXY, LD_PRELOAD, ...): the prefix must start with JWT_, OIDC_, "
                        "CLAIM_, CLAIMS_ or TOKEN_", arg);
+    if ((s = ajw_env_prefix_shadows(arg)))
+        return dir_err(cmd, "'%s' would let a claim set %s, which the module sets itself: "
+                       "choose a longer prefix (JWT_CLAIM_ is the default)", arg, s);
     c->claim_prefix = arg;
     c->claim_prefix_set = 1;
     return NULL;
@@ -473,6 +477,9 @@ static const char *set_header_prefix(cmd_parms *cmd, void *cv, const char *arg)
         return dir_err(cmd, "'%s' could let a claim pose as a header that means something "
                        "else (X-Forwarded-User, Remote-User, ...): the prefix must start with "
                        "JWT-, OIDC-, Claim-, Claims- or Token- (optionally after X-)", arg);
+    if ((s = ajw_header_prefix_shadows(arg)))
+        return dir_err(cmd, "'%s' would let a claim set the header %s, which the module sets "
+                       "itself: choose a longer prefix (X-JWT-Claim- is the default)", arg, s);
     c->header_prefix = arg;
     c->header_prefix_set = 1;
     note_jwks_server(cmd, arg);

@@ -690,29 +690,31 @@ json_t *ajw_json_path(const json_t *obj, const char *path)
 }
 
 /* Shortest %g text that reads back as the same double, so 0.1 renders as
- * "0.1" rather than jansson's 17-digit "0.10000000000000001". */
-static char *render_real(double d, apr_pool_t *p)
+ * "0.1" rather than jansson's 17-digit "0.10000000000000001"; a whole
+ * number keeps a ".0" so that it still reads as a real. */
+static size_t real_text(double d, char *buf, size_t size)
 {
-    char buf[64];
-    int prec;
+    int prec, n = 0;
 
     for (prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, d);
+        n = snprintf(buf, size, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
             break;
     }
-    if (!strpbrk(buf, ".eEn"))
-        return apr_pstrcat(p, buf, ".0", NULL);
-    return apr_pstrdup(p, buf);
+    if (n > 0 && (size_t)n + 2 < size && !strpbrk(buf, ".eEn")) {
+        memcpy(buf + n, ".0", 3);
+        n += 2;
+    }
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
-/* libc formatting: apr_psprintf does not know every length modifier. */
 /* As "%lld" would, without the formatter (claims like exp/iat are exported
  * on every request). */
-static char *render_int(json_int_t i, apr_pool_t *p)
+static size_t int_text(json_int_t i, char *buf, size_t size)
 {
-    char buf[24], *e = buf + sizeof(buf), *d = e;
+    char tmp[24], *e = tmp + sizeof(tmp), *d = e;
     unsigned long long m = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+    size_t n;
 
     do {
         *--d = (char)('0' + m % 10);
@@ -720,58 +722,22 @@ static char *render_int(json_int_t i, apr_pool_t *p)
     } while (m);
     if (i < 0)
         *--d = '-';
-    return apr_pstrmemdup(p, d, (apr_size_t)(e - d));
+    n = (size_t)(e - d);
+    if (n >= size)
+        return 0;
+    memcpy(buf, d, n);
+    buf[n] = '\0';
+    return n;
 }
 
-static char *render_array(const json_t *v, apr_pool_t *p)
+size_t ajw_json_number_text(const json_t *v, char buf[AJW_NUMBER_TEXT_MAX])
 {
-    size_t i, n = json_array_size(v);
-    char **parts;
-    char *s;
-    size_t total = 0, o = 0;
-
-    if (n == 0)
-        return apr_pstrdup(p, "");
-    parts = apr_palloc(p, n * sizeof(*parts));
-    for (i = 0; i < n; i++) {
-        parts[i] = ajw_json_render(json_array_get(v, i), p);
-        total += strlen(parts[i]) + 1;
-    }
-    s = apr_palloc(p, total);
-    for (i = 0; i < n; i++) {
-        size_t l = strlen(parts[i]);
-        if (i)
-            s[o++] = ',';
-        memcpy(s + o, parts[i], l);
-        o += l;
-    }
-    s[o] = '\0';
-    return s;
-}
-
-char *ajw_json_render(const json_t *v, apr_pool_t *p)
-{
-    if (!v)
-        return apr_pstrdup(p, "");
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        return apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return render_int(json_integer_value(v), p);
-    case JSON_REAL:
-        return render_real(json_real_value(v), p);
-    case JSON_TRUE:
-        return apr_pstrdup(p, "true");
-    case JSON_FALSE:
-        return apr_pstrdup(p, "false");
-    case JSON_NULL:
-        return apr_pstrdup(p, "");
-    case JSON_ARRAY:
-        return render_array(v, p);
-    case JSON_OBJECT:
-    default:
-        return ajw_json_dump(v, p);
-    }
+    if (json_is_integer(v))
+        return int_text(json_integer_value(v), buf, AJW_NUMBER_TEXT_MAX);
+    if (json_is_real(v))
+        return real_text(json_real_value(v), buf, AJW_NUMBER_TEXT_MAX);
+    buf[0] = '\0';
+    return 0;
 }
 
 char *ajw_json_dump(const json_t *v, apr_pool_t *p)

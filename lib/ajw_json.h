@@ -39,10 +39,15 @@ json_t *ajw_json_pool_disown(json_t *v, apr_pool_t *p);
  * by a dotted path (look it up with json_object_get instead). */
 json_t *ajw_json_path(const json_t *obj, const char *path);
 
-/* Render a claim value as text for the environment or a header:
- * string → itself; integer/real/true/false → JSON text; null → "";
- * array → elements rendered and joined with ","; object → compact JSON. */
-char *ajw_json_render(const json_t *v, apr_pool_t *p);
+/* Room for any number's text below, its NUL included. */
+#define AJW_NUMBER_TEXT_MAX 40
+
+/* The text of a JSON number, as claims are exported and compared: an
+ * integer in decimal ("-42"); a real in the shortest %g form that reads
+ * back as the same double, with ".0" added to a whole one ("0.1", "2.0",
+ * "1e+300"). Writes buf (NUL-terminated) and returns the length; 0 (and
+ * "") when v is not a number. */
+size_t ajw_json_number_text(const json_t *v, char buf[AJW_NUMBER_TEXT_MAX]);
 
 /* Compact JSON serialization of any value, as a pool string. */
 char *ajw_json_dump(const json_t *v, apr_pool_t *p);

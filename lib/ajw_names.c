@@ -1,31 +1,416 @@
 /* ajw_names.c — see ajw_names.h. Byte tests are ASCII-only on purpose: a
  * locale must never widen what counts as a letter. */
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <apr_strings.h>
 
+#include "ajw_json.h"
 #include "ajw_names.h"
 
-static int ascii_alnum(char c)
+/* ------------------------------------------------------------------ */
+/* Names                                                                */
+
+static int name_byte_ok(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+int ajw_claim_name_exportable(const char *claim)
+{
+    size_t n = 0;
+    for (; claim[n]; n++)
+        if (!name_byte_ok(claim[n]) || n >= AJW_CLAIM_NAME_MAX)
+            return 0;
+    return n > 0;
 }
 
 char *ajw_env_name(apr_pool_t *p, const char *prefix, const char *claim)
 {
-    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
+    char *n, *s;
+    if (!ajw_claim_name_exportable(claim))
+        return NULL;
+    n = apr_pstrcat(p, prefix, claim, NULL);
     for (s = n + strlen(prefix); *s; s++)
-        *s = !ascii_alnum(*s) ? '_' : (*s >= 'a' && *s <= 'z') ? (char)(*s - 'a' + 'A') : *s;
+        if (*s >= 'a' && *s <= 'z')
+            *s = (char)(*s - 'a' + 'A');
     return n;
 }
 
 char *ajw_header_name(apr_pool_t *p, const char *prefix, const char *claim)
 {
-    char *n = apr_pstrcat(p, prefix, claim, NULL), *s;
+    char *n, *s;
+    if (!ajw_claim_name_exportable(claim))
+        return NULL;
+    n = apr_pstrcat(p, prefix, claim, NULL);
     for (s = n + strlen(prefix); *s; s++)
-        if (!ascii_alnum(*s) && *s != '-')
+        if (*s == '_')
             *s = '-';
     return n;
+}
+
+/* Every name the module (or httpd, from r->user) sets from the token. */
+static const char *const env_reserved[] = {
+    "JWT_CLAIMS", "JWT_ALG", "JWT_KID", "REMOTE_USER", "AUTH_TYPE", NULL
+};
+static const char *const header_reserved[] = { "X-JWT-Claims", NULL };
+
+int ajw_env_name_reserved(const char *name)
+{
+    int i;
+    for (i = 0; env_reserved[i]; i++)
+        if (!strcmp(name, env_reserved[i]))
+            return 1;
+    return 0;
+}
+
+int ajw_header_name_reserved(const char *name)
+{
+    int i;
+    for (i = 0; header_reserved[i]; i++)
+        if (!strcasecmp(name, header_reserved[i]))
+            return 1;
+    return 0;
+}
+
+/* Could an exportable claim spell rest, once mapped? Upper-case letters,
+ * digits and '_' for variables; letters, digits and '-' for headers. */
+static int rest_mappable(const char *rest, int header)
+{
+    if (!*rest)
+        return 0;
+    for (; *rest; rest++) {
+        char c = *rest;
+        int ok = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 (header ? ((c >= 'a' && c <= 'z') || c == '-') : c == '_');
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static const char *prefix_shadows(const char *const *list, const char *prefix, int header)
+{
+    size_t n = strlen(prefix);
+    int i;
+    for (i = 0; list[i]; i++) {
+        int starts = header ? !strncasecmp(list[i], prefix, n) : !strncmp(list[i], prefix, n);
+        if (starts && strlen(list[i]) > n && rest_mappable(list[i] + n, header))
+            return list[i];
+    }
+    return NULL;
+}
+
+const char *ajw_env_prefix_shadows(const char *prefix)
+{
+    return prefix_shadows(env_reserved, prefix, 0);
+}
+
+const char *ajw_header_prefix_shadows(const char *prefix)
+{
+    return prefix_shadows(header_reserved, prefix, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Characters                                                           */
+
+#define BAD_UTF8 0xFFFFFFFFu
+
+/* Decode one UTF-8 sequence at s (n > 0 bytes left) into *cp; returns its
+ * length. An invalid or overlong sequence yields BAD_UTF8 and length 1. */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    size_t len, i;
+    uint32_t c = s[0], min;
+
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2; c &= 0x1F; min = 0x80;
+    }
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3; c &= 0x0F; min = 0x800;
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4; c &= 0x07; min = 0x10000;
+    }
+    else {
+        *cp = BAD_UTF8;
+        return 1;
+    }
+    if (len > n) {
+        *cp = BAD_UTF8;
+        return 1;
+    }
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *cp = BAD_UTF8;
+            return 1;
+        }
+        c = (c << 6) | (s[i] & 0x3Fu);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+        *cp = BAD_UTF8;
+        return 1;
+    }
+    *cp = c;
+    return len;
+}
+
+static int is_control(uint32_t c)
+{
+    return c < 0x20 || (c >= 0x7F && c <= 0x9F);
+}
+
+static int is_line_sep(uint32_t c)
+{
+    return c == 0x2028 || c == 0x2029;
+}
+
+static int is_bidi(uint32_t c)
+{
+    return c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+           (c >= 0x2066 && c <= 0x2069);
+}
+
+/* Characters that end a line for some reader, or reorder what is shown. */
+static int is_unsafe(uint32_t c)
+{
+    return c == BAD_UTF8 || is_control(c) || is_line_sep(c) || is_bidi(c);
+}
+
+/* Unicode White_Space, as Python's strip() and many trims see it. */
+static int is_space(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rendering                                                            */
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+    apr_pool_t *p;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n)
+{
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 64;
+        char *grown;
+        while (cap < o->len + n + 1)
+            cap *= 2;
+        grown = apr_palloc(o->p, cap);
+        if (o->len)
+            memcpy(grown, o->s, o->len);
+        o->s = grown;
+        o->cap = cap;
+    }
+    memcpy(o->s + o->len, s, n);
+    o->len += n;
+    o->s[o->len] = '\0';
+}
+
+static void put_json_string(out_t *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+
+    put(o, "\"", 1);
+    while (i < n) {
+        uint32_t c;
+        size_t len = utf8_next(u + i, n - i, &c);
+        char esc[7];
+        const char *e = NULL;
+        if (c == '"')
+            e = "\\\"";
+        else if (c == '\\')
+            e = "\\\\";
+        else if (c == '\n')
+            e = "\\n";
+        else if (c == '\r')
+            e = "\\r";
+        else if (c == '\t')
+            e = "\\t";
+        else if (c == '\b')
+            e = "\\b";
+        else if (c == '\f')
+            e = "\\f";
+        else if (is_unsafe(c)) {
+            if (c == BAD_UTF8)
+                c = 0xFFFD;
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = hex[(c >> 12) & 15];
+            esc[3] = hex[(c >> 8) & 15];
+            esc[4] = hex[(c >> 4) & 15];
+            esc[5] = hex[c & 15];
+            esc[6] = '\0';
+            e = esc;
+        }
+        if (e) {
+            put(o, s + i - run, run);
+            put(o, e, strlen(e));
+            run = 0;
+        }
+        else
+            run += len;
+        i += len;
+    }
+    put(o, s + i - run, run);
+    put(o, "\"", 1);
+}
+
+static void put_json(out_t *o, const json_t *v)
+{
+    char num[AJW_NUMBER_TEXT_MAX];
+    const char *key;
+    json_t *el;
+    size_t i, n;
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        put_json_string(o, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        n = ajw_json_number_text(v, num);
+        put(o, num, n);
+        break;
+    case JSON_TRUE:
+        put(o, "true", 4);
+        break;
+    case JSON_FALSE:
+        put(o, "false", 5);
+        break;
+    case JSON_ARRAY:
+        put(o, "[", 1);
+        json_array_foreach(v, i, el) {
+            if (i)
+                put(o, ",", 1);
+            put_json(o, el);
+        }
+        put(o, "]", 1);
+        break;
+    case JSON_OBJECT:
+        put(o, "{", 1);
+        i = 0;
+        json_object_foreach((json_t *)v, key, el) {
+            if (i++)
+                put(o, ",", 1);
+            put_json_string(o, key, strlen(key));
+            put(o, ":", 1);
+            put_json(o, el);
+        }
+        put(o, "}", 1);
+        break;
+    case JSON_NULL:
+    default:
+        put(o, "null", 4);
+        break;
+    }
+}
+
+/* May string s (n bytes) stand for itself in a plain list? */
+static int plain_string(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    uint32_t c = 0;
+
+    if (n == 0 || s[0] == '"' || s[0] == '[' || s[0] == '{')
+        return 0;
+    while (i < n) {
+        size_t len = utf8_next(u + i, n - i, &c);
+        if (c == ',' || c == '"' || c == '\\' || is_unsafe(c) || (i == 0 && is_space(c)))
+            return 0;
+        i += len;
+    }
+    return !is_space(c);       /* c is the last character */
+}
+
+static int plain_scalar(const json_t *v)
+{
+    if (json_is_string(v))
+        return plain_string(json_string_value(v), json_string_length(v));
+    return json_is_number(v) || json_is_boolean(v);
+}
+
+static void put_plain(out_t *o, const json_t *v)
+{
+    char num[AJW_NUMBER_TEXT_MAX];
+    size_t n;
+    if (json_is_string(v))
+        put(o, json_string_value(v), json_string_length(v));
+    else if (json_is_number(v)) {
+        n = ajw_json_number_text(v, num);
+        put(o, num, n);
+    }
+    else
+        put(o, json_is_true(v) ? "true" : "false", json_is_true(v) ? 4 : 5);
+}
+
+static int plain_list(const json_t *v)
+{
+    const json_t *el;
+    size_t i;
+    if (!json_is_array(v))
+        return plain_scalar(v);
+    if (json_array_size(v) == 0)
+        return 0;
+    json_array_foreach(v, i, el) {
+        if (!plain_scalar(el))
+            return 0;
+    }
+    return 1;
+}
+
+char *ajw_claim_text(const json_t *v, apr_pool_t *p)
+{
+    out_t o = { NULL, 0, 0, p };
+    const json_t *el;
+    size_t i;
+
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!plain_list(v))
+        put_json(&o, v);
+    else if (!json_is_array(v))
+        put_plain(&o, v);
+    else {
+        json_array_foreach(v, i, el) {
+            if (i)
+                put(&o, ",", 1);
+            put_plain(&o, el);
+        }
+    }
+    return o.s ? o.s : apr_pstrdup(p, "");
+}
+
+char *ajw_string_text(const char *s, size_t n, apr_pool_t *p)
+{
+    out_t o = { NULL, 0, 0, p };
+    if (plain_string(s, n))
+        return apr_pstrmemdup(p, s, n);
+    put_json_string(&o, s, n);
+    return o.s;
+}
+
+char *ajw_claim_json(const json_t *v, apr_pool_t *p)
+{
+    out_t o = { NULL, 0, 0, p };
+    if (!v)
+        return apr_pstrdup(p, "");
+    put_json(&o, v);
+    return o.s;
 }
 
 char *ajw_header_value(apr_pool_t *p, const char *v)
@@ -45,4 +430,60 @@ char *ajw_header_value(apr_pool_t *p, const char *v)
     }
     *o = '\0';
     return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* User names                                                           */
+
+const char *ajw_user_text_problem(const char *s, size_t n, char why[AJW_USER_WHY_MAX])
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    uint32_t c = 0, first = 0;
+
+    if (n == 0)
+        return strcpy(why, "is empty");
+    if (n > 1024)
+        return strcpy(why, "is over 1024 bytes");
+    while (i < n) {
+        size_t len = utf8_next(u + i, n - i, &c);
+        if (c == BAD_UTF8)
+            return strcpy(why, "is not valid UTF-8");
+        if (is_unsafe(c)) {
+            snprintf(why, AJW_USER_WHY_MAX, "holds U+%04X, %s", (unsigned)c,
+                     is_control(c) ? "a control character" : is_bidi(c) ? "a bidi control"
+                                                          : "a line or paragraph separator");
+            return why;
+        }
+        if (i == 0)
+            first = c;
+        i += len;
+    }
+    if (is_space(first) || is_space(c))
+        return strcpy(why, "has leading or trailing whitespace");
+    return NULL;
+}
+
+int ajw_user_names_issuer(const char *user, size_t n, const char *iss)
+{
+    size_t ilen = strlen(iss), i;
+    if (!ilen)
+        return 0;
+    for (i = 0; i + ilen < n; i++)
+        if (user[i] == '@' && !memcmp(user + i + 1, iss, ilen))
+            return 1;
+    return 0;
+}
+
+int ajw_user_names_url(const char *user, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (user[i] != '@')
+            continue;
+        if ((n - i - 1 >= 7 && !strncasecmp(user + i + 1, "http://", 7)) ||
+            (n - i - 1 >= 8 && !strncasecmp(user + i + 1, "https://", 8)))
+            return 1;
+    }
+    return 0;
 }

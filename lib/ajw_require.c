@@ -1,5 +1,7 @@
 /* ajw_require.c — `Require claim` / `Require scope` rules. Compiled once at
  * configuration time; afterwards only read, so evaluation needs no lock. */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +15,19 @@
 typedef enum { AJW_RQ_CLAIM, AJW_RQ_SCOPE } ajw_rq_kind_e;
 
 typedef struct ajw_rq_alt_t {
+    const char *arg;           /* the alternative as written */
     const char *member;        /* [literal] top-level claim name, or NULL */
     const char *path;          /* dotted claim path (below member, if any), or NULL */
     const char *value;         /* exact value or scope token */
     size_t value_len;
     int is_regex;
     regex_t re;                /* valid when is_regex; freed by a pool cleanup */
+    int num_kind;              /* value as a JSON number: 0 not one, NUM_INT, NUM_REAL */
+    long long num_i;           /* NUM_INT: its value */
+    double num_d;              /* NUM_INT and NUM_REAL: its value as a double */
 } ajw_rq_alt_t;
+
+enum { NUM_INT = 1, NUM_REAL = 2 };
 
 struct ajw_require_t {
     ajw_rq_kind_e kind;
@@ -49,6 +57,68 @@ static ajw_require_t *rq_new(ajw_rq_kind_e kind, int argc, const char *const *ar
     return rq;
 }
 
+/* A dotted path with no empty segment ("a..b", ".a", "a." are refused). */
+static int path_ok(const char *path, size_t n)
+{
+    size_t i;
+    if (n == 0 || path[0] == '.' || path[n - 1] == '.')
+        return 0;
+    for (i = 1; i < n; i++)
+        if (path[i] == '.' && path[i - 1] == '.')
+            return 0;
+    return 1;
+}
+
+/* Is s exactly a JSON number (RFC 8259 §6)? */
+static int json_number_text(const char *s)
+{
+    if (*s == '-')
+        s++;
+    if (*s == '0')
+        s++;
+    else if (*s >= '1' && *s <= '9')
+        while (*s >= '0' && *s <= '9')
+            s++;
+    else
+        return 0;
+    if (*s == '.') {
+        if (!(*++s >= '0' && *s <= '9'))
+            return 0;
+        while (*s >= '0' && *s <= '9')
+            s++;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        if (!(*s >= '0' && *s <= '9'))
+            return 0;
+        while (*s >= '0' && *s <= '9')
+            s++;
+    }
+    return *s == '\0';
+}
+
+/* An expected value written as a JSON number is compared with number
+ * claims by value: remember it as an integer when it is one (no fraction,
+ * no exponent, in range), and as a double in any case. */
+static void expected_number(ajw_rq_alt_t *alt)
+{
+    char *end;
+    if (!json_number_text(alt->value))
+        return;
+    alt->num_d = strtod(alt->value, &end);
+    if (!isfinite(alt->num_d))
+        return;
+    alt->num_kind = NUM_REAL;
+    if (!strpbrk(alt->value, ".eE")) {
+        errno = 0;
+        alt->num_i = strtoll(alt->value, &end, 10);
+        if (errno == 0 && *end == '\0')
+            alt->num_kind = NUM_INT;
+    }
+}
+
 /* "[literal name]" at the start of arg: the member name, taken as written
  * (it may hold ':', '~' and '.', as namespaced claims such as
  * "https://example.com/roles" do). *rest points past it and an optional '.'. */
@@ -62,8 +132,8 @@ static apr_status_t bracket_member(ajw_rq_alt_t *alt, const char *arg, const cha
     *rest = close + 1;
     if (**rest == '.') {
         (*rest)++;
-        if (**rest == ':' || **rest == '~' || **rest == '\0')
-            return APR_EINVAL;               /* "[a].:x": an empty sub-path */
+        if (!path_ok(*rest, strcspn(*rest, ":~")))
+            return APR_EINVAL;               /* "[a].:x", "[a]..b:x": an empty segment */
     }
     else if (**rest != ':' && **rest != '~')
         return APR_EINVAL;
@@ -81,7 +151,8 @@ static apr_status_t claim_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_po
 
     if (arg[0] == '[' && bracket_member(alt, arg, &rest, p) != APR_SUCCESS) {
         *why = apr_psprintf(p, "Require claim '%s': expected [claim name]:value, "
-                            "[claim name]~regex or [claim name].path:value", arg);
+                            "[claim name]~regex or [claim name].path:value (no empty "
+                            "path segment)", arg);
         return APR_EINVAL;
     }
     plen = strcspn(rest, ":~");
@@ -89,12 +160,20 @@ static apr_status_t claim_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_po
         *why = apr_psprintf(p, "Require claim '%s': expected path:value or path~regex", arg);
         return APR_EINVAL;
     }
+    if (plen && !alt->member && !path_ok(rest, plen)) {
+        *why = apr_psprintf(p, "Require claim '%s': the path '%.*s' has an empty segment "
+                            "(write a.b.c, or [name] for a claim whose name holds '.')", arg,
+                            (int)plen, rest);
+        return APR_EINVAL;
+    }
     alt->path = plen ? apr_pstrmemdup(p, rest, plen) : NULL;
     alt->value = rest + plen + 1;
     alt->value_len = strlen(alt->value);
     alt->is_regex = rest[plen] == '~';
-    if (!alt->is_regex)
+    if (!alt->is_regex) {
+        expected_number(alt);
         return APR_SUCCESS;
+    }
     if (alt->value_len == 0) {
         /* An empty regex matches everything: almost surely a mistake. */
         *why = apr_psprintf(p, "Require claim '%s': empty regular expression", arg);
@@ -147,8 +226,10 @@ static apr_status_t rq_compile(ajw_require_t **out, ajw_rq_kind_e kind, int argc
     }
     else {
         rq = rq_new(kind, argc, argv, p);
-        for (i = 0; i < argc && rv == APR_SUCCESS; i++)
+        for (i = 0; i < argc && rv == APR_SUCCESS; i++) {
+            rq->alts[i].arg = argv[i];
             rv = compile_alt(&rq->alts[i], argv[i], p, why);
+        }
     }
     *out = rv == APR_SUCCESS ? rq : NULL;
     return rv;
@@ -179,32 +260,48 @@ static int text_matches(const ajw_rq_alt_t *alt, const char *text, size_t len)
     return regexec(&alt->re, text, 0, NULL, 0) == 0;
 }
 
-/* A scalar claim value against alt: strings as is, numbers and booleans by
- * their JSON text; anything else never matches. */
+/* A number claim against a numeric expected value: equal as numbers, and
+ * exactly (an integer and a real are equal only when the real is that
+ * integer, so no large integer rounds onto another). */
+static int number_equals(const ajw_rq_alt_t *alt, const json_t *v)
+{
+    if (json_is_integer(v)) {
+        long long i = (long long)json_integer_value(v);
+        if (alt->num_kind == NUM_INT)
+            return i == alt->num_i;
+        /* 2^63 as a double: beyond it no long long is equal. */
+        return alt->num_d >= -9223372036854775808.0 && alt->num_d < 9223372036854775808.0 &&
+               alt->num_d == (double)(long long)alt->num_d && (long long)alt->num_d == i;
+    }
+    if (alt->num_kind == NUM_INT) {
+        double d = json_real_value(v);
+        return d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+               d == (double)(long long)d && (long long)d == alt->num_i;
+    }
+    return json_real_value(v) == alt->num_d;
+}
+
+/* A scalar claim value against alt: strings as is; booleans as the text
+ * true/false; numbers by value against an exact numeric value, and by the
+ * text the export shows (ajw_json_number_text) against a regex; anything
+ * else never matches. */
 static int scalar_matches(const ajw_rq_alt_t *alt, const json_t *v)
 {
-    char buf[32];
-    char *dumped;
-    int m = 0;
+    char buf[AJW_NUMBER_TEXT_MAX];
+    size_t n;
 
     if (json_is_string(v))
-        m = text_matches(alt, json_string_value(v), json_string_length(v));
-    else if (json_is_integer(v)) {
-        int n = snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-        m = text_matches(alt, buf, (size_t)n);
-    }
-    else if (json_is_true(v))
-        m = text_matches(alt, "true", 4);
-    else if (json_is_false(v))
-        m = text_matches(alt, "false", 5);
-    else if (json_is_real(v)) {
-        /* jansson's own rendering, so the operator writes what the token has. */
-        dumped = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        if (dumped)
-            m = text_matches(alt, dumped, strlen(dumped));
-        free(dumped);
-    }
-    return m;
+        return text_matches(alt, json_string_value(v), json_string_length(v));
+    if (json_is_true(v))
+        return text_matches(alt, "true", 4);
+    if (json_is_false(v))
+        return text_matches(alt, "false", 5);
+    if (!json_is_number(v))
+        return 0;
+    if (!alt->is_regex)
+        return alt->num_kind && number_equals(alt, v);
+    n = ajw_json_number_text(v, buf);
+    return n > 0 && text_matches(alt, buf, n);
 }
 
 /* The claim value alt names: [member] first, then the dotted path below it. */
@@ -290,6 +387,21 @@ int ajw_require_eval(const ajw_require_t *rq, const json_t *claims)
     return 0;
 }
 
+const char *ajw_require_warning(const ajw_require_t *rq, apr_pool_t *p)
+{
+    int i;
+    if (!rq || rq->kind != AJW_RQ_CLAIM)
+        return NULL;
+    for (i = 0; i < rq->nalts; i++) {
+        const ajw_rq_alt_t *alt = &rq->alts[i];
+        if (!alt->is_regex && alt->value_len == 0)
+            return apr_psprintf(p, "Require claim '%s': the expected value is empty, so only "
+                                "a claim equal to \"\" (or an array holding one) matches",
+                                alt->arg);
+    }
+    return NULL;
+}
+
 const char *ajw_require_text(const ajw_require_t *rq)
 {
     return rq ? rq->text : "";
@@ -302,12 +414,6 @@ struct ajw_claim_ref_t {
     const char *member;        /* [literal] top-level name, or NULL */
     const char *path;          /* dotted path (below member, if any), or NULL */
 };
-
-static int path_ok(const char *path)
-{
-    size_t n = strlen(path);
-    return n && path[0] != '.' && path[n - 1] != '.' && !strstr(path, "..");
-}
 
 apr_status_t ajw_claim_ref_compile(ajw_claim_ref_t **out, const char *text, apr_pool_t *p,
                                    const char **why)
@@ -322,7 +428,7 @@ apr_status_t ajw_claim_ref_compile(ajw_claim_ref_t **out, const char *text, apr_
         rest = close[1] ? close + 2 : NULL;
     }
     if (rest) {
-        if (!path_ok(rest))
+        if (!path_ok(rest, strlen(rest)))
             goto bad;
         ref->path = rest;
     }

@@ -9,16 +9,22 @@
 typedef struct ajw_require_t ajw_require_t;
 
 /* Compile `Require claim` arguments. Each argv[i] is one alternative:
- *   "path:value"  exact, byte-for-byte; path may be dotted for nested objects
+ *   "path:value"  exact; path may be dotted for nested objects
  *   "path~regex"  POSIX extended regex, unanchored unless written with ^$
  *   "[name]:value", "[name]~regex", "[name].path:value"
  *                 name taken literally as one top-level claim (for namespaced
  *                 claims like "https://example.com/roles", which hold ':' and '.')
- * Otherwise the first ':' or '~' splits (path may not contain either); an
- * empty path, an unclosed '[' or an invalid regex fails with *why set (pool
- * string naming the argument).
- * A string claim is compared as is; number/true/false by their JSON text;
- * an array matches when any element does; objects and null never match. */
+ * Otherwise the first ':' or '~' splits (path may not contain either; the
+ * value may: "a:b:c" is path "a", value "b:c"). An empty path, an empty
+ * path segment ("a..b", ".a", "a.", "[n]..a"), an unclosed '[' or an
+ * invalid regex fails with *why set (pool string naming the argument).
+ * Matching, per value found (an array matches when any element does;
+ * objects and null never match):
+ *   string         byte for byte (or by the regex)
+ *   true / false   as the text "true" / "false"
+ *   number         exact: by value, when the expected value is a JSON number
+ *                  (level:3 matches 3 and 3.0; score:0.1 matches 0.1), never
+ *                  otherwise; regex: on its export text (ajw_json_number_text). */
 apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char *const *argv,
                                        apr_pool_t *p, const char **why);
 
@@ -31,6 +37,11 @@ apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char
 /* 1 when any alternative of rq matches claims, else 0. Thread-safe (the
  * compiled rule is read-only; regexec is reentrant). */
 int ajw_require_eval(const ajw_require_t *rq, const json_t *claims);
+
+/* A note for the operator when a rule compiles but likely does not mean
+ * what it says (an exact alternative with an empty value matches only ""),
+ * else NULL. Pool string naming the alternative. */
+const char *ajw_require_warning(const ajw_require_t *rq, apr_pool_t *p);
 
 /* The rule as the operator wrote it, alternatives joined by " " (for logs
  * and for the scope="..." parameter of an RFC 6750 challenge). */

@@ -98,13 +98,41 @@ static void test_claim_numbers_booleans(void **state)
         { "level:3", "{\"level\":3}", 1 },
         { "level:3", "{\"level\":33}", 0 },
         { "level:3", "{\"level\":\"3\"}", 1 },
-        { "level:03", "{\"level\":3}", 0 },
-        { "level:3.0", "{\"level\":3}", 0 },
+        { "level:3", "{\"level\":[3]}", 1 },
+        { "level:3", "{\"level\":[[3]]}", 0 },
+        { "level:3", "{\"level\":{\"l\":3}}", 0 },
+        { "level:3", "{\"level\":\"3.0\"}", 0 },
+        { "level:3", "{\"level\":true}", 0 },
+        /* numbers compare as numbers: by value, exactly */
+        { "level:03", "{\"level\":3}", 0 },        /* not a JSON number: text only */
+        { "level:3.0", "{\"level\":3}", 1 },
+        { "level:3", "{\"level\":3.0}", 1 },
+        { "level:3e0", "{\"level\":3}", 1 },
+        { "level:1", "{\"level\":1.0}", 1 },
+        { "level:3", "{\"level\":3.5}", 0 },
         { "level:-7", "{\"level\":-7}", 1 },
+        { "level:-0", "{\"level\":0}", 1 },
         { "level:9223372036854775807", "{\"level\":9223372036854775807}", 1 },
+        { "level:9223372036854775806", "{\"level\":9223372036854775807}", 0 },
+        { "level:-9223372036854775808", "{\"level\":-9223372036854775808}", 1 },
+        { "level:9007199254740993", "{\"level\":9007199254740992}", 0 },
+        { "level:9007199254740992.0", "{\"level\":9007199254740993}", 0 },
+        { "level:9223372036854775808", "{\"level\":9223372036854775807}", 0 },
+        { "level:1e400", "{\"level\":1}", 0 },
         { "level:1.5", "{\"level\":1.5}", 1 },
         { "level:1.5", "{\"level\":1.50}", 1 },
-        { "level:1", "{\"level\":1.0}", 0 },
+        { "level:1.50", "{\"level\":1.5}", 1 },
+        { "score:0.1", "{\"score\":0.1}", 1 },
+        { "score:0.1", "{\"score\":\"0.1\"}", 1 },
+        { "score:0.1", "{\"score\":1e-1}", 1 },
+        { "score:0.1", "{\"score\":0.10000000000000002}", 0 },
+        { "score:0.10", "{\"score\":\"0.1\"}", 0 },  /* strings stay text */
+        { "score~^0\\.1$", "{\"score\":0.1}", 1 },   /* regex: the export's text */
+        { "score~^0\\.1$", "{\"score\":1e-1}", 1 },
+        { "level~^3\\.0$", "{\"level\":3.0}", 1 },
+        { "level:x", "{\"level\":3}", 0 },
+        { "level:", "{\"level\":3}", 0 },
+        { "level:", "{\"level\":\"\"}", 1 },
         { "ok:true", "{\"ok\":true}", 1 },
         { "ok:true", "{\"ok\":false}", 0 },
         { "ok:false", "{\"ok\":false}", 1 },
@@ -191,6 +219,8 @@ static void test_claim_compile_errors(void **state)
 {
     static const char *const bad[] = {
         "role", "", ":admin", "~admin", "role~(", "role~[a-", "role~", "role~a{2,1}",
+        "realm_access..roles:admin", "realm_access.:admin", ".roles:admin", "a.b.~x",
+        "..:x",
     };
     size_t i;
     (void)state;
@@ -248,7 +278,8 @@ static void test_claim_bracket_member(void **state)
 static void test_claim_bracket_errors(void **state)
 {
     static const char *const bad[] = {
-        "[unclosed:admin", "[]:admin", "[a]admin", "[a].:x", "[a].", "[a]", "[a]."
+        "[unclosed:admin", "[]:admin", "[a]admin", "[a].:x", "[a].", "[a]", "[a].",
+        "[a]..b:x", "[a].b.:x", "[a].b..c~x", "[a]..:x"
     };
     size_t i;
     (void)state;
@@ -262,6 +293,37 @@ static void test_claim_bracket_errors(void **state)
         assert_non_null(why);
         assert_non_null(strstr(why, bad[i]));
     }
+}
+
+/* A rule that compiles but matches only "" is worth a warning; the split
+ * is at the first ':' or '~', whatever follows. */
+static void test_claim_warning_and_split(void **state)
+{
+    static const rq_case_t cases[] = {
+        { "custom:is_admin:true", "{\"custom\":\"is_admin:true\"}", 1 },
+        { "custom:is_admin:true", "{\"custom:is_admin\":true}", 0 },
+        { "[custom:is_admin]:true", "{\"custom:is_admin\":true}", 1 },
+        { "a:b~c", "{\"a\":\"b~c\"}", 1 },
+    };
+    ajw_require_t *rq;
+    const char *why = NULL, *w;
+    const char *argv[2] = { "roles:admin", "roles:" };
+    (void)state;
+    run_claim_cases(cases, sizeof(cases) / sizeof(cases[0]));
+    assert_int_equal(ajw_require_claim_compile(&rq, 2, argv, pool, &why), APR_SUCCESS);
+    w = ajw_require_warning(rq, pool);
+    assert_non_null(w);
+    assert_non_null(strstr(w, "'roles:'"));
+    assert_non_null(strstr(w, "empty"));
+    assert_int_equal(ajw_require_claim_compile(&rq, 1, argv, pool, &why), APR_SUCCESS);
+    assert_null(ajw_require_warning(rq, pool));
+    argv[0] = "[x]:";
+    assert_int_equal(ajw_require_claim_compile(&rq, 1, argv, pool, &why), APR_SUCCESS);
+    assert_non_null(ajw_require_warning(rq, pool));
+    argv[0] = "read";
+    assert_int_equal(ajw_require_scope_compile(&rq, 1, argv, pool, &why), APR_SUCCESS);
+    assert_null(ajw_require_warning(rq, pool));
+    assert_null(ajw_require_warning(NULL, pool));
 }
 
 static void test_scope(void **state)
@@ -388,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_claim_compile_errors),
         cmocka_unit_test(test_claim_bracket_member),
         cmocka_unit_test(test_claim_bracket_errors),
+        cmocka_unit_test(test_claim_warning_and_split),
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_scope_compile_errors),
         cmocka_unit_test(test_regex_pool_cleanup),
