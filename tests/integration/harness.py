@@ -784,3 +784,82 @@ def parse_bearer(value):
     if scheme.lower() != "bearer":
         return None
     return {k: v for k, v in WWW_AUTH_PARAM.findall(rest)}
+
+
+# ---------------------------------------------------------------- fleet key and shared records
+# AuthJWKSFleetKey (or the per-server <cache dir>.key): keys derived by
+# HKDF-SHA256 (salt "mod_auth_jwks"); every shared record is
+# b"AJW2 " + hex(HMAC-SHA256(record key, J)) + b"\n" + J.
+
+FLEET_SALT = b"mod_auth_jwks"
+INFO_RECORD = b"shared record v2"
+INFO_NONCE = b"dpop nonce v1"
+INFO_JTI = b"dpop jti v1"
+RECORD_MAGIC = b"AJW2 "
+
+
+def write_fleet_key(path, secret=None, mode=0o600, uid=0, gid=0):
+    """A key file as an operator makes it (`openssl rand -hex 32 > path`):
+    64 hex digits and a newline unless `secret` (bytes) is given. Returns
+    the secret as the module sees it (trailing blanks and newlines stripped)."""
+    data = secret if secret is not None else os.urandom(32).hex().encode() + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+    return data.rstrip(b" \t\r\n")
+
+
+def read_secret(path):
+    with open(path, "rb") as f:
+        return f.read().rstrip(b" \t\r\n")
+
+
+def derive_key(secret, info):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=FLEET_SALT, info=info).derive(secret)
+
+
+def record_mac(secret, body):
+    return hmac.new(derive_key(secret, INFO_RECORD), body, hashlib.sha256).hexdigest().encode()
+
+
+def seal_record(secret, body):
+    """The v2 record of the JSON bytes `body`, MAC'd under `secret`'s record key."""
+    return RECORD_MAGIC + record_mac(secret, body) + b"\n" + body
+
+
+def split_record(value):
+    """(mac hex bytes, JSON bytes) of a v2 record; AssertionError otherwise."""
+    assert value.startswith(RECORD_MAGIC), value[:80]
+    head, nl, body = value.partition(b"\n")
+    assert nl, value[:80]
+    mac = head[len(RECORD_MAGIC):]
+    assert re.fullmatch(rb"[0-9a-f]{64}", mac), head
+    return mac, body
+
+
+def record_verifies(secret, value):
+    """True when value is a v2 record whose MAC verifies under secret."""
+    try:
+        mac, body = split_record(value)
+    except AssertionError:
+        return False
+    return hmac.compare_digest(mac, record_mac(secret, body))
+
+
+def record_json(url, body, fetched=None, max_age=-1, etag=None, ca_file=None, v=2):
+    """The compact JSON J of a record (key order as the module writes it)."""
+    o = {"v": v, "url": url}
+    if ca_file is not None:
+        o["ca_file"] = ca_file
+    o["fetched"] = int(time.time() * 1e6) if fetched is None else fetched
+    o["max_age"] = max_age
+    if etag is not None:
+        o["etag"] = etag
+    o["body"] = body
+    return json.dumps(o, separators=(",", ":")).encode()

@@ -121,20 +121,33 @@ def soft_wait_for_copy(h, timeout=2.0):
         pass
 
 
+def server_secret(path):
+    """The per-server key behind the record file at path: <cache dir>.key."""
+    return H.read_secret(os.path.dirname(path) + ".key")
+
+
+def read_record(path):
+    """The JSON of the (v2, MAC-checked) record file at path."""
+    with open(path, "rb") as f:
+        value = f.read()
+    assert H.record_verifies(server_secret(path), value), value[:80]
+    return json.loads(H.split_record(value)[1])
+
+
 def set_record_age(path, seconds_ago):
     """Rewrite the record's fetch time to `seconds_ago` before now, in place
-    (same inode: owner and mode kept). Returns the record as read."""
+    (same inode: owner and mode kept), MAC'd again under the server's key
+    as the server itself would. Returns the record as read."""
     st0 = os.stat(path)
-    with open(path) as f:
-        rec = json.load(f)
+    rec = read_record(path)
     fetched = rec.get("fetched")
     assert isinstance(fetched, int) and fetched > 0, rec.keys()
     # microseconds (apr_time_t), milliseconds or seconds: judge by magnitude
     unit = 1000000 if fetched > 10 ** 14 else 1000 if fetched > 10 ** 11 else 1
     assert abs(fetched / unit - time.time()) < 3600, (fetched, unit)
     rec["fetched"] = int((time.time() - seconds_ago) * unit)
-    with open(path, "r+") as f:
-        f.write(json.dumps(rec, separators=(",", ":")))
+    with open(path, "rb+") as f:
+        f.write(H.seal_record(server_secret(path), json.dumps(rec, separators=(",", ":")).encode()))
         f.truncate()
     st1 = os.stat(path)
     assert (st1.st_uid, st1.st_gid, stat.S_IMODE(st1.st_mode)) == \
@@ -450,7 +463,7 @@ def test_cache_dir_created_private(make_httpd, idp, keys):
         assert stat.S_ISREG(fst.st_mode), name
         assert (fst.st_uid, stat.S_IMODE(fst.st_mode)) == (user.pw_uid, 0o600), \
             (name, fst.st_uid, oct(fst.st_mode))
-    rec = json.load(open(record_file(h, d)))
+    rec = read_record(record_file(h, d))
     assert rec.get("url") == idp.url(), rec.keys()
     assert json.loads(rec["body"]) == keys.jwks()
     assert not os.path.exists(cache_dir(h)), "the default directory was used as well"

@@ -1,6 +1,7 @@
 """AuthJWKSCacheSocache: the last-good JWKS copies in httpd's socache
 (memcache, redis, shmcb), shared by a fleet of servers; whatever the cache
-returns is untrusted."""
+returns is untrusted. memcache and redis need AuthJWKSFleetKey: every record
+is MAC'd with a key derived from it (see test_fleet.py for forged records)."""
 import hashlib
 import json
 import os
@@ -8,7 +9,9 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+import types
 
 import pytest
 
@@ -98,6 +101,52 @@ class CacheServer:
         head, _, rest = out.partition(b"\r\n")
         return rest[:int(head[1:])]
 
+    def command(self, *args):
+        """One redis command (RESP); the reply parsed: bytes, int, None, a
+        list, or RuntimeError for an error reply."""
+        assert self.kind == "redis"
+        cmd = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a), a) for a in
+            (x if isinstance(x, bytes) else str(x).encode() for x in args))
+
+        def parse(buf, i):
+            """(value, next index) or raise IndexError when incomplete."""
+            end = buf.index(b"\r\n", i)
+            t, line = buf[i:i + 1], buf[i + 1:end]
+            i = end + 2
+            if t == b"+":
+                return line, i
+            if t == b"-":
+                return RuntimeError(line.decode()), i
+            if t == b":":
+                return int(line), i
+            if t == b"$":
+                n = int(line)
+                if n < 0:
+                    return None, i
+                if len(buf) < i + n + 2:
+                    raise IndexError
+                return buf[i:i + n], i + n + 2
+            if t == b"*":
+                n = int(line)
+                out = []
+                for _ in range(max(n, 0)):
+                    v, i = parse(buf, i)
+                    out.append(v)
+                return (out if n >= 0 else None), i
+            raise AssertionError(buf[:80])
+
+        def complete(buf):
+            try:
+                parse(buf, 0)
+                return True
+            except (IndexError, ValueError):
+                return False
+        v, _ = parse(self._talk(cmd, complete), 0)
+        if isinstance(v, RuntimeError):
+            raise v
+        return v
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -114,6 +163,17 @@ def cache_key(url, ca_file=None):
 
 
 @pytest.fixture
+def fleet_key():
+    """An AuthJWKSFleetKey file (root, 0600, `openssl rand -hex 32` style).
+    Ask for it before make_httpd: httpd -k stop reads the key file too."""
+    d = tempfile.mkdtemp(prefix="ajw-fleetkey-", dir="/tmp")
+    os.chmod(d, 0o755)
+    path = os.path.join(d, "fleet.key")
+    yield types.SimpleNamespace(path=path, secret=H.write_fleet_key(path))
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
 def cache_server(request):
     """Ask for it before make_httpd, so that httpd stops before the cache."""
     kind = request.param
@@ -126,9 +186,11 @@ def cache_server(request):
     c.close()
 
 
-def server_conf(kind, spec, url, cache_dir="off", wait=10):
+def server_conf(kind, spec, url, cache_dir="off", wait=10, key_file=None):
     load = "LoadModule socache_%s_module %s/mod_socache_%s.so\n" % (kind, H.MODDIR, kind)
     dir_line = "AuthJWKSCacheDir %s\n" % cache_dir if cache_dir else ""
+    if key_file:
+        dir_line += 'AuthJWKSFleetKey "%s"\n' % key_file
     return load + dir_line + """AuthJWKSCacheSocache %s
 <Location /api>
     AuthType jwks
@@ -147,26 +209,30 @@ def server_conf(kind, spec, url, cache_dir="off", wait=10):
 # ---------------------------------------------------------------- (1) and (3): a fleet
 
 @pytest.mark.parametrize("cache_server", ["memcache", "redis"], indirect=True)
-def test_fleet_shares_last_good_copy(cache_server, make_httpd, keys, expect_log):
+def test_fleet_shares_last_good_copy(fleet_key, cache_server, make_httpd, keys, expect_log):
     """Server A loads the keys while the IdP is up and puts them in the
-    cache; the IdP goes down; server B starts fresh (its own, empty
-    AuthJWKSCacheDir) and serves valid tokens from the cache's copy."""
+    cache (MAC'd under the fleet key); the IdP goes down; server B (same
+    fleet key) starts fresh (its own, empty AuthJWKSCacheDir) and serves
+    valid tokens from the cache's copy."""
     idp = H.JWKSServer()
     idp.set(keys.jwks())
     url = idp.url()
     expect_log(FETCH_FAIL % idp.port)
     try:
-        a = make_httpd(server_conf(cache_server.kind, cache_server.spec(), url, cache_dir="off"), name="fleet-a")
+        a = make_httpd(server_conf(cache_server.kind, cache_server.spec(), url, cache_dir="off",
+                                   key_file=fleet_key.path), name="fleet-a")
         tok = H.mint(H.std_claims(iss=ISS), keys.rsa, "RS256")
         assert get(a, "/api/env", tok).status_code == 200
         H.wait_until(lambda: cache_server.get(cache_key(url)) is not None, 10, 0.1,
                      "the record in the cache")
         rec = cache_server.get(cache_key(url))
         assert b'"url":"%s"' % url.encode() in rec
+        assert H.record_verifies(fleet_key.secret, rec), rec[:80]
     finally:
         idp.close()
     # B: separate dir (default under its own root), nothing on disk, IdP down.
-    b = make_httpd(server_conf(cache_server.kind, cache_server.spec(), url, cache_dir=None, wait=5), name="fleet-b")
+    b = make_httpd(server_conf(cache_server.kind, cache_server.spec(), url, cache_dir=None, wait=5,
+                               key_file=fleet_key.path), name="fleet-b")
     t0 = time.monotonic()
     r = get(b, "/api/env", tok)
     assert r.status_code == 200, (r.status_code, b.log_tail())
@@ -181,7 +247,7 @@ def test_fleet_shares_last_good_copy(cache_server, make_httpd, keys, expect_log)
 
 
 @pytest.mark.skipif(not HAVE_MC, reason="memcached or mod_socache_memcache.so not installed")
-def test_cache_down_costs_only_warnings(make_httpd, keys, expect_log):
+def test_cache_down_costs_only_warnings(fleet_key, make_httpd, keys, expect_log):
     """Nothing listens where the cache should be: keys come from the IdP and
     go to AuthJWKSCacheDir as before; the failed reads and writes are logged."""
     port = H.free_port()
@@ -192,7 +258,8 @@ def test_cache_down_costs_only_warnings(make_httpd, keys, expect_log):
     expect_log(r"\[auth_jwks:warn\].*(shared copy of|cannot write the shared copy of) %s"
                % re.escape(url), required=True)
     try:
-        conf = server_conf("memcache", "memcache:127.0.0.1:%d" % port, url, cache_dir=None)
+        conf = server_conf("memcache", "memcache:127.0.0.1:%d" % port, url, cache_dir=None,
+                           key_file=fleet_key.path)
         h = make_httpd(conf, name="cache-down")
         tok = H.mint(H.std_claims(iss=ISS), keys.rsa, "RS256")
         assert get(h, "/api/env", tok).status_code == 200
@@ -202,34 +269,45 @@ def test_cache_down_costs_only_warnings(make_httpd, keys, expect_log):
 
 # ---------------------------------------------------------------- (2) a poisoned cache
 
-def planted_record(url, body, fetched=None):
-    return json.dumps({"v": 1, "url": url, "fetched": fetched or int(time.time() * 1e6),
-                       "max_age": -1, "body": body}, separators=(",", ":")).encode()
+def planted_record(url, body, fetched=None, secret=None):
+    """A record of url holding body; MAC'd under secret's record key (v2)
+    when given, else the bare JSON of the previous version (v1)."""
+    j = H.record_json(url, body, fetched=fetched or int(time.time() * 1e6),
+                      v=2 if secret else 1)
+    return H.seal_record(secret, j) if secret else j
 
 
 @pytest.mark.parametrize("cache_server", ["memcache"], indirect=True)
-@pytest.mark.parametrize("poison", ["other_url", "garbage", "oversized"])
-def test_poisoned_value_refused(cache_server, make_httpd, other_keys, poison, expect_log):
+@pytest.mark.parametrize("poison", ["other_url", "garbage", "garbage_unsealed", "oversized"])
+def test_poisoned_value_refused(fleet_key, cache_server, make_httpd, other_keys, poison,
+                                expect_log):
     """The IdP is down and the cache holds, under this URL's key, another
     URL's record (with the attacker's keys), garbage, or a value over the
-    cap: each is refused with a log line and tokens are never accepted."""
+    cap: each is refused with a log line and tokens are never accepted. The
+    values carry a valid fleet MAC (as if written by a server of the fleet),
+    so the checks behind the MAC are the ones tested; garbage without a MAC
+    is refused for that."""
     url = "http://127.0.0.1:9/jwks-%s" % poison
     evil = other_keys.jwks()
     evil_text = json.dumps(evil)
     if poison == "other_url":
-        value = planted_record("http://127.0.0.1:9/attacker", evil_text)
+        value = planted_record("http://127.0.0.1:9/attacker", evil_text, secret=fleet_key.secret)
         why = "record of another URL"
     elif poison == "garbage":
-        value = b"\x00\xffnot a record{{"
+        value = H.seal_record(fleet_key.secret, b"\x00\xffnot a record{{")
         why = "malformed record"
+    elif poison == "garbage_unsealed":
+        value = b"\x00\xffnot a record{{"
+        why = "record without a MAC"
     else:
-        value = planted_record(url, evil_text + " " * (300 * 1024))
+        value = planted_record(url, evil_text + " " * (300 * 1024), secret=fleet_key.secret)
         why = "value over the cap"
         expect_log(r"socache_memcache:error.*'retrieve' OVERFLOW", required=True)
     cache_server.set(cache_key(url), value)
     expect_log(REFUSED % (url.replace(".", r"\."), "memcache", why), required=True)
     expect_log(r"\[auth_jwks:error\].*(no keys from|token rejected: no_keys_loaded)")
-    h = make_httpd(server_conf(cache_server.kind, cache_server.spec(), url, cache_dir="off", wait=0), name="poison")
+    h = make_httpd(server_conf(cache_server.kind, cache_server.spec(), url, cache_dir="off", wait=0,
+                               key_file=fleet_key.path), name="poison")
     H.wait_until(lambda: "shared copy of %s refused" % url in h.log_text(), 10, 0.1,
                  "the refusal in the log")
     tok = H.mint(H.std_claims(iss=ISS), other_keys.rsa, "RS256")
@@ -272,7 +350,7 @@ AuthJWKSCacheSocache shmcb
 
 # ---------------------------------------------------------------- (4) configuration
 
-def test_config_errors():
+def test_config_errors(fleet_key):
     r = H.configtest("AuthJWKSCacheSocache nosuch:127.0.0.1:1\n")
     assert r.returncode != 0
     assert "AuthJWKSCacheSocache" in r.stderr and "no socache provider 'nosuch'" in r.stderr, r.stderr
@@ -285,14 +363,19 @@ def test_config_errors():
     assert r.returncode != 0 and "AuthJWKSCacheSocache" in r.stderr, r.stderr
     if HAVE_MC:
         load = "LoadModule socache_memcache_module %s/mod_socache_memcache.so\n" % H.MODDIR
+        fk = 'AuthJWKSFleetKey "%s"\n' % fleet_key.path
         # Arguments the provider refuses are config errors too.
-        r = H.configtest(load + "AuthJWKSCacheSocache memcache\n")
+        r = H.configtest(load + fk + "AuthJWKSCacheSocache memcache\n")
         assert r.returncode != 0 and "AuthJWKSCacheSocache memcache" in r.stderr, r.stderr
         # Server config only.
-        r = H.configtest(load + "<VirtualHost 127.0.0.1:1>\nAuthJWKSCacheSocache "
+        r = H.configtest(load + fk + "<VirtualHost 127.0.0.1:1>\nAuthJWKSCacheSocache "
                          "memcache:127.0.0.1:1\n</VirtualHost>\n")
         assert r.returncode != 0 and "AuthJWKSCacheSocache" in r.stderr, r.stderr
-        r = H.configtest(load + "AuthJWKSCacheSocache memcache:127.0.0.1:11211\n")
+        r = H.configtest(load + fk + "AuthJWKSCacheSocache memcache:127.0.0.1:11211\n")
         assert r.returncode == 0, r.stderr
+        # memcache and redis are shared: not without a fleet key (naming both directives)
+        r = H.configtest(load + "AuthJWKSCacheSocache memcache:127.0.0.1:11211\n")
+        assert r.returncode != 0, r.stderr
+        assert "AuthJWKSCacheSocache" in r.stderr and "AuthJWKSFleetKey" in r.stderr, r.stderr
     r = H.configtest("AuthJWKSCacheSocache none\n")
     assert r.returncode == 0, r.stderr
