@@ -300,6 +300,12 @@ def test_forward_off_token_left_in_proxied_url_is_500(srv, keys, echo_backend, e
     # folded like a CGI backend would, odd spacing, empty items, claim names first and last
     "x_jwt_claims ,keep-alive,,\tX-JWT-CLAIM-SUB\t",
     "X-JWT-Claims",
+    # mod_proxy splits at white space as well as commas: spaces, tabs, mixes
+    "keep-alive X-JWT-Claims X-JWT-Claim-sub",
+    "keep-alive\tX-JWT-Claims\tX-JWT-Claim-sub",
+    "keep-alive, X-JWT-Claims \t X-JWT-Claim-sub",
+    "X-JWT-Claims\t,keep-alive  x_jwt_claim_sub",
+    "keep-alive;X-JWT-Claims",
 ])
 def test_connection_header_cannot_drop_claim_headers(srv, keys, connection):
     claims = H.std_claims()
