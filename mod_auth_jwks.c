@@ -717,11 +717,25 @@ static int post_read_request(request_rec *r)
 }
 
 /* Per section (its own header prefix); also on internal redirects, whose
- * headers_in is the original's: fixups exports the verified claims again. */
+ * headers_in is the original's: fixups exports the verified claims again.
+ * With AuthJWKSForwardToken Off the token leaves the request here, as soon
+ * as the section is known: an access check (`Require ip` in a RequireAll)
+ * may refuse before authentication runs, and the access log's %r must not
+ * show a query token then. check_authn takes it from the request state. */
 static int header_parser(request_rec *r)
 {
-    if (is_ours(r))
-        ajw_edge_strip_section(r, dir_conf(r));
+    ajw_dir_conf *c;
+    token_find_t tf;
+    if (!is_ours(r))
+        return DECLINED;
+    c = dir_conf(r);
+    ajw_edge_strip_section(r, c);
+    if (c->forward_token)
+        return DECLINED;
+    find_token(r, c, &tf);
+    if (tf.count)
+        own_state(r)->early = apr_pmemdup(r->pool, &tf, sizeof(tf));
+    ajw_edge_scrub_token(r, c);
     return DECLINED;
 }
 
@@ -775,7 +789,11 @@ static int authenticate(request_rec *r)
         return DECLINED;
     c = dir_conf(r);
     ajw_edge_strip_section(r, c);     /* again: other modules may have added some */
-    find_token(r, c, &tf);
+    st = ap_get_module_config(r->request_config, &auth_jwks_module);
+    if (st && st->early)              /* taken out by header_parser: what the client sent */
+        tf = *st->early;
+    else
+        find_token(r, c, &tf);
     if (tf.count == 0)
         token_from_chain(r, c, &tf);
     if (!c->forward_token)            /* whatever the outcome: a refused token is a real one */
@@ -847,7 +865,9 @@ static int enforce_no_forward(request_rec *r, const ajw_dir_conf *c)
     ajw_edge_scrub_token(r, c);
     st = ap_get_module_config(r->request_config, &auth_jwks_module);
     if (!ajw_edge_token_in_proxy_url(r, tf.token, tf.len)
-        && !(st && ajw_edge_token_in_proxy_url(r, st->token, st->token_len)))
+        && !(st && ajw_edge_token_in_proxy_url(r, st->token, st->token_len))
+        && !(st && st->early && ajw_edge_token_in_proxy_url(r, st->early->token,
+                                                            st->early->len)))
         return DECLINED;
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "AuthJWKSForwardToken Off: the proxied URL "
                   "still holds the token (copied before authentication, e.g. into the path by "

@@ -77,6 +77,9 @@ ScriptAlias /same2/front "{root}/cgi-bin/env.py"
         jloc("lit", require="Require claim [realm_access.roles]:admin"),
         # 2.
         jloc("ql", QOFF),
+        # 2b. refused by the access check before authentication runs
+        jloc("qip", QOFF, require="<RequireAll>\n        Require ip 10.0.0.0/8\n"
+                                  "        Require valid-user\n    </RequireAll>"),
         # 3a.
         jloc("anyip", "    AuthJWKSTokenFrom header query=access_token\n"
                       "    AuthJWKSForwardToken Off\n",
@@ -244,6 +247,18 @@ def test_refused_query_token_not_logged(srv, keys, expect_log):
     r, acc = logged_request(srv, lambda: get(srv, "/ql/env?a=1&access_token=%s" % t))
     assert env_of(r)["QUERY_STRING"] == "a=1"
     assert_not_logged(srv, t, acc)
+
+
+def test_query_token_refused_before_authn_not_logged(srv, keys, expect_log):
+    """Require ip refuses (403) in the access check: neither check_authn nor
+    fixups runs, yet %r must not show the token."""
+    expect_log(AUTHZ_FAILURE, required=True)
+    for t in (tok(keys), tok(keys, aud="other"), "not-even-a.jwt"):
+        r, acc = logged_request(srv, lambda: get(srv, "/qip/env?a=1&access_token=%s&b=2" % t))
+        assert r.status_code == 403, (r.status_code, r.text[:200])
+        assert "a=1&b=2" in acc, acc
+        assert "access_token" not in acc, acc
+        assert_not_logged(srv, t, acc)
 
 
 def test_query_token_503_not_logged(make_httpd, keys, expect_log):
