@@ -447,12 +447,16 @@ static int replay_check(request_rec *r, const ajw_dpop_proof_t *pr, long long no
     }
     /* Kept until the proof's iat falls out of the window: after that the
      * iat check refuses it anyway. */
-    rc = ajw_replay_add(replay->table, key, pr->iat + replay_horizon + 1, now);
+    rc = ajw_replay_add(replay->table, key, ajw_replay_owner(pr->jkt),
+                        pr->iat + replay_horizon + 1, now);
     apr_global_mutex_unlock(replay->mutex);
     if (rc == AJW_REPLAY_SEEN)
         return refuse(r, "invalid_dpop_proof", "The DPoP proof was used before",
                       "DPoP proof rejected: replay: jti seen before within the window "
                       "(alg=%s)", ajw_mod_log_item(r->pool, pr->alg_name));
+    if (rc == AJW_REPLAY_NEW_EVICTED)
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "DPoP replay cache: this proof key "
+                      "holds its share of a bucket; its own oldest entry there gave way");
     if (rc == AJW_REPLAY_FULL) {
         unsigned long held = 0;
         if (ajw_ratelog_allow(ajw_mod.ratelog, "dpop-replay-full", apr_time_now(), &held))

@@ -429,11 +429,12 @@ ajw_reason_e ajw_dpop_nonce_check(long long *age,
 /* ------------------------------------------------------------------ */
 /* Replay table                                                         */
 
-#define REPLAY_MAGIC 0x616a7772u      /* "ajwr" */
+#define REPLAY_MAGIC 0x616a7773u      /* "ajws" */
 #define REPLAY_KEY_BYTES 16           /* of the 32-byte key: 128 bits against collisions */
 
 typedef struct replay_entry_t {
     int64_t expires;                  /* 0: never used */
+    uint64_t owner;                   /* proof key's tag (ajw_replay_owner) */
     unsigned char key[REPLAY_KEY_BYTES];
 } replay_entry_t;
 
@@ -481,12 +482,24 @@ int ajw_replay_key(unsigned char key[32], const char *jkt, const char *jti, size
     return ajw_crypt_sha256(key, buf, klen + 1 + jti_len);
 }
 
-ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32], long long expires,
-                            long long now)
+unsigned long long ajw_replay_owner(const char *jkt)
+{
+    unsigned char h[32];
+    unsigned long long tag = 0;
+    int i;
+    if (!jkt || ajw_crypt_sha256(h, jkt, strlen(jkt)) != 0)
+        return 0;
+    for (i = 0; i < 8; i++)
+        tag = (tag << 8) | h[i];
+    return tag ? tag : 1;
+}
+
+ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32],
+                            unsigned long long owner, long long expires, long long now)
 {
     uint64_t h = 0;
-    replay_entry_t *b, *free_e = NULL;
-    int i;
+    replay_entry_t *b, *free_e = NULL, *own_oldest = NULL;
+    int i, own = 0;
     for (i = 0; i < 8; i++)           /* bucket from bytes the stored part does not hold */
         h = (h << 8) | key[REPLAY_KEY_BYTES + i];
     b = &t->e[(h % t->nbuckets) * AJW_REPLAY_WAYS];
@@ -494,13 +507,28 @@ ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32], long l
         if (b[i].expires > now) {
             if (!memcmp(b[i].key, key, REPLAY_KEY_BYTES))
                 return AJW_REPLAY_SEEN;
+            if (b[i].owner == owner) {
+                own++;
+                if (!own_oldest || b[i].expires < own_oldest->expires)
+                    own_oldest = &b[i];
+            }
         }
         else if (!free_e)
             free_e = &b[i];
     }
+    /* A key past its share, or in a full bucket, gives up its own oldest
+     * entry: what one client floods costs only its own replay protection. */
+    if (own_oldest && (own >= AJW_REPLAY_PER_KEY || !free_e)) {
+        free_e = own_oldest;
+        memcpy(free_e->key, key, REPLAY_KEY_BYTES);
+        free_e->owner = owner;
+        free_e->expires = expires > 0 ? expires : 1;
+        return AJW_REPLAY_NEW_EVICTED;
+    }
     if (!free_e)
         return AJW_REPLAY_FULL;
     memcpy(free_e->key, key, REPLAY_KEY_BYTES);
+    free_e->owner = owner;
     free_e->expires = expires > 0 ? expires : 1;
     return AJW_REPLAY_NEW;
 }

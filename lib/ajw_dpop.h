@@ -94,17 +94,27 @@ ajw_reason_e ajw_dpop_nonce_check(long long *age,
                                   long long lifetime, apr_pool_t *p);
 
 /* --- replay table ---------------------------------------------------
- * A fixed-size set of (key, expiry) held in caller memory, e.g. shared
- * memory mapped by every child process. Not locked here: the caller holds a
- * lock (a global mutex in the module) around ajw_replay_add. Entries are
- * kept in buckets of AJW_REPLAY_WAYS; an expired entry is reused, a live one
- * is never evicted, so a replay inside the window is always detected; a
- * bucket full of live entries is reported as such (the caller fails closed). */
+ * A fixed-size set of (key, owner, expiry) held in caller memory, e.g.
+ * shared memory mapped by every child process. Not locked here: the caller
+ * holds a lock (a global mutex in the module) around ajw_replay_add. Entries
+ * are kept in buckets of AJW_REPLAY_WAYS; an expired entry is reused. One
+ * proof key (its owner tag) holds at most AJW_REPLAY_PER_KEY live entries of
+ * a bucket, so one client choosing its jti values fills at most that share
+ * of the table: past it, and in a bucket full of live entries, its own
+ * oldest entry there gives way (only its own older proofs lose replay
+ * protection); a bucket full of other keys' live entries is reported as
+ * such (the caller fails closed). */
 #define AJW_REPLAY_WAYS 8
+#define AJW_REPLAY_PER_KEY 3
 
 typedef struct ajw_replay_t ajw_replay_t;
 
-typedef enum { AJW_REPLAY_NEW = 0, AJW_REPLAY_SEEN, AJW_REPLAY_FULL } ajw_replay_e;
+typedef enum {
+    AJW_REPLAY_NEW = 0,       /* stored */
+    AJW_REPLAY_SEEN,          /* a live entry holds the key: a replay */
+    AJW_REPLAY_FULL,          /* no room in its bucket; nothing stored */
+    AJW_REPLAY_NEW_EVICTED    /* stored in place of the owner's own oldest live entry */
+} ajw_replay_e;
 
 /* Bytes needed for at least `entries` entries (at least one bucket). */
 size_t ajw_replay_size(size_t entries);
@@ -117,11 +127,18 @@ ajw_replay_t *ajw_replay_init(void *mem, size_t size);
  * client's jti values never collide with another's. 0 on success. */
 int ajw_replay_key(unsigned char key[32], const char *jkt, const char *jti, size_t jti_len);
 
-/* Remember key until `expires` (seconds). AJW_REPLAY_SEEN when a live entry
- * (expires > now) holds it already; AJW_REPLAY_FULL when its bucket has no
- * free or expired entry (nothing is stored); else AJW_REPLAY_NEW. */
-ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32], long long expires,
-                            long long now);
+/* The owner tag of a proof key: the first 8 bytes of SHA-256(jkt), never 0
+ * (0 on failure). */
+unsigned long long ajw_replay_owner(const char *jkt);
+
+/* Remember key of `owner` until `expires` (seconds). AJW_REPLAY_SEEN when a
+ * live entry (expires > now) holds it already. Otherwise stored: in a free
+ * or expired entry of its bucket while the owner holds fewer than
+ * AJW_REPLAY_PER_KEY live entries there (AJW_REPLAY_NEW), else in place of
+ * the owner's live entry there that expires first (AJW_REPLAY_NEW_EVICTED);
+ * AJW_REPLAY_FULL when the bucket is full of other owners' live entries. */
+ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32],
+                            unsigned long long owner, long long expires, long long now);
 
 /* Capacity in entries. */
 size_t ajw_replay_capacity(const ajw_replay_t *t);

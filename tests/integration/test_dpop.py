@@ -538,3 +538,26 @@ def test_forward_token_off_removes_dpop_token(make_httpd, jwks_server, echo_back
     assert r.status_code == 200
     sent = {k.lower(): v for k, v in r.json()["headers"]}
     assert "authorization" not in sent, sent.get("authorization", "")[:12]
+
+
+def test_one_key_cannot_fill_the_replay_table(make_httpd, jwks_server, keys, pkey, expect_log):
+    """One client chooses its jti values and knows its own key: it holds only
+    its share of the replay table, evicting its own entries past that, and
+    another client is still served (one bucket of 8 here, so every proof of
+    both lands in the same bucket)."""
+    expect_log(PROOF_REJECTED % "replay", required=True)
+    h = make_httpd("AuthJWKSDPoPReplayCache 8\n" + conf(jwks_server.url()))
+    t = bound_token(keys, pkey)
+    sent = []
+    for i in range(20):
+        p = proof(pkey, "GET", url(h, "/dp/env"), t)
+        r = dget(h, "/dp/env", t, p)
+        assert r.status_code == 200, (i, r.status_code, r.headers.get("Retry-After"))
+        sent.append(p)
+    other = jwk.JWK.generate(kty="EC", crv="P-256")
+    t2 = bound_token(keys, other)
+    for i in range(3):
+        r = dget(h, "/dp/env", t2, proof(other, "GET", url(h, "/dp/env"), t2))
+        assert r.status_code == 200, (i, r.status_code)
+    # the flooding key's newest proof is still remembered
+    assert_dpop_refused(dget(h, "/dp/env", t, sent[-1]))

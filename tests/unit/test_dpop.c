@@ -515,21 +515,24 @@ static void test_replay(void **state)
     void *mem = apr_palloc(pool, sz);
     ajw_replay_t *t = ajw_replay_init(mem, sz);
     unsigned char k1[32], k2[32], k3[32];
+    unsigned long long own = ajw_replay_owner(VEC_JKT_EC), other = ajw_replay_owner(VEC_JKT_OTHER);
     (void)state;
     assert_non_null(t);
+    assert_true(own != 0 && other != 0 && own != other);
+    assert_true(ajw_replay_owner(VEC_JKT_EC) == own);
     assert_true(ajw_replay_capacity(t) >= 64);
     key_of(k1, "a");
     key_of(k2, "b");
-    assert_int_equal(ajw_replay_add(t, k1, 200, 100), AJW_REPLAY_NEW);
-    assert_int_equal(ajw_replay_add(t, k1, 200, 150), AJW_REPLAY_SEEN);
-    assert_int_equal(ajw_replay_add(t, k2, 200, 150), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k1, own, 200, 100), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k1, own, 200, 150), AJW_REPLAY_SEEN);
+    assert_int_equal(ajw_replay_add(t, k2, own, 200, 150), AJW_REPLAY_NEW);
     /* expired: the same key is new again */
-    assert_int_equal(ajw_replay_add(t, k1, 400, 200), AJW_REPLAY_NEW);
-    assert_int_equal(ajw_replay_add(t, k1, 400, 300), AJW_REPLAY_SEEN);
+    assert_int_equal(ajw_replay_add(t, k1, own, 400, 200), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k1, own, 400, 300), AJW_REPLAY_SEEN);
     /* the same jti under another key is another entry */
     assert_int_equal(ajw_replay_key(k3, VEC_JKT_OTHER, "a", 1), 0);
     assert_memory_not_equal(k1, k3, 32);
-    assert_int_equal(ajw_replay_add(t, k3, 400, 300), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k3, other, 400, 300), AJW_REPLAY_NEW);
     /* "ab"+"c" and "a"+"bc" differ (the NUL separator) */
     {
         unsigned char x[32], y[32];
@@ -540,6 +543,8 @@ static void test_replay(void **state)
     assert_null(ajw_replay_init(mem, 8));
 }
 
+/* A bucket full of live entries of other keys: nothing is evicted, every
+ * remembered jti is still detected, the new proof is refused. */
 static void test_replay_full_fails_closed(void **state)
 {
     size_t sz = ajw_replay_size(1);  /* one bucket */
@@ -554,21 +559,63 @@ static void test_replay_full_fails_closed(void **state)
         ajw_replay_e rc;
         snprintf(jti, sizeof(jti), "j%d", i);
         key_of(k, jti);
-        rc = ajw_replay_add(t, k, 1000, 10);
+        rc = ajw_replay_add(t, k, (unsigned long long)i + 1, 1000, 10);  /* one key each */
         nnew += rc == AJW_REPLAY_NEW;
         nfull += rc == AJW_REPLAY_FULL;
     }
     assert_int_equal(nnew, AJW_REPLAY_WAYS);
     assert_int_equal(nfull, 4);
-    /* every remembered jti is still detected: nothing was evicted */
     for (i = 0; i < AJW_REPLAY_WAYS; i++) {
         snprintf(jti, sizeof(jti), "j%d", i);
         key_of(k, jti);
-        assert_int_equal(ajw_replay_add(t, k, 1000, 20), AJW_REPLAY_SEEN);
+        assert_int_equal(ajw_replay_add(t, k, (unsigned long long)i + 1, 1000, 20),
+                         AJW_REPLAY_SEEN);
     }
     /* once they expire there is room again */
     key_of(k, "late");
-    assert_int_equal(ajw_replay_add(t, k, 2000, 1000), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k, 99, 2000, 1000), AJW_REPLAY_NEW);
+}
+
+/* One key choosing its jti values holds at most AJW_REPLAY_PER_KEY entries
+ * of a bucket: past that it evicts its own oldest, and other keys keep the
+ * rest of the bucket. Its newest proofs are still detected as replays. */
+static void test_replay_share_per_key(void **state)
+{
+    size_t sz = ajw_replay_size(1);  /* one bucket: every proof lands in it */
+    void *mem = apr_palloc(pool, sz);
+    ajw_replay_t *t = ajw_replay_init(mem, sz);
+    unsigned long long flood = 7, other = 100;  /* others: one key per entry */
+    unsigned char k[32];
+    char jti[16];
+    int i;
+    (void)state;
+    for (i = 0; i < 50; i++) {
+        snprintf(jti, sizeof(jti), "f%d", i);
+        key_of(k, jti);
+        assert_int_equal(ajw_replay_add(t, k, flood, 1000 + i, 10),
+                         i < AJW_REPLAY_PER_KEY ? AJW_REPLAY_NEW : AJW_REPLAY_NEW_EVICTED);
+    }
+    for (i = 50 - AJW_REPLAY_PER_KEY; i < 50; i++) {   /* its latest are remembered */
+        snprintf(jti, sizeof(jti), "f%d", i);
+        key_of(k, jti);
+        assert_int_equal(ajw_replay_add(t, k, flood, 2000, 11), AJW_REPLAY_SEEN);
+    }
+    for (i = 0; i < AJW_REPLAY_WAYS - AJW_REPLAY_PER_KEY; i++) {   /* the rest is others' */
+        snprintf(jti, sizeof(jti), "o%d", i);
+        assert_int_equal(ajw_replay_key(k, VEC_JKT_OTHER, jti, strlen(jti)), 0);
+        assert_int_equal(ajw_replay_add(t, k, other + (unsigned)i, 1000, 12), AJW_REPLAY_NEW);
+    }
+    /* the bucket is full: the flooding key still only displaces itself */
+    key_of(k, "f-last");
+    assert_int_equal(ajw_replay_add(t, k, flood, 1000, 13), AJW_REPLAY_NEW_EVICTED);
+    for (i = 0; i < AJW_REPLAY_WAYS - AJW_REPLAY_PER_KEY; i++) {
+        snprintf(jti, sizeof(jti), "o%d", i);
+        assert_int_equal(ajw_replay_key(k, VEC_JKT_OTHER, jti, strlen(jti)), 0);
+        assert_int_equal(ajw_replay_add(t, k, other + (unsigned)i, 1000, 14), AJW_REPLAY_SEEN);
+    }
+    /* a key with nothing in a full bucket is refused, nothing evicted */
+    key_of(k, "third");
+    assert_int_equal(ajw_replay_add(t, k, 9, 1000, 15), AJW_REPLAY_FULL);
 }
 
 /* ------------------------------------------------------------ nonces */
@@ -668,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_policy_and_binding),
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_replay_full_fails_closed),
+        cmocka_unit_test(test_replay_share_per_key),
         cmocka_unit_test(test_nonce_claim),
         cmocka_unit_test(test_nonce_make_check),
         cmocka_unit_test(test_cert_thumbprint),
