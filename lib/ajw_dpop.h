@@ -13,6 +13,7 @@
 #define AJW_DPOP_MAX_LEN     8192    /* bytes of one proof */
 #define AJW_DPOP_MAX_JTI     256     /* bytes of a proof's jti */
 #define AJW_DPOP_MAX_URL     4096    /* bytes of an htu */
+#define AJW_DPOP_MAX_RSA_BITS 4096   /* modulus of an RSA proof key (JWKS keys: 16384) */
 
 /* What one request expects of its proof. */
 typedef struct ajw_dpop_req_t {
@@ -42,13 +43,15 @@ typedef struct ajw_dpop_proof_t {
  * of at most AJW_DPOP_MAX_LEN bytes, typ dpop+jwt (AJW_R_BAD_TYPE), alg in
  * req->algs and asymmetric (AJW_R_ALG_NOT_ALLOWED), header jwk a public key
  * (absent, not an object, oct, or holding any private member: AJW_R_BAD_KEY),
- * the signature with that key (AJW_R_BAD_SIGNATURE), jti a non-empty string
- * of at most AJW_DPOP_MAX_JTI bytes, htm equal to req->method, htu equal to
- * req->htu after normalisation, iat a number within the window
- * (AJW_R_ISSUED_IN_FUTURE, AJW_R_TOO_OLD), ath = base64url(SHA-256(token))
- * when req->token is set, the key's thumbprint equal to req->jkt when set
- * (claims: AJW_R_MISSING_CLAIM / AJW_R_BAD_CLAIM). The replay check is left
- * to the caller (jti and iat are in *out). err->text never quotes the proof. */
+ * the key's thumbprint equal to req->jkt when set and an RSA modulus of at
+ * most AJW_DPOP_MAX_RSA_BITS (AJW_R_BAD_KEY; both before any key import or
+ * signature work), the signature with that key (AJW_R_BAD_SIGNATURE), jti a
+ * non-empty string of at most AJW_DPOP_MAX_JTI bytes, htm equal to
+ * req->method, htu equal to req->htu after normalisation, iat a number
+ * within the window (AJW_R_ISSUED_IN_FUTURE, AJW_R_TOO_OLD), ath =
+ * base64url(SHA-256(token)) when req->token is set (claims:
+ * AJW_R_MISSING_CLAIM / AJW_R_BAD_CLAIM). The replay check is left to the
+ * caller (jti and iat are in *out). err->text never quotes the proof. */
 ajw_reason_e ajw_dpop_check(ajw_dpop_proof_t **out, const char *proof, size_t len,
                             const ajw_dpop_req_t *req, apr_pool_t *p, ajw_error_t *err);
 

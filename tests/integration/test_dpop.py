@@ -561,3 +561,54 @@ def test_one_key_cannot_fill_the_replay_table(make_httpd, jwks_server, keys, pke
         assert r.status_code == 200, (i, r.status_code)
     # the flooding key's newest proof is still remembered
     assert_dpop_refused(dget(h, "/dp/env", t, sent[-1]))
+
+
+def _fake_rsa_proof(htu, token, nbytes):
+    """A proof carrying an RSA jwk of nbytes modulus bytes (no key pair behind
+    it; the signature is garbage) and that jwk's RFC 7638 thumbprint."""
+    import hashlib
+    import os as _os
+    n = H.b64u(b"\xc5" + _os.urandom(nbytes - 2) + b"\x01")
+    jwk_d = {"kty": "RSA", "e": "AQAB", "n": n}
+    jkt = H.b64u(hashlib.sha256(json.dumps(jwk_d, sort_keys=True, separators=(",", ":"))
+                                .encode()).digest())
+    hdr = {"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk_d}
+    c = {"jti": uuid.uuid4().hex, "htm": "GET", "htu": htu, "iat": H.now(),
+         "ath": H.b64u(hashlib.sha256(token.encode()).digest())}
+    prf = "%s.%s.%s" % (H.b64u(json.dumps(hdr)), H.b64u(json.dumps(c)),
+                        H.b64u(_os.urandom(nbytes)))
+    return H.remember(prf), jkt
+
+
+def test_proof_key_checked_against_cnf_jkt_before_signature(srv, keys, pkey, expect_log):
+    """A 16384-bit RSA proof key that is not the token's: refused on its
+    thumbprint, with no signature work (the log says so, not bad_signature)."""
+    expect_log(PROOF_REJECTED % "bad_key: proof key is not the key the token is bound",
+               required=True)
+    t = bound_token(keys, pkey)
+    prf, _ = _fake_rsa_proof(url(srv, "/dp/env"), t, 2048)
+    start = srv.log_size()
+    assert_dpop_refused(dget(srv, "/dp/env", t, prf))
+    assert "bad_signature" not in srv.log_since(start)
+
+
+def test_proof_key_size_capped(srv, keys, expect_log):
+    """A token bound to a huge RSA key: the proof key is refused on its size
+    before it is imported or any signature checked."""
+    expect_log(PROOF_REJECTED % "bad_key: proof jwk is an RSA key of 16384 bits, over the cap",
+               required=True)
+    expect_log(PROOF_REJECTED % "bad_key: proof jwk is an RSA key of 8192 bits, over the cap",
+               required=True)
+    for nbytes in (2048, 1024):
+        prf0, jkt = _fake_rsa_proof(url(srv, "/dp/env"), "x", nbytes)
+        t = H.mint(H.std_claims(cnf={"jkt": jkt}), keys.rsa, "RS256")
+        # the same key again, with this token's ath
+        import hashlib
+        hdr = json.loads(H.b64u_decode(prf0.split(".")[0]))
+        c = {"jti": uuid.uuid4().hex, "htm": "GET", "htu": url(srv, "/dp/env"), "iat": H.now(),
+             "ath": H.b64u(hashlib.sha256(t.encode()).digest())}
+        prf = H.remember("%s.%s.%s" % (H.b64u(json.dumps(hdr)), H.b64u(json.dumps(c)),
+                                       prf0.split(".")[2]))
+        start = srv.log_size()
+        assert_dpop_refused(dget(srv, "/dp/env", t, prf))
+        assert "bad_signature" not in srv.log_since(start)

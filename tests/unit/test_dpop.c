@@ -16,6 +16,7 @@
 #include <apr_strings.h>
 
 #include "ajw_types.h"
+#include "ajw_b64.h"
 #include "ajw_json.h"
 #include "ajw_jwk.h"
 #include "ajw_dpop.h"
@@ -475,6 +476,63 @@ static void test_hostile_proofs(void **state)
     }
 }
 
+/* A proof of an RSA key of `bytes` modulus bytes (not a real key pair; the
+ * signature is garbage), and its thumbprint in *jkt. */
+static const char *big_rsa_proof(size_t bytes, const char **jkt)
+{
+    unsigned char *n = apr_palloc(pool, bytes);
+    const char *hdr, *payload;
+    ajw_error_t err;
+    json_t *jwk;
+    memset(n, 0xC5, bytes);
+    n[bytes - 1] = 0x01;
+    jwk = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "e", "AQAB",
+                    "n", ajw_b64url_encode(n, bytes, pool));
+    assert_int_equal(ajw_jwk_thumbprint(jkt, jwk, pool, &err), AJW_OK);
+    hdr = apr_psprintf(pool, "{\"typ\":\"dpop+jwt\",\"alg\":\"RS256\",\"jwk\":%s}",
+                       ajw_json_dump(jwk, pool));
+    json_decref(jwk);
+    payload = "{\"jti\":\"j\",\"htm\":\"GET\",\"htu\":\"" VEC_HTU "\",\"iat\":1}";
+    return apr_pstrcat(pool, ajw_b64url_encode((const unsigned char *)hdr, strlen(hdr), pool),
+                       ".", ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
+                                              pool),
+                       ".", ajw_b64url_encode(n, bytes, pool), NULL);
+}
+
+/* The binding and the key size are checked before any signature work: a
+ * proof whose key is not the token's is refused as such even when its
+ * signature is bad too, and a huge RSA key is never imported. */
+static void test_binding_before_signature(void **state)
+{
+    ajw_dpop_req_t rq;
+    ajw_dpop_proof_t *pr;
+    ajw_error_t err;
+    const char *jkt, *big;
+    (void)state;
+    base_req(&rq);
+    rq.jkt = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";   /* no key of the vectors */
+    assert_int_equal(check(vec_other_key_jwk, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "cnf.jkt"));
+    assert_int_equal(check(vec_tampered, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "cnf.jkt"));
+    /* 16384-bit proof key bound to another key: refused on the thumbprint */
+    big = big_rsa_proof(2048, &jkt);
+    assert_int_equal(check(big, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "cnf.jkt"));
+    /* ... and bound to itself: refused on its size, before any import */
+    rq.jkt = jkt;
+    assert_int_equal(check(big, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "16384 bits"));
+    big = big_rsa_proof(AJW_DPOP_MAX_RSA_BITS / 8 + 1, &jkt);
+    rq.jkt = jkt;
+    assert_int_equal(check(big, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "over the cap"));
+    /* at the cap: the key is imported and the (garbage) signature checked */
+    big = big_rsa_proof(AJW_DPOP_MAX_RSA_BITS / 8, &jkt);
+    rq.jkt = jkt;
+    assert_int_equal(check(big, &rq, &pr, &err), AJW_R_BAD_SIGNATURE);
+}
+
 static void test_policy_and_binding(void **state)
 {
     ajw_dpop_req_t rq;
@@ -712,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_htu_limits),
         cmocka_unit_test(test_good_proofs),
         cmocka_unit_test(test_hostile_proofs),
+        cmocka_unit_test(test_binding_before_signature),
         cmocka_unit_test(test_policy_and_binding),
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_replay_full_fails_closed),
