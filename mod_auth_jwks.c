@@ -733,8 +733,11 @@ static int header_parser(request_rec *r)
     if (c->forward_token)
         return DECLINED;
     find_token(r, c, &tf);
-    if (tf.count)
-        own_state(r)->early = apr_pmemdup(r->pool, &tf, sizeof(tf));
+    if (tf.count) {
+        ajw_req_t *st = own_state(r);
+        st->early = apr_pmemdup(r->pool, &tf, sizeof(tf));
+        st->token_dpop = tf.dpop;     /* the challenge's scheme, once the header is gone */
+    }
     ajw_edge_scrub_token(r, c);
     return DECLINED;
 }

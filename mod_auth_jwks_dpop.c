@@ -297,10 +297,15 @@ static const char *alg_list(apr_pool_t *p, unsigned algs)
     return out;
 }
 
-/* Did the client use Authorization: DPoP? */
+/* Did the client use Authorization: DPoP? Remembered in the request state
+ * when the token was found: AuthJWKSForwardToken Off has taken the header
+ * out by the time a challenge is made. */
 static int used_dpop_scheme(request_rec *r)
 {
+    const ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
     const char *v = apr_table_get(r->headers_in, "Authorization");
+    if (st && st->token_dpop)
+        return 1;
     if (!v)
         return 0;
     while (*v == ' ' || *v == '\t')

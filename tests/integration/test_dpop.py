@@ -612,3 +612,29 @@ def test_proof_key_size_capped(srv, keys, expect_log):
         start = srv.log_size()
         assert_dpop_refused(dget(srv, "/dp/env", t, prf))
         assert "bad_signature" not in srv.log_since(start)
+
+
+def test_forward_token_off_error_on_dpop_challenge(make_httpd, jwks_server, keys, pkey,
+                                                    expect_log):
+    """allow + ForwardToken Off: the header is gone when the challenge is made;
+    the error still goes on the scheme the client used (RFC 9449 §7.1)."""
+    expect_log(r"token rejected: expired", required=True)
+    expect_log(r"bad bearer request: malformed Authorization", required=True)
+    h = make_httpd(loc("dp", "    AuthJWKSDPoP allow\n    AuthJWKSForwardToken Off").replace(
+        "{jwks}", jwks_server.url()))
+    t = H.mint(H.std_claims(cnf={"jkt": pkey.thumbprint()}, exp=H.now() - 100), keys.rsa, "RS256")
+    r = dget(h, "/dp/env", t, proof(pkey, "GET", url(h, "/dp/env"), t))
+    assert_dpop_refused(r, error="invalid_token")
+    # a malformed DPoP credential: invalid_request on the DPoP challenge too
+    r = dget(h, "/dp/env", t + " x", proof(pkey, "GET", url(h, "/dp/env"), t))
+    assert r.status_code == 400, r.status_code
+    ch = dict(challenges(r))
+    assert ch["DPoP"].get("error") == "invalid_request", ch
+    assert "error" not in ch["Bearer"], ch
+    # and a bearer token's error stays on Bearer
+    t2 = H.mint(H.std_claims(exp=H.now() - 100), keys.rsa, "RS256")
+    r = get(h, "/dp/env", t2)
+    assert r.status_code == 401
+    ch = dict(challenges(r))
+    assert ch["Bearer"].get("error") == "invalid_token", ch
+    assert "error" not in ch["DPoP"], ch
