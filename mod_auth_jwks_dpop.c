@@ -661,15 +661,22 @@ int ajw_dpop_check_request(request_rec *r, const ajw_dir_conf *c, int dpop_schem
 /* ------------------------------------------------------------------ */
 /* RFC 9728 protected-resource metadata                                 */
 
+/* The metadata published at r's path: the virtual host's own first, then
+ * the main server's (its sections apply in every virtual host). */
 static const ajw_prm_t *prm_for(request_rec *r)
 {
+    const ajw_prm_t *main_m = NULL;
     int i;
     for (i = 0; prm_all && i < prm_all->nelts; i++) {
         const ajw_prm_t *m = APR_ARRAY_IDX(prm_all, i, const ajw_prm_t *);
-        if ((m->server == r->server || !m->server->is_virtual) && !strcmp(m->path, r->uri))
+        if (strcmp(m->path, r->uri))
+            continue;
+        if (m->server == r->server)
             return m;
+        if (!m->server->is_virtual && !main_m)
+            main_m = m;
     }
-    return NULL;
+    return main_m;
 }
 
 /* The well-known URLs of registered resources go to our handler, with no
