@@ -970,6 +970,20 @@ static int setup_shared(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     if (ajw_shared_file_check_dir(dir, ap_unixd_config.user_id, ap_unixd_config.group_id,
                                   &why, ptemp) != APR_SUCCESS
         || ajw_shared_file_create(&sh, dir, &why, pconf) != APR_SUCCESS) {
+        if (!sc->cache_dir) {
+            /* A default the operator did not choose (DefaultRuntimeDir may
+             * not exist yet: Debian's apache2ctl makes /var/run/apache2)
+             * must not stop the server: run as with AuthJWKSCacheDir off.
+             * Said once, on the reading that opens the error log. */
+            if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "AuthJWKSCacheDir not set and "
+                             "the default %s is unusable (%s): running without the shared "
+                             "copies of JWKS documents (each process fetches and keeps its "
+                             "own); set AuthJWKSCacheDir to a directory, or to off", dir,
+                             why ? why : "unusable");
+            return remote && ajw_keystore_set_shared(ajw_mod.ks, remote) != APR_SUCCESS
+                   ? !OK : OK;
+        }
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "AuthJWKSCacheDir %s: %s",
                      dir, why ? why : "unusable");
         return !OK;

@@ -542,3 +542,45 @@ def test_outage_under_load_logs_bounded(make_httpd, idp, keys, expect_log):
     lines = auth_jwks_problems(h.log_since(mark))
     assert len(lines) <= 12, "%d auth_jwks warn/error lines in a 10 s outage (%d requests):\n%s" % (
         len(lines), sum(total.values()), "\n".join(lines[:30]))
+
+
+@pytest.mark.parametrize("how", ["compiled default", "not a directory"])
+def test_default_cache_dir_unusable_warns_and_serves(make_httpd, idp, keys, expect_log, how):
+    """No AuthJWKSCacheDir, and the default <DefaultRuntimeDir>/auth_jwks is
+    unusable: httpd's compiled-in runtime directory when the configuration
+    sets none (Debian's /var/run/apache2, absent until apache2ctl makes it),
+    or a file in its place. httpd starts, says so once, and serves tokens
+    without the shared copy."""
+    warn = r"\[auth_jwks:warn\].*AuthJWKSCacheDir not set and the default \S+ is unusable"
+    expect_log(warn, required=True)
+    h = make_httpd("", start=False)
+    h.write_conf(loc(idp.url(), "    AuthJWKSStartupWait 10"))
+    with open(h.conf_path) as f:
+        text = f.read()
+    if how == "compiled default":
+        if os.path.isdir("/var/run/apache2"):
+            pytest.skip("/var/run/apache2 exists on this machine")
+        text = re.sub(r"(?m)^DefaultRuntimeDir .*$", "", text)
+    else:
+        with open(os.path.join(h.root, "run", "auth_jwks"), "w") as f:
+            f.write("not a directory\n")
+    with open(h.conf_path, "w") as f:
+        f.write(text)
+    h.start()
+    assert get(h, "/api/static.txt", tok(keys.rsa)).status_code == 200
+    assert len(re.findall(warn, h.log_text())) == 1, h.log_tail()
+    # a graceful restart reads the configuration again: still serving
+    h.graceful()
+    assert get(h, "/api/static.txt", tok(keys.rsa)).status_code == 200
+
+
+def test_explicit_cache_dir_unusable_refused(make_httpd, idp, expect_log):
+    """The same directory named by AuthJWKSCacheDir: the operator chose it,
+    so httpd refuses to start."""
+    expect_log(r"AuthJWKSCacheDir .*cannot create", required=True)
+    h = make_httpd("", start=False)
+    d = os.path.join(h.root, "run", "absent", "apache2", "auth_jwks")
+    h.write_conf('AuthJWKSCacheDir "%s"\n' % d + loc(idp.url()))
+    with pytest.raises(RuntimeError):
+        h.start(timeout=8)
+    assert not h._port_open()
