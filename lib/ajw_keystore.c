@@ -543,17 +543,24 @@ static outcome_e take_document(ajw_source_t *src, const char *body, size_t len,
     return OUTCOME_NEW;
 }
 
-/* Note the newest successful fetch server-wide and when keys go stale. */
-static void set_fetched(ajw_source_t *src, apr_time_t fetched)
+/* Note the newest successful fetch server-wide and when keys go stale.
+ * own: this process fetched just now. That is the newest fetch whatever the
+ * wall clock says (after a step back it reads earlier than the last one
+ * seen), and its keys go stale max_stale from now on the monotonic clock.
+ * A shared copy's fetch time is another process's wall clock: taken when
+ * newer than what is known, and it never brings stale_at closer. */
+static void set_fetched(ajw_source_t *src, apr_time_t fetched, int own)
 {
-    apr_time_t now = apr_time_now();
-    if (fetched <= src->seen_fetched)
+    apr_time_t now = apr_time_now(), at = 0;
+    if (!own && fetched <= src->seen_fetched)
         return;
     src->seen_fetched = fetched;
+    if (src->conf.max_stale > 0)
+        at = mono_now() - (!own && now > fetched ? now - fetched : 0) + src->conf.max_stale;
     apr_thread_mutex_lock(src->mu);
     src->st.fetched = fetched;
-    src->stale_at = src->conf.max_stale > 0
-                  ? mono_now() - (now > fetched ? now - fetched : 0) + src->conf.max_stale : 0;
+    if (!at || at > src->stale_at)
+        src->stale_at = at;
     apr_thread_mutex_unlock(src->mu);
 }
 
@@ -741,7 +748,7 @@ static int adopt(ajw_source_t *src, const ajw_shared_doc_t *rec, attempt_t *a)
         apr_cpystrn(src->etag, rec->etag, sizeof(src->etag));
     else
         src->etag[0] = '\0';
-    set_fetched(src, rec->fetched);
+    set_fetched(src, rec->fetched, 0);
     a->oc = (a->oc == OUTCOME_NEW || oc == OUTCOME_NEW) ? OUTCOME_NEW : OUTCOME_UNCHANGED;
     a->adopted = 1;
     a->fetched = rec->fetched;
@@ -825,8 +832,13 @@ static void shared_attempt(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
         if (shared_read(ks, src, &rec) && rec.fetched > src->seen_fetched && adopt(src, &rec, a))
             goto cleanup;
     }
-    if (rv == APR_SUCCESS && a->early && last > 0 && apr_time_now() - last < src->conf.min_refresh) {
-        /* Some process tried less than min_refresh ago: kicks are limited per server. */
+    now = apr_time_now();
+    if (rv == APR_SUCCESS && a->early && last > 0 && last <= now
+        && now - last < src->conf.min_refresh) {
+        /* Some process tried less than min_refresh ago: kicks are limited per
+         * server. A lease stamped in the future (the wall clock stepped back
+         * since) says nothing about when: it must not hold off every early
+         * refresh of the server for the size of the step. */
         if (!a->adopted)
             a->oc = OUTCOME_SKIPPED;
         goto cleanup;
@@ -834,7 +846,7 @@ static void shared_attempt(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
     fetch_source(ks, src, a);
     if (a->oc != OUTCOME_FAILED) {
         shared_write(ks, src, a);
-        set_fetched(src, a->fetched);
+        set_fetched(src, a->fetched, 1);
     }
 cleanup:
     if (lease)
@@ -896,7 +908,7 @@ static void refresh_source(ajw_keystore_t *ks, ajw_source_t *src, int early)
     }
     else if (a.oc != OUTCOME_SKIPPED) {
         if (!ks->shared)
-            set_fetched(src, a.fetched);
+            set_fetched(src, a.fetched, 1);
         /* Counted from the document's fetch, which may be another process's. */
         delay = jittered(src, steady_delay(&src->conf, a.max_age)) - (now - a.fetched);
         if (delay < 0)

@@ -162,6 +162,15 @@ static void clock_step(long long us)
     __atomic_store_n(&clock_offset_us, us, __ATOMIC_RELAXED);
 }
 
+/* Teardown of the tests that step the clock: back to real time even when
+ * one failed half-way. */
+static int clock_reset(void **state)
+{
+    (void)state;
+    clock_step(0);
+    return 0;
+}
+
 /* ---- log capture ---------------------------------------------------------- */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -837,6 +846,88 @@ static void env_shared(env_t *e, ajw_shared_t *sh, long refresh_ms, long min_ms)
     assert_int_equal(ajw_keystore_set_shared(e->ks, sh), APR_SUCCESS);
 }
 
+/* The wall clock steps back an hour while refreshes keep succeeding: their
+ * fetch times read earlier than the last one seen, yet each is the newest
+ * fetch, so AuthJWKSMaxStale never runs out (before: every token 503
+ * keys_stale once max_stale passed). */
+static void test_clock_step_back_keys_stay_fresh(void **state)
+{
+    env_t e;
+    ajw_source_conf_t c;
+    ajw_keyhold_t *h;
+    ajw_keys_state_e why;
+    apr_time_t end;
+    int calls;
+    (void)state;
+    log_clear();
+    fake_reset(DOC_A);
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(apr_pool_create(&e.p, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&e.pchild, e.p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&e.ks, e.p), APR_SUCCESS);
+    env_conf(&c, 100, 50);
+    c.timeout = MS(100);
+    c.max_stale = MS(400);
+    e.src = ajw_keystore_add(e.ks, &c);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    ajw_source_release(h);
+    clock_step(-3600LL * APR_USEC_PER_SEC);
+    calls = fake_calls();
+    end = apr_time_now() + MS(1200);   /* three times max_stale, refreshes every ~100 ms */
+    while (apr_time_now() < end) {
+        h = ajw_source_acquire_ex(e.src, 0, &why);
+        assert_non_null(h);
+        assert_int_equal(why, AJW_KEYS_OK);
+        ajw_source_release(h);
+        apr_sleep(MS(20));
+    }
+    assert_true(fake_calls() >= calls + 5);
+    assert_false(status_of(e.src).stale);
+    assert_int_equal(log_count("are stale"), 0);
+    /* the status tells the fetch time on the clock as it reads now */
+    assert_true(status_of(e.src).fetched <= apr_time_now());
+    clock_step(0);
+    env_end(&e);
+}
+
+/* A step back after the lease was stamped: the lease's last attempt reads
+ * as "in the future", which must not rate-limit early refreshes (before:
+ * every kick of the server was skipped until the clock caught up). */
+static void test_clock_step_back_lease_does_not_block_kicks(void **state)
+{
+    env_t e;
+    shdir_t d;
+    ajw_keyhold_t *h;
+    int calls;
+    (void)state;
+    log_clear();
+    fake_reset(DOC_A);
+    env_shared(&e, NULL, 60000, 50);
+    shdir_make(&d, e.p);
+    assert_int_equal(ajw_keystore_set_shared(e.ks, d.sh), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    ajw_source_release(h);
+    assert_true(wait_calls(1));
+    apr_sleep(MS(100));                 /* past min_refresh on every clock */
+    clock_step(-3600LL * APR_USEC_PER_SEC);
+    calls = fake_calls();
+    fake_set(DOC_B, 0);
+    ajw_source_kick(e.src);
+    assert_true(wait_calls(calls + 1));
+    assert_true(wait_generation(e.src, 2));
+    h = ajw_source_acquire(e.src, 0);
+    assert_non_null(h);
+    assert_string_equal(first_kid(h), "key-b");
+    ajw_source_release(h);
+    clock_step(0);
+    env_end(&e);
+    shdir_remove(&d);
+}
+
 /* A child starting while the IdP is down starts from the shared copy, at
  * once, and schedules its refresh from the copy's fetch time. */
 static void test_start_from_shared_copy(void **state)
@@ -1294,6 +1385,8 @@ int main(void)
         cmocka_unit_test(test_hung_source_does_not_block_others),
         cmocka_unit_test(test_clock_step_back),
         cmocka_unit_test(test_release_after_cleanup),
+        cmocka_unit_test_teardown(test_clock_step_back_keys_stay_fresh, clock_reset),
+        cmocka_unit_test_teardown(test_clock_step_back_lease_does_not_block_kicks, clock_reset),
         cmocka_unit_test(test_start_from_shared_copy),
         cmocka_unit_test(test_fetch_writes_shared_copy),
         cmocka_unit_test(test_max_stale),
