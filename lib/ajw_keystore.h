@@ -8,7 +8,8 @@
  * its status; hold reference counts are atomic; a replaced key set is freed
  * when its last hold is released. Sources are added only during
  * configuration, before ajw_keystore_start, so the list needs no lock.
- * Scheduling uses a monotonic clock: wall-clock steps do not stall refreshes. */
+ * Scheduling and every wait use a monotonic clock: wall-clock steps stall
+ * no refresh, kick or waiting request, and do not make keys stale. */
 #ifndef AJW_KEYSTORE_H
 #define AJW_KEYSTORE_H
 

@@ -846,6 +846,37 @@ static void env_shared(env_t *e, ajw_shared_t *sh, long refresh_ms, long min_ms)
     assert_int_equal(ajw_keystore_set_shared(e->ks, sh), APR_SUCCESS);
 }
 
+/* Waits are timed on the monotonic clock. Here the wall clock reads an hour
+ * ahead of the one the kernel times wall-clock waits on, as it does for a
+ * wait begun just before NTP steps the clock back an hour: a wait timed on
+ * the wall clock would last the hour (before: the refresh thread slept it,
+ * and a request waiting for keys could too). */
+static void test_clock_step_during_wait(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *h;
+    apr_time_t t0;
+    int calls;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 50, 20);
+    assert_true(wait_generation(e.src, 1));
+    clock_step(3600LL * APR_USEC_PER_SEC);
+    calls = fake_calls();
+    assert_true(wait_calls(calls + 3));   /* the refresh thread's sleeps still end */
+    /* a request waiting for a refresh that publishes nothing new: bounded */
+    fake_set(DOC_A, 1);
+    h = ajw_source_acquire(e.src, 0);
+    assert_non_null(h);
+    t0 = apr_time_now();
+    assert_int_not_equal(ajw_source_refresh_wait(e.src, h->generation, MS(300)),
+                         AJW_REFRESH_NEWER);
+    assert_true(apr_time_now() - t0 < MS(2000));
+    ajw_source_release(h);
+    clock_step(0);
+    env_end(&e);
+}
+
 /* The wall clock steps back an hour while refreshes keep succeeding: their
  * fetch times read earlier than the last one seen, yet each is the newest
  * fetch, so AuthJWKSMaxStale never runs out (before: every token 503
@@ -1385,6 +1416,7 @@ int main(void)
         cmocka_unit_test(test_hung_source_does_not_block_others),
         cmocka_unit_test(test_clock_step_back),
         cmocka_unit_test(test_release_after_cleanup),
+        cmocka_unit_test_teardown(test_clock_step_during_wait, clock_reset),
         cmocka_unit_test_teardown(test_clock_step_back_keys_stay_fresh, clock_reset),
         cmocka_unit_test_teardown(test_clock_step_back_lease_does_not_block_kicks, clock_reset),
         cmocka_unit_test(test_start_from_shared_copy),
