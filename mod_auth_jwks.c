@@ -534,8 +534,9 @@ static ajw_reason_e verify_pass(const ajw_jws_t *t, apr_array_header_t *srcs,
 /* A kid no held key set knows: the IdP may have just rotated. Ask each
  * source for a refresh and wait (up to AuthJWKSRotationWait, shared by all
  * sources) for the one that serves it; 1 when any source published newer
- * keys. Rate-limited by the key store: a flood of random kids neither
- * waits nor fetches. */
+ * keys. Rate-limited by the key store, which lets only the request whose
+ * kick started a fetch and the first few after it wait: a flood of random
+ * kids neither fetches nor parks workers, even while a fetch hangs. */
 static int rotation_refreshed(const ajw_dir_conf *c, apr_array_header_t *srcs,
                               const sig_pass_t *sp)
 {

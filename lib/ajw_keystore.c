@@ -54,6 +54,9 @@
 #define ETAG_MAX        256
 #define FUTURE_SLACK    apr_time_from_sec(60)   /* a shared copy "fetched" later is refused */
 #define LEASE_POLL      (20 * 1000)             /* how often a lease loser looks again */
+/* Request threads that may wait for one attempt in ajw_source_refresh_wait:
+ * the one whose kick started it and the first few that came for it. */
+#define ROTATION_WAITERS 4
 
 struct ajw_source_t {
     /* Configuration: written by ajw_keystore_add (config phase, one thread),
@@ -86,6 +89,8 @@ struct ajw_source_t {
     apr_time_t last_start;            /* monotonic start of the last attempt (kick rate limit) */
     unsigned long long begun;         /* attempts started since start */
     int busy;                         /* an attempt runs now */
+    unsigned long long wait_for;      /* the attempt the last refresh_wait waits for */
+    unsigned waiters;                 /* ... and how many were let wait for it */
 
     /* Source thread only. */
     apr_time_t next_due;              /* monotonic */
@@ -416,7 +421,10 @@ ajw_refresh_e ajw_source_refresh_wait(ajw_source_t *src, unsigned long long gene
     if (out == AJW_REFRESH_NEWER)
         goto cleanup;
     /* Which attempt will answer us: the next one when a kick is (now) pending,
-     * else the running one; none when the rate limit refused and none runs. */
+     * else the running one; none when the rate limit refused and none runs.
+     * Only the request whose kick was taken and the first few after it wait
+     * for an attempt: forged tokens with random kids cost nothing to send,
+     * and must not park request threads while a fetch hangs. */
     pthread_mutex_lock(ks->mu);
     if (!src->kicked && !ks->stop
         && (!src->started || mono_now() - src->last_start >= src->conf.min_refresh)) {
@@ -428,6 +436,14 @@ ajw_refresh_e ajw_source_refresh_wait(ajw_source_t *src, unsigned long long gene
         target = src->begun + 1;
     else if (src->busy)
         target = src->begun;
+    if (target && target != src->wait_for) {
+        src->wait_for = target;
+        src->waiters = 0;
+    }
+    if (target && src->waiters >= ROTATION_WAITERS)
+        target = 0;
+    else if (target)
+        src->waiters++;
     pthread_mutex_unlock(ks->mu);
     if (!target)
         goto cleanup;
@@ -1119,6 +1135,8 @@ static apr_status_t init_runtime(ajw_keystore_t *ks)
         src->last_start = 0;
         src->begun = 0;
         src->busy = 0;
+        src->wait_for = 0;
+        src->waiters = 0;
         src->next_due = 0;
         src->etag[0] = '\0';
         src->has_doc_hash = src->has_noted_hash = 0;

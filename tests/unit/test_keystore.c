@@ -1191,14 +1191,63 @@ static void test_stale_shared_copy_not_used(void **state)
 typedef struct waiter_t {
     ajw_source_t *src;
     unsigned long long gen;
+    apr_interval_time_t wait;     /* 0: DEADLINE */
     ajw_refresh_e out;
+    apr_interval_time_t took;
 } waiter_t;
 
 static void *waiter_main(void *arg)
 {
     waiter_t *w = arg;
-    w->out = ajw_source_refresh_wait(w->src, w->gen, DEADLINE);
+    apr_time_t t0 = apr_time_now();
+    w->out = ajw_source_refresh_wait(w->src, w->gen, w->wait ? w->wait : DEADLINE);
+    w->took = apr_time_now() - t0;
     return NULL;
+}
+
+/* The IdP hangs during an early refresh and a flood of tokens with random
+ * kids arrives: only the request whose kick started the fetch and the first
+ * few after it wait; every other returns at once (before: each one waited
+ * the whole rotation wait, parking request threads). */
+static void test_rotation_wait_flood_during_hung_fetch(void **state)
+{
+    env_t e;
+    pthread_t th[24];
+    waiter_t w[24];
+    int i, round, waited;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 60000, 100);
+    assert_true(wait_generation(e.src, 1));
+    apr_sleep(MS(150));                 /* past min_refresh: the next kick is taken */
+    pthread_mutex_lock(&fake.mu);
+    fake.hang = 1;
+    pthread_mutex_unlock(&fake.mu);
+    /* Twice: the second flood comes while the fetch still hangs, after
+     * min_refresh (a new kick is taken, queued behind it): again a few wait. */
+    for (round = 0; round < 2; round++) {
+        memset(w, 0, sizeof(w));
+        for (i = 0; i < 24; i++) {
+            w[i].src = e.src;
+            w[i].gen = 1;
+            w[i].wait = MS(1500);
+            assert_int_equal(pthread_create(&th[i], NULL, waiter_main, &w[i]), 0);
+        }
+        for (waited = i = 0; i < 24; i++) {
+            pthread_join(th[i], NULL);
+            if (w[i].took >= MS(1000)) {
+                waited++;
+                assert_int_equal(w[i].out, AJW_REFRESH_TIMEOUT);
+            }
+            else {
+                assert_int_equal(w[i].out, AJW_REFRESH_LIMITED);
+                assert_true(w[i].took < MS(500));
+            }
+        }
+        assert_true(waited >= 1);
+        assert_true(waited <= 4);
+    }
+    env_end(&e);                        /* stop cancels the hung fetch */
 }
 
 static void test_rotation_wait(void **state)
@@ -1424,6 +1473,7 @@ int main(void)
         cmocka_unit_test(test_max_stale),
         cmocka_unit_test(test_stale_shared_copy_not_used),
         cmocka_unit_test(test_rotation_wait),
+        cmocka_unit_test(test_rotation_wait_flood_during_hung_fetch),
         cmocka_unit_test(test_two_stores_one_fetch),
         cmocka_unit_test(test_forked_children_one_fetch),
     };
