@@ -18,7 +18,7 @@ static const char url_alpha[] =
  * (every token's three parts are decoded before anything else is known).
  * Built by the compiler, so they are constant data: request threads of a
  * fresh process read them with no first-use initialisation to race with. */
-#define B64V(x, c62, c63) \
+#define B64V(x, c62, c63) (unsigned char) \
     ((x) >= 'A' && (x) <= 'Z' ? (x) - 'A' : (x) >= 'a' && (x) <= 'z' ? (x) - 'a' + 26 \
      : (x) >= '0' && (x) <= '9' ? (x) - '0' + 52 : (x) == (c62) ? 62 : (x) == (c63) ? 63 \
      : B64_BAD)
