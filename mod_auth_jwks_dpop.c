@@ -438,22 +438,25 @@ static int accepted_before(request_rec *r, const char *jti)
 static int replay_check(request_rec *r, const ajw_dpop_proof_t *pr, long long now)
 {
     unsigned char key[32];
+    unsigned long long owner = ajw_replay_owner(pr->jkt);
     ajw_replay_e rc;
     apr_status_t rv;
     if (!replay || !replay->table) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "DPoP replay cache unavailable; refusing");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (ajw_replay_key(key, pr->jkt, pr->jti, pr->jti_len) != 0)
+    if (!owner || ajw_replay_key(key, pr->jkt, pr->jti, pr->jti_len) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "DPoP replay cache: cannot hash the proof's "
+                      "key and jti; refusing");
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if ((rv = apr_global_mutex_lock(replay->mutex)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "DPoP replay cache: lock failed");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Kept until the proof's iat falls out of the window: after that the
      * iat check refuses it anyway. */
-    rc = ajw_replay_add(replay->table, key, ajw_replay_owner(pr->jkt),
-                        pr->iat + replay_horizon + 1, now);
+    rc = ajw_replay_add(replay->table, key, owner, pr->iat + replay_horizon + 1, now);
     apr_global_mutex_unlock(replay->mutex);
     if (rc == AJW_REPLAY_SEEN)
         return refuse(r, "invalid_dpop_proof", "The DPoP proof was used before",
