@@ -537,8 +537,9 @@ static ajw_reason_e verify_pass(const ajw_jws_t *t, apr_array_header_t *srcs,
 /* A kid no held key set knows: the IdP may have just rotated. Ask each
  * source for a refresh and wait (up to AuthJWKSRotationWait, shared by all
  * sources) for the one that serves it; 1 when any source published newer
- * keys. Rate-limited by the key store: a flood of random kids neither
- * waits nor fetches. */
+ * keys. Rate-limited by the key store, which lets only the request whose
+ * kick started a fetch and the first few after it wait: a flood of random
+ * kids neither fetches nor parks workers, even while a fetch hangs. */
 static int rotation_refreshed(const ajw_dir_conf *c, apr_array_header_t *srcs,
                               const sig_pass_t *sp)
 {
@@ -754,11 +755,28 @@ static int post_read_request(request_rec *r)
 }
 
 /* Per section (its own header prefix); also on internal redirects, whose
- * headers_in is the original's: fixups exports the verified claims again. */
+ * headers_in is the original's: fixups exports the verified claims again.
+ * With AuthJWKSForwardToken Off the token leaves the request here, as soon
+ * as the section is known: an access check (`Require ip` in a RequireAll)
+ * may refuse before authentication runs, and the access log's %r must not
+ * show a query token then. check_authn takes it from the request state. */
 static int header_parser(request_rec *r)
 {
-    if (is_ours(r))
-        ajw_edge_strip_section(r, dir_conf(r));
+    ajw_dir_conf *c;
+    token_find_t tf;
+    if (!is_ours(r))
+        return DECLINED;
+    c = dir_conf(r);
+    ajw_edge_strip_section(r, c);
+    if (c->forward_token)
+        return DECLINED;
+    find_token(r, c, &tf);
+    if (tf.count) {
+        ajw_req_t *st = own_state(r);
+        st->early = apr_pmemdup(r->pool, &tf, sizeof(tf));
+        st->token_dpop = tf.dpop;     /* the challenge's scheme, once the header is gone */
+    }
+    ajw_edge_scrub_token(r, c);
     return DECLINED;
 }
 
@@ -812,7 +830,11 @@ static int authenticate(request_rec *r)
         return DECLINED;
     c = dir_conf(r);
     ajw_edge_strip_section(r, c);     /* again: other modules may have added some */
-    find_token(r, c, &tf);
+    st = ap_get_module_config(r->request_config, &auth_jwks_module);
+    if (st && st->early)              /* taken out by header_parser: what the client sent */
+        tf = *st->early;
+    else
+        find_token(r, c, &tf);
     if (tf.count == 0)
         token_from_chain(r, c, &tf);
     if (!c->forward_token)            /* whatever the outcome: a refused token is a real one */
@@ -879,7 +901,9 @@ static int enforce_no_forward(request_rec *r, const ajw_dir_conf *c)
     ajw_edge_scrub_token(r, c);
     st = ap_get_module_config(r->request_config, &auth_jwks_module);
     if (!ajw_edge_token_in_proxy_url(r, tf.token, tf.len)
-        && !(st && ajw_edge_token_in_proxy_url(r, st->token, st->token_len)))
+        && !(st && ajw_edge_token_in_proxy_url(r, st->token, st->token_len))
+        && !(st && st->early && ajw_edge_token_in_proxy_url(r, st->early->token,
+                                                            st->early->len)))
         return DECLINED;
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "AuthJWKSForwardToken Off: the proxied URL "
                   "still holds the token (copied before authentication, e.g. into the path by "
@@ -1012,9 +1036,28 @@ static int setup_shared(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
     const char *dir = sc->cache_dir, *why = NULL;
-    ajw_shared_t *sh, *remote = NULL;
+    ajw_shared_t *sh = NULL, *remote = NULL;
     if (!dir)
         dir = ap_runtime_dir_relative(pconf, "auth_jwks");
+    if (*dir && ajw_shared_file_check_dir(dir, ap_unixd_config.user_id,
+                                          ap_unixd_config.group_id, &why, ptemp) != APR_SUCCESS) {
+        if (sc->cache_dir) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "AuthJWKSCacheDir %s: %s",
+                         dir, why ? why : "unusable");
+            return !OK;
+        }
+        /* A default the operator did not choose (DefaultRuntimeDir may not
+         * exist yet: Debian's apache2ctl makes /var/run/apache2) must not
+         * stop the server: run as with AuthJWKSCacheDir off. Said once, on
+         * the reading that opens the error log. */
+        if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "AuthJWKSCacheDir not set and the "
+                         "default %s is unusable (%s): running without the shared copies of "
+                         "JWKS documents (each process fetches and keeps its own); set "
+                         "AuthJWKSCacheDir to a directory, or to off", dir,
+                         why ? why : "unusable");
+        dir = "";
+    }
     if (!*dir && !sc->socache)        /* nothing shared: no key needed */
         return OK;
     ajw_mod.keys = sc->fleet_keys ? sc->fleet_keys
@@ -1032,15 +1075,14 @@ static int setup_shared(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                      why ? why : "unusable");
         return !OK;
     }
-    if (!*dir)                        /* AuthJWKSCacheDir off: the socache alone, no leases */
-        return remote && ajw_keystore_set_shared(ajw_mod.ks, remote) != APR_SUCCESS ? !OK : OK;
-    if (ajw_shared_file_check_dir(dir, ap_unixd_config.user_id, ap_unixd_config.group_id,
-                                  &why, ptemp) != APR_SUCCESS
-        || ajw_shared_file_create(&sh, dir, ajw_mod.keys->record, &why, pconf) != APR_SUCCESS) {
+    if (*dir && ajw_shared_file_create(&sh, dir, ajw_mod.keys->record, &why, pconf)
+                != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "AuthJWKSCacheDir %s: %s",
                      dir, why ? why : "unusable");
         return !OK;
     }
+    if (!sh)                          /* no directory: the socache alone, no leases */
+        return ajw_keystore_set_shared(ajw_mod.ks, remote) != APR_SUCCESS ? !OK : OK;
     if (remote && ajw_shared_pair_create(&sh, sh, remote, pconf) != APR_SUCCESS)
         return !OK;
     if (ajw_keystore_set_shared(ajw_mod.ks, sh) != APR_SUCCESS)

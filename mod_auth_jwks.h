@@ -137,6 +137,10 @@ typedef struct ajw_req_t {
     ajw_from_kind_e token_kind;
     const char *token_where;  /* cookie or query parameter name */
     int token_dpop;           /* it came as Authorization: DPoP */
+    /* What header_parser found before it took the token out of the request
+     * (AuthJWKSForwardToken Off: a refusal before authentication must not
+     * leave it in the logs); check_authn reads it from here. NULL: none. */
+    struct token_find_t *early;
 } ajw_req_t;
 
 /* Process-wide state. Written only in the single-threaded config phase

@@ -302,10 +302,15 @@ static const char *alg_list(apr_pool_t *p, unsigned algs)
     return out;
 }
 
-/* Did the client use Authorization: DPoP? */
+/* Did the client use Authorization: DPoP? Remembered in the request state
+ * when the token was found: AuthJWKSForwardToken Off has taken the header
+ * out by the time a challenge is made. */
 static int used_dpop_scheme(request_rec *r)
 {
+    const ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
     const char *v = apr_table_get(r->headers_in, "Authorization");
+    if (st && st->token_dpop)
+        return 1;
     if (!v)
         return 0;
     while (*v == ' ' || *v == '\t')
@@ -491,26 +496,33 @@ static int fleet_replay_check(request_rec *r, const unsigned char key[32],
 static int replay_check(request_rec *r, const ajw_dpop_proof_t *pr, long long now)
 {
     unsigned char key[32];
+    unsigned long long owner = ajw_replay_owner(pr->jkt);
     ajw_replay_e rc;
     apr_status_t rv;
     if (!replay || !replay->table) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "DPoP replay cache unavailable; refusing");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (ajw_replay_key(key, pr->jkt, pr->jti, pr->jti_len) != 0)
+    if (!owner || ajw_replay_key(key, pr->jkt, pr->jti, pr->jti_len) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "DPoP replay cache: cannot hash the proof's "
+                      "key and jti; refusing");
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if ((rv = apr_global_mutex_lock(replay->mutex)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "DPoP replay cache: lock failed");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Kept until the proof's iat falls out of the window: after that the
      * iat check refuses it anyway. */
-    rc = ajw_replay_add(replay->table, key, pr->iat + replay_horizon + 1, now);
+    rc = ajw_replay_add(replay->table, key, owner, pr->iat + replay_horizon + 1, now);
     apr_global_mutex_unlock(replay->mutex);
     if (rc == AJW_REPLAY_SEEN)
         return refuse(r, "invalid_dpop_proof", "The DPoP proof was used before",
                       "DPoP proof rejected: replay: jti seen before within the window "
                       "(alg=%s)", ajw_mod_log_item(r->pool, pr->alg_name));
+    if (rc == AJW_REPLAY_NEW_EVICTED)
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "DPoP replay cache: this proof key "
+                      "holds its share of a bucket; its own oldest entry there gave way");
     if (rc == AJW_REPLAY_FULL) {
         unsigned long held = 0;
         if (ajw_ratelog_allow(ajw_mod.ratelog, "dpop-replay-full", apr_time_now(), &held))
@@ -710,15 +722,22 @@ int ajw_dpop_check_request(request_rec *r, const ajw_dir_conf *c, int dpop_schem
 /* ------------------------------------------------------------------ */
 /* RFC 9728 protected-resource metadata                                 */
 
+/* The metadata published at r's path: the virtual host's own first, then
+ * the main server's (its sections apply in every virtual host). */
 static const ajw_prm_t *prm_for(request_rec *r)
 {
+    const ajw_prm_t *main_m = NULL;
     int i;
     for (i = 0; prm_all && i < prm_all->nelts; i++) {
         const ajw_prm_t *m = APR_ARRAY_IDX(prm_all, i, const ajw_prm_t *);
-        if ((m->server == r->server || !m->server->is_virtual) && !strcmp(m->path, r->uri))
+        if (strcmp(m->path, r->uri))
+            continue;
+        if (m->server == r->server)
             return m;
+        if (!m->server->is_virtual && !main_m)
+            main_m = m;
     }
-    return NULL;
+    return main_m;
 }
 
 /* The well-known URLs of registered resources go to our handler, with no

@@ -88,55 +88,94 @@ static void split_list(apr_pool_t *p, const char *value, apr_array_header_t *out
     }
 }
 
-/* Does a comma-separated list name a claim header? Read in place: this runs
- * on every request that has a Connection header, and almost never matches. */
+/* The next name of a Connection value, split the way mod_proxy splits it
+ * when it drops hop-by-hop headers: at commas, semicolons and any white
+ * space, a double-quoted run kept inside the name. Returns the name's start
+ * and its length in *len, or NULL at the end; *v moves past it. */
+static const char *conn_next_name(const char **v, size_t *len)
+{
+    const char *p = *v, *start;
+    while (*p && (*p == ',' || *p == ';' || apr_isspace(*p)))
+        p++;
+    if (!*p) {
+        *v = p;
+        return NULL;
+    }
+    for (start = p; *p && *p != ',' && *p != ';' && !apr_isspace(*p); ) {
+        if (*p++ == '"')
+            while (*p && *p++ != '"')
+                ;
+    }
+    *len = (size_t)(p - start);
+    *v = p;
+    return start;
+}
+
+/* Does a Connection value name a claim header? Read in place: this runs on
+ * every request that has a Connection header, and almost never matches. */
 static int list_names_claim_header(const char *v, const strip_t *st)
 {
-    while (*v) {
-        const char *end = strchr(v, ',');
-        size_t len = end ? (size_t)(end - v) : strlen(v);
-        while (len && (*v == ' ' || *v == '\t')) {
-            v++;
-            len--;
-        }
-        while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-            len--;
-        if (len && is_claim_header(v, len, st))
+    const char *name;
+    size_t len;
+    while ((name = conn_next_name(&v, &len)) != NULL)
+        if (is_claim_header(name, len, st))
             return 1;
-        if (!end)
-            break;
-        v = end + 1;
-    }
     return 0;
 }
 
-/* Connection: without the names of claim headers. mod_proxy_http drops
- * every header a client lists there, so `Connection: X-JWT-Claims` would
- * make the backend receive the request without our verified claims. */
-static void sanitize_connection(request_rec *r, const strip_t *st)
+typedef struct conn_scan_t {
+    const strip_t *st;
+    apr_pool_t *p;
+    int claims;                   /* a value names a claim header */
+    int dropped;
+    char *kept;                   /* the other names, joined with ", " */
+} conn_scan_t;
+
+static int conn_check_one(void *baton, const char *key, const char *val)
 {
-    const char *v = apr_table_get(r->headers_in, "Connection");
-    apr_array_header_t *toks;
-    char *out = NULL;
-    int dropped = 0, i;
-    if (!v || !list_names_claim_header(v, st))
-        return;
-    toks = apr_array_make(r->pool, 4, sizeof(char *));
-    split_list(r->pool, v, toks);
-    for (i = 0; i < toks->nelts; i++) {
-        char *tok = APR_ARRAY_IDX(toks, i, char *);
-        if (is_claim_header(tok, strlen(tok), st)) {
-            dropped++;
+    conn_scan_t *cs = baton;
+    (void)key;
+    cs->claims |= list_names_claim_header(val, cs->st);
+    return !cs->claims;
+}
+
+static int conn_keep_names(void *baton, const char *key, const char *val)
+{
+    conn_scan_t *cs = baton;
+    const char *name;
+    size_t len;
+    (void)key;
+    while ((name = conn_next_name(&val, &len)) != NULL) {
+        char *item;
+        if (is_claim_header(name, len, cs->st)) {
+            cs->dropped++;
             continue;
         }
-        out = out ? apr_pstrcat(r->pool, out, ", ", tok, NULL) : tok;
+        item = apr_pstrmemdup(cs->p, name, len);
+        cs->kept = cs->kept ? apr_pstrcat(cs->p, cs->kept, ", ", item, NULL) : item;
     }
+    return 1;
+}
+
+/* Connection: without the names of claim headers. mod_proxy_http drops
+ * every header a client lists there (in every Connection header), so
+ * `Connection: X-JWT-Claims` would make the backend receive the request
+ * without our verified claims. The names left are rejoined in one header. */
+static void sanitize_connection(request_rec *r, const strip_t *st)
+{
+    conn_scan_t cs;
+    memset(&cs, 0, sizeof(cs));
+    cs.st = st;
+    cs.p = r->pool;
+    apr_table_do(conn_check_one, &cs, r->headers_in, "Connection", NULL);
+    if (!cs.claims)
+        return;
+    apr_table_do(conn_keep_names, &cs, r->headers_in, "Connection", NULL);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "removed %d claim header name(s) from "
-                  "the client's Connection header", dropped);
-    if (out)
-        apr_table_setn(r->headers_in, "Connection", out);
-    else
-        apr_table_unset(r->headers_in, "Connection");
+                  "the client's Connection header", cs.dropped);
+    apr_table_unset(r->headers_in, "Connection");
+    if (cs.kept)
+        apr_table_setn(r->headers_in, "Connection", cs.kept);
 }
 
 void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *prefixes,

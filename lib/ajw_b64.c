@@ -15,34 +15,32 @@ static const char url_alpha[] =
 
 /* Value of each byte in the url (tables[1]) or standard (tables[0])
  * alphabet, B64_BAD elsewhere: one load per character on the request path
- * (every token's three parts are decoded before anything else is known). */
-static unsigned char tables[2][256];
-static int tables_ready;
+ * (every token's three parts are decoded before anything else is known).
+ * Built by the compiler, so they are constant data: request threads of a
+ * fresh process read them with no first-use initialisation to race with. */
+#define B64V(x, c62, c63) (unsigned char) \
+    ((x) >= 'A' && (x) <= 'Z' ? (x) - 'A' : (x) >= 'a' && (x) <= 'z' ? (x) - 'a' + 26 \
+     : (x) >= '0' && (x) <= '9' ? (x) - '0' + 52 : (x) == (c62) ? 62 : (x) == (c63) ? 63 \
+     : B64_BAD)
+#define B64V4(x, a, b) B64V((x), a, b), B64V((x) + 1, a, b), B64V((x) + 2, a, b), \
+    B64V((x) + 3, a, b)
+#define B64V16(x, a, b) B64V4((x), a, b), B64V4((x) + 4, a, b), B64V4((x) + 8, a, b), \
+    B64V4((x) + 12, a, b)
+#define B64V64(x, a, b) B64V16((x), a, b), B64V16((x) + 16, a, b), B64V16((x) + 32, a, b), \
+    B64V16((x) + 48, a, b)
+#define B64TABLE(a, b) { B64V64(0, a, b), B64V64(64, a, b), B64V64(128, a, b), \
+    B64V64(192, a, b) }
 
-static void fill_table(unsigned char *t, char c62, char c63)
-{
-    unsigned v;
-    memset(t, B64_BAD, 256);
-    for (v = 0; v < 26; v++) {
-        t['A' + v] = (unsigned char)v;
-        t['a' + v] = (unsigned char)(v + 26u);
-    }
-    for (v = 0; v < 10; v++)
-        t['0' + v] = (unsigned char)(v + 52u);
-    t[(unsigned char)c62] = 62;
-    t[(unsigned char)c63] = 63;
-}
+static const unsigned char tables[2][256] = { B64TABLE('+', '/'), B64TABLE('-', '_') };
 
-/* The tables are constant once filled; filling them twice at once writes
- * the same bytes, so a racing first use is harmless. */
 static const unsigned char *table_for(int url)
 {
-    if (!__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)) {
-        fill_table(tables[0], '+', '/');
-        fill_table(tables[1], '-', '_');
-        __atomic_store_n(&tables_ready, 1, __ATOMIC_RELEASE);
-    }
     return tables[url ? 1 : 0];
+}
+
+const unsigned char *ajw_b64_table(int url)
+{
+    return table_for(url);
 }
 
 /* Decode inlen alphabet characters (no padding). Rejects a length of 1 mod 4

@@ -21,4 +21,9 @@ char *ajw_b64url_encode(const unsigned char *in, size_t len, apr_pool_t *p);
 apr_status_t ajw_b64std_decode(unsigned char **out, size_t *outlen,
                                const char *in, size_t inlen, apr_pool_t *p);
 
+/* The decoding table of the url (url != 0) or standard alphabet: each byte's
+ * value, 0xFF outside the alphabet. Constant data (read-only memory), safe
+ * to read from any thread with no initialisation. */
+const unsigned char *ajw_b64_table(int url);
+
 #endif

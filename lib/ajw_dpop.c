@@ -248,14 +248,40 @@ static const char *private_member(const json_t *jwk)
     return NULL;
 }
 
-/* Header jwk → verified signature; *jkt gets the key's thumbprint. */
-static ajw_reason_e proof_key(const char **jkt, const ajw_jws_t *t, apr_pool_t *p,
-                              ajw_error_t *err)
+/* Bits of the RSA modulus member n of a jwk (base64url, leading zero bytes
+ * not counted), or 0 when it cannot be read: ajw_jwk_parse refuses those. */
+static size_t rsa_n_bits(const json_t *jwk, apr_pool_t *p)
+{
+    const json_t *n = json_object_get(jwk, "n");
+    unsigned char *raw;
+    size_t len, i = 0, bits;
+    unsigned top;
+    if (!json_is_string(n) || json_string_length(n) > AJW_DPOP_MAX_LEN
+        || ajw_b64url_decode(&raw, &len, json_string_value(n), json_string_length(n), p)
+           != APR_SUCCESS)
+        return 0;
+    while (i < len && raw[i] == 0)
+        i++;
+    if (i == len)
+        return 0;
+    bits = (len - i) * 8;
+    for (top = raw[i]; !(top & 0x80u); top <<= 1)
+        bits--;
+    return bits;
+}
+
+/* Header jwk → *jkt (its thumbprint) → the binding → a verified signature.
+ * The cheap refusals come first: a jwk that is not the key the token is
+ * bound to (req_jkt, NULL: not checked) or an RSA key over
+ * AJW_DPOP_MAX_RSA_BITS costs no key import and no signature work. */
+static ajw_reason_e proof_key(const char **jkt, const ajw_jws_t *t, const char *req_jkt,
+                              apr_pool_t *p, ajw_error_t *err)
 {
     const json_t *jwk = json_object_get(t->header, "jwk");
     const char *priv, *kty;
     ajw_key_t *key;
     ajw_reason_e rv;
+    size_t bits;
 
     if (!json_is_object(jwk))
         return ajw_error_set(err, AJW_R_BAD_KEY, "proof header has no jwk object");
@@ -267,6 +293,14 @@ static ajw_reason_e proof_key(const char **jkt, const ajw_jws_t *t, apr_pool_t *
         return ajw_error_set(err, AJW_R_BAD_KEY, "proof jwk is a symmetric (oct) key");
     if (json_object_get(jwk, "x5c"))
         return ajw_error_set(err, AJW_R_BAD_KEY, "proof jwk carries x5c (not supported)");
+    if ((rv = ajw_jwk_thumbprint(jkt, jwk, p, err)) != AJW_OK)
+        return rv;
+    if (req_jkt && !ajw_dpop_ct_equal(req_jkt, strlen(req_jkt), *jkt, strlen(*jkt)))
+        return ajw_error_set(err, AJW_R_BAD_KEY, "proof key is not the key the token is bound "
+                             "to (cnf.jkt)");
+    if (kty && !strcmp(kty, "RSA") && (bits = rsa_n_bits(jwk, p)) > AJW_DPOP_MAX_RSA_BITS)
+        return ajw_error_set(err, AJW_R_BAD_KEY, "proof jwk is an RSA key of %zu bits, over "
+                             "the cap of %d for proof keys", bits, AJW_DPOP_MAX_RSA_BITS);
     if ((rv = ajw_jwk_parse(&key, NULL, jwk, p, err)) != AJW_OK)
         return rv;
     if (!ajw_crypt_alg_fits(t->alg, key->kty, key->crv))
@@ -276,9 +310,7 @@ static ajw_reason_e proof_key(const char **jkt, const ajw_jws_t *t, apr_pool_t *
                           t->sig, t->sig_len, err);
     if (rv == AJW_R_BAD_SIGNATURE)
         return ajw_error_set(err, rv, "proof signature does not verify with its jwk");
-    if (rv != AJW_OK)
-        return rv;
-    return ajw_jwk_thumbprint(jkt, jwk, p, err);
+    return rv;
 }
 
 /* iat as whole seconds: an integer, or a real (fraction dropped). */
@@ -360,15 +392,10 @@ ajw_reason_e ajw_dpop_check(ajw_dpop_proof_t **out, const char *proof, size_t le
     if ((rv = ajw_jws_parse(&t, proof, len, &pol, p, err)) != AJW_OK)
         goto cleanup;
     pr->alg_name = t->alg_name;
-    if ((rv = proof_key(&pr->jkt, t, p, err)) != AJW_OK)
+    if ((rv = proof_key(&pr->jkt, t, req->jkt, p, err)) != AJW_OK)
         goto cleanup;
     if ((rv = proof_claims(pr, t->claims, req, p, err)) != AJW_OK)
         goto cleanup;
-    if (req->jkt && !ajw_dpop_ct_equal(req->jkt, strlen(req->jkt), pr->jkt, strlen(pr->jkt))) {
-        rv = ajw_error_set(err, AJW_R_BAD_KEY, "proof key is not the key the token is bound "
-                           "to (cnf.jkt)");
-        goto cleanup;
-    }
     *out = pr;
 cleanup:
     return rv;
@@ -429,11 +456,12 @@ ajw_reason_e ajw_dpop_nonce_check(long long *age,
 /* ------------------------------------------------------------------ */
 /* Replay table                                                         */
 
-#define REPLAY_MAGIC 0x616a7772u      /* "ajwr" */
+#define REPLAY_MAGIC 0x616a7773u      /* "ajws" */
 #define REPLAY_KEY_BYTES 16           /* of the 32-byte key: 128 bits against collisions */
 
 typedef struct replay_entry_t {
     int64_t expires;                  /* 0: never used */
+    uint64_t owner;                   /* proof key's tag (ajw_replay_owner) */
     unsigned char key[REPLAY_KEY_BYTES];
 } replay_entry_t;
 
@@ -481,12 +509,24 @@ int ajw_replay_key(unsigned char key[32], const char *jkt, const char *jti, size
     return ajw_crypt_sha256(key, buf, klen + 1 + jti_len);
 }
 
-ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32], long long expires,
-                            long long now)
+unsigned long long ajw_replay_owner(const char *jkt)
+{
+    unsigned char h[32];
+    unsigned long long tag = 0;
+    int i;
+    if (!jkt || ajw_crypt_sha256(h, jkt, strlen(jkt)) != 0)
+        return 0;
+    for (i = 0; i < 8; i++)
+        tag = (tag << 8) | h[i];
+    return tag ? tag : 1;
+}
+
+ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32],
+                            unsigned long long owner, long long expires, long long now)
 {
     uint64_t h = 0;
-    replay_entry_t *b, *free_e = NULL;
-    int i;
+    replay_entry_t *b, *free_e = NULL, *own_oldest = NULL;
+    int i, own = 0;
     for (i = 0; i < 8; i++)           /* bucket from bytes the stored part does not hold */
         h = (h << 8) | key[REPLAY_KEY_BYTES + i];
     b = &t->e[(h % t->nbuckets) * AJW_REPLAY_WAYS];
@@ -494,13 +534,28 @@ ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32], long l
         if (b[i].expires > now) {
             if (!memcmp(b[i].key, key, REPLAY_KEY_BYTES))
                 return AJW_REPLAY_SEEN;
+            if (b[i].owner == owner) {
+                own++;
+                if (!own_oldest || b[i].expires < own_oldest->expires)
+                    own_oldest = &b[i];
+            }
         }
         else if (!free_e)
             free_e = &b[i];
     }
+    /* A key past its share, or in a full bucket, gives up its own oldest
+     * entry: what one client floods costs only its own replay protection. */
+    if (own_oldest && (own >= AJW_REPLAY_PER_KEY || !free_e)) {
+        free_e = own_oldest;
+        memcpy(free_e->key, key, REPLAY_KEY_BYTES);
+        free_e->owner = owner;
+        free_e->expires = expires > 0 ? expires : 1;
+        return AJW_REPLAY_NEW_EVICTED;
+    }
     if (!free_e)
         return AJW_REPLAY_FULL;
     memcpy(free_e->key, key, REPLAY_KEY_BYTES);
+    free_e->owner = owner;
     free_e->expires = expires > 0 ? expires : 1;
     return AJW_REPLAY_NEW;
 }

@@ -13,6 +13,7 @@
 #define AJW_DPOP_MAX_LEN     8192    /* bytes of one proof */
 #define AJW_DPOP_MAX_JTI     256     /* bytes of a proof's jti */
 #define AJW_DPOP_MAX_URL     4096    /* bytes of an htu */
+#define AJW_DPOP_MAX_RSA_BITS 4096   /* modulus of an RSA proof key (JWKS keys: 16384) */
 
 /* What one request expects of its proof. */
 typedef struct ajw_dpop_req_t {
@@ -42,13 +43,15 @@ typedef struct ajw_dpop_proof_t {
  * of at most AJW_DPOP_MAX_LEN bytes, typ dpop+jwt (AJW_R_BAD_TYPE), alg in
  * req->algs and asymmetric (AJW_R_ALG_NOT_ALLOWED), header jwk a public key
  * (absent, not an object, oct, or holding any private member: AJW_R_BAD_KEY),
- * the signature with that key (AJW_R_BAD_SIGNATURE), jti a non-empty string
- * of at most AJW_DPOP_MAX_JTI bytes, htm equal to req->method, htu equal to
- * req->htu after normalisation, iat a number within the window
- * (AJW_R_ISSUED_IN_FUTURE, AJW_R_TOO_OLD), ath = base64url(SHA-256(token))
- * when req->token is set, the key's thumbprint equal to req->jkt when set
- * (claims: AJW_R_MISSING_CLAIM / AJW_R_BAD_CLAIM). The replay check is left
- * to the caller (jti and iat are in *out). err->text never quotes the proof. */
+ * the key's thumbprint equal to req->jkt when set and an RSA modulus of at
+ * most AJW_DPOP_MAX_RSA_BITS (AJW_R_BAD_KEY; both before any key import or
+ * signature work), the signature with that key (AJW_R_BAD_SIGNATURE), jti a
+ * non-empty string of at most AJW_DPOP_MAX_JTI bytes, htm equal to
+ * req->method, htu equal to req->htu after normalisation, iat a number
+ * within the window (AJW_R_ISSUED_IN_FUTURE, AJW_R_TOO_OLD), ath =
+ * base64url(SHA-256(token)) when req->token is set (claims:
+ * AJW_R_MISSING_CLAIM / AJW_R_BAD_CLAIM). The replay check is left to the
+ * caller (jti and iat are in *out). err->text never quotes the proof. */
 ajw_reason_e ajw_dpop_check(ajw_dpop_proof_t **out, const char *proof, size_t len,
                             const ajw_dpop_req_t *req, apr_pool_t *p, ajw_error_t *err);
 
@@ -94,17 +97,27 @@ ajw_reason_e ajw_dpop_nonce_check(long long *age,
                                   long long lifetime, apr_pool_t *p);
 
 /* --- replay table ---------------------------------------------------
- * A fixed-size set of (key, expiry) held in caller memory, e.g. shared
- * memory mapped by every child process. Not locked here: the caller holds a
- * lock (a global mutex in the module) around ajw_replay_add. Entries are
- * kept in buckets of AJW_REPLAY_WAYS; an expired entry is reused, a live one
- * is never evicted, so a replay inside the window is always detected; a
- * bucket full of live entries is reported as such (the caller fails closed). */
+ * A fixed-size set of (key, owner, expiry) held in caller memory, e.g.
+ * shared memory mapped by every child process. Not locked here: the caller
+ * holds a lock (a global mutex in the module) around ajw_replay_add. Entries
+ * are kept in buckets of AJW_REPLAY_WAYS; an expired entry is reused. One
+ * proof key (its owner tag) holds at most AJW_REPLAY_PER_KEY live entries of
+ * a bucket, so one client choosing its jti values fills at most that share
+ * of the table: past it, and in a bucket full of live entries, its own
+ * oldest entry there gives way (only its own older proofs lose replay
+ * protection); a bucket full of other keys' live entries is reported as
+ * such (the caller fails closed). */
 #define AJW_REPLAY_WAYS 8
+#define AJW_REPLAY_PER_KEY 3
 
 typedef struct ajw_replay_t ajw_replay_t;
 
-typedef enum { AJW_REPLAY_NEW = 0, AJW_REPLAY_SEEN, AJW_REPLAY_FULL } ajw_replay_e;
+typedef enum {
+    AJW_REPLAY_NEW = 0,       /* stored */
+    AJW_REPLAY_SEEN,          /* a live entry holds the key: a replay */
+    AJW_REPLAY_FULL,          /* no room in its bucket; nothing stored */
+    AJW_REPLAY_NEW_EVICTED    /* stored in place of the owner's own oldest live entry */
+} ajw_replay_e;
 
 /* Bytes needed for at least `entries` entries (at least one bucket). */
 size_t ajw_replay_size(size_t entries);
@@ -117,11 +130,18 @@ ajw_replay_t *ajw_replay_init(void *mem, size_t size);
  * client's jti values never collide with another's. 0 on success. */
 int ajw_replay_key(unsigned char key[32], const char *jkt, const char *jti, size_t jti_len);
 
-/* Remember key until `expires` (seconds). AJW_REPLAY_SEEN when a live entry
- * (expires > now) holds it already; AJW_REPLAY_FULL when its bucket has no
- * free or expired entry (nothing is stored); else AJW_REPLAY_NEW. */
-ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32], long long expires,
-                            long long now);
+/* The owner tag of a proof key: the first 8 bytes of SHA-256(jkt), never 0
+ * (0 on failure). */
+unsigned long long ajw_replay_owner(const char *jkt);
+
+/* Remember key of `owner` until `expires` (seconds). AJW_REPLAY_SEEN when a
+ * live entry (expires > now) holds it already. Otherwise stored: in a free
+ * or expired entry of its bucket while the owner holds fewer than
+ * AJW_REPLAY_PER_KEY live entries there (AJW_REPLAY_NEW), else in place of
+ * the owner's live entry there that expires first (AJW_REPLAY_NEW_EVICTED);
+ * AJW_REPLAY_FULL when the bucket is full of other owners' live entries. */
+ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32],
+                            unsigned long long owner, long long expires, long long now);
 
 /* Capacity in entries. */
 size_t ajw_replay_capacity(const ajw_replay_t *t);

@@ -9,7 +9,7 @@
  * under a per-source lease (see ajw_keystore_set_shared). Only the source's
  * thread touches the shared store.
  *
- * Locks (never nested: no code path holds two of them at once):
+ * Locks (pthread mutexes; never nested: no code path holds two of them at once):
  *  - ks->mu     the refresh threads' sleep: stop flag, kick flags, kick rate limit,
  *               attempts begun and whether one runs (for ajw_source_refresh_wait).
  *  - src->mu    one per source: the published hold, status, attempt counters.
@@ -18,13 +18,15 @@
  * without a lock, so a hold may even be released after the pchild cleanup.
  * Everything else a thread touches is its source's own ("source thread only").
  *
- * Clocks: scheduling (next refresh, kick rate limit, acquire's wait) uses a
- * monotonic clock, so stepping the wall clock back or forth neither stalls
- * refreshes and kicks for the size of the step nor makes them fire early.
- * apr_time_now() (wall clock) is used only for the status timestamps. APR's
- * condition variables wait on the wall clock: a step back during a sleep
- * delays that one scheduled refresh by the step, but kicks and stop still
- * wake the thread at once.
+ * Clocks: scheduling (next refresh, kick rate limit, acquire's wait) and the
+ * condition-variable waits use the monotonic clock, so stepping the wall
+ * clock back or forth, even during a wait, neither stalls refreshes, kicks
+ * and waiting requests for the size of the step nor makes them fire early.
+ * apr_time_now() (wall clock) is used for the status timestamps and the
+ * shared copies' fetch times and leases, which other processes read; there
+ * a step back is harmless too: this process's own fetch counts as the newest
+ * (staleness runs from it on the monotonic clock), and a lease stamped in
+ * the future does not rate-limit early refreshes.
  *
  * Lifetimes: the store and its sources live in the configuration pool
  * (created before httpd forks, copied into each child). Mutexes, condition
@@ -32,6 +34,7 @@
  * pchild, after the fork, and torn down by a pre-cleanup on pchild (which runs
  * before pchild's subpools are destroyed). A published key set lives in its
  * own unmanaged pool, freed by whoever drops its last hold reference. */
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,8 +42,6 @@
 #include <apr_strings.h>
 #include <apr_general.h>
 #include <apr_thread_proc.h>
-#include <apr_thread_mutex.h>
-#include <apr_thread_cond.h>
 #include <apr_atomic.h>
 
 #include "ajw_keystore.h"
@@ -53,6 +54,9 @@
 #define ETAG_MAX        256
 #define FUTURE_SLACK    apr_time_from_sec(60)   /* a shared copy "fetched" later is refused */
 #define LEASE_POLL      (20 * 1000)             /* how often a lease loser looks again */
+/* Request threads that may wait for one attempt in ajw_source_refresh_wait:
+ * the one whose kick started it and the first few that came for it. */
+#define ROTATION_WAITERS 4
 
 struct ajw_source_t {
     /* Configuration: written by ajw_keystore_add (config phase, one thread),
@@ -62,9 +66,9 @@ struct ajw_source_t {
     ajw_source_t *next;
 
     /* Made by ajw_keystore_start (NULL before), destroyed by the pchild cleanup. */
-    apr_thread_mutex_t *mu;           /* guards the block below */
-    apr_thread_cond_t *attempted;     /* broadcast when an attempt ends, keys are published, and on stop */
-    apr_thread_cond_t *wake;          /* used with ks->mu: signalled on kick and stop */
+    pthread_mutex_t *mu;              /* guards the block below */
+    pthread_cond_t *attempted;        /* broadcast when an attempt ends, keys are published, and on stop */
+    pthread_cond_t *wake;             /* used with ks->mu: signalled on kick and stop */
     apr_thread_t *thread;             /* this source's refresh thread */
     apr_pool_t *scratch;              /* per-attempt allocations (source thread only) */
 
@@ -85,6 +89,8 @@ struct ajw_source_t {
     apr_time_t last_start;            /* monotonic start of the last attempt (kick rate limit) */
     unsigned long long begun;         /* attempts started since start */
     int busy;                         /* an attempt runs now */
+    unsigned long long wait_for;      /* the attempt the last refresh_wait waits for */
+    unsigned waiters;                 /* ... and how many were let wait for it */
 
     /* Source thread only. */
     apr_time_t next_due;              /* monotonic */
@@ -111,7 +117,7 @@ struct ajw_keystore_t {
      * pchild cleanup); the refresh threads only read fetcher. */
     apr_pool_t *rpool;                /* subpool of pchild: locks, threads */
     ajw_fetcher_t *fetcher;
-    apr_thread_mutex_t *mu;           /* guards stop and sources' kick and attempt counters */
+    pthread_mutex_t *mu;              /* guards stop and sources' kick and attempt counters */
     int threads;                      /* refresh threads started */
     ajw_shared_t *shared;             /* set before start, read-only after; NULL = none */
 
@@ -225,6 +231,71 @@ static apr_time_t mono_now(void)
     return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000;
 }
 
+/* ---- locks and waits ------------------------------------------------------ */
+
+/* pthread mutexes and condition variables, the waits timed on the monotonic
+ * clock: APR's condition variables wait on the wall clock, so a step back
+ * during a wait (the refresh thread's sleep, a request waiting for keys)
+ * would stretch it by the size of the step. Made in rpool and destroyed
+ * with it. */
+static apr_status_t mutex_cleanup(void *m)
+{
+    pthread_mutex_destroy(m);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cond_cleanup(void *c)
+{
+    pthread_cond_destroy(c);
+    return APR_SUCCESS;
+}
+
+static apr_status_t mutex_make(pthread_mutex_t **out, apr_pool_t *p)
+{
+    pthread_mutex_t *m = apr_palloc(p, sizeof(*m));
+    int rc = pthread_mutex_init(m, NULL);
+    if (rc != 0)
+        return APR_FROM_OS_ERROR(rc);
+    apr_pool_cleanup_register(p, m, mutex_cleanup, apr_pool_cleanup_null);
+    *out = m;
+    return APR_SUCCESS;
+}
+
+static apr_status_t cond_make(pthread_cond_t **out, apr_pool_t *p)
+{
+    pthread_cond_t *c = apr_palloc(p, sizeof(*c));
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc != 0)
+        return APR_FROM_OS_ERROR(rc);
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        return APR_FROM_OS_ERROR(rc);
+    apr_pool_cleanup_register(p, c, cond_cleanup, apr_pool_cleanup_null);
+    *out = c;
+    return APR_SUCCESS;
+}
+
+/* Wait on c (m held) for at most d microseconds of the monotonic clock;
+ * wakeups and timeouts alike return (callers re-check). */
+static void cond_wait_for(pthread_cond_t *c, pthread_mutex_t *m, apr_interval_time_t d)
+{
+    struct timespec ts;
+    if (d < 0)
+        d = 0;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(d / APR_USEC_PER_SEC);
+    ts.tv_nsec += (long)(d % APR_USEC_PER_SEC) * 1000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(c, m, &ts);
+}
+
 /* ---- holds ---------------------------------------------------------------- */
 
 /* Keys published and not older than max_stale (caller holds src->mu). */
@@ -258,7 +329,7 @@ ajw_keyhold_t *ajw_source_acquire_ex(ajw_source_t *src, apr_interval_time_t wait
 
     if (!src || !src->mu)
         goto cleanup;
-    apr_thread_mutex_lock(src->mu);
+    pthread_mutex_lock(src->mu);
     now = mono_now();
     deadline = now + (wait > 0 ? wait : 0);
     seen = src->attempts;
@@ -267,7 +338,7 @@ ajw_keyhold_t *ajw_source_acquire_ex(ajw_source_t *src, apr_interval_time_t wait
      * parking request threads for the whole outage. */
     while (!usable(src, now) && src->running && now < deadline && src->attempts == seen
            && (seen == 0 || src->in_flight)) {
-        apr_thread_cond_timedwait(src->attempted, src->mu, deadline - now);
+        cond_wait_for(src->attempted, src->mu, deadline - now);
         now = mono_now();
     }
     if (usable(src, now)) {
@@ -281,7 +352,7 @@ ajw_keyhold_t *ajw_source_acquire_ex(ajw_source_t *src, apr_interval_time_t wait
         src->stale_logged = 1;
         ago = fetched_ago(src);
     }
-    apr_thread_mutex_unlock(src->mu);
+    pthread_mutex_unlock(src->mu);
     if (first_stale)
         log_stale(src, ago);
 cleanup:
@@ -310,10 +381,10 @@ void ajw_source_get_status(ajw_source_t *src, ajw_source_status_t *st)
         st->stale = 0;
         return;
     }
-    apr_thread_mutex_lock(src->mu);
+    pthread_mutex_lock(src->mu);
     *st = src->st;
     st->stale = src->current && !usable(src, mono_now());
-    apr_thread_mutex_unlock(src->mu);
+    pthread_mutex_unlock(src->mu);
 }
 
 void ajw_source_kick(ajw_source_t *src)
@@ -322,14 +393,14 @@ void ajw_source_kick(ajw_source_t *src)
     if (!src || !src->ks->mu)
         return;
     ks = src->ks;
-    apr_thread_mutex_lock(ks->mu);
+    pthread_mutex_lock(ks->mu);
     if (!src->kicked
         && (!src->started || mono_now() - src->last_start >= src->conf.min_refresh)) {
         src->kicked = 1;
         if (src->wake)
-            apr_thread_cond_signal(src->wake);
+            pthread_cond_signal(src->wake);
     }
-    apr_thread_mutex_unlock(ks->mu);
+    pthread_mutex_unlock(ks->mu);
 }
 
 ajw_refresh_e ajw_source_refresh_wait(ajw_source_t *src, unsigned long long generation,
@@ -343,41 +414,52 @@ ajw_refresh_e ajw_source_refresh_wait(ajw_source_t *src, unsigned long long gene
     if (!src || !src->mu || !src->ks->mu)
         goto cleanup;
     ks = src->ks;
-    apr_thread_mutex_lock(src->mu);
+    pthread_mutex_lock(src->mu);
     if (src->current && src->current->generation > generation)
         out = AJW_REFRESH_NEWER;
-    apr_thread_mutex_unlock(src->mu);
+    pthread_mutex_unlock(src->mu);
     if (out == AJW_REFRESH_NEWER)
         goto cleanup;
     /* Which attempt will answer us: the next one when a kick is (now) pending,
-     * else the running one; none when the rate limit refused and none runs. */
-    apr_thread_mutex_lock(ks->mu);
+     * else the running one; none when the rate limit refused and none runs.
+     * Only the request whose kick was taken and the first few after it wait
+     * for an attempt: forged tokens with random kids cost nothing to send,
+     * and must not park request threads while a fetch hangs. */
+    pthread_mutex_lock(ks->mu);
     if (!src->kicked && !ks->stop
         && (!src->started || mono_now() - src->last_start >= src->conf.min_refresh)) {
         src->kicked = 1;
         if (src->wake)
-            apr_thread_cond_signal(src->wake);
+            pthread_cond_signal(src->wake);
     }
     if (src->kicked)
         target = src->begun + 1;
     else if (src->busy)
         target = src->begun;
-    apr_thread_mutex_unlock(ks->mu);
+    if (target && target != src->wait_for) {
+        src->wait_for = target;
+        src->waiters = 0;
+    }
+    if (target && src->waiters >= ROTATION_WAITERS)
+        target = 0;
+    else if (target)
+        src->waiters++;
+    pthread_mutex_unlock(ks->mu);
     if (!target)
         goto cleanup;
-    apr_thread_mutex_lock(src->mu);
+    pthread_mutex_lock(src->mu);
     now = mono_now();
     deadline = now + (wait > 0 ? wait : 0);
     while (src->attempts < target && src->running && now < deadline
            && !(src->current && src->current->generation > generation)) {
-        apr_thread_cond_timedwait(src->attempted, src->mu, deadline - now);
+        cond_wait_for(src->attempted, src->mu, deadline - now);
         now = mono_now();
     }
     if (src->current && src->current->generation > generation)
         out = AJW_REFRESH_NEWER;
     else
         out = src->attempts >= target ? AJW_REFRESH_SAME : AJW_REFRESH_TIMEOUT;
-    apr_thread_mutex_unlock(src->mu);
+    pthread_mutex_unlock(src->mu);
 cleanup:
     return out;
 }
@@ -445,9 +527,9 @@ static apr_interval_time_t jittered(ajw_source_t *src, apr_interval_time_t d)
 static int stop_requested(ajw_keystore_t *ks)
 {
     int stop;
-    apr_thread_mutex_lock(ks->mu);
+    pthread_mutex_lock(ks->mu);
     stop = ks->stop;
-    apr_thread_mutex_unlock(ks->mu);
+    pthread_mutex_unlock(ks->mu);
     return stop;
 }
 
@@ -475,9 +557,9 @@ static void log_notes(ajw_source_t *src, const ajw_keyset_t *set, const unsigned
 static int same_as_published(ajw_source_t *src, const ajw_keyset_t *set)
 {
     const ajw_keyset_t *cur;
-    apr_thread_mutex_lock(src->mu);
+    pthread_mutex_lock(src->mu);
     cur = src->current ? src->current->set : NULL;
-    apr_thread_mutex_unlock(src->mu);
+    pthread_mutex_unlock(src->mu);
     return cur && ajw_keyset_same_keys(cur, set);
 }
 
@@ -543,18 +625,25 @@ static outcome_e take_document(ajw_source_t *src, const char *body, size_t len,
     return OUTCOME_NEW;
 }
 
-/* Note the newest successful fetch server-wide and when keys go stale. */
-static void set_fetched(ajw_source_t *src, apr_time_t fetched)
+/* Note the newest successful fetch server-wide and when keys go stale.
+ * own: this process fetched just now. That is the newest fetch whatever the
+ * wall clock says (after a step back it reads earlier than the last one
+ * seen), and its keys go stale max_stale from now on the monotonic clock.
+ * A shared copy's fetch time is another process's wall clock: taken when
+ * newer than what is known, and it never brings stale_at closer. */
+static void set_fetched(ajw_source_t *src, apr_time_t fetched, int own)
 {
-    apr_time_t now = apr_time_now();
-    if (fetched <= src->seen_fetched)
+    apr_time_t now = apr_time_now(), at = 0;
+    if (!own && fetched <= src->seen_fetched)
         return;
     src->seen_fetched = fetched;
-    apr_thread_mutex_lock(src->mu);
+    if (src->conf.max_stale > 0)
+        at = mono_now() - (!own && now > fetched ? now - fetched : 0) + src->conf.max_stale;
+    pthread_mutex_lock(src->mu);
     src->st.fetched = fetched;
-    src->stale_at = src->conf.max_stale > 0
-                  ? mono_now() - (now > fetched ? now - fetched : 0) + src->conf.max_stale : 0;
-    apr_thread_mutex_unlock(src->mu);
+    if (!at || at > src->stale_at)
+        src->stale_at = at;
+    pthread_mutex_unlock(src->mu);
 }
 
 /* Make set the current one of src; the previous one loses the source's reference. */
@@ -564,7 +653,7 @@ static void publish(ajw_source_t *src, ajw_keyset_t *set, apr_time_t now, int fr
     h->set = set;
     h->src = src;
     h->refs = 1;                      /* the source's own reference */
-    apr_thread_mutex_lock(src->mu);
+    pthread_mutex_lock(src->mu);
     old = src->current;
     src->current = h;
     h->generation = ++src->st.generation;
@@ -573,19 +662,19 @@ static void publish(ajw_source_t *src, ajw_keyset_t *set, apr_time_t now, int fr
     src->st.last_success = now;
     src->st.from_shared = from_shared;
     if (from_shared)                  /* a fetch may follow: waiters for keys need not wait */
-        apr_thread_cond_broadcast(src->attempted);
-    apr_thread_mutex_unlock(src->mu);
+        pthread_cond_broadcast(src->attempted);
+    pthread_mutex_unlock(src->mu);
     ajw_source_release(old);
 }
 
 static void begin_attempt(ajw_source_t *src, apr_time_t now, attempt_t *a)
 {
-    apr_thread_mutex_lock(src->mu);
+    pthread_mutex_lock(src->mu);
     src->in_flight = 1;
     src->st.last_attempt = now;
     a->loaded = src->st.loaded;
     a->failures = src->st.failures;
-    apr_thread_mutex_unlock(src->mu);
+    pthread_mutex_unlock(src->mu);
 }
 
 /* Record the end of an attempt and wake waiters; log staleness changes. */
@@ -593,7 +682,7 @@ static void end_attempt(ajw_source_t *src, const attempt_t *a, apr_time_t now, a
 {
     int became_stale = 0, fresh_again = 0;
     long long ago;
-    apr_thread_mutex_lock(src->mu);
+    pthread_mutex_lock(src->mu);
     src->in_flight = 0;
     src->attempts++;
     if (a->oc == OUTCOME_FAILED) {
@@ -613,8 +702,8 @@ static void end_attempt(ajw_source_t *src, const attempt_t *a, apr_time_t now, a
     if (became_stale || fresh_again)
         src->stale_logged = became_stale;
     ago = fetched_ago(src);
-    apr_thread_cond_broadcast(src->attempted);
-    apr_thread_mutex_unlock(src->mu);
+    pthread_cond_broadcast(src->attempted);
+    pthread_mutex_unlock(src->mu);
     if (became_stale)
         log_stale(src, ago);
     if (fresh_again)
@@ -705,11 +794,11 @@ static int shared_read(ajw_keystore_t *ks, ajw_source_t *src, ajw_shared_doc_t *
     src->shared_warned = 0;
     if (src->conf.max_stale == 0 || now - rec->fetched < src->conf.max_stale)
         return 1;
-    apr_thread_mutex_lock(src->mu);   /* too old to use: say "stale", with its age */
+    pthread_mutex_lock(src->mu);   /* too old to use: say "stale", with its age */
     src->stale_copy = 1;
     if (rec->fetched > src->st.fetched)
         src->st.fetched = rec->fetched;
-    apr_thread_mutex_unlock(src->mu);
+    pthread_mutex_unlock(src->mu);
     return 0;
 }
 
@@ -744,7 +833,7 @@ static int adopt(ajw_source_t *src, const ajw_shared_doc_t *rec, attempt_t *a)
         apr_cpystrn(src->etag, rec->etag, sizeof(src->etag));
     else
         src->etag[0] = '\0';
-    set_fetched(src, rec->fetched);
+    set_fetched(src, rec->fetched, 0);
     a->oc = (a->oc == OUTCOME_NEW || oc == OUTCOME_NEW) ? OUTCOME_NEW : OUTCOME_UNCHANGED;
     a->adopted = 1;
     a->fetched = rec->fetched;
@@ -828,8 +917,13 @@ static void shared_attempt(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
         if (shared_read(ks, src, &rec) && rec.fetched > src->seen_fetched && adopt(src, &rec, a))
             goto cleanup;
     }
-    if (rv == APR_SUCCESS && a->early && last > 0 && apr_time_now() - last < src->conf.min_refresh) {
-        /* Some process tried less than min_refresh ago: kicks are limited per server. */
+    now = apr_time_now();
+    if (rv == APR_SUCCESS && a->early && last > 0 && last <= now
+        && now - last < src->conf.min_refresh) {
+        /* Some process tried less than min_refresh ago: kicks are limited per
+         * server. A lease stamped in the future (the wall clock stepped back
+         * since) says nothing about when: it must not hold off every early
+         * refresh of the server for the size of the step. */
         if (!a->adopted)
             a->oc = OUTCOME_SKIPPED;
         goto cleanup;
@@ -837,7 +931,7 @@ static void shared_attempt(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
     fetch_source(ks, src, a);
     if (a->oc != OUTCOME_FAILED) {
         shared_write(ks, src, a);
-        set_fetched(src, a->fetched);
+        set_fetched(src, a->fetched, 1);
     }
 cleanup:
     if (lease)
@@ -899,7 +993,7 @@ static void refresh_source(ajw_keystore_t *ks, ajw_source_t *src, int early)
     }
     else if (a.oc != OUTCOME_SKIPPED) {
         if (!ks->shared)
-            set_fetched(src, a.fetched);
+            set_fetched(src, a.fetched, 1);
         /* Counted from the document's fetch, which may be another process's. */
         delay = jittered(src, steady_delay(&src->conf, a.max_age)) - (now - a.fetched);
         if (delay < 0)
@@ -924,7 +1018,7 @@ static void *APR_THREAD_FUNC refresh_main(apr_thread_t *thd, void *data)
     ajw_keystore_t *ks = src->ks;
     apr_time_t now;
     (void)thd;
-    apr_thread_mutex_lock(ks->mu);
+    pthread_mutex_lock(ks->mu);
     while (!ks->stop) {
         now = mono_now();
         if (src->kicked || now >= src->next_due) {
@@ -934,19 +1028,19 @@ static void *APR_THREAD_FUNC refresh_main(apr_thread_t *thd, void *data)
             src->last_start = now;
             src->begun++;
             src->busy = 1;
-            apr_thread_mutex_unlock(ks->mu);
+            pthread_mutex_unlock(ks->mu);
             refresh_source(ks, src, early);
             apr_pool_clear(src->scratch);
-            apr_thread_mutex_lock(ks->mu);
+            pthread_mutex_lock(ks->mu);
             src->busy = 0;
         }
         else {
             /* Spurious wakeups and timeouts both just re-check. */
             apr_interval_time_t d = src->next_due - now;
-            apr_thread_cond_timedwait(src->wake, ks->mu, d < 1000 ? 1000 : d);
+            cond_wait_for(src->wake, ks->mu, d < 1000 ? 1000 : d);
         }
     }
-    apr_thread_mutex_unlock(ks->mu);
+    pthread_mutex_unlock(ks->mu);
     return NULL;
 }
 
@@ -954,10 +1048,10 @@ static void *APR_THREAD_FUNC refresh_main(apr_thread_t *thd, void *data)
 
 static void set_running(ajw_source_t *src, int running)
 {
-    apr_thread_mutex_lock(src->mu);
+    pthread_mutex_lock(src->mu);
     src->running = running;
-    apr_thread_cond_broadcast(src->attempted);
-    apr_thread_mutex_unlock(src->mu);
+    pthread_cond_broadcast(src->attempted);
+    pthread_mutex_unlock(src->mu);
 }
 
 void ajw_keystore_stop(ajw_keystore_t *ks)
@@ -966,13 +1060,13 @@ void ajw_keystore_stop(ajw_keystore_t *ks)
     apr_status_t trv;
     if (!ks || !ks->threads)
         return;
-    apr_thread_mutex_lock(ks->mu);
+    pthread_mutex_lock(ks->mu);
     ks->stop = 1;
     for (src = ks->sources; src; src = src->next) {
         if (src->wake)
-            apr_thread_cond_broadcast(src->wake);
+            pthread_cond_broadcast(src->wake);
     }
-    apr_thread_mutex_unlock(ks->mu);
+    pthread_mutex_unlock(ks->mu);
     for (src = ks->sources; src; src = src->next) {
         if (src->thread)
             apr_thread_join(&trv, src->thread);
@@ -996,10 +1090,10 @@ static apr_status_t keystore_cleanup(void *data)
     for (src = ks->sources; src; src = src->next) {
         if (!src->mu)
             continue;           /* start failed before this source got its lock */
-        apr_thread_mutex_lock(src->mu);
+        pthread_mutex_lock(src->mu);
         h = src->current;
         src->current = NULL;
-        apr_thread_mutex_unlock(src->mu);
+        pthread_mutex_unlock(src->mu);
         ajw_source_release(h);
         src->mu = NULL;
         src->attempted = NULL;
@@ -1024,14 +1118,14 @@ static apr_status_t init_runtime(ajw_keystore_t *ks)
 {
     apr_status_t rv;
     ajw_source_t *src;
-    rv = apr_thread_mutex_create(&ks->mu, APR_THREAD_MUTEX_DEFAULT, ks->rpool);
+    rv = mutex_make(&ks->mu, ks->rpool);
     for (src = ks->sources; src && rv == APR_SUCCESS; src = src->next) {
         src->thread = NULL;
-        rv = apr_thread_mutex_create(&src->mu, APR_THREAD_MUTEX_DEFAULT, ks->rpool);
+        rv = mutex_make(&src->mu, ks->rpool);
         if (rv == APR_SUCCESS)
-            rv = apr_thread_cond_create(&src->attempted, ks->rpool);
+            rv = cond_make(&src->attempted, ks->rpool);
         if (rv == APR_SUCCESS)
-            rv = apr_thread_cond_create(&src->wake, ks->rpool);
+            rv = cond_make(&src->wake, ks->rpool);
         if (rv == APR_SUCCESS)
             rv = apr_pool_create_unmanaged_ex(&src->scratch, NULL, NULL);
         src->current = NULL;
@@ -1044,6 +1138,8 @@ static apr_status_t init_runtime(ajw_keystore_t *ks)
         src->last_start = 0;
         src->begun = 0;
         src->busy = 0;
+        src->wait_for = 0;
+        src->waiters = 0;
         src->next_due = 0;
         src->etag[0] = '\0';
         src->has_doc_hash = src->has_noted_hash = 0;

@@ -8,7 +8,8 @@
  * its status; hold reference counts are atomic; a replaced key set is freed
  * when its last hold is released. Sources are added only during
  * configuration, before ajw_keystore_start, so the list needs no lock.
- * Scheduling uses a monotonic clock: wall-clock steps do not stall refreshes. */
+ * Scheduling and every wait use a monotonic clock: wall-clock steps stall
+ * no refresh, kick or waiting request, and do not make keys stale. */
 #ifndef AJW_KEYSTORE_H
 #define AJW_KEYSTORE_H
 
@@ -69,7 +70,8 @@ typedef enum {
 typedef enum {
     AJW_REFRESH_NEWER = 0,            /* keys newer than the caller's are published: re-acquire */
     AJW_REFRESH_SAME,                 /* a refresh ended, no newer keys */
-    AJW_REFRESH_LIMITED,              /* refused by the rate limit, nothing in flight: no wait */
+    AJW_REFRESH_LIMITED,              /* no wait: the rate limit refused and nothing is in
+                                       * flight, or enough callers wait for the attempt */
     AJW_REFRESH_TIMEOUT               /* the refresh did not end within the wait */
 } ajw_refresh_e;
 
@@ -165,9 +167,12 @@ void ajw_source_kick(ajw_source_t *src);
  * published. Else kicks (rate-limited as above); when that kick was taken or
  * an attempt is running, waits up to `wait` for the attempt that serves it
  * to end (concurrent callers wait for the same one) and says whether newer
- * keys were published (NEWER: release, re-acquire, verify again). A kick
- * refused by the rate limit with nothing in flight returns LIMITED at once,
- * so a flood of random kids costs neither waiting nor fetches. No I/O. */
+ * keys were published (NEWER: release, re-acquire, verify again). Only the
+ * first few callers (4 per process, the one whose kick was taken among
+ * them) wait for any one attempt; the others, and a kick refused by the rate
+ * limit with nothing in flight, return LIMITED at once, so a flood of random
+ * kids costs neither fetches nor parked threads, even while a fetch hangs.
+ * No I/O. */
 ajw_refresh_e ajw_source_refresh_wait(ajw_source_t *src, unsigned long long generation,
                                       apr_interval_time_t wait);
 

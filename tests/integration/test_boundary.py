@@ -77,6 +77,9 @@ ScriptAlias /same2/front "{root}/cgi-bin/env.py"
         jloc("lit", require="Require claim [realm_access.roles]:admin"),
         # 2.
         jloc("ql", QOFF),
+        # 2b. refused by the access check before authentication runs
+        jloc("qip", QOFF, require="<RequireAll>\n        Require ip 10.0.0.0/8\n"
+                                  "        Require valid-user\n    </RequireAll>"),
         # 3a.
         jloc("anyip", "    AuthJWKSTokenFrom header query=access_token\n"
                       "    AuthJWKSForwardToken Off\n",
@@ -246,6 +249,18 @@ def test_refused_query_token_not_logged(srv, keys, expect_log):
     assert_not_logged(srv, t, acc)
 
 
+def test_query_token_refused_before_authn_not_logged(srv, keys, expect_log):
+    """Require ip refuses (403) in the access check: neither check_authn nor
+    fixups runs, yet %r must not show the token."""
+    expect_log(AUTHZ_FAILURE, required=True)
+    for t in (tok(keys), tok(keys, aud="other"), "not-even-a.jwt"):
+        r, acc = logged_request(srv, lambda: get(srv, "/qip/env?a=1&access_token=%s&b=2" % t))
+        assert r.status_code == 403, (r.status_code, r.text[:200])
+        assert "a=1&b=2" in acc, acc
+        assert "access_token" not in acc, acc
+        assert_not_logged(srv, t, acc)
+
+
 def test_query_token_503_not_logged(make_httpd, keys, expect_log):
     expect_log(r"\[auth_jwks:(warn|error)\].*(127\.0\.0\.1:9/none|no_keys_loaded|no keys)")
     h = make_httpd(jloc("q503", QOFF + "    AuthJWKSStartupWait 0\n",
@@ -300,6 +315,12 @@ def test_forward_off_token_left_in_proxied_url_is_500(srv, keys, echo_backend, e
     # folded like a CGI backend would, odd spacing, empty items, claim names first and last
     "x_jwt_claims ,keep-alive,,\tX-JWT-CLAIM-SUB\t",
     "X-JWT-Claims",
+    # mod_proxy splits at white space as well as commas: spaces, tabs, mixes
+    "keep-alive X-JWT-Claims X-JWT-Claim-sub",
+    "keep-alive\tX-JWT-Claims\tX-JWT-Claim-sub",
+    "keep-alive, X-JWT-Claims \t X-JWT-Claim-sub",
+    "X-JWT-Claims\t,keep-alive  x_jwt_claim_sub",
+    "keep-alive;X-JWT-Claims",
 ])
 def test_connection_header_cannot_drop_claim_headers(srv, keys, connection):
     claims = H.std_claims()

@@ -1,4 +1,7 @@
 """Configuration errors are caught by `apache2 -t` and name the directive."""
+import os
+import re
+
 import pytest
 
 import harness as H
@@ -73,3 +76,17 @@ def test_localhost_http_allowed():
     for u in ("http://localhost:8080/jwks", "http://127.1.2.3/jwks", "http://[::1]:8080/jwks"):
         r = configtest(conf("", url=u))
         assert r.returncode == 0, (u, r.stderr)
+
+
+def test_sample_config_token_cache_default_per_mpm():
+    """conf.d/auth_jwks.conf states the token cache default as the README does:
+    per MPM, not one number; and the sample's directive line is accepted."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "conf.d", "auth_jwks.conf")) as f:
+        sample = f.read()
+    block = re.search(r"((?:#[^\n]*\n)*?)# (AuthJWKSTokenCache \d+)\n", sample)
+    assert block, "no AuthJWKSTokenCache line in the sample"
+    text = block.group(1)
+    for needle in ("4096", "1024", "threaded", "prefork"):
+        assert needle in text, (needle, text)
+    assert configtest(block.group(2) + "\n" + conf("")).returncode == 0

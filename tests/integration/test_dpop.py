@@ -538,3 +538,103 @@ def test_forward_token_off_removes_dpop_token(make_httpd, jwks_server, echo_back
     assert r.status_code == 200
     sent = {k.lower(): v for k, v in r.json()["headers"]}
     assert "authorization" not in sent, sent.get("authorization", "")[:12]
+
+
+def test_one_key_cannot_fill_the_replay_table(make_httpd, jwks_server, keys, pkey, expect_log):
+    """One client chooses its jti values and knows its own key: it holds only
+    its share of the replay table, evicting its own entries past that, and
+    another client is still served (one bucket of 8 here, so every proof of
+    both lands in the same bucket)."""
+    expect_log(PROOF_REJECTED % "replay", required=True)
+    h = make_httpd("AuthJWKSDPoPReplayCache 8\n" + conf(jwks_server.url()))
+    t = bound_token(keys, pkey)
+    sent = []
+    for i in range(20):
+        p = proof(pkey, "GET", url(h, "/dp/env"), t)
+        r = dget(h, "/dp/env", t, p)
+        assert r.status_code == 200, (i, r.status_code, r.headers.get("Retry-After"))
+        sent.append(p)
+    other = jwk.JWK.generate(kty="EC", crv="P-256")
+    t2 = bound_token(keys, other)
+    for i in range(3):
+        r = dget(h, "/dp/env", t2, proof(other, "GET", url(h, "/dp/env"), t2))
+        assert r.status_code == 200, (i, r.status_code)
+    # the flooding key's newest proof is still remembered
+    assert_dpop_refused(dget(h, "/dp/env", t, sent[-1]))
+
+
+def _fake_rsa_proof(htu, token, nbytes):
+    """A proof carrying an RSA jwk of nbytes modulus bytes (no key pair behind
+    it; the signature is garbage) and that jwk's RFC 7638 thumbprint."""
+    import hashlib
+    import os as _os
+    n = H.b64u(b"\xc5" + _os.urandom(nbytes - 2) + b"\x01")
+    jwk_d = {"kty": "RSA", "e": "AQAB", "n": n}
+    jkt = H.b64u(hashlib.sha256(json.dumps(jwk_d, sort_keys=True, separators=(",", ":"))
+                                .encode()).digest())
+    hdr = {"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk_d}
+    c = {"jti": uuid.uuid4().hex, "htm": "GET", "htu": htu, "iat": H.now(),
+         "ath": H.b64u(hashlib.sha256(token.encode()).digest())}
+    prf = "%s.%s.%s" % (H.b64u(json.dumps(hdr)), H.b64u(json.dumps(c)),
+                        H.b64u(_os.urandom(nbytes)))
+    return H.remember(prf), jkt
+
+
+def test_proof_key_checked_against_cnf_jkt_before_signature(srv, keys, pkey, expect_log):
+    """A 16384-bit RSA proof key that is not the token's: refused on its
+    thumbprint, with no signature work (the log says so, not bad_signature)."""
+    expect_log(PROOF_REJECTED % "bad_key: proof key is not the key the token is bound",
+               required=True)
+    t = bound_token(keys, pkey)
+    prf, _ = _fake_rsa_proof(url(srv, "/dp/env"), t, 2048)
+    start = srv.log_size()
+    assert_dpop_refused(dget(srv, "/dp/env", t, prf))
+    assert "bad_signature" not in srv.log_since(start)
+
+
+def test_proof_key_size_capped(srv, keys, expect_log):
+    """A token bound to a huge RSA key: the proof key is refused on its size
+    before it is imported or any signature checked."""
+    expect_log(PROOF_REJECTED % "bad_key: proof jwk is an RSA key of 16384 bits, over the cap",
+               required=True)
+    expect_log(PROOF_REJECTED % "bad_key: proof jwk is an RSA key of 8192 bits, over the cap",
+               required=True)
+    for nbytes in (2048, 1024):
+        prf0, jkt = _fake_rsa_proof(url(srv, "/dp/env"), "x", nbytes)
+        t = H.mint(H.std_claims(cnf={"jkt": jkt}), keys.rsa, "RS256")
+        # the same key again, with this token's ath
+        import hashlib
+        hdr = json.loads(H.b64u_decode(prf0.split(".")[0]))
+        c = {"jti": uuid.uuid4().hex, "htm": "GET", "htu": url(srv, "/dp/env"), "iat": H.now(),
+             "ath": H.b64u(hashlib.sha256(t.encode()).digest())}
+        prf = H.remember("%s.%s.%s" % (H.b64u(json.dumps(hdr)), H.b64u(json.dumps(c)),
+                                       prf0.split(".")[2]))
+        start = srv.log_size()
+        assert_dpop_refused(dget(srv, "/dp/env", t, prf))
+        assert "bad_signature" not in srv.log_since(start)
+
+
+def test_forward_token_off_error_on_dpop_challenge(make_httpd, jwks_server, keys, pkey,
+                                                    expect_log):
+    """allow + ForwardToken Off: the header is gone when the challenge is made;
+    the error still goes on the scheme the client used (RFC 9449 §7.1)."""
+    expect_log(r"token rejected: expired", required=True)
+    expect_log(r"bad bearer request: malformed Authorization", required=True)
+    h = make_httpd(loc("dp", "    AuthJWKSDPoP allow\n    AuthJWKSForwardToken Off").replace(
+        "{jwks}", jwks_server.url()))
+    t = H.mint(H.std_claims(cnf={"jkt": pkey.thumbprint()}, exp=H.now() - 100), keys.rsa, "RS256")
+    r = dget(h, "/dp/env", t, proof(pkey, "GET", url(h, "/dp/env"), t))
+    assert_dpop_refused(r, error="invalid_token")
+    # a malformed DPoP credential: invalid_request on the DPoP challenge too
+    r = dget(h, "/dp/env", t + " x", proof(pkey, "GET", url(h, "/dp/env"), t))
+    assert r.status_code == 400, r.status_code
+    ch = dict(challenges(r))
+    assert ch["DPoP"].get("error") == "invalid_request", ch
+    assert "error" not in ch["Bearer"], ch
+    # and a bearer token's error stays on Bearer
+    t2 = H.mint(H.std_claims(exp=H.now() - 100), keys.rsa, "RS256")
+    r = get(h, "/dp/env", t2)
+    assert r.status_code == 401
+    ch = dict(challenges(r))
+    assert ch["Bearer"].get("error") == "invalid_token", ch
+    assert "error" not in ch["DPoP"], ch

@@ -555,3 +555,84 @@ def test_outage_under_load_logs_bounded(make_httpd, idp, keys, expect_log):
     lines = auth_jwks_problems(h.log_since(mark))
     assert len(lines) <= 12, "%d auth_jwks warn/error lines in a 10 s outage (%d requests):\n%s" % (
         len(lines), sum(total.values()), "\n".join(lines[:30]))
+
+
+@pytest.mark.parametrize("how", ["compiled default", "not a directory"])
+def test_default_cache_dir_unusable_warns_and_serves(make_httpd, idp, keys, expect_log, how):
+    """No AuthJWKSCacheDir, and the default <DefaultRuntimeDir>/auth_jwks is
+    unusable: httpd's compiled-in runtime directory when the configuration
+    sets none (Debian's /var/run/apache2, absent until apache2ctl makes it),
+    or a file in its place. httpd starts, says so once, and serves tokens
+    without the shared copy."""
+    warn = r"\[auth_jwks:warn\].*AuthJWKSCacheDir not set and the default \S+ is unusable"
+    expect_log(warn, required=True)
+    h = make_httpd("", start=False)
+    h.write_conf(loc(idp.url(), "    AuthJWKSStartupWait 10"))
+    with open(h.conf_path) as f:
+        text = f.read()
+    if how == "compiled default":
+        if os.path.isdir("/var/run/apache2"):
+            pytest.skip("/var/run/apache2 exists on this machine")
+        text = re.sub(r"(?m)^DefaultRuntimeDir .*$", "", text)
+    else:
+        with open(os.path.join(h.root, "run", "auth_jwks"), "w") as f:
+            f.write("not a directory\n")
+    with open(h.conf_path, "w") as f:
+        f.write(text)
+    h.start()
+    assert get(h, "/api/static.txt", tok(keys.rsa)).status_code == 200
+    assert len(re.findall(warn, h.log_text())) == 1, h.log_tail()
+    # a graceful restart reads the configuration again: still serving
+    h.graceful()
+    assert get(h, "/api/static.txt", tok(keys.rsa)).status_code == 200
+
+
+def test_explicit_cache_dir_unusable_refused(make_httpd, idp, expect_log):
+    """The same directory named by AuthJWKSCacheDir: the operator chose it,
+    so httpd refuses to start."""
+    expect_log(r"AuthJWKSCacheDir .*cannot create", required=True)
+    h = make_httpd("", start=False)
+    d = os.path.join(h.root, "run", "absent", "apache2", "auth_jwks")
+    h.write_conf('AuthJWKSCacheDir "%s"\n' % d + loc(idp.url()))
+    with pytest.raises(RuntimeError):
+        h.start(timeout=8)
+    assert not h._port_open()
+
+
+def test_unknown_kid_flood_during_hung_refresh_parks_no_workers(make_httpd, idp, keys,
+                                                                expect_log):
+    """The IdP accepts connections and never answers while an early refresh
+    runs; a flood of tokens with random kids arrives. Only the request whose
+    kick started the fetch and the first few after it wait (AuthJWKSRotationWait
+    5 s here); the rest are answered at once, and valid tokens keep being
+    served promptly (before: every forged token held a worker for the whole
+    wait, and the 16 workers were all parked)."""
+    expect_log(REJECTED % "no_matching_key", required=True)
+    expect_log(FETCH_FAIL % idp.port)
+    h = make_httpd(loc(idp.url(), "    AuthJWKSRefreshInterval 300\n"
+                                  "    AuthJWKSMinRefreshInterval 1\n    AuthJWKSFetchTimeout 30\n"
+                                  "    AuthJWKSRotationWait 5\n    AuthJWKSStartupWait 10"))
+    good = tok(keys.rsa)
+    assert get(h, "/api/static.txt", good).status_code == 200
+    time.sleep(1.3)                                 # past MinRefreshInterval since the load
+    idp.mode = "hang"
+    forged = [H.mint(H.std_claims(), keys.rsa, "RS256", kid="rnd-" + uuid.uuid4().hex)
+              for _ in range(48)]
+    c0 = idp.count()
+
+    def one(t):
+        r, dt = timed_get(h, "/api/static.txt", t)
+        return r.status_code, dt
+
+    with cf.ThreadPoolExecutor(32) as ex:
+        futs = [ex.submit(one, t) for t in forged]
+        time.sleep(0.5)                             # the flood is in
+        valid = [timed_get(h, "/api/static.txt", good) for _ in range(5)]
+        flood = [f.result(timeout=60) for f in futs]
+    assert idp.count() - c0 >= 1, "no refresh was started"
+    assert all(code == 401 for code, _ in flood), flood
+    waited = [dt for _, dt in flood if dt >= 4.0]
+    assert len(waited) <= 4 * len(h.children()), (len(waited), sorted(dt for _, dt in flood))
+    assert all(r.status_code == 200 for r, _ in valid), [r.status_code for r, _ in valid]
+    assert max(dt for _, dt in valid) < 2.5, [round(dt, 2) for _, dt in valid]
+    idp.mode = "ok"

@@ -159,3 +159,23 @@ def test_duplicate_path():
                      "    AuthJWKSResourceMetadata https://b.test/r https://as.test\n</Location>\n")
     assert r.returncode != 0
     assert "already publishes" in r.stderr + r.stdout
+
+
+def test_virtual_host_metadata_wins_over_main_server(make_httpd, jwks_server):
+    """The main server and a virtual host publish the same path: each answers
+    with its own document, although the main server's was written first."""
+    port = H.free_port()
+    main = (loc("m", "    AuthJWKSResourceMetadata https://main.example/r %s" % ISS)
+            + loc("m2", "    AuthJWKSResourceMetadata https://main.example/only %s" % ISS))
+    vhost = ("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\n    ServerName vh.test\n%s"
+             "</VirtualHost>\n" % (port, port, loc("v", "    AuthJWKSResourceMetadata "
+                                                      "https://vhost.example/r %s" % ISS)))
+    h = make_httpd((main + vhost).replace("{jwks}", jwks_server.url()))
+    d = requests.get(h.url(WK + "/r"), timeout=TIMEOUT).json()
+    assert d["resource"] == "https://main.example/r", d
+    vh = "http://127.0.0.1:%d%s" % (port, WK)
+    d = requests.get(vh + "/r", timeout=TIMEOUT).json()
+    assert d["resource"] == "https://vhost.example/r", d
+    # a path only the main server publishes is served in the virtual host too
+    d = requests.get(vh + "/only", timeout=TIMEOUT).json()
+    assert d["resource"] == "https://main.example/only", d

@@ -4,6 +4,9 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <string.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include <apr_general.h>
@@ -167,9 +170,45 @@ static void test_null_args(void **state)
     assert_int_not_equal(ajw_b64std_decode(&out, &len, NULL, 4, pool), APR_SUCCESS);
 }
 
+/* The tables are compiled in, never filled at run time: a thread of a fresh
+ * process must not read a table another thread is still filling. Their
+ * values match the alphabets, and a write to one faults (read-only data). */
+static void test_tables_are_constant_data(void **state)
+{
+    static const char url_alpha[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    int url, c, status = 0;
+    pid_t pid;
+    (void)state;
+    for (url = 0; url < 2; url++) {
+        const unsigned char *t = ajw_b64_table(url);
+        for (c = 0; c < 256; c++) {
+            const char *at = c ? memchr(url_alpha, c, 62) : NULL;
+            int want = at ? (int)(at - url_alpha) : 0xFF;
+            if (c == (url ? '-' : '+'))
+                want = 62;
+            if (c == (url ? '_' : '/'))
+                want = 63;
+            assert_int_equal(t[c], want);
+        }
+    }
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        volatile unsigned char *w = (volatile unsigned char *)ajw_b64_table(1);
+        signal(SIGSEGV, SIG_DFL);
+        w['A'] = 0xFF;                /* must fault */
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_true(WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tables_are_constant_data),
         cmocka_unit_test(test_url_table),
         cmocka_unit_test(test_std_table),
         cmocka_unit_test(test_every_single_char),

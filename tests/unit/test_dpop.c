@@ -16,6 +16,7 @@
 #include <apr_strings.h>
 
 #include "ajw_types.h"
+#include "ajw_b64.h"
 #include "ajw_json.h"
 #include "ajw_jwk.h"
 #include "ajw_dpop.h"
@@ -475,6 +476,63 @@ static void test_hostile_proofs(void **state)
     }
 }
 
+/* A proof of an RSA key of `bytes` modulus bytes (not a real key pair; the
+ * signature is garbage), and its thumbprint in *jkt. */
+static const char *big_rsa_proof(size_t bytes, const char **jkt)
+{
+    unsigned char *n = apr_palloc(pool, bytes);
+    const char *hdr, *payload;
+    ajw_error_t err;
+    json_t *jwk;
+    memset(n, 0xC5, bytes);
+    n[bytes - 1] = 0x01;
+    jwk = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "e", "AQAB",
+                    "n", ajw_b64url_encode(n, bytes, pool));
+    assert_int_equal(ajw_jwk_thumbprint(jkt, jwk, pool, &err), AJW_OK);
+    hdr = apr_psprintf(pool, "{\"typ\":\"dpop+jwt\",\"alg\":\"RS256\",\"jwk\":%s}",
+                       ajw_json_dump(jwk, pool));
+    json_decref(jwk);
+    payload = "{\"jti\":\"j\",\"htm\":\"GET\",\"htu\":\"" VEC_HTU "\",\"iat\":1}";
+    return apr_pstrcat(pool, ajw_b64url_encode((const unsigned char *)hdr, strlen(hdr), pool),
+                       ".", ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
+                                              pool),
+                       ".", ajw_b64url_encode(n, bytes, pool), NULL);
+}
+
+/* The binding and the key size are checked before any signature work: a
+ * proof whose key is not the token's is refused as such even when its
+ * signature is bad too, and a huge RSA key is never imported. */
+static void test_binding_before_signature(void **state)
+{
+    ajw_dpop_req_t rq;
+    ajw_dpop_proof_t *pr;
+    ajw_error_t err;
+    const char *jkt, *big;
+    (void)state;
+    base_req(&rq);
+    rq.jkt = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";   /* no key of the vectors */
+    assert_int_equal(check(vec_other_key_jwk, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "cnf.jkt"));
+    assert_int_equal(check(vec_tampered, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "cnf.jkt"));
+    /* 16384-bit proof key bound to another key: refused on the thumbprint */
+    big = big_rsa_proof(2048, &jkt);
+    assert_int_equal(check(big, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "cnf.jkt"));
+    /* ... and bound to itself: refused on its size, before any import */
+    rq.jkt = jkt;
+    assert_int_equal(check(big, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "16384 bits"));
+    big = big_rsa_proof(AJW_DPOP_MAX_RSA_BITS / 8 + 1, &jkt);
+    rq.jkt = jkt;
+    assert_int_equal(check(big, &rq, &pr, &err), AJW_R_BAD_KEY);
+    assert_non_null(strstr(err.text, "over the cap"));
+    /* at the cap: the key is imported and the (garbage) signature checked */
+    big = big_rsa_proof(AJW_DPOP_MAX_RSA_BITS / 8, &jkt);
+    rq.jkt = jkt;
+    assert_int_equal(check(big, &rq, &pr, &err), AJW_R_BAD_SIGNATURE);
+}
+
 static void test_policy_and_binding(void **state)
 {
     ajw_dpop_req_t rq;
@@ -515,21 +573,24 @@ static void test_replay(void **state)
     void *mem = apr_palloc(pool, sz);
     ajw_replay_t *t = ajw_replay_init(mem, sz);
     unsigned char k1[32], k2[32], k3[32];
+    unsigned long long own = ajw_replay_owner(VEC_JKT_EC), other = ajw_replay_owner(VEC_JKT_OTHER);
     (void)state;
     assert_non_null(t);
+    assert_true(own != 0 && other != 0 && own != other);
+    assert_true(ajw_replay_owner(VEC_JKT_EC) == own);
     assert_true(ajw_replay_capacity(t) >= 64);
     key_of(k1, "a");
     key_of(k2, "b");
-    assert_int_equal(ajw_replay_add(t, k1, 200, 100), AJW_REPLAY_NEW);
-    assert_int_equal(ajw_replay_add(t, k1, 200, 150), AJW_REPLAY_SEEN);
-    assert_int_equal(ajw_replay_add(t, k2, 200, 150), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k1, own, 200, 100), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k1, own, 200, 150), AJW_REPLAY_SEEN);
+    assert_int_equal(ajw_replay_add(t, k2, own, 200, 150), AJW_REPLAY_NEW);
     /* expired: the same key is new again */
-    assert_int_equal(ajw_replay_add(t, k1, 400, 200), AJW_REPLAY_NEW);
-    assert_int_equal(ajw_replay_add(t, k1, 400, 300), AJW_REPLAY_SEEN);
+    assert_int_equal(ajw_replay_add(t, k1, own, 400, 200), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k1, own, 400, 300), AJW_REPLAY_SEEN);
     /* the same jti under another key is another entry */
     assert_int_equal(ajw_replay_key(k3, VEC_JKT_OTHER, "a", 1), 0);
     assert_memory_not_equal(k1, k3, 32);
-    assert_int_equal(ajw_replay_add(t, k3, 400, 300), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k3, other, 400, 300), AJW_REPLAY_NEW);
     /* "ab"+"c" and "a"+"bc" differ (the NUL separator) */
     {
         unsigned char x[32], y[32];
@@ -540,6 +601,8 @@ static void test_replay(void **state)
     assert_null(ajw_replay_init(mem, 8));
 }
 
+/* A bucket full of live entries of other keys: nothing is evicted, every
+ * remembered jti is still detected, the new proof is refused. */
 static void test_replay_full_fails_closed(void **state)
 {
     size_t sz = ajw_replay_size(1);  /* one bucket */
@@ -554,21 +617,63 @@ static void test_replay_full_fails_closed(void **state)
         ajw_replay_e rc;
         snprintf(jti, sizeof(jti), "j%d", i);
         key_of(k, jti);
-        rc = ajw_replay_add(t, k, 1000, 10);
+        rc = ajw_replay_add(t, k, (unsigned long long)i + 1, 1000, 10);  /* one key each */
         nnew += rc == AJW_REPLAY_NEW;
         nfull += rc == AJW_REPLAY_FULL;
     }
     assert_int_equal(nnew, AJW_REPLAY_WAYS);
     assert_int_equal(nfull, 4);
-    /* every remembered jti is still detected: nothing was evicted */
     for (i = 0; i < AJW_REPLAY_WAYS; i++) {
         snprintf(jti, sizeof(jti), "j%d", i);
         key_of(k, jti);
-        assert_int_equal(ajw_replay_add(t, k, 1000, 20), AJW_REPLAY_SEEN);
+        assert_int_equal(ajw_replay_add(t, k, (unsigned long long)i + 1, 1000, 20),
+                         AJW_REPLAY_SEEN);
     }
     /* once they expire there is room again */
     key_of(k, "late");
-    assert_int_equal(ajw_replay_add(t, k, 2000, 1000), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k, 99, 2000, 1000), AJW_REPLAY_NEW);
+}
+
+/* One key choosing its jti values holds at most AJW_REPLAY_PER_KEY entries
+ * of a bucket: past that it evicts its own oldest, and other keys keep the
+ * rest of the bucket. Its newest proofs are still detected as replays. */
+static void test_replay_share_per_key(void **state)
+{
+    size_t sz = ajw_replay_size(1);  /* one bucket: every proof lands in it */
+    void *mem = apr_palloc(pool, sz);
+    ajw_replay_t *t = ajw_replay_init(mem, sz);
+    unsigned long long flood = 7, other = 100;  /* others: one key per entry */
+    unsigned char k[32];
+    char jti[16];
+    int i;
+    (void)state;
+    for (i = 0; i < 50; i++) {
+        snprintf(jti, sizeof(jti), "f%d", i);
+        key_of(k, jti);
+        assert_int_equal(ajw_replay_add(t, k, flood, 1000 + i, 10),
+                         i < AJW_REPLAY_PER_KEY ? AJW_REPLAY_NEW : AJW_REPLAY_NEW_EVICTED);
+    }
+    for (i = 50 - AJW_REPLAY_PER_KEY; i < 50; i++) {   /* its latest are remembered */
+        snprintf(jti, sizeof(jti), "f%d", i);
+        key_of(k, jti);
+        assert_int_equal(ajw_replay_add(t, k, flood, 2000, 11), AJW_REPLAY_SEEN);
+    }
+    for (i = 0; i < AJW_REPLAY_WAYS - AJW_REPLAY_PER_KEY; i++) {   /* the rest is others' */
+        snprintf(jti, sizeof(jti), "o%d", i);
+        assert_int_equal(ajw_replay_key(k, VEC_JKT_OTHER, jti, strlen(jti)), 0);
+        assert_int_equal(ajw_replay_add(t, k, other + (unsigned)i, 1000, 12), AJW_REPLAY_NEW);
+    }
+    /* the bucket is full: the flooding key still only displaces itself */
+    key_of(k, "f-last");
+    assert_int_equal(ajw_replay_add(t, k, flood, 1000, 13), AJW_REPLAY_NEW_EVICTED);
+    for (i = 0; i < AJW_REPLAY_WAYS - AJW_REPLAY_PER_KEY; i++) {
+        snprintf(jti, sizeof(jti), "o%d", i);
+        assert_int_equal(ajw_replay_key(k, VEC_JKT_OTHER, jti, strlen(jti)), 0);
+        assert_int_equal(ajw_replay_add(t, k, other + (unsigned)i, 1000, 14), AJW_REPLAY_SEEN);
+    }
+    /* a key with nothing in a full bucket is refused, nothing evicted */
+    key_of(k, "third");
+    assert_int_equal(ajw_replay_add(t, k, 9, 1000, 15), AJW_REPLAY_FULL);
 }
 
 /* ------------------------------------------------------------ nonces */
@@ -665,9 +770,11 @@ int main(void)
         cmocka_unit_test(test_htu_limits),
         cmocka_unit_test(test_good_proofs),
         cmocka_unit_test(test_hostile_proofs),
+        cmocka_unit_test(test_binding_before_signature),
         cmocka_unit_test(test_policy_and_binding),
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_replay_full_fails_closed),
+        cmocka_unit_test(test_replay_share_per_key),
         cmocka_unit_test(test_nonce_claim),
         cmocka_unit_test(test_nonce_make_check),
         cmocka_unit_test(test_cert_thumbprint),

@@ -162,6 +162,15 @@ static void clock_step(long long us)
     __atomic_store_n(&clock_offset_us, us, __ATOMIC_RELAXED);
 }
 
+/* Teardown of the tests that step the clock: back to real time even when
+ * one failed half-way. */
+static int clock_reset(void **state)
+{
+    (void)state;
+    clock_step(0);
+    return 0;
+}
+
 /* ---- log capture ---------------------------------------------------------- */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -841,6 +850,119 @@ static void env_shared(env_t *e, ajw_shared_t *sh, long refresh_ms, long min_ms)
     assert_int_equal(ajw_keystore_set_shared(e->ks, sh), APR_SUCCESS);
 }
 
+/* Waits are timed on the monotonic clock. Here the wall clock reads an hour
+ * ahead of the one the kernel times wall-clock waits on, as it does for a
+ * wait begun just before NTP steps the clock back an hour: a wait timed on
+ * the wall clock would last the hour (before: the refresh thread slept it,
+ * and a request waiting for keys could too). */
+static void test_clock_step_during_wait(void **state)
+{
+    env_t e;
+    ajw_keyhold_t *h;
+    apr_time_t t0;
+    int calls;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 50, 20);
+    assert_true(wait_generation(e.src, 1));
+    clock_step(3600LL * APR_USEC_PER_SEC);
+    calls = fake_calls();
+    assert_true(wait_calls(calls + 3));   /* the refresh thread's sleeps still end */
+    /* a request waiting for a refresh that publishes nothing new: bounded */
+    fake_set(DOC_A, 1);
+    h = ajw_source_acquire(e.src, 0);
+    assert_non_null(h);
+    t0 = apr_time_now();
+    assert_int_not_equal(ajw_source_refresh_wait(e.src, h->generation, MS(300)),
+                         AJW_REFRESH_NEWER);
+    assert_true(apr_time_now() - t0 < MS(2000));
+    ajw_source_release(h);
+    clock_step(0);
+    env_end(&e);
+}
+
+/* The wall clock steps back an hour while refreshes keep succeeding: their
+ * fetch times read earlier than the last one seen, yet each is the newest
+ * fetch, so AuthJWKSMaxStale never runs out (before: every token 503
+ * keys_stale once max_stale passed). */
+static void test_clock_step_back_keys_stay_fresh(void **state)
+{
+    env_t e;
+    ajw_source_conf_t c;
+    ajw_keyhold_t *h;
+    ajw_keys_state_e why;
+    apr_time_t end;
+    int calls;
+    (void)state;
+    log_clear();
+    fake_reset(DOC_A);
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(apr_pool_create(&e.p, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&e.pchild, e.p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&e.ks, e.p), APR_SUCCESS);
+    env_conf(&c, 100, 50);
+    c.timeout = MS(100);
+    c.max_stale = MS(400);
+    e.src = ajw_keystore_add(e.ks, &c);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    ajw_source_release(h);
+    clock_step(-3600LL * APR_USEC_PER_SEC);
+    calls = fake_calls();
+    end = apr_time_now() + MS(1200);   /* three times max_stale, refreshes every ~100 ms */
+    while (apr_time_now() < end) {
+        h = ajw_source_acquire_ex(e.src, 0, &why);
+        assert_non_null(h);
+        assert_int_equal(why, AJW_KEYS_OK);
+        ajw_source_release(h);
+        apr_sleep(MS(20));
+    }
+    assert_true(fake_calls() >= calls + 5);
+    assert_false(status_of(e.src).stale);
+    assert_int_equal(log_count("are stale"), 0);
+    /* the status tells the fetch time on the clock as it reads now */
+    assert_true(status_of(e.src).fetched <= apr_time_now());
+    clock_step(0);
+    env_end(&e);
+}
+
+/* A step back after the lease was stamped: the lease's last attempt reads
+ * as "in the future", which must not rate-limit early refreshes (before:
+ * every kick of the server was skipped until the clock caught up). */
+static void test_clock_step_back_lease_does_not_block_kicks(void **state)
+{
+    env_t e;
+    shdir_t d;
+    ajw_keyhold_t *h;
+    int calls;
+    (void)state;
+    log_clear();
+    fake_reset(DOC_A);
+    env_shared(&e, NULL, 60000, 50);
+    shdir_make(&d, e.p);
+    assert_int_equal(ajw_keystore_set_shared(e.ks, d.sh), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    h = ajw_source_acquire(e.src, DEADLINE);
+    assert_non_null(h);
+    ajw_source_release(h);
+    assert_true(wait_calls(1));
+    apr_sleep(MS(100));                 /* past min_refresh on every clock */
+    clock_step(-3600LL * APR_USEC_PER_SEC);
+    calls = fake_calls();
+    fake_set(DOC_B, 0);
+    ajw_source_kick(e.src);
+    assert_true(wait_calls(calls + 1));
+    assert_true(wait_generation(e.src, 2));
+    h = ajw_source_acquire(e.src, 0);
+    assert_non_null(h);
+    assert_string_equal(first_kid(h), "key-b");
+    ajw_source_release(h);
+    clock_step(0);
+    env_end(&e);
+    shdir_remove(&d);
+}
+
 /* A child starting while the IdP is down starts from the shared copy, at
  * once, and schedules its refresh from the copy's fetch time. */
 static void test_start_from_shared_copy(void **state)
@@ -1115,14 +1237,63 @@ static void test_stale_shared_copy_not_used(void **state)
 typedef struct waiter_t {
     ajw_source_t *src;
     unsigned long long gen;
+    apr_interval_time_t wait;     /* 0: DEADLINE */
     ajw_refresh_e out;
+    apr_interval_time_t took;
 } waiter_t;
 
 static void *waiter_main(void *arg)
 {
     waiter_t *w = arg;
-    w->out = ajw_source_refresh_wait(w->src, w->gen, DEADLINE);
+    apr_time_t t0 = apr_time_now();
+    w->out = ajw_source_refresh_wait(w->src, w->gen, w->wait ? w->wait : DEADLINE);
+    w->took = apr_time_now() - t0;
     return NULL;
+}
+
+/* The IdP hangs during an early refresh and a flood of tokens with random
+ * kids arrives: only the request whose kick started the fetch and the first
+ * few after it wait; every other returns at once (before: each one waited
+ * the whole rotation wait, parking request threads). */
+static void test_rotation_wait_flood_during_hung_fetch(void **state)
+{
+    env_t e;
+    pthread_t th[24];
+    waiter_t w[24];
+    int i, round, waited;
+    (void)state;
+    fake_reset(DOC_A);
+    env_start(&e, 60000, 100);
+    assert_true(wait_generation(e.src, 1));
+    apr_sleep(MS(150));                 /* past min_refresh: the next kick is taken */
+    pthread_mutex_lock(&fake.mu);
+    fake.hang = 1;
+    pthread_mutex_unlock(&fake.mu);
+    /* Twice: the second flood comes while the fetch still hangs, after
+     * min_refresh (a new kick is taken, queued behind it): again a few wait. */
+    for (round = 0; round < 2; round++) {
+        memset(w, 0, sizeof(w));
+        for (i = 0; i < 24; i++) {
+            w[i].src = e.src;
+            w[i].gen = 1;
+            w[i].wait = MS(1500);
+            assert_int_equal(pthread_create(&th[i], NULL, waiter_main, &w[i]), 0);
+        }
+        for (waited = i = 0; i < 24; i++) {
+            pthread_join(th[i], NULL);
+            if (w[i].took >= MS(1000)) {
+                waited++;
+                assert_int_equal(w[i].out, AJW_REFRESH_TIMEOUT);
+            }
+            else {
+                assert_int_equal(w[i].out, AJW_REFRESH_LIMITED);
+                assert_true(w[i].took < MS(500));
+            }
+        }
+        assert_true(waited >= 1);
+        assert_true(waited <= 4);
+    }
+    env_end(&e);                        /* stop cancels the hung fetch */
 }
 
 static void test_rotation_wait(void **state)
@@ -1340,12 +1511,16 @@ int main(void)
         cmocka_unit_test(test_hung_source_does_not_block_others),
         cmocka_unit_test(test_clock_step_back),
         cmocka_unit_test(test_release_after_cleanup),
+        cmocka_unit_test_teardown(test_clock_step_during_wait, clock_reset),
+        cmocka_unit_test_teardown(test_clock_step_back_keys_stay_fresh, clock_reset),
+        cmocka_unit_test_teardown(test_clock_step_back_lease_does_not_block_kicks, clock_reset),
         cmocka_unit_test(test_start_from_shared_copy),
         cmocka_unit_test(test_fetch_writes_shared_copy),
         cmocka_unit_test(test_shared_forged_record),
         cmocka_unit_test(test_max_stale),
         cmocka_unit_test(test_stale_shared_copy_not_used),
         cmocka_unit_test(test_rotation_wait),
+        cmocka_unit_test(test_rotation_wait_flood_during_hung_fetch),
         cmocka_unit_test(test_two_stores_one_fetch),
         cmocka_unit_test(test_forked_children_one_fetch),
     };
