@@ -13,7 +13,7 @@ PY        := /usr/bin/python3
 BUILD     ?= build
 CC        ?= gcc
 APXS      ?= apxs
-PKGS      := apr-1 apr-util-1 openssl jansson libcurl
+PKGS      := apr-1 apr-util-1 openssl jansson libcurl zlib
 # -isystem: warnings in dependency headers are not ours to fix.
 PKG_CFLAGS = $(patsubst -I%,-isystem %,$(filter-out -I/usr/include/x86_64-linux-gnu,$(shell pkg-config --cflags $(PKGS) 2>/dev/null)))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
