@@ -212,7 +212,8 @@ ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf
 {
     ajw_source_t *src;
     for (src = ks->sources; src; src = src->next) {
-        if (same_str(src->conf.url, conf->url) && same_str(src->conf.ca_file, conf->ca_file))
+        if (!src->slot && src->conf.kind == conf->kind && same_str(src->conf.url, conf->url)
+            && same_str(src->conf.ca_file, conf->ca_file))
             break;
     }
     if (src) {

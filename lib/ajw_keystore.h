@@ -98,8 +98,8 @@ void ajw_source_conf_init(ajw_source_conf_t *conf);
 /* New, empty, not started store in p (config phase). */
 apr_status_t ajw_keystore_create(ajw_keystore_t **out, apr_pool_t *p);
 
-/* Register a source (config phase only; not thread-safe). The same url and
- * ca_file give the same source back; the shorter refresh and min_refresh
+/* Register a source (config phase only; not thread-safe). The same kind,
+ * url and ca_file give the same source back; the shorter refresh and min_refresh
  * win (timeout and max_size: the first registration's), and the smallest
  * non-zero max_stale. Values <= 0 take the defaults (max_stale: 0, unbounded);
  * min_refresh is capped at refresh. No locks or threads are made
