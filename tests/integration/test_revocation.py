@@ -32,7 +32,7 @@ def lst_of(raw):
 
 
 def status_list_jwt(key, uri, statuses=None, bits=1, ttl=1, exp=None, typ="statuslist+jwt",
-                    sub=None, iat=None, lst=None, alg="RS256"):
+                    sub=None, iat=None, lst=None, alg="RS256", kid=None):
     claims = {"sub": uri if sub is None else sub, "iat": H.now() if iat is None else iat,
               "status_list": {"bits": bits,
                               "lst": lst if lst is not None else lst_of(pack(statuses, bits))}}
@@ -40,7 +40,7 @@ def status_list_jwt(key, uri, statuses=None, bits=1, ttl=1, exp=None, typ="statu
         claims["ttl"] = ttl
     if exp is not None:
         claims["exp"] = exp
-    hdr = {"alg": alg, "kid": key.get("kid"), "typ": typ}
+    hdr = {"alg": alg, "kid": kid or key.get("kid"), "typ": typ}
     t = jws.JWS(json.dumps(claims).encode())
     t.add_signature(key, alg=alg, protected=json.dumps(hdr))
     return t.serialize(compact=True).encode()
@@ -177,7 +177,7 @@ def test_unreachable_list_fail_closed_then_open(make_httpd, idp, keys, expect_lo
     assert get(h2, "/api/env", ref_token(keys.rsa, uri, 0)).status_code == 200
 
 
-@pytest.mark.parametrize("case", ["other_issuer_key", "sub_differs", "expired", "wrong_typ",
+@pytest.mark.parametrize("case", ["other_issuer_key", "forged_kid", "sub_differs", "expired", "wrong_typ",
                                   "bomb", "bad_bits", "bad_lst"])
 def test_hostile_lists_unusable(make_httpd, idp, keys, other_keys, expect_log, case):
     path = "/statuslists/%s" % case
@@ -185,6 +185,8 @@ def test_hostile_lists_unusable(make_httpd, idp, keys, other_keys, expect_log, c
     zeros = lst_of(bytes(8 * 1024 * 1024))
     doc = {
         "other_issuer_key": lambda: status_list_jwt(other_keys.rsa, uri, [0] * 8),
+        "forged_kid": lambda: status_list_jwt(other_keys.rsa, uri, [0] * 8,
+                                              kid=keys.rsa.get("kid")),
         "sub_differs": lambda: status_list_jwt(keys.rsa, uri, [0] * 8, sub=uri + "x"),
         "expired": lambda: status_list_jwt(keys.rsa, uri, [0] * 8, iat=H.now() - 7200,
                                            exp=H.now() - 3600),
@@ -280,3 +282,53 @@ def test_config_error_bad_deny_file():
     finally:
         os.unlink(path)
         os.rmdir(d)
+
+
+# ---------------------------------------------------------------- jwks-tool status
+
+TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "build", "jwks-tool")
+
+
+def tool(*args):
+    import subprocess
+    return subprocess.run([TOOL] + list(args), capture_output=True, text=True, timeout=30)
+
+
+def test_tool_status(tmp_path, idp, keys, other_keys):
+    uri = idp.url("/statuslists/1")
+    statuses = [0] * 16
+    statuses[5] = 1
+    idp.set(status_list_jwt(keys.rsa, uri, statuses), "/statuslists/1")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(H.jwks_doc(keys.all())))
+    good, revoked = ref_token(keys.rsa, uri, 4), ref_token(keys.rsa, uri, 5)
+
+    r = tool("status", good)                              # reference only
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "reference: idx=4 uri=%s" % uri in r.stdout
+    assert "not checked" in r.stdout
+    r = tool("status", "--jwks", str(jwks), good)         # fetched like the module does
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "status: VALID (0)" in r.stdout
+    assert [hd.get("Accept") for _, p, hd in idp.log if p == "/statuslists/1"][-1] \
+        == "application/statuslist+jwt"
+    r = tool("status", "--jwks", str(jwks), revoked)
+    assert r.returncode == 1 and "status: INVALID (1)" in r.stdout, r.stdout
+    r = tool("status", "--jwks", str(jwks), ref_token(keys.rsa, uri, 16))
+    assert r.returncode == 1 and "beyond the list" in r.stdout, r.stdout
+    # a list from a file, signed by another issuer: refused
+    lf = tmp_path / "list.jwt"
+    lf.write_bytes(status_list_jwt(other_keys.rsa, uri, [0] * 16, kid=keys.rsa.get("kid")))
+    r = tool("status", "--jwks", str(jwks), "--list", str(lf), good)
+    assert r.returncode == 1 and "the status list is refused: bad_signature" in r.stdout, r.stdout
+    lf.write_bytes(status_list_jwt(keys.rsa, uri, [0] * 16))
+    r = tool("status", "--jwks", str(jwks), "--list", str(lf), revoked)
+    assert r.returncode == 0 and "status: VALID (0)" in r.stdout, r.stdout
+    # no reference, malformed reference
+    r = tool("status", H.mint(H.std_claims(), keys.rsa))
+    assert r.returncode == 1 and "reference: none" in r.stdout
+    r = tool("status", H.mint(H.std_claims(status={"status_list": {"idx": "1", "uri": uri}}),
+                              keys.rsa))
+    assert r.returncode == 1 and "malformed" in r.stdout
+    r = tool("status")
+    assert r.returncode == 2
