@@ -875,8 +875,10 @@ static void fetch_once(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
         return;
     }
     a->oc = take_document(src, res.body, res.len, &a->set, &a->why, AJW_LOG_WARN);
-    if (a->oc == OUTCOME_FAILED)
+    if (a->oc == OUTCOME_FAILED) {
+        src->deny_mtime = 0;      /* a refused deny-list is read again at the next attempt */
         return;
+    }
     a->max_age = doc_max_age(src, a->max_age);
     a->body = res.body;
     a->len = res.len;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <zlib.h>
 
@@ -554,6 +555,112 @@ static void test_slots(void **state)
     apr_pool_destroy(p);
 }
 
+/* A deny-list source reads its file through the fetcher only when the
+ * file's mtime or size changed. */
+static int deny_reads;
+static apr_status_t file_fetch(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
+                               ajw_fetch_res_t *res, apr_pool_t *p)
+{
+    FILE *f = fopen(req->url + 7, "rb");
+    char buf[4096];
+    size_t n;
+    (void)self;
+    memset(res, 0, sizeof(*res));
+    res->max_age = -1;
+    __atomic_add_fetch(&deny_reads, 1, __ATOMIC_SEQ_CST);
+    if (!f) {
+        res->error = "cannot open";
+        return APR_ENOENT;
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    res->status = 200;
+    res->body = apr_pstrmemdup(p, buf, n);
+    res->len = n;
+    return APR_SUCCESS;
+}
+static ajw_fetcher_t file_fetcher = { file_fetch, NULL };
+
+static int reads(void)
+{
+    return __atomic_load_n(&deny_reads, __ATOMIC_SEQ_CST);
+}
+
+static void test_deny_source_reads_on_change(void **state)
+{
+    char path[] = "/tmp/ajw-deny-XXXXXX";
+    int fd = mkstemp(path);
+    apr_pool_t *p, *pchild;
+    ajw_keystore_t *ks;
+    ajw_source_conf_t c;
+    ajw_source_t *src;
+    ajw_keyhold_t *h;
+    apr_time_t end;
+    FILE *f;
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "jti:a\n", 6), 6);
+    close(fd);
+    assert_int_equal(apr_pool_create(&p, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&pchild, p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&ks, p), APR_SUCCESS);
+    ajw_source_conf_init(&c);
+    c.kind = AJW_SOURCE_DENYLIST;
+    c.url = apr_pstrcat(p, "file://", path, NULL);
+    c.refresh = apr_time_from_msec(100);
+    c.min_refresh = apr_time_from_msec(100);
+    src = ajw_keystore_add(ks, &c);
+    /* the same path as a JWKS URL is another source */
+    ajw_source_conf_init(&c);
+    c.url = apr_pstrcat(p, "file://", path, NULL);
+    assert_true(ajw_keystore_add(ks, &c) != src);
+    __atomic_store_n(&deny_reads, 0, __ATOMIC_SEQ_CST);
+    /* start only the deny-list: a store of its own */
+    assert_int_equal(ajw_keystore_create(&ks, p), APR_SUCCESS);
+    ajw_source_conf_init(&c);
+    c.kind = AJW_SOURCE_DENYLIST;
+    c.url = apr_pstrcat(p, "file://", path, NULL);
+    c.refresh = apr_time_from_msec(100);
+    c.min_refresh = apr_time_from_msec(100);
+    src = ajw_keystore_add(ks, &c);
+    assert_int_equal(ajw_keystore_start(ks, &file_fetcher, pchild), APR_SUCCESS);
+    h = ajw_source_acquire(src, apr_time_from_sec(5));
+    assert_non_null(h);
+    assert_non_null(h->deny);
+    assert_true(ajw_denylist_has(h->deny, "jti", "a", 1));
+    assert_false(ajw_denylist_has(h->deny, "sub", "b", 1));
+    ajw_source_release(h);
+    apr_sleep(apr_time_from_msec(800));            /* ~8 looks, the file unchanged */
+    assert_int_equal(reads(), 1);
+    f = fopen(path, "a");
+    fputs("sub:b\n", f);
+    fclose(f);
+    end = apr_time_now() + apr_time_from_sec(5);
+    do {
+        apr_sleep(apr_time_from_msec(50));
+        h = ajw_source_acquire(src, 0);
+        if (h && ajw_denylist_has(h->deny, "sub", "b", 1)) {
+            ajw_source_release(h);
+            break;
+        }
+        ajw_source_release(h);
+    } while (apr_time_now() < end);
+    assert_true(apr_time_now() < end);
+    assert_int_equal(reads(), 2);
+    /* a bad line: the previous list stays */
+    f = fopen(path, "a");
+    fputs("nonsense\n", f);
+    fclose(f);
+    apr_sleep(apr_time_from_msec(500));
+    h = ajw_source_acquire(src, 0);
+    assert_non_null(h);
+    assert_true(ajw_denylist_has(h->deny, "sub", "b", 1));
+    ajw_source_release(h);
+    apr_pool_destroy(pchild);
+    apr_pool_destroy(p);
+    unlink(path);
+}
+
 static void quiet(void *baton, ajw_log_level_e level, const char *msg)
 {
     (void)baton;
@@ -574,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_token_hostile),
         cmocka_unit_test(test_denylist),
         cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_deny_source_reads_on_change),
     };
     int rc;
     apr_initialize();
