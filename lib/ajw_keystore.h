@@ -7,7 +7,11 @@
  * its only writer. Each source has one small mutex guarding `current` and
  * its status; hold reference counts are atomic; a replaced key set is freed
  * when its last hold is released. Sources are added only during
- * configuration, before ajw_keystore_start, so the list needs no lock.
+ * configuration, before ajw_keystore_start, so the list needs no lock; a
+ * status list slot is added then too, and only its url is set at run time
+ * (ajw_keystore_bind, under the store's lock, once).
+ * A source is a JWKS, a Token Status List (verified with the keys of a JWKS
+ * source of the same store) or a local deny-list file (ajw_source_kind_e).
  * Scheduling uses a monotonic clock: wall-clock steps do not stall refreshes. */
 #ifndef AJW_KEYSTORE_H
 #define AJW_KEYSTORE_H
@@ -158,7 +162,8 @@ apr_status_t ajw_keystore_set_shared(ajw_keystore_t *ks, ajw_shared_t *sh);
  * published. A 200 whose body is byte-identical to the published document,
  * or a 304, keeps the set and its generation. A document that does not
  * parse or has no usable key is a failure.
- * Logs (ajw_log): first load NOTICE "loaded N keys from URL"; key change
+ * Logs (ajw_log): first load NOTICE "loaded N keys from URL" ("N entries"
+ * for status lists and deny-lists); key change
  * INFO; recovery after failures INFO; failure ERR while nothing was ever
  * loaded, WARN after; skipped-key notes WARN once per new document;
  * unchanged DEBUG; keys becoming stale (max_stale) ERR "keys of URL are
