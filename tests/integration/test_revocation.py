@@ -332,3 +332,17 @@ def test_tool_status(tmp_path, idp, keys, other_keys):
     assert r.returncode == 1 and "malformed" in r.stdout
     r = tool("status")
     assert r.returncode == 2
+
+
+def test_config_warns_status_on_without_prefix():
+    r = H.configtest("<Location /x>\n    AuthType jwks\n    AuthJWKSURL http://127.0.0.1:1/jwks\n"
+                     "    AuthJWKSIssuer https://issuer.test\n    AuthJWKSAudience api\n"
+                     "    AuthJWKSStatusList on\n    Require valid-user\n</Location>\n")
+    assert r.returncode == 0, r.stderr
+    assert "AuthJWKSStatusList on without AuthJWKSStatusListURL" in r.stderr, r.stderr
+    r = H.configtest("<Location />\n    AuthJWKSStatusListURL https://idp.example/sl/\n</Location>\n"
+                     "<Location /x>\n    AuthType jwks\n    AuthJWKSURL http://127.0.0.1:1/jwks\n"
+                     "    AuthJWKSIssuer https://issuer.test\n    AuthJWKSAudience api\n"
+                     "    AuthJWKSStatusList on\n    Require valid-user\n</Location>\n")
+    assert r.returncode == 0, r.stderr
+    assert "without AuthJWKSStatusListURL" not in r.stderr, r.stderr
