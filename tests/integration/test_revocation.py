@@ -89,17 +89,25 @@ def wait_status(h, path, token, want, timeout=20):
     raise AssertionError("never %d (last %s)" % (want, r.status_code if r else None))
 
 
-def test_revoked_index_refused_after_refresh_cached_too(make_httpd, idp, keys, expect_log):
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_revoked_index_refused_after_refresh_cached_too(make_httpd, idp, keys, expect_log, mpm):
     uri = idp.url("/statuslists/1")
     statuses = [0] * 64
     idp.set(status_list_jwt(keys.rsa, uri, statuses), "/statuslists/1")
-    h = make_httpd(status_conf(idp))
+    h = make_httpd(status_conf(idp), mpm=mpm)
     alice = ref_token(keys.rsa, uri, 3)
     bob = ref_token(keys.rsa, uri, 4, sub="bob")
     # valid, then valid again from the token cache
     assert get(h, "/api/env", alice).status_code == 200
     assert get(h, "/api/env", alice).status_code == 200
     assert get(h, "/api/env", bob).status_code == 200
+    # no fetch on the request path: many requests, fetches only at the refresh pace
+    c0, t0 = idp.count("/statuslists/1"), time.monotonic()
+    for _ in range(40):
+        assert get(h, "/api/env", bob).status_code == 200
+    grew, elapsed = idp.count("/statuslists/1") - c0, time.monotonic() - t0
+    nproc = max(1, len(h.children()) - 1)
+    assert grew <= nproc * (int(elapsed) + 3), (grew, elapsed, nproc)
     # the list was fetched with the draft's media type
     accepts = [hd.get("Accept") for _, p, hd in idp.log if p == "/statuslists/1"]
     assert accepts and all(a == "application/statuslist+jwt" for a in accepts), accepts
@@ -111,6 +119,9 @@ def test_revoked_index_refused_after_refresh_cached_too(make_httpd, idp, keys, e
     assert_invalid_token(r)
     assert H.parse_bearer(r.headers["WWW-Authenticate"])["error_description"] \
         == "The token was revoked"
+    # every process has the new list within a refresh (ttl 1 s, AuthJWKSMinRefreshInterval 1)
+    time.sleep(3)
+    assert [get(h, "/api/env", alice).status_code for _ in range(12)] == [401] * 12
     assert get(h, "/api/env", bob).status_code == 200
     # suspended (2-bit list, status 2) is refused as well
     statuses2 = [0] * 64
@@ -118,7 +129,7 @@ def test_revoked_index_refused_after_refresh_cached_too(make_httpd, idp, keys, e
     idp.set(status_list_jwt(keys.rsa, uri, statuses2, bits=2), "/statuslists/1")
     expect_log(REJECTED % r"revoked: token revoked \(status 2\)", required=True)
     wait_status(h, "/api/env", bob, 401)
-    assert get(h, "/api/env", alice).status_code == 200   # reinstated
+    wait_status(h, "/api/env", alice, 200)                # reinstated
 
 
 def test_uri_outside_allow_list_never_fetched(make_httpd, idp, keys, expect_log):
