@@ -13,7 +13,7 @@ PY        := /usr/bin/python3
 BUILD     ?= build
 CC        ?= gcc
 APXS      ?= apxs
-PKGS      := apr-1 apr-util-1 openssl jansson libcurl
+PKGS      := apr-1 apr-util-1 openssl jansson libcurl zlib
 # -isystem: warnings in dependency headers are not ours to fix.
 PKG_CFLAGS = $(patsubst -I%,-isystem %,$(filter-out -I/usr/include/x86_64-linux-gnu,$(shell pkg-config --cflags $(PKGS) 2>/dev/null)))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -56,7 +56,7 @@ $(BUILD)/libajw.a: $(LIB_OBJ)
 
 MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c mod_auth_jwks_edge.c mod_auth_jwks_authz.c \
               mod_auth_jwks_export.c mod_auth_jwks_status.c mod_auth_jwks_metrics.c mod_auth_jwks_dpop.c \
-              mod_auth_jwks_socache.c
+              mod_auth_jwks_socache.c mod_auth_jwks_revoke.c
 
 $(MODULE): $(MODULE_SRC) mod_auth_jwks.h $(BUILD)/libajw.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)

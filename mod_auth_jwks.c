@@ -69,6 +69,7 @@ ajw_mod_state_t ajw_mod;
 typedef struct ajw_fail_t {
     ajw_error_t err;
     const char *kid, *alg, *iss;  /* from the (unverified) token, may be NULL */
+    const ajw_source_t *src;      /* the key source that verified it (once verified) */
 } ajw_fail_t;
 
 static int is_ours(request_rec *r)
@@ -173,6 +174,7 @@ static const char *reason_phrase(ajw_reason_e code)
     case AJW_R_BAD_AUDIENCE:     return "The token audience is not accepted";
     case AJW_R_MISSING_CLAIM:    return "The token lacks a required claim";
     case AJW_R_BAD_CLAIM:        return "The token has an invalid claim";
+    case AJW_R_REVOKED:          return "The token was revoked";
     default:                     return "The token is invalid";
     }
 }
@@ -195,7 +197,7 @@ static int refusal_logged(request_rec *r, ajw_reason_e code, unsigned long *held
 {
     const char *src = apr_table_get(r->notes, "ajw-src");
     *held = 0;
-    if (code != AJW_R_NO_KEYS && code != AJW_R_KEYS_STALE)
+    if (code != AJW_R_NO_KEYS && code != AJW_R_KEYS_STALE && code != AJW_R_STATUS_UNAVAILABLE)
         return 1;
     return ajw_ratelog_allow(ajw_mod.ratelog, apr_pstrcat(r->pool, ajw_reason_name(code), " ",
                                                           src ? src : "-", NULL),
@@ -214,7 +216,7 @@ static int refuse(request_rec *r, const ajw_fail_t *f)
                       ajw_mod_log_item(r->pool, f->alg), ajw_mod_log_item(r->pool, f->iss),
                       held ? apr_psprintf(r->pool, " [%lu more like this since the last such "
                                           "line]", held) : "");
-    if (code == AJW_R_NO_KEYS || code == AJW_R_KEYS_STALE) {
+    if (code == AJW_R_NO_KEYS || code == AJW_R_KEYS_STALE || code == AJW_R_STATUS_UNAVAILABLE) {
         apr_table_setn(r->err_headers_out, "Retry-After", AJW_RETRY_AFTER);
         return HTTP_SERVICE_UNAVAILABLE;
     }
@@ -621,6 +623,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
         f->kid = held->kid;
         f->alg = ajw_alg_name(held->alg);
         f->iss = ajw_json_get_string(held->claims, "iss", NULL);
+        f->src = held->source;
         if (cache_entry_usable(r, c, held)) {
             ajw_metrics_cache(1);
             rc = ajw_jws_check_cached(held->alg, held->typ, &pol, &f->err);
@@ -646,6 +649,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     memset(&ent, 0, sizeof(ent));
     if ((rc = verify_signature(r, c, t, srcs, &ent, &f->err)) != AJW_OK)
         return rc;
+    f->src = ent.source;
 
     *claims = t->claims;
     *claims_json = NULL;
@@ -857,6 +861,9 @@ static int authenticate(request_rec *r)
     memset(&f, 0, sizeof(f));
     if (verify(r, c, tf.token, tf.len, &claims, &claims_json, &f) != AJW_OK)
         return refuse(r, &f);
+    /* Cached or not: a revocation since it was cached applies. */
+    if (ajw_revoke_check(r, c, claims, f.kid, f.src, &f.err) != AJW_OK)
+        return refuse(r, &f);
     if (!(user = user_of(r, c, claims, &f)))
         return refuse(r, &f);
 
@@ -976,6 +983,9 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)ptemp;
     ajw_authz_pre_config(pconf);
     ajw_mod.all_urls = apr_array_make(pconf, 4, sizeof(ajw_url_t *));
+    ajw_mod.all_revoked = apr_array_make(pconf, 1, sizeof(ajw_revoked_t *));
+    ajw_mod.status_groups = NULL;
+    ajw_mod.status_used = 0;
     ajw_mod.tcache = NULL;
     ajw_mod.ratelog = NULL;
     ajw_mod.fetcher = NULL;
@@ -1123,6 +1133,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    if (ajw_revoke_post_config(s, pconf) != OK)
+        return HTTP_INTERNAL_SERVER_ERROR;
     if (ajw_mod.all_urls->nelts && setup_shared(pconf, ptemp, s) != OK)
         return HTTP_INTERNAL_SERVER_ERROR;
     return ajw_mod_metrics_post_config(pconf, s);

@@ -27,6 +27,12 @@ extern module AP_MODULE_DECLARE_DATA auth_jwks_module;
 #define AJW_TOKEN_CACHE_DEFAULT_THREADED 4096
 #define AJW_TOKEN_CACHE_DEFAULT_PREFORK  1024
 #define AJW_HEADER_PREFIX_DEFAULT "X-JWT-Claim-"
+#define AJW_STATUS_OFF          0   /* AuthJWKSStatusList */
+#define AJW_STATUS_ON           1
+#define AJW_STATUS_REQUIRE      2
+#define AJW_STATUS_MAX_STALE_DEFAULT 3600 /* seconds a status list stays usable unrefreshed */
+#define AJW_STATUS_SLOTS        8   /* distinct status list URIs per JWKS URL (issuer) */
+#define AJW_REVOKED_REFRESH     5   /* seconds between looks at an AuthJWKSRevoked file */
 
 /* One JWKS URL as written in one section. The key source it names is
  * resolved in post_config (when every fetch setting of the section is
@@ -42,6 +48,13 @@ typedef struct ajw_issuer_t {
     const char *iss;
     ajw_url_t *bound;             /* NULL: any AuthJWKSURL of the location */
 } ajw_issuer_t;
+
+/* AuthJWKSRevoked <file>: read in the background by a key store source
+ * (resolved in post_config, read-only afterwards). */
+typedef struct ajw_revoked_t {
+    const char *path;
+    ajw_source_t *src;
+} ajw_revoked_t;
 
 typedef enum { TOKEN_FROM_HEADER, TOKEN_FROM_COOKIE, TOKEN_FROM_QUERY } ajw_from_kind_e;
 typedef struct ajw_from_t {
@@ -100,6 +113,15 @@ typedef struct ajw_dir_conf {
     struct ajw_prm_t *prm;        /* AuthJWKSResourceMetadata; NULL: none */
     unsigned dpop_set:1, dpop_window_set:1, dpop_base_set:1, cert_bound_set:1, prm_set:1,
              dpop_nonce_set:1;
+
+    /* Revocation (mod_auth_jwks_revoke.c). */
+    int status_mode;              /* AJW_STATUS_OFF | ON | REQUIRE */
+    apr_array_header_t *status_prefixes; /* const char *: AuthJWKSStatusListURL */
+    int status_fail_open;         /* AuthJWKSStatusListFail open */
+    apr_interval_time_t status_max_stale; /* 0 = unbounded */
+    ajw_revoked_t *revoked;       /* AuthJWKSRevoked; NULL: none */
+    unsigned status_mode_set:1, status_prefixes_set:1, status_fail_open_set:1,
+             status_max_stale_set:1, revoked_set:1;
 } ajw_dir_conf;
 
 typedef struct ajw_srv_conf {
@@ -157,6 +179,12 @@ typedef struct ajw_mod_state_t {
      * before any child; read-only after): the fleet key's, else the
      * per-server key's. NULL until then or when there are no JWKS URLs. */
     const struct ajw_keys_t *keys;
+    /* Revocation (config phase, read-only after post_config): whether any
+     * section turned status lists on; the status list slots of each JWKS
+     * source (struct ajw_status_group_t *); every AuthJWKSRevoked. */
+    int status_used;
+    apr_array_header_t *status_groups;
+    apr_array_header_t *all_revoked;  /* ajw_revoked_t * */
 } ajw_mod_state_t;
 
 extern ajw_mod_state_t ajw_mod;
@@ -181,6 +209,43 @@ const char *ajw_mod_log_item(apr_pool_t *p, const char *s);
  * as r->pool. */
 void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
                        const char *claims_json, const char *alg, const char *kid);
+
+/* Revocation (mod_auth_jwks_revoke.c): Token Status List and AuthJWKSRevoked. */
+/* Directive setters. */
+const char *ajw_revoke_set_mode(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_revoke_set_prefix(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_revoke_set_fail(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_revoke_set_max_stale(cmd_parms *cmd, void *cv, const char *arg);
+const char *ajw_revoke_set_file(cmd_parms *cmd, void *cv, const char *arg);
+#define AJW_REVOKE_CMDS \
+    AP_INIT_TAKE1("AuthJWKSStatusList", ajw_revoke_set_mode, NULL, RSRC_CONF | ACCESS_CONF, \
+                  "off | on | require: check tokens against their Token Status List " \
+                  "(require: refuse tokens without one) (default off)"), \
+    AP_INIT_ITERATE("AuthJWKSStatusListURL", ajw_revoke_set_prefix, NULL, \
+                    RSRC_CONF | ACCESS_CONF, "URL prefixes a token's status list may be " \
+                    "fetched from; any other uri is refused and never fetched"), \
+    AP_INIT_TAKE1("AuthJWKSStatusListFail", ajw_revoke_set_fail, NULL, RSRC_CONF | ACCESS_CONF, \
+                  "closed | open: a status list that cannot be had refuses the token (503) " \
+                  "or lets it through with a warning (default closed)"), \
+    AP_INIT_TAKE1("AuthJWKSStatusListMaxStale", ajw_revoke_set_max_stale, NULL, \
+                  RSRC_CONF | ACCESS_CONF, "seconds a status list stays usable after its " \
+                  "last successful fetch (default 3600, off = forever)"), \
+    AP_INIT_TAKE1("AuthJWKSRevoked", ajw_revoke_set_file, NULL, RSRC_CONF | ACCESS_CONF, \
+                  "file of revoked tokens: jti:<value>, sub:<value> or kid:<value>, one a " \
+                  "line; read again in the background when it changes")
+/* Register the status list slots of every JWKS source (when a section
+ * turned status lists on) and the deny-list sources; after the JWKS URLs,
+ * before the shared store is set. OK or an HTTP error (logged). */
+int ajw_revoke_post_config(server_rec *s, apr_pool_t *pconf);
+/* Is the verified token (claims, header kid, verified by signer's keys)
+ * revoked under c? AJW_OK, or AJW_R_REVOKED (401), AJW_R_BAD_CLAIM /
+ * AJW_R_MISSING_CLAIM (401: a malformed or absent reference, a uri outside
+ * AuthJWKSStatusListURL, an index beyond the list), AJW_R_STATUS_UNAVAILABLE
+ * (503, fail closed) with err set and r->notes "ajw-src" naming the list.
+ * Never does network I/O; the first request naming a list waits up to
+ * AuthJWKSRotationWait for its first fetch. Cached tokens pass here too. */
+ajw_reason_e ajw_revoke_check(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+                              const char *kid, const ajw_source_t *signer, ajw_error_t *err);
 
 /* SetHandler jwks-status (mod_auth_jwks_status.c). */
 int ajw_status_handler(request_rec *r);

@@ -49,6 +49,8 @@ void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
     c->max_stale = apr_time_from_sec(AJW_MAX_STALE_DEFAULT);
     c->rotation_wait = apr_time_from_sec(AJW_ROTATION_WAIT_DEFAULT);
     c->dpop_window = AJW_DPOP_WINDOW_DEFAULT;
+    c->status_prefixes = apr_array_make(p, 1, sizeof(const char *));
+    c->status_max_stale = apr_time_from_sec(AJW_STATUS_MAX_STALE_DEFAULT);
     return c;
 }
 
@@ -68,6 +70,8 @@ void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(dpop); MERGE(dpop_window); MERGE(dpop_base); MERGE(cert_bound); MERGE(prm);
     MERGE(dpop_nonce);
     MERGE(map_headers); MERGE(map_envs); MERGE(max_stale); MERGE(rotation_wait);
+    MERGE(status_mode); MERGE(status_prefixes); MERGE(status_fail_open);
+    MERGE(status_max_stale); MERGE(revoked);
     return n;
 }
 
@@ -796,5 +800,6 @@ const command_rec ajw_mod_cmds[] = {
     AP_INIT_TAKE1("AuthJWKSTokenCache", set_token_cache, NULL, RSRC_CONF,
                   "verified tokens remembered per process (default 1024, 0 = off)"),
     AJW_DPOP_CMDS,
+    AJW_REVOKE_CMDS,
     {NULL}
 };

@@ -526,6 +526,8 @@ typedef struct sect_view_t {
     int has_issuer, issuers;      /* issuers: lines in the nearest level that has any */
     int has_audience;
     const char *user_claim;
+    const char *status_mode;      /* AuthJWKSStatusList nearest the section, NULL: none */
+    int has_status_prefix;        /* AuthJWKSStatusListURL in or around it */
 } sect_view_t;
 
 static int is_section(const ap_directive_t *d)
@@ -562,6 +564,10 @@ static void view_level(apr_pool_t *p, const ap_directive_t *first, sect_view_t *
             v->has_audience = 1;
         else if (!strcasecmp(d->directive, "AuthJWKSUserClaim") && !v->user_claim)
             v->user_claim = first_arg(p, d);
+        else if (!strcasecmp(d->directive, "AuthJWKSStatusList") && !v->status_mode)
+            v->status_mode = first_arg(p, d);
+        else if (!strcasecmp(d->directive, "AuthJWKSStatusListURL"))
+            v->has_status_prefix = 1;
     }
     if (issuers && !v->has_issuer) {
         v->has_issuer = 1;
@@ -664,6 +670,10 @@ static int check_one(server_rec *s, apr_pool_t *p, const ap_directive_t *sec, in
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s: no AuthJWKSAudience: tokens meant "
                      "for any audience (other APIs, ID tokens) are accepted; name this API's "
                      "audience, or write AuthJWKSAudience * to accept any deliberately", where);
+    if (v.status_mode && strcasecmp(v.status_mode, "off") && !v.has_status_prefix)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s: AuthJWKSStatusList %s without "
+                     "AuthJWKSStatusListURL: every token that names a status list is refused; "
+                     "name the prefixes its lists may be fetched from", where, v.status_mode);
     ulen = v.user_claim ? strlen(v.user_claim) : 0;
     if (v.issuers > 1
         && !(ulen > 4 && !strcmp(v.user_claim + ulen - 4, AJW_USER_AT_ISS)))
@@ -739,9 +749,32 @@ static void check_file_urls(server_rec *s, apr_pool_t *p)
     }
 }
 
+/* The same for AuthJWKSRevoked files: one the httpd user cannot read
+ * answers 503 for every token of its sections. */
+static void check_revoked_files(server_rec *s, apr_pool_t *p)
+{
+    int i;
+    for (i = 0; ajw_mod.all_revoked && i < ajw_mod.all_revoked->nelts; i++) {
+        const char *path = APR_ARRAY_IDX(ajw_mod.all_revoked, i, ajw_revoked_t *)->path;
+        char *dir, *slash;
+        int ok = user_may(path, S_IRUSR);
+        for (dir = apr_pstrdup(p, path); ok && (slash = strrchr(dir, '/')) != NULL; ) {
+            *slash = '\0';
+            ok = user_may(*dir ? dir : "/", S_IXUSR);
+        }
+        if (!ok)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "AuthJWKSRevoked %s: the httpd user "
+                         "(%s) cannot read this file (or search a directory on its path); its "
+                         "sections will answer 503", path, ap_unixd_config.user_name ?
+                         ap_unixd_config.user_name : "?");
+    }
+}
+
 int ajw_edge_check_config(server_rec *s, apr_pool_t *p, int warn)
 {
-    if (warn)
+    if (warn) {
         check_file_urls(s, p);
+        check_revoked_files(s, p);
+    }
     return walk(s, p, ap_conftree, warn);
 }

@@ -11,6 +11,7 @@ typedef struct ajw_fetch_req_t {
     const char *url;            /* https://, http:// or file:// */
     const char *ca_file;        /* PEM bundle for https, NULL = system store */
     const char *etag;           /* send If-None-Match when not NULL */
+    const char *accept;         /* send this Accept header when not NULL */
     apr_interval_time_t timeout;/* whole transfer, connect included */
     size_t max_size;            /* body bytes; more is an error, transfer aborted */
     /* Optional (NULL = never): polled during the transfer, which is aborted

@@ -220,12 +220,24 @@ static CURLcode setup_handle(CURL *h, const ajw_fetch_req_t *req, fetch_ctx_t *c
         SET(CURLOPT_XFERINFODATA, ctx);
         SET(CURLOPT_NOPROGRESS, 0L);
     }
-    if (req->etag) {
-        *hdrs = curl_slist_append(NULL, apr_pstrcat(ctx->p, "If-None-Match: ", req->etag, NULL));
-        if (!*hdrs)
+    if (req->etag && rc == CURLE_OK) {
+        struct curl_slist *h2 = curl_slist_append(*hdrs, apr_pstrcat(ctx->p, "If-None-Match: ",
+                                                                     req->etag, NULL));
+        if (!h2)
             rc = CURLE_OUT_OF_MEMORY;
-        SET(CURLOPT_HTTPHEADER, *hdrs);
+        else
+            *hdrs = h2;
     }
+    if (req->accept && rc == CURLE_OK) {
+        struct curl_slist *h2 = curl_slist_append(*hdrs, apr_pstrcat(ctx->p, "Accept: ",
+                                                                     req->accept, NULL));
+        if (!h2)
+            rc = CURLE_OUT_OF_MEMORY;
+        else
+            *hdrs = h2;
+    }
+    if (*hdrs)
+        SET(CURLOPT_HTTPHEADER, *hdrs);
 #undef SET
     return rc;
 }

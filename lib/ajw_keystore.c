@@ -44,7 +44,11 @@
 #include <apr_thread_proc.h>
 #include <apr_atomic.h>
 
+#include <sys/stat.h>
+
 #include "ajw_keystore.h"
+#include "ajw_statuslist.h"
+#include "ajw_denylist.h"
 #include "ajw_metrics.h"
 #include "ajw_crypt.h"
 #include "ajw_log.h"
@@ -62,8 +66,14 @@ struct ajw_source_t {
     /* Configuration: written by ajw_keystore_add (config phase, one thread),
      * read-only once the refresh thread runs. */
     ajw_keystore_t *ks;
-    ajw_source_conf_t conf;           /* url/ca_file copied into ks->pool */
+    ajw_source_conf_t conf;           /* url/ca_file copied into ks->pool; a slot's url
+                                       * is url_buf once bound (see `bound`) */
     ajw_source_t *next;
+    const char *shared_name;          /* its name in the shared store: url, or for a status
+                                       * list "statuslist:" url (another name space) */
+    int slot;                         /* a status list slot, bound at run time */
+    char *url_buf;                    /* slots: AJW_SOURCE_URL_MAX + 1 bytes (ks->pool) */
+    char *shared_buf;                 /* slots: the shared name's bytes */
 
     /* Made by ajw_keystore_start (NULL before), destroyed by the pchild cleanup. */
     pthread_mutex_t *mu;              /* guards the block below */
@@ -84,6 +94,9 @@ struct ajw_source_t {
     int running;                      /* the refresh thread is alive */
 
     /* Guarded by ks->mu. */
+    int bound;                        /* has a url (always but for an unbound slot); a slot's
+                                       * url_buf is written once, before bound is set, and
+                                       * read only by those who saw bound set */
     int kicked;                       /* an early refresh was asked for */
     int started;                      /* an attempt was started since start */
     apr_time_t last_start;            /* monotonic start of the last attempt (kick rate limit) */
@@ -105,6 +118,10 @@ struct ajw_source_t {
     const char *doc;                  /* the published document's bytes (for 304 → copy) */
     size_t doc_len;
     int shared_warned;                /* a refused shared copy was logged */
+    long long list_ttl, list_exp;     /* STATUS: of the published list (-1 / 0 = none) */
+    int list_hint;                    /* STATUS: a list was parsed: the two above apply */
+    apr_time_t deny_mtime;            /* DENYLIST: the file read last, 0 = none */
+    apr_off_t deny_size;
     int put_warned;                   /* a failed shared write was logged */
 };
 
@@ -125,6 +142,13 @@ struct ajw_keystore_t {
     int stop;
 };
 
+/* What a document parsed into: exactly one of set, list, deny. */
+typedef struct doc_t {
+    ajw_keyset_t *set;
+    ajw_statuslist_t *list;
+    ajw_denylist_t *deny;
+} doc_t;
+
 /* SKIPPED: an early attempt found that another process fetched (or tried)
  * less than min_refresh ago, and nothing newer: nothing changes. */
 typedef enum { OUTCOME_FAILED, OUTCOME_UNCHANGED, OUTCOME_NEW, OUTCOME_SKIPPED } outcome_e;
@@ -136,7 +160,7 @@ typedef struct attempt_t {
     int early;                        /* started by a kick before it was due */
     outcome_e oc;
     int adopted;                      /* the result is the shared copy's, not our fetch */
-    ajw_keyset_t *set;                /* OUTCOME_NEW of a fetch: to publish */
+    doc_t set;                        /* OUTCOME_NEW of a fetch: to publish */
     long long max_age;
     apr_time_t fetched;               /* success: when the document was fetched (wall) */
     const char *why;                  /* OUTCOME_FAILED */
@@ -194,7 +218,8 @@ ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf
 {
     ajw_source_t *src;
     for (src = ks->sources; src; src = src->next) {
-        if (same_str(src->conf.url, conf->url) && same_str(src->conf.ca_file, conf->ca_file))
+        if (!src->slot && src->conf.kind == conf->kind && same_str(src->conf.url, conf->url)
+            && same_str(src->conf.ca_file, conf->ca_file))
             break;
     }
     if (src) {
@@ -212,10 +237,66 @@ ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf
     src->conf = *conf;
     src->conf.url = conf->url ? apr_pstrdup(ks->pool, conf->url) : "";
     src->conf.ca_file = conf->ca_file ? apr_pstrdup(ks->pool, conf->ca_file) : NULL;
+    src->shared_name = src->conf.url;
     conf_normalize(&src->conf);
     src->next = ks->sources;
     ks->sources = src;
     return src;
+}
+
+ajw_source_t *ajw_keystore_add_slot(ajw_keystore_t *ks, const ajw_source_conf_t *conf)
+{
+    ajw_source_t *src;
+    if (conf->kind != AJW_SOURCE_STATUS || !conf->signer)
+        return NULL;
+    src = apr_pcalloc(ks->pool, sizeof(*src));
+    src->ks = ks;
+    src->conf = *conf;
+    src->conf.url = "";
+    src->conf.ca_file = conf->ca_file ? apr_pstrdup(ks->pool, conf->ca_file) : NULL;
+    src->slot = 1;
+    src->url_buf = apr_pcalloc(ks->pool, AJW_SOURCE_URL_MAX + 1);
+    src->shared_buf = apr_pcalloc(ks->pool, AJW_SOURCE_URL_MAX + sizeof("statuslist:"));
+    src->shared_name = src->shared_buf;
+    conf_normalize(&src->conf);
+    src->next = ks->sources;
+    ks->sources = src;
+    return src;
+}
+
+ajw_source_t *ajw_keystore_bind(ajw_source_t *const *slots, int n, const char *url, int *full)
+{
+    ajw_keystore_t *ks;
+    ajw_source_t *found = NULL, *free_slot = NULL;
+    size_t len = url ? strlen(url) : 0;
+    int i;
+
+    *full = 0;
+    if (n <= 0 || len == 0 || len > AJW_SOURCE_URL_MAX || !slots[0]->ks->mu)
+        return NULL;
+    ks = slots[0]->ks;
+    pthread_mutex_lock(ks->mu);
+    for (i = 0; i < n && !found; i++) {
+        ajw_source_t *src = slots[i];
+        if (src->bound && !strcmp(src->url_buf, url))
+            found = src;
+        else if (!src->bound && !free_slot)
+            free_slot = src;
+    }
+    if (!found && free_slot && !ks->stop) {
+        found = free_slot;
+        memcpy(found->url_buf, url, len + 1);
+        memcpy(found->shared_buf, "statuslist:", sizeof("statuslist:") - 1);
+        memcpy(found->shared_buf + sizeof("statuslist:") - 1, url, len + 1);
+        found->conf.url = found->url_buf;
+        found->bound = 1;
+        found->kicked = 1;
+        if (found->wake)
+            pthread_cond_signal(found->wake);
+    }
+    pthread_mutex_unlock(ks->mu);
+    *full = !found && !free_slot;
+    return found;
 }
 
 const char *ajw_source_url(const ajw_source_t *src)
@@ -312,8 +393,9 @@ static long long fetched_ago(const ajw_source_t *src)
 
 static void log_stale(const ajw_source_t *src, long long ago)
 {
-    ajw_log(AJW_LOG_ERR, "keys of %s are stale: last successful fetch %lld s ago, more than the "
-            "%lld s allowed; refusing tokens until a refresh succeeds", src->conf.url, ago,
+    ajw_log(AJW_LOG_ERR, "%s of %s are stale: last successful fetch %lld s ago, more than the "
+            "%lld s allowed; refusing tokens until a refresh succeeds",
+            src->conf.kind == AJW_SOURCE_JWKS ? "keys" : "contents", src->conf.url, ago,
             (long long)apr_time_sec(src->conf.max_stale));
 }
 
@@ -370,8 +452,14 @@ void ajw_source_release(ajw_keyhold_t *hold)
 {
     /* No lock: a hold that is not current any more can only lose references,
      * and the hold lives in the set's pool, so the last one frees both. */
-    if (hold && apr_atomic_dec32(&hold->refs) == 0)
+    if (!hold || apr_atomic_dec32(&hold->refs) != 0)
+        return;
+    if (hold->set)
         ajw_keyset_free((ajw_keyset_t *)hold->set);
+    else if (hold->list)
+        ajw_statuslist_free((ajw_statuslist_t *)hold->list);
+    else
+        ajw_denylist_free((ajw_denylist_t *)hold->deny);
 }
 
 void ajw_source_get_status(ajw_source_t *src, ajw_source_status_t *st)
@@ -583,24 +671,15 @@ static void set_doc(ajw_source_t *src, const unsigned char hash[32], const char 
         apr_pool_destroy(old);
 }
 
-/* A 200 answer (or the shared copy): parse it into *out (OUTCOME_NEW), or
- * notice it holds the published keys again (OUTCOME_UNCHANGED), or fail with
- * *why. Remembers the document unless it failed. Skipped-key notes at
- * note_level, once per document. */
-static outcome_e take_document(ajw_source_t *src, const char *body, size_t len,
-                               ajw_keyset_t **out, const char **why, ajw_log_level_e note_level)
+/* A JWKS into out->set (see take_document). */
+static outcome_e take_jwks(ajw_source_t *src, const char *body, size_t len,
+                           const unsigned char hash[32], doc_t *out, const char **why,
+                           ajw_log_level_e note_level)
 {
     ajw_keyset_t *set = NULL;
-    unsigned char hash[32];
     ajw_error_t err;
     ajw_reason_e rc;
 
-    if (ajw_crypt_sha256(hash, body, len) != 0) {
-        *why = "cannot hash the document";
-        return OUTCOME_FAILED;
-    }
-    if (src->has_doc_hash && memcmp(src->doc_hash, hash, 32) == 0)
-        return OUTCOME_UNCHANGED;
     memset(&err, 0, sizeof(err));
     rc = ajw_keyset_parse(&set, body, len, src->conf.max_size, NULL, &err);
     if (rc != AJW_OK || !set) {
@@ -621,8 +700,115 @@ static outcome_e take_document(ajw_source_t *src, const char *body, size_t len,
         ajw_keyset_free(set);
         return OUTCOME_UNCHANGED;
     }
-    *out = set;
+    out->set = set;
     return OUTCOME_NEW;
+}
+
+/* A Status List Token into out->list, verified with the signer's current
+ * keys (waiting up to the fetch timeout for their first load). A list
+ * signed by a key the signer does not hold kicks the signer (rate-limited):
+ * the issuer may have rotated; the retry comes with the backoff. */
+#define STATUS_LEEWAY 60
+static outcome_e take_status(ajw_source_t *src, const char *body, size_t len,
+                             const unsigned char hash[32], doc_t *out, const char **why)
+{
+    ajw_keyhold_t *h = ajw_source_acquire(src->conf.signer, src->conf.timeout);
+    ajw_statuslist_t *l = NULL;
+    ajw_error_t err;
+    ajw_reason_e rc;
+
+    if (!h) {
+        *why = apr_psprintf(src->scratch, "no keys of %s to verify it with",
+                            ajw_source_url(src->conf.signer));
+        return OUTCOME_FAILED;
+    }
+    memset(&err, 0, sizeof(err));
+    rc = ajw_statuslist_parse(&l, body, len, src->conf.url, h->set, src->conf.algs,
+                              (long long)apr_time_sec(apr_time_now()), STATUS_LEEWAY,
+                              src->conf.max_size, AJW_STATUSLIST_MAX_BYTES_DEFAULT, NULL, &err);
+    ajw_source_release(h);
+    if (rc == AJW_R_NO_KEY)
+        ajw_source_kick(src->conf.signer);
+    if (rc != AJW_OK) {
+        *why = apr_psprintf(src->scratch, "invalid status list (%s): %s", ajw_reason_name(rc),
+                            err.text);
+        return OUTCOME_FAILED;
+    }
+    src->list_ttl = l->ttl;
+    src->list_exp = l->exp;
+    src->list_hint = 1;
+    set_doc(src, hash, body, len);
+    out->list = l;
+    return OUTCOME_NEW;
+}
+
+/* A deny-list file into out->deny. */
+static outcome_e take_deny(ajw_source_t *src, const char *body, size_t len,
+                           const unsigned char hash[32], doc_t *out, const char **why)
+{
+    ajw_denylist_t *d = NULL;
+    const char *bad = NULL;
+    if (ajw_denylist_parse(&d, body, len, NULL, &bad, src->scratch) != APR_SUCCESS) {
+        *why = apr_psprintf(src->scratch, "invalid deny-list: %s", bad);
+        return OUTCOME_FAILED;
+    }
+    set_doc(src, hash, body, len);
+    out->deny = d;
+    return OUTCOME_NEW;
+}
+
+/* A 200 answer (or the shared copy): parse it into *out (OUTCOME_NEW), or
+ * notice it holds the published document again (OUTCOME_UNCHANGED), or fail
+ * with *why. Remembers the document unless it failed. Skipped-key notes at
+ * note_level, once per document. */
+static outcome_e take_document(ajw_source_t *src, const char *body, size_t len,
+                               doc_t *out, const char **why, ajw_log_level_e note_level)
+{
+    unsigned char hash[32];
+
+    memset(out, 0, sizeof(*out));
+    if (ajw_crypt_sha256(hash, body, len) != 0) {
+        *why = "cannot hash the document";
+        return OUTCOME_FAILED;
+    }
+    if (src->has_doc_hash && memcmp(src->doc_hash, hash, 32) == 0)
+        return OUTCOME_UNCHANGED;
+    switch (src->conf.kind) {
+    case AJW_SOURCE_STATUS:
+        return take_status(src, body, len, hash, out, why);
+    case AJW_SOURCE_DENYLIST:
+        return take_deny(src, body, len, hash, out, why);
+    default:
+        return take_jwks(src, body, len, hash, out, why, note_level);
+    }
+}
+
+/* What a published document counts: keys, list entries or deny-list entries. */
+static int doc_count(const doc_t *d)
+{
+    if (d->set)
+        return d->set->keys->nelts;
+    if (d->list)
+        return d->list->len > (size_t)(0x7fffffff / 8) ? 0x7fffffff
+                                                       : (int)(d->list->len * 8 / d->list->bits);
+    return d->deny ? d->deny->count : 0;
+}
+
+/* The refresh hint of a published status list (max-age seconds, -1 none),
+ * else the server's max_age. */
+static long long doc_max_age(const ajw_source_t *src, long long max_age)
+{
+    long long now, hint;
+    if (src->conf.kind != AJW_SOURCE_STATUS || !src->list_hint)
+        return max_age;
+    now = (long long)apr_time_sec(apr_time_now());
+    hint = src->list_ttl;
+    if (src->list_exp > 0) {
+        long long left = src->list_exp > now ? src->list_exp - now : 0;
+        if (hint < 0 || left < hint)
+            hint = left;
+    }
+    return hint >= 0 ? hint : max_age;
 }
 
 /* Note the newest successful fetch server-wide and when keys go stale.
@@ -647,10 +833,13 @@ static void set_fetched(ajw_source_t *src, apr_time_t fetched, int own)
 }
 
 /* Make set the current one of src; the previous one loses the source's reference. */
-static void publish(ajw_source_t *src, ajw_keyset_t *set, apr_time_t now, int from_shared)
+static void publish(ajw_source_t *src, doc_t *set, apr_time_t now, int from_shared)
 {
-    ajw_keyhold_t *h = apr_pcalloc(set->pool, sizeof(*h)), *old;
-    h->set = set;
+    apr_pool_t *pool = set->set ? set->set->pool : set->list ? set->list->pool : set->deny->pool;
+    ajw_keyhold_t *h = apr_pcalloc(pool, sizeof(*h)), *old;
+    h->set = set->set;
+    h->list = set->list;
+    h->deny = set->deny;
     h->src = src;
     h->refs = 1;                      /* the source's own reference */
     pthread_mutex_lock(src->mu);
@@ -658,7 +847,7 @@ static void publish(ajw_source_t *src, ajw_keyset_t *set, apr_time_t now, int fr
     src->current = h;
     h->generation = ++src->st.generation;
     src->st.loaded = 1;
-    src->st.nkeys = set->keys->nelts;
+    src->st.nkeys = doc_count(set);
     src->st.last_success = now;
     src->st.from_shared = from_shared;
     if (from_shared)                  /* a fetch may follow: waiters for keys need not wait */
@@ -710,6 +899,26 @@ static void end_attempt(ajw_source_t *src, const attempt_t *a, apr_time_t now, a
         ajw_log(AJW_LOG_INFO, "keys of %s are fresh again", src->conf.url);
 }
 
+/* A deny-list file whose mtime and size are those of the one published:
+ * nothing to read. Else remembers them (taken before the read, so a change
+ * during the read is seen next time). */
+static int deny_unchanged(ajw_source_t *src, const attempt_t *a)
+{
+    struct stat sb;
+    apr_time_t mtime;
+    const char *path = src->conf.url;
+    if (!strncmp(path, "file://", 7))
+        path += 7;
+    if (stat(path, &sb) != 0)
+        return 0;                 /* the read reports why */
+    mtime = (apr_time_t)sb.st_mtim.tv_sec * APR_USEC_PER_SEC + sb.st_mtim.tv_nsec / 1000;
+    if (a->loaded && mtime == src->deny_mtime && (apr_off_t)sb.st_size == src->deny_size)
+        return 1;
+    src->deny_mtime = mtime;
+    src->deny_size = (apr_off_t)sb.st_size;
+    return 0;
+}
+
 /* Fetch src and classify the answer into a. */
 static void fetch_once(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
 {
@@ -720,6 +929,14 @@ static void fetch_once(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
     memset(&req, 0, sizeof(req));
     memset(&res, 0, sizeof(res));
     a->adopted = 0;
+    if (src->conf.kind == AJW_SOURCE_DENYLIST && deny_unchanged(src, a)) {
+        a->fetched = apr_time_now();
+        a->http_status = 304;
+        a->oc = OUTCOME_UNCHANGED;
+        return;
+    }
+    if (src->conf.kind == AJW_SOURCE_STATUS)
+        req.accept = AJW_STATUSLIST_MEDIA_TYPE;
     req.url = src->conf.url;
     req.ca_file = src->conf.ca_file;
     req.etag = (a->loaded && src->etag[0]) ? src->etag : NULL;
@@ -738,6 +955,7 @@ static void fetch_once(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
     }
     if (res.status == 304 && req.etag) {
         a->oc = OUTCOME_UNCHANGED;
+        a->max_age = doc_max_age(src, a->max_age);
         return;
     }
     if (res.status != 200) {
@@ -746,8 +964,11 @@ static void fetch_once(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
         return;
     }
     a->oc = take_document(src, res.body, res.len, &a->set, &a->why, AJW_LOG_WARN);
-    if (a->oc == OUTCOME_FAILED)
+    if (a->oc == OUTCOME_FAILED) {
+        src->deny_mtime = 0;      /* a refused deny-list is read again at the next attempt */
         return;
+    }
+    a->max_age = doc_max_age(src, a->max_age);
     a->body = res.body;
     a->len = res.len;
     if (res.etag && strlen(res.etag) < sizeof(src->etag))
@@ -776,7 +997,7 @@ static int shared_read(ajw_keystore_t *ks, ajw_source_t *src, ajw_shared_doc_t *
 {
     const char *why = NULL;
     apr_time_t now = apr_time_now();
-    apr_status_t rv = ks->shared->get(ks->shared, src->conf.url, src->conf.ca_file,
+    apr_status_t rv = ks->shared->get(ks->shared, src->shared_name, src->conf.ca_file,
                                       src->conf.max_size, rec, &why, src->scratch);
     if (rv == APR_SUCCESS && rec->fetched > now + FUTURE_SLACK) {
         rv = APR_EGENERAL;
@@ -806,11 +1027,12 @@ static int shared_read(ajw_keystore_t *ks, ajw_source_t *src, ajw_shared_doc_t *
  * adoption. Returns 0 when the copy does not parse (WARN once). */
 static int adopt(ajw_source_t *src, const ajw_shared_doc_t *rec, attempt_t *a)
 {
-    ajw_keyset_t *set = NULL;
+    doc_t set;
     const char *why = NULL;
     apr_time_t now = apr_time_now();
     long long ago = (long long)apr_time_sec(now > rec->fetched ? now - rec->fetched : 0);
     outcome_e oc = take_document(src, rec->body, rec->len, &set, &why, AJW_LOG_DEBUG);
+    int n = doc_count(&set);
 
     if (oc == OUTCOME_FAILED) {
         ajw_metrics_shared_refused(src->conf.url);
@@ -820,13 +1042,13 @@ static int adopt(ajw_source_t *src, const ajw_shared_doc_t *rec, attempt_t *a)
         return 0;
     }
     if (oc == OUTCOME_NEW) {
-        publish(src, set, now, 1);
+        publish(src, &set, now, 1);
         if (!a->loaded)
-            ajw_log(AJW_LOG_INFO, "loaded %d keys from %s (shared copy, fetched %lld s ago)",
-                    set->keys->nelts, src->conf.url, ago);
+            ajw_log(AJW_LOG_INFO, "loaded %d %s from %s (shared copy, fetched %lld s ago)",
+                    n, set.set ? "keys" : "entries", src->conf.url, ago);
         else
-            ajw_log(AJW_LOG_DEBUG, "keys of %s changed (shared copy, fetched %lld s ago): "
-                    "now %d keys", src->conf.url, ago, set->keys->nelts);
+            ajw_log(AJW_LOG_DEBUG, "%s of %s changed (shared copy, fetched %lld s ago): "
+                    "now %d", set.set ? "keys" : "contents", src->conf.url, ago, n);
         a->loaded = 1;
     }
     if (rec->etag && strlen(rec->etag) < sizeof(src->etag))
@@ -837,7 +1059,7 @@ static int adopt(ajw_source_t *src, const ajw_shared_doc_t *rec, attempt_t *a)
     a->oc = (a->oc == OUTCOME_NEW || oc == OUTCOME_NEW) ? OUTCOME_NEW : OUTCOME_UNCHANGED;
     a->adopted = 1;
     a->fetched = rec->fetched;
-    a->max_age = rec->max_age;
+    a->max_age = doc_max_age(src, rec->max_age);
     return 1;
 }
 
@@ -854,7 +1076,7 @@ static void shared_write(ajw_keystore_t *ks, ajw_source_t *src, const attempt_t 
     rec.max_age = a->max_age;
     if (!rec.body)
         return;
-    if (ks->shared->put(ks->shared, src->conf.url, src->conf.ca_file, &rec, &why, src->scratch)
+    if (ks->shared->put(ks->shared, src->shared_name, src->conf.ca_file, &rec, &why, src->scratch)
         == APR_SUCCESS) {
         src->put_warned = 0;
         return;
@@ -876,7 +1098,7 @@ static apr_status_t lease_wait(ajw_keystore_t *ks, ajw_source_t *src, apr_time_t
         apr_sleep(LEASE_POLL);
         if (stop_requested(ks))
             return APR_EINTR;
-        rv = ks->shared->lease(ks->shared, src->conf.url, src->conf.ca_file, apr_time_now(),
+        rv = ks->shared->lease(ks->shared, src->shared_name, src->conf.ca_file, apr_time_now(),
                                last, lease, src->scratch);
     }
     return rv;
@@ -905,7 +1127,7 @@ static void shared_attempt(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
         }
     }
     if (sh->lease)
-        rv = sh->lease(sh, src->conf.url, src->conf.ca_file, now, &last, &lease, src->scratch);
+        rv = sh->lease(sh, src->shared_name, src->conf.ca_file, now, &last, &lease, src->scratch);
     if (rv == APR_EBUSY) {
         /* Another process fetches: wait for it and take its copy. */
         rv = lease_wait(ks, src, &last, &lease);
@@ -942,25 +1164,29 @@ static void log_outcome(ajw_source_t *src, const attempt_t *a, int nkeys,
                         apr_interval_time_t delay)
 {
     const char *url = src->conf.url;
+    int jwks = src->conf.kind == AJW_SOURCE_JWKS;
+    const char *what = jwks ? "keys" : src->conf.kind == AJW_SOURCE_STATUS ? "status list"
+                                                                         : "deny-list";
     double secs = (double)delay / (double)APR_USEC_PER_SEC;
     if (a->oc == OUTCOME_SKIPPED)
         ajw_log(AJW_LOG_DEBUG, "early refresh of %s skipped: another process tried less than "
                 "%lld s ago", url, (long long)apr_time_sec(src->conf.min_refresh));
     else if (a->adopted)
-        ajw_log(AJW_LOG_DEBUG, "keys of %s taken from the shared copy%s", url,
+        ajw_log(AJW_LOG_DEBUG, "%s of %s taken from the shared copy%s", what, url,
                 a->failures ? " after failures" : "");
     else if (a->oc == OUTCOME_FAILED && !a->loaded)
-        ajw_log(AJW_LOG_ERR, "no keys from %s: %s (attempt %u, retry in %.1f s)",
-                url, a->why, a->failures + 1, secs);
+        ajw_log(AJW_LOG_ERR, "no %s from %s: %s (attempt %u, retry in %.1f s)",
+                what, url, a->why, a->failures + 1, secs);
     else if (a->oc == OUTCOME_FAILED)
         ajw_log(AJW_LOG_WARN, "refresh of %s failed: %s (%u in a row, keeping the previous "
-                "keys, retry in %.1f s)", url, a->why, a->failures + 1, secs);
+                "%s, retry in %.1f s)", url, a->why, a->failures + 1, what, secs);
     else if (a->oc == OUTCOME_NEW && !a->loaded)
-        ajw_log(AJW_LOG_NOTICE, "loaded %d keys from %s", nkeys, url);
+        ajw_log(AJW_LOG_NOTICE, "loaded %d %s from %s", nkeys, jwks ? "keys" : "entries", url);
     else if (a->oc == OUTCOME_NEW)
-        ajw_log(AJW_LOG_INFO, "keys of %s changed: now %d keys", url, nkeys);
+        ajw_log(AJW_LOG_INFO, "%s of %s changed: now %d %s", jwks ? "keys" : what, url, nkeys,
+                jwks ? "keys" : "entries");
     else
-        ajw_log(AJW_LOG_DEBUG, "keys of %s unchanged", url);
+        ajw_log(AJW_LOG_DEBUG, "%s of %s unchanged", what, url);
     if (!a->adopted && (a->oc == OUTCOME_NEW || a->oc == OUTCOME_UNCHANGED) && a->failures > 0)
         ajw_log(AJW_LOG_INFO, "refresh of %s works again after %u failures", url, a->failures);
 }
@@ -978,21 +1204,21 @@ static void refresh_source(ajw_keystore_t *ks, ajw_source_t *src, int early)
     a.early = early;
     a.oc = OUTCOME_UNCHANGED;
     begin_attempt(src, now, &a);
-    if (ks->shared)
+    if (ks->shared && src->conf.kind != AJW_SOURCE_DENYLIST)
         shared_attempt(ks, src, &a);
     else
         fetch_source(ks, src, &a);
     now = apr_time_now();
-    if (a.oc == OUTCOME_NEW && a.set) {
-        nkeys = a.set->keys->nelts;
-        publish(src, a.set, now, 0);
+    if (a.oc == OUTCOME_NEW && (a.set.set || a.set.list || a.set.deny)) {
+        nkeys = doc_count(&a.set);
+        publish(src, &a.set, now, 0);
     }
     if (a.oc == OUTCOME_FAILED) {
         delay = backoff_delay(src, &src->conf, a.failures + 1);
         src->next_due = mono_now() + delay;
     }
     else if (a.oc != OUTCOME_SKIPPED) {
-        if (!ks->shared)
+        if (!ks->shared || src->conf.kind == AJW_SOURCE_DENYLIST)
             set_fetched(src, a.fetched, 1);
         /* Counted from the document's fetch, which may be another process's. */
         delay = jittered(src, steady_delay(&src->conf, a.max_age)) - (now - a.fetched);
@@ -1021,7 +1247,11 @@ static void *APR_THREAD_FUNC refresh_main(apr_thread_t *thd, void *data)
     pthread_mutex_lock(ks->mu);
     while (!ks->stop) {
         now = mono_now();
-        if (src->kicked || now >= src->next_due) {
+        if (!src->bound) {
+            /* An unbound slot sleeps until ajw_keystore_bind (or stop) wakes it. */
+            cond_wait_for(src->wake, ks->mu, apr_time_from_sec(3600));
+        }
+        else if (src->kicked || now >= src->next_due) {
             int early = now < src->next_due;
             src->kicked = 0;
             src->started = 1;
@@ -1134,6 +1364,15 @@ static apr_status_t init_runtime(ajw_keystore_t *ks)
         src->in_flight = 0;
         src->running = 1;
         src->kicked = 0;
+        src->bound = !src->slot;
+        if (src->slot) {
+            src->url_buf[0] = '\0';
+            src->shared_buf[0] = '\0';
+            src->conf.url = src->url_buf;
+        }
+        src->list_hint = 0;
+        src->deny_mtime = 0;
+        src->deny_size = 0;
         src->started = 0;
         src->last_start = 0;
         src->begun = 0;

@@ -7,7 +7,11 @@
  * its only writer. Each source has one small mutex guarding `current` and
  * its status; hold reference counts are atomic; a replaced key set is freed
  * when its last hold is released. Sources are added only during
- * configuration, before ajw_keystore_start, so the list needs no lock.
+ * configuration, before ajw_keystore_start, so the list needs no lock; a
+ * status list slot is added then too, and only its url is set at run time
+ * (ajw_keystore_bind, under the store's lock, once).
+ * A source is a JWKS, a Token Status List (verified with the keys of a JWKS
+ * source of the same store) or a local deny-list file (ajw_source_kind_e).
  * Scheduling and every wait use a monotonic clock: wall-clock steps stall
  * no refresh, kick or waiting request, and do not make keys stale. */
 #ifndef AJW_KEYSTORE_H
@@ -21,6 +25,20 @@
 
 typedef struct ajw_keystore_t ajw_keystore_t;
 typedef struct ajw_source_t ajw_source_t;
+struct ajw_statuslist_t;
+struct ajw_denylist_t;
+
+/* What a source fetches and publishes. Every kind shares the machinery
+ * below (one thread each, backoff, max_stale, the shared copies, leases). */
+typedef enum {
+    AJW_SOURCE_JWKS = 0,              /* a JWKS → ajw_keyset_t (hold->set) */
+    AJW_SOURCE_STATUS,                /* a Status List Token → ajw_statuslist_t (hold->list),
+                                       * verified with the keys of conf.signer; a slot whose
+                                       * url is bound at run time (ajw_keystore_bind) */
+    AJW_SOURCE_DENYLIST               /* a local file:// deny-list → ajw_denylist_t (hold->deny);
+                                       * read again only when its mtime or size changes;
+                                       * never in the shared store */
+} ajw_source_kind_e;
 
 typedef struct ajw_source_conf_t {
     const char *url;
@@ -34,11 +52,16 @@ typedef struct ajw_source_conf_t {
                                        * the shared copy's) is older are refused
                                        * (AJW_KEYS_STALE); raised to refresh + timeout
                                        * when smaller. */
+    ajw_source_kind_e kind;           /* default AJW_SOURCE_JWKS */
+    ajw_source_t *signer;             /* STATUS: the JWKS source whose keys sign the lists */
+    unsigned algs;                    /* STATUS: algorithms a list may use, 0 = AJW_ALGS_DEFAULT */
 } ajw_source_conf_t;
 
 /* A read-only view of a published key set, valid until released. */
 typedef struct ajw_keyhold_t {
-    const ajw_keyset_t *set;
+    const ajw_keyset_t *set;          /* JWKS sources; NULL for the other kinds */
+    const struct ajw_statuslist_t *list;   /* STATUS sources, else NULL */
+    const struct ajw_denylist_t *deny;     /* DENYLIST sources, else NULL */
     unsigned long long generation;    /* increases each time new keys are published */
     ajw_source_t *src;
     volatile apr_uint32_t refs;       /* atomic (apr_atomic_*): the source's + each holder's */
@@ -46,7 +69,7 @@ typedef struct ajw_keyhold_t {
 
 typedef struct ajw_source_status_t {
     int loaded;                       /* keys were published at least once */
-    int nkeys;
+    int nkeys;                        /* keys; list entries (STATUS); entries (DENYLIST) */
     unsigned long long generation;
     apr_time_t last_success;          /* 0 = never */
     apr_time_t last_attempt;
@@ -81,13 +104,30 @@ void ajw_source_conf_init(ajw_source_conf_t *conf);
 /* New, empty, not started store in p (config phase). */
 apr_status_t ajw_keystore_create(ajw_keystore_t **out, apr_pool_t *p);
 
-/* Register a source (config phase only; not thread-safe). The same url and
- * ca_file give the same source back; the shorter refresh and min_refresh
+/* Register a source (config phase only; not thread-safe). The same kind,
+ * url and ca_file give the same source back; the shorter refresh and min_refresh
  * win (timeout and max_size: the first registration's), and the smallest
  * non-zero max_stale. Values <= 0 take the defaults (max_stale: 0, unbounded);
  * min_refresh is capped at refresh. No locks or threads are made
  * here, so the store may be created before a fork and started after it. */
 ajw_source_t *ajw_keystore_add(ajw_keystore_t *ks, const ajw_source_conf_t *conf);
+
+/* Register a status list slot (config phase only; conf->kind must be
+ * AJW_SOURCE_STATUS with conf->signer set; conf->url is ignored). A slot is
+ * never shared with another registration, starts unbound (its thread
+ * sleeps, acquire gives NULL at once) and is bound to one uri at run time by
+ * ajw_keystore_bind. NULL when conf is not a status conf. */
+ajw_source_t *ajw_keystore_add_slot(ajw_keystore_t *ks, const ajw_source_conf_t *conf);
+
+/* The slot of slots[0..n-1] bound to url, or else a free one bound to it
+ * now (its first fetch starts at once); for request threads after start.
+ * NULL when every slot is bound to another url (*full = 1), or before start,
+ * or for a url over AJW_SOURCE_URL_MAX bytes (*full = 0). A slot stays bound
+ * until the store stops. The caller checks that url may be fetched: bind
+ * trusts it. One lock (the store's), no I/O. Its shared copy is named
+ * "statuslist:" url, so it can never be taken for a JWKS record. */
+#define AJW_SOURCE_URL_MAX 1024
+ajw_source_t *ajw_keystore_bind(ajw_source_t *const *slots, int n, const char *url, int *full);
 
 /* Put the shared second level under the store (NULL = none, the default:
  * every process fetches for itself, as before). Call before start, in the
@@ -124,7 +164,8 @@ apr_status_t ajw_keystore_set_shared(ajw_keystore_t *ks, ajw_shared_t *sh);
  * published. A 200 whose body is byte-identical to the published document,
  * or a 304, keeps the set and its generation. A document that does not
  * parse or has no usable key is a failure.
- * Logs (ajw_log): first load NOTICE "loaded N keys from URL"; key change
+ * Logs (ajw_log): first load NOTICE "loaded N keys from URL" ("N entries"
+ * for status lists and deny-lists); key change
  * INFO; recovery after failures INFO; failure ERR while nothing was ever
  * loaded, WARN after; skipped-key notes WARN once per new document;
  * unchanged DEBUG; keys becoming stale (max_stale) ERR "keys of URL are

@@ -34,6 +34,8 @@ typedef enum {
     AJW_R_NO_KEYS,           /* the key store has never loaded keys for this source */
     AJW_R_KEYS_STALE,        /* keys older than their max_stale (IdP failing too long) */
     AJW_R_INTERNAL,          /* allocation or library failure: fail closed */
+    AJW_R_REVOKED,           /* the token's status is not VALID, or it is on the deny-list */
+    AJW_R_STATUS_UNAVAILABLE,/* its status list (or the deny-list) cannot be had: fail closed */
     AJW_R__COUNT
 } ajw_reason_e;
 

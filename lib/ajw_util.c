@@ -27,6 +27,8 @@ static const char *const reason_names[AJW_R__COUNT] = {
     [AJW_R_NO_KEYS] = "no_keys_loaded",
     [AJW_R_KEYS_STALE] = "keys_stale",
     [AJW_R_INTERNAL] = "internal_error",
+    [AJW_R_REVOKED] = "revoked",
+    [AJW_R_STATUS_UNAVAILABLE] = "status_unavailable",
 };
 
 const char *ajw_reason_name(ajw_reason_e code)

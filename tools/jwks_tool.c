@@ -4,6 +4,7 @@
  *   jwks-tool keys FILE                      usable keys of a JWKS and why others are skipped
  *   jwks-tool verify [options] FILE TOKEN    verify a token (string, file or "-") offline
  *   jwks-tool fetch [--ca FILE] URL          what the module would get from URL
+ *   jwks-tool status [options] TOKEN         a token's status reference and status
  *   jwks-tool mint [options] KEY CLAIMS      sign a TEST token with a private JWK
  *   jwks-tool help [COMMAND]                 (and COMMAND --help)
  * Exit status: 0 valid / usable, 1 rejected / unusable, 2 usage or I/O error.
@@ -38,6 +39,7 @@
 #include "ajw_jws.h"
 #include "ajw_claims.h"
 #include "ajw_fetch.h"
+#include "ajw_statuslist.h"
 
 #define TOKEN_MAX   (1024 * 1024)   /* bytes read for a token (the policy caps it further) */
 #define CLAIMS_MAX  (256 * 1024)
@@ -91,6 +93,27 @@ static const cmd_help_t HELP[] = {
       "Exit status: 0 usable keys, 1 an answer without usable keys (non-200,\n"
       "not a JWKS, every key skipped), 2 usage error or no answer (DNS, connect, TLS,\n"
       "timeout, too large).\n" },
+    { "status",
+      "usage: jwks-tool status [--jwks FILE] [--list FILE] [--ca FILE] [--timeout S] TOKEN\n"
+      "\n"
+      "Show the status reference of TOKEN (status.status_list idx and uri, Token Status\n"
+      "List), read from its payload WITHOUT verifying the token (use verify for that).\n"
+      "With --jwks, also the status the module would find: the Status List Token at\n"
+      "uri is fetched as the module fetches it (Accept: application/statuslist+jwt,\n"
+      "same URL rules, no redirects) or read from --list, verified with the keys of\n"
+      "the JWKS in FILE (typ statuslist+jwt, sub equal to uri, iat, exp, bits, the\n"
+      "4 MiB inflate cap), and the entry at idx is shown.\n"
+      "\n"
+      "  --jwks FILE     JWKS of the token's issuer: check the status\n"
+      "  --list FILE     the Status List Token from FILE instead of fetching uri\n"
+      "  --ca FILE       PEM CA bundle for https (like AuthJWKSCAFile)\n"
+      "  --timeout S     whole fetch, connect included (default 10)\n"
+      "\n"
+      "The tool does not apply AuthJWKSStatusListURL: check that uri is under a prefix\n"
+      "you allow before fetching it.\n"
+      "Exit status: 0 a reference was shown (with --jwks: its status is VALID), 1 no\n"
+      "or a malformed reference, or (with --jwks) any other status, an index beyond\n"
+      "the list or a list that fails verification, 2 usage or I/O error, no answer.\n" },
     { "mint",
       "usage: jwks-tool mint [--alg ALG] [--kid KID | --no-kid] [--typ TYP] KEY CLAIMS\n"
       "\n"
@@ -114,7 +137,7 @@ static const cmd_help_t HELP[] = {
     { "help",
       "usage: jwks-tool help [COMMAND]\n"
       "\n"
-      "Describe COMMAND (keys, verify, fetch, mint), or list the commands.\n" },
+      "Describe COMMAND (keys, verify, fetch, status, mint), or list the commands.\n" },
 };
 
 static const char OVERVIEW[] =
@@ -123,6 +146,7 @@ static const char OVERVIEW[] =
     "  keys FILE                      usable keys of a JWKS, and why others are skipped\n"
     "  verify [options] FILE TOKEN    verify a token (string, file or -) against a JWKS\n"
     "  fetch [--ca FILE] URL          what the module would get from a JWKS URL\n"
+    "  status [options] TOKEN         a token's status reference (Token Status List)\n"
     "  mint [options] KEY CLAIMS      sign a test token with a private JWK (test aid only)\n"
     "  help [COMMAND]                 this text, or a command's (also: COMMAND --help)\n"
     "\n"
@@ -680,6 +704,134 @@ static int cmd_fetch(int argc, const char *const *argv, apr_pool_t *p)
     return ks->keys->nelts ? 0 : 1;
 }
 
+/* ------------------------------------------------------------------ status */
+
+static int status_opt(const char *name)
+{
+    return (!strcmp(name, "--jwks") || !strcmp(name, "--list") || !strcmp(name, "--ca")
+            || !strcmp(name, "--timeout")) ? 1 : -1;
+}
+
+/* The Status List Token at uri, fetched like the module does: 0, or 2 after
+ * saying why. */
+static int fetch_list(const char *uri, const char *ca, long long timeout, char **doc,
+                      size_t *len, apr_pool_t *p)
+{
+    ajw_fetch_req_t req;
+    ajw_fetch_res_t res;
+    ajw_fetcher_t *f;
+    const char *why, *scheme = "", *path = NULL;
+    if ((why = ajw_url_problem(uri, &scheme, &path, p)) != NULL || !strcasecmp(scheme, "file")) {
+        fail_msg("status", "the module would not fetch this uri: %s",
+                 why ? why : "file:// is not a place status lists are fetched from");
+        return 2;
+    }
+    memset(&req, 0, sizeof(req));
+    memset(&res, 0, sizeof(res));
+    req.url = uri;
+    req.ca_file = ca;
+    req.accept = AJW_STATUSLIST_MEDIA_TYPE;
+    req.timeout = apr_time_from_sec(timeout);
+    req.max_size = AJW_STATUSLIST_MAX_JWT_DEFAULT;
+    if (ajw_curl_global_init() != APR_SUCCESS || !(f = ajw_curl_fetcher(p))) {
+        fail_msg("status", "libcurl initialisation failed");
+        return 2;
+    }
+    if (f->fetch(f, &req, &res, p) != APR_SUCCESS) {
+        fail_msg("status", "no answer from the status list: %s",
+                 res.error ? res.error : "unknown error");
+        return 2;
+    }
+    if (res.status != 200) {
+        fail_msg("status", "the status list answered HTTP %d", res.status);
+        return 2;
+    }
+    *doc = (char *)res.body;
+    *len = res.len;
+    return 0;
+}
+
+static int cmd_status(int argc, const char *const *argv, apr_pool_t *p)
+{
+    args_t a = { "status", argc, argv, 0, { NULL }, 0, 0 };
+    const char *name, *val, *jwks = NULL, *list = NULL, *ca = NULL, *uri = NULL;
+    long long timeout = 10;
+    unsigned long long idx = 0;
+    char *tok = NULL, *doc = NULL, nbuf[24];
+    size_t len = 0, dlen = 0;
+    ajw_policy_t pol;
+    ajw_error_t err;
+    ajw_jws_t *t = NULL;
+    ajw_keyset_t *ks;
+    ajw_statuslist_t *l = NULL;
+    ajw_reason_e r;
+    unsigned st = 0;
+    opt_kind_e k;
+    int rc = 2, ref;
+
+    while ((k = next_opt(&a, status_opt, &name, &val, &rc)) != OPT_END) {
+        if (k == OPT_ERR)
+            return rc;
+        if (k != OPT_NAMED || a.help)
+            continue;
+        if (!strcmp(name, "--jwks"))
+            jwks = val;
+        else if (!strcmp(name, "--list"))
+            list = val;
+        else if (!strcmp(name, "--ca"))
+            ca = val;
+        else if (!opt_number("status", name, val, 1, 300, &timeout, &rc))
+            return rc;
+    }
+    if (a.help)
+        return cmd_help(1, &a.cmd);
+    if (a.npos != 1)
+        return usage_error("status", "expects one TOKEN, got %d arguments", a.npos);
+    if (token_arg(a.pos[0], &tok, &len, p))
+        return 2;
+    ajw_policy_init(&pol);
+    pol.max_token_len = TOKEN_MAX;
+    if ((r = ajw_jws_parse(&t, tok, len, &pol, p, &err)) != AJW_OK) {
+        printf("token: not readable: %s: %s\n", ajw_reason_name(r), err.text);
+        return 1;
+    }
+    ref = ajw_status_ref(t->claims, &idx, &uri, &err);
+    if (ref < 0) {
+        printf("reference: malformed: %s\n", err.text);
+        return 1;
+    }
+    if (ref == 0) {
+        printf("reference: none (no status.status_list claim)\n");
+        return 1;
+    }
+    printf("reference: idx=%llu uri=%s\n", idx, uri);
+    if (!jwks) {
+        printf("status: not checked (give --jwks FILE of the issuer's keys)\n");
+        return 0;
+    }
+    if (!(ks = load_keys("status", jwks, p)))
+        return 2;
+    if (list ? read_input("status", "status list file", list, AJW_STATUSLIST_MAX_JWT_DEFAULT,
+                          &doc, &dlen, p)
+             : fetch_list(uri, ca, timeout, &doc, &dlen, p))
+        return 2;
+    r = ajw_statuslist_parse(&l, doc, dlen, uri, ks, 0, (long long)apr_time_sec(apr_time_now()),
+                             60, 0, 0, p, &err);
+    if (r != AJW_OK) {
+        printf("status: unknown: the status list is refused: %s: %s\n", ajw_reason_name(r),
+               err.text);
+        return 1;
+    }
+    printf("list: bits=%u entries=%llu iat=%lld exp=%lld ttl=%lld\n", l->bits,
+           (unsigned long long)l->len * 8u / l->bits, l->iat, l->exp, l->ttl);
+    if (ajw_statuslist_get(l, idx, &st) != 0) {
+        printf("status: refused: idx %llu is beyond the list\n", idx);
+        return 1;
+    }
+    printf("status: %s (%u)\n", ajw_statuslist_status_name(st, nbuf), st);
+    return st == 0 ? 0 : 1;
+}
+
 /* ------------------------------------------------------------------ mint */
 
 /* Everything OpenSSL allocates for one mint, freed in one place. */
@@ -1118,7 +1270,7 @@ static int dispatch(int argc, const char *const *argv, apr_pool_t *p)
 {
     static const struct { const char *name; cmd_fn *fn; } cmds[] = {
         { "keys", cmd_keys }, { "verify", cmd_verify }, { "fetch", cmd_fetch },
-        { "mint", cmd_mint },
+        { "mint", cmd_mint }, { "status", cmd_status },
     };
     size_t i;
     if (argc < 2) {
@@ -1131,8 +1283,8 @@ static int dispatch(int argc, const char *const *argv, apr_pool_t *p)
         if (!strcmp(argv[1], cmds[i].name))
             return cmds[i].fn(argc - 2, argv + 2, p);
     }
-    return usage_error(NULL, "unknown command '%.40s' (commands: keys, verify, fetch, mint, help)",
-                       argv[1]);
+    return usage_error(NULL, "unknown command '%.40s' (commands: keys, verify, fetch, status, "
+                       "mint, help)", argv[1]);
 }
 
 int main(int argc, const char *const *argv)

@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"jws jwks b64 json claims dpop record"}
+targets=${FUZZ_TARGETS:-"jws jwks b64 json claims dpop record statuslist"}
 case $secs in ''|*[!0-9]*) echo "FUZZ_SECONDS must be a whole number" >&2; exit 2;; esac
 command -v clang >/dev/null || { echo "fuzz: clang missing — run make deps" >&2; exit 2; }
 B=build/fuzz
@@ -16,7 +16,7 @@ mkdir -p $B
 make --no-print-directory BUILD=$B CC=clang OPT="-O1 -g -fno-omit-frame-pointer" WARN="-Wall -Werror" \
      SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" $B/libajw.a >/dev/null
 CFL="$(pkg-config --cflags apr-1 jansson openssl) -Ilib"
-LIBS="$(pkg-config --libs apr-1 apr-util-1 openssl jansson libcurl) -lpthread"
+LIBS="$(pkg-config --libs apr-1 apr-util-1 openssl jansson libcurl zlib) -lpthread"
 # Stack traces for UBSan too; leaks are errors (libFuzzer -detect_leaks=1 is the default).
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -45,6 +45,11 @@ if target == "json":
 if target == "claims":
     seeds += ['{"exp":1,"nbf":2.5,"iat":3,"aud":["api"],"roles":["admin"],"scope":"read x"}',
               '{"realm_access":{"roles":["admin"]},"email":"a@example.com","n":3,"scp":["write"]}']
+if target == "statuslist":
+    # The draft's examples (1-bit and 2-bit), a reference, a deny-list.
+    seeds += ['{"bits":1,"lst":"eNrbuRgAAhcBXQ"}', '{"bits":2,"lst":"eNo76fITAAPfAgc"}',
+              '{"status":{"status_list":{"idx":0,"uri":"https://example.com/statuslists/1"}}}',
+              "jti:abc\nsub:alice\n# note\nkid:k1\n"]
 for i, s in enumerate(seeds):
     with open(os.path.join(out, "seed%03d" % i), "w") as fh:
         fh.write(s)
