@@ -1,6 +1,8 @@
 """The documentation cannot drift from the code: every ```apache block of
 README.md and docs/*.md passes `apachectl -t` and draws no startup warning;
-every identity provider has its recipe; every docs page is linked from the
+every identity provider has its recipe; every directive the module declares
+has a row in docs/directives.md, whose `where` column is what httpd enforces
+and whose example is accepted there; every docs page is linked from the
 README, and every link between the pages (with its #anchor) leads somewhere.
 
 A block that holds a section (<Location>, <Directory>, <VirtualHost>, <Files>)
@@ -191,3 +193,68 @@ def test_no_page_mentions_how_the_project_was_built():
                 if words.search(line):
                     hits.append("%s:%d: %s" % (rel(page), n, line.strip()))
     assert not hits, "\n".join(hits)
+
+
+# ------------------------------------------- directives.md: where, and examples
+
+DIRECTIVES = os.path.join(H.REPO, "docs", "directives.md")
+ROW = re.compile(r"^\| `((?:AuthJWKS|AuthType|AuthName)\w*)[^`]*`[^|]*\| (?:[^|]|\\\|)*? \| "
+                 r"((?:server|vhost|dir|\.htaccess)(?:, (?:server|vhost|dir|\.htaccess))*) \| (.*) \|$")
+SECTION_FOR_WHERE = """<Location /where>
+    AuthType jwks
+    AuthName "where"
+    AuthJWKSIssuer https://issuer.test https://issuer.test/jwks
+    AuthJWKSAudience api
+    Require valid-user
+</Location>
+"""
+
+
+def directive_rows():
+    rows = []
+    with open(DIRECTIVES, encoding="utf-8") as f:
+        for line in f:
+            m = ROW.match(line.rstrip("\n"))
+            if m:
+                rows.append((m.group(1), [w.strip() for w in m.group(2).split(",")],
+                             re.findall(r"`([^`]+)`", m.group(3))[-1]))
+    return rows
+
+
+ROWS = directive_rows()
+
+
+def test_every_directive_has_a_row():
+    names = {n for n, _, _ in ROWS}
+    with open(os.path.join(H.REPO, "mod_auth_jwks_config.c"), encoding="utf-8") as f:
+        code = f.read()
+    with open(os.path.join(H.REPO, "mod_auth_jwks.h"), encoding="utf-8") as f:
+        code += f.read()
+    declared = set(re.findall(r'AP_INIT_\w+\(\s*"(AuthJWKS\w+)"', code))
+    assert declared, "no directives found in the sources"
+    assert declared <= names, "directives without a row in docs/directives.md: %s" % sorted(
+        declared - names)
+
+
+@pytest.mark.parametrize("name,where,example", ROWS, ids=[r[0] for r in ROWS])
+def test_directive_where_column_is_what_httpd_enforces(name, where, example, tmp):
+    """The example of each row is accepted exactly in the contexts the row's
+    `where` column names (server, vhost, dir; .htaccess follows from dir)."""
+    if EXAMPLE_FLEET_KEY in example and os.getuid() != 0:
+        pytest.skip("the fleet key must be owned by root: run as root")
+    assert example.split()[0] == name, "the example of %s is %r" % (name, example)
+    ex = example.replace("/etc/ssl/private-ca.pem", "/etc/ssl/certs/ca-certificates.crt")
+    if "AuthJWKSCacheSocache" in ex and "memcache:" not in ex and "shmcb" not in ex:
+        ex = "AuthJWKSFleetKey %s\n%s" % (EXAMPLE_FLEET_KEY, ex)
+    places = {
+        "server": ex + "\n" + SECTION_FOR_WHERE,
+        "vhost": "<VirtualHost 127.0.0.1:1>\n%s\n</VirtualHost>\n%s" % (ex, SECTION_FOR_WHERE),
+        "dir": SECTION_FOR_WHERE.replace("    Require valid-user", ex + "\n    Require valid-user"),
+    }
+    for place, conf in places.items():
+        r = H.configtest(as_config(conf, tmp))
+        if place in where:
+            assert r.returncode == 0, "%s in %s: %s" % (example, place, r.stderr)
+        else:
+            assert r.returncode != 0 and re.search(r"not allowed|cannot occur within", r.stderr), (
+                "%s accepted in %s, which the row does not name: %s" % (example, place, r.stderr))
