@@ -226,10 +226,10 @@ ROWS = directive_rows()
 
 def test_every_directive_has_a_row():
     names = {n for n, _, _ in ROWS}
-    with open(os.path.join(H.REPO, "mod_auth_jwks_config.c"), encoding="utf-8") as f:
-        code = f.read()
-    with open(os.path.join(H.REPO, "mod_auth_jwks.h"), encoding="utf-8") as f:
-        code += f.read()
+    code = ""
+    for src in glob.glob(os.path.join(H.REPO, "*.[ch]")):
+        with open(src, encoding="utf-8") as f:
+            code += f.read()
     declared = set(re.findall(r'AP_INIT_\w+\(\s*"(AuthJWKS\w+)"', code))
     assert declared, "no directives found in the sources"
     assert declared <= names, "directives without a row in docs/directives.md: %s" % sorted(
