@@ -214,6 +214,11 @@ def test_browser_app_on_another_origin(world, keys, expect_log):
     assert pre.status_code // 100 == 2, (pre.status_code, pre.headers)
     assert pre.headers.get("Access-Control-Allow-Origin") == world["page_origin"], pre.headers
     assert "Origin" in pre.headers.get("Vary", ""), pre.headers
+    ok = requests.get(api, headers={"Origin": world["page_origin"],
+                                    "Authorization": "Bearer " + token}, timeout=10)
+    assert ok.status_code == 200, ok.status_code
+    vary = {v.strip().lower() for v in ok.headers.get("Vary", "").split(",")}
+    assert {"origin", "authorization"} <= vary, ok.headers   # merge kept the module's Vary
 
     page = PAGE % dict(api=json.dumps(api), plain=json.dumps(plain), token=json.dumps(token),
                        expired=json.dumps(expired), bound=json.dumps(bound),
