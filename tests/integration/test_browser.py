@@ -8,7 +8,8 @@ the test reads it back with --dump-dom. So the page cannot drift from what
 is tested: change the block, and this test runs the new one.
 
 Skipped only when Debian's chromium is not installed (`make check` installs
-it through tests/deps.sh)."""
+it through tests/deps.sh). The page's "Several origins" block is checked
+without a browser: which Origin gets Access-Control-Allow-Origin back."""
 import html
 import json
 import os
@@ -245,3 +246,42 @@ def test_browser_app_on_another_origin(world, keys, expect_log):
     assert b.get("status") == 401 and 'error="invalid_token"' in (b["www"] or ""), b
     # the control: the same API without the CORS lines is unreadable to the page
     assert "error" in seen["plain"] and "Failed to fetch" in seen["plain"]["error"], seen["plain"]
+
+
+def test_several_origins_recipe(jwks_server, keys, make_httpd, expect_log):
+    """The "Several origins" block of docs/browser-apps.md, as written (only
+    the JWKS URL replaced): each listed origin gets itself back in
+    Access-Control-Allow-Origin, on a 200 and on a 401; any other origin,
+    look-alikes included, gets none."""
+    with open(DOC, encoding="utf-8") as f:
+        text = f.read()
+    blocks = [b for b in re.findall(r"```apache\n(.*?)```", text, re.S) if "SetEnvIf Origin" in b]
+    assert blocks, "docs/browser-apps.md has no several-origins block"
+    block = blocks[0]
+    m = re.search(r"^\s*AuthJWKSIssuer (\S+) (\S+)\s*$", block, re.M)
+    iss, aud = m.group(1), re.search(r"^\s*AuthJWKSAudience (\S+)", block, re.M).group(1)
+    path = re.search(r"<Location (\S+)>", block).group(1)
+    block = block.replace(m.group(0), m.group(0).replace(m.group(2), jwks_server.url()))
+    listed = re.findall(r"https://\((\w+(?:\|\w+)*)\)\\\.(\S+?)\)\$", block)
+    assert listed, "cannot read the listed origins from the block"
+    names, domain = listed[0]
+    domain = domain.replace("\\.", ".")
+    h = make_httpd("<IfModule !setenvif_module>\n    LoadModule setenvif_module "
+                   "%s/mod_setenvif.so\n</IfModule>\n%s" % (H.MODDIR, block))
+    token = H.mint(H.std_claims(iss=iss, aud=aud), keys.rsa, "RS256")
+    url = h.url(path + "/env")
+    for name in names.split("|"):
+        origin = "https://%s.%s" % (name, domain)
+        for tok, status in ((token, 200), (None, 401)):
+            hdrs = {"Origin": origin}
+            if tok:
+                hdrs["Authorization"] = "Bearer " + tok
+            r = requests.get(url, headers=hdrs, timeout=10)
+            assert r.status_code == status, (origin, r.status_code)
+            assert r.headers.get("Access-Control-Allow-Origin") == origin, (origin, r.headers)
+    for origin in ("https://evil.example", "https://%s.%s.evil.example" % (names.split("|")[0], domain),
+                   "http://%s.%s" % (names.split("|")[0], domain)):
+        r = requests.get(url, headers={"Origin": origin, "Authorization": "Bearer " + token},
+                         timeout=10)
+        assert r.status_code == 200
+        assert "Access-Control-Allow-Origin" not in r.headers, (origin, r.headers)
