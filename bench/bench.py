@@ -37,7 +37,7 @@ baseline and to mod_auth_jwks in the same algorithm (cache hit, and cache
 off). Exit status 1 only if a mod_auth_jwks or baseline run had errors.
 
 This part repeats one token, so part 1b (bench_peers.py) puts the same modules
-side by side on the two workloads of issue 8 that need many tokens: 2000
+side by side on two workloads that need many tokens: 2000
 distinct RS256 tokens rotating, and an invalid flood (half bad signature,
 half random unknown kids), with the JWKS fetches and error-log lines each
 causes; see its docstring. BENCH_PART1B=0 skips it, BENCH_PART1B=1 runs it
@@ -51,8 +51,8 @@ tokens of 0.5/4/12 KB, event and prefork, the bare signature cost from
 BENCH_PART1=0 skips the side-by-side parts above (1 and, unless
 BENCH_PART1B=1, 1b). Part 3, instruction counts, runs with BENCH_INSTR=1.
 
-Last, the goal of issue 8 (mod_auth_jwks >= 1.5x the better of mod_oauth2
-and mod_auth_openidc on every workload) in one table: workloads 1 and 2
+Last, a summary of four workloads (mod_auth_jwks against the better of
+mod_oauth2 and mod_auth_openidc) in one table: workloads 1 and 2
 (same RS256 / ES256 token repeated) from part 1, 3 and 4 from part 1b, each
 as ours / the better peer in req/s and in CPU added per request.
 """
@@ -467,7 +467,7 @@ def report(rows, skipped):
     for name, why in skipped:
         print("\n  SKIPPED %s: %s" % (name, why))
 
-    # workloads 1 and 2 of issue 8 for goal_summary: the default config
+    # workloads 1 and 2 of the summary: the default config
     # (cache hit) against every peer row of the same algorithm
     goals = []
     for n, alg in ((1, "RS256"), (2, "ES256")):
@@ -503,11 +503,11 @@ def cpu_ratio(peer_auth, ours_auth, noise, peer_cpu, ours_cpu):
 
 
 def goal_summary(goals):
-    """The goal of issue 8, one line per workload measured in this run:
-    mod_auth_jwks >= 1.5x the better peer."""
+    """The summary, one line per workload measured in this run:
+    mod_auth_jwks against the better peer."""
     if not goals:
         return
-    print("\ngoal of issue 8: mod_auth_jwks >= 1.5x the better of mod_oauth2 and "
+    print("\nsummary: mod_auth_jwks against the better of mod_oauth2 and "
           "mod_auth_openidc on every workload, from this run. req/s: ours / the peer row with "
           "the most; CPU: the least CPU a peer row adds per request (over the unprotected "
           "row of the same part) / what ours adds; noise = that part's unprotected-row CPU "

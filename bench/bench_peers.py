@@ -6,7 +6,7 @@ module with wrk and the Lua token cycling of part 2 (bench_tokens.py: same
 BENCH_CONCURRENCY, BENCH_TOKENS_SECONDS, BENCH_TOKENS_ROUNDS interleaved and
 reversed every other round, CPU per request from the httpd children's /proc
 stat; each row keeps its best req/s and its least CPU over the rounds) on the
-two workloads of issue 8 that need many tokens:
+two workloads that need many tokens:
 
   distinct   2000 distinct valid RS256 tokens, rotating. mod_auth_jwks runs
              its default config (AuthJWKSTokenCache 4096 under event, which holds
@@ -170,7 +170,7 @@ def main():
         "distinct": T.lua_script(os.path.join(tmp, "distinct.lua"), distinct, 200),
         "flood": T.lua_script(os.path.join(tmp, "flood.lua"), flood, 401),
     }
-    # (key, label, expected status, number of the workload in issue 8)
+    # (key, label, expected status, number of the workload in the summary)
     workloads = [("distinct", "%d distinct RS256, rotating" % N_DISTINCT, 200, 3),
                  ("flood", "invalid flood (1/2 bad sig, 1/2 random kid)", 401, 4)]
     setups = [

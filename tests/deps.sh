@@ -7,7 +7,7 @@ set -u
 PKGS=${*:-"apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev libjansson-dev
 libcurl4-openssl-dev zlib1g-dev libcmocka-dev pkg-config gcc make openssl curl clang libclang-rt-14-dev
 python3-pytest python3-jwcrypto python3-requests python3-cryptography python3-prometheus-client
-apache2-utils memcached redis-server
+apache2-utils memcached redis-server chromium
 libapache2-mod-auth-openidc"}
 optional=${AJW_DEPS_OPTIONAL:-0}
 fail() {

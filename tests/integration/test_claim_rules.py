@@ -29,11 +29,11 @@ def loc(name, body="", require="Require valid-user"):
 
 
 def doc_regex_rule():
-    """The `Require claim email~...` example the README gives for a domain."""
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+    """The `Require claim email~...` example docs/claims.md gives for a domain."""
+    with open(os.path.join(REPO, "docs", "claims.md"), encoding="utf-8") as f:
         text = f.read()
     m = re.search(r"`(Require claim email~[^`]*)`", text)
-    assert m, "README shows no Require claim email~ example"
+    assert m, "docs/claims.md shows no Require claim email~ example"
     return m.group(1)
 
 

@@ -79,7 +79,7 @@ def test_localhost_http_allowed():
 
 
 def test_sample_config_token_cache_default_per_mpm():
-    """conf.d/auth_jwks.conf states the token cache default as the README does:
+    """conf.d/auth_jwks.conf states the token cache default as docs/directives.md does:
     per MPM, not one number; and the sample's directive line is accepted."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with open(os.path.join(root, "conf.d", "auth_jwks.conf")) as f:
@@ -90,3 +90,17 @@ def test_sample_config_token_cache_default_per_mpm():
     for needle in ("4096", "1024", "threaded", "prefork"):
         assert needle in text, (needle, text)
     assert configtest(block.group(2) + "\n" + conf("")).returncode == 0
+
+
+def test_sample_config_example_section_is_valid():
+    """The commented <Location> of conf.d/auth_jwks.conf, uncommented, passes
+    -t without a warning (its default values are the module's own)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "conf.d", "auth_jwks.conf")) as f:
+        sample = f.read()
+    m = re.search(r"^# (<Location .*?^# </Location>)$", sample, re.M | re.S)
+    assert m, "no commented <Location> in the sample"
+    block = "\n".join(line[2:] for line in m.group(0).splitlines())
+    r = configtest(block)
+    assert r.returncode == 0, r.stderr
+    assert "auth_jwks:warn" not in r.stderr and "auth_jwks:error" not in r.stderr, r.stderr

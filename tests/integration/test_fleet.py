@@ -589,7 +589,7 @@ def test_dpop_proof_used_at_one_server_is_replay_at_another(fleet_key, remote_ca
         blob = b"".join(list(after) + [v or b"" for v in after.values()])
         for j in (jti1, jti2):
             assert j.encode() not in blob, "the proof's jti is stored in clear"
-        # the ids are made with the fleet's "dpop jti v1" key (README: an HMAC
+        # the ids are made with the fleet's "dpop jti v1" key (docs/dpop-mtls.md: an HMAC
         # of the proof key's thumbprint and jti): "J" + HMAC(key, SHA-256(jkt NUL jti))
         jkey = H.derive_key(fleet_key.secret, H.INFO_JTI)
         for k, j in ((pkey, jti1), (pkey, jti2), (other, jti1)):
@@ -776,7 +776,7 @@ def test_fleet_replay_window_measured(fleet_key, make_httpd, idp, keys, pkey, ex
     atomic add): two servers taking one proof within that time can both accept
     it. Sent one after the other, every copy of a proof is refused at the other
     server; sent to both at once, the test counts how often both accepted and
-    prints the time the mark took (trace1 lines), which the README quotes.
+    prints the time the mark took (trace1 lines), which docs/dpop-mtls.md quotes.
     Nothing here asserts a timing."""
     if not HAVE_RD:
         pytest.skip("redis-server or mod_socache_redis.so not installed")
