@@ -50,6 +50,7 @@ EXTRA_MODULES = [
     ("status_module", "mod_status.so"),
 ]
 EXAMPLE_FLEET_KEY = "/etc/apache2/auth_jwks_fleet.key"
+EXAMPLE_DENY_LIST = "/etc/apache2/auth_jwks_revoked.txt"
 WARNING = re.compile(r"\[[\w.]*:(warn|error|crit|alert|emerg)\]")
 
 
@@ -85,6 +86,12 @@ def as_config(block, tmp):
         if not os.path.exists(key):
             H.write_fleet_key(key, uid=os.getuid(), gid=os.getgid())
         block = block.replace(EXAMPLE_FLEET_KEY, key)
+    if EXAMPLE_DENY_LIST in block:
+        deny = os.path.join(tmp, "revoked.txt")
+        with open(deny, "w") as f:
+            f.write("# the docs' example deny-list\njti:example-revoked-jti\n")
+        os.chmod(deny, 0o644)
+        block = block.replace(EXAMPLE_DENY_LIST, deny)
     mods = "".join("<IfModule !%s>\n    LoadModule %s %s/%s\n</IfModule>\n" % (
         name, name, H.MODDIR, so) for name, so in EXTRA_MODULES)
     if SECTION.search(block):
