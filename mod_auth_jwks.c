@@ -151,7 +151,44 @@ void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
         v = apr_pstrcat(r->pool, v, sep, "error_description=", ajw_mod_quote(r->pool, desc), NULL);
     if (scope)
         v = apr_pstrcat(r->pool, v, ", scope=", ajw_mod_quote(r->pool, scope), NULL);
+    if (error && !strcmp(error, AJW_STEP_UP_ERROR) && ajw_mod_step_up_params(r))
+        v = apr_pstrcat(r->pool, v, ", ", ajw_mod_step_up_params(r), NULL);
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
+}
+
+const char *ajw_mod_step_up_params(request_rec *r)
+{
+    return apr_table_get(r->notes, "ajw-step-up");
+}
+
+void ajw_mod_note_step_up(request_rec *r, const char *desc, const char *params)
+{
+    apr_table_setn(r->notes, "ajw-error", AJW_STEP_UP_ERROR);
+    apr_table_setn(r->notes, "ajw-desc", desc);
+    apr_table_setn(r->notes, "ajw-step-up-desc", desc);
+    apr_table_setn(r->notes, "ajw-step-up", params);
+    apr_table_unset(r->notes, "ajw-scope");
+}
+
+/* AuthJWKSMaxAuthAge: checked once the token (and its proof) validated, so
+ * that only a genuine token learns it must be fresher (RFC 9470 §9). */
+static int auth_too_old(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+                        const ajw_fail_t *f)
+{
+    const char *why;
+    if (c->max_auth_age <= 0
+        || ajw_claims_auth_time_ok(claims, c->max_auth_age, c->leeway,
+                                   (long long)apr_time_sec(apr_time_now()), &why))
+        return 0;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "step-up required: %s (AuthJWKSMaxAuthAge %"
+                  APR_INT64_T_FMT ", kid=%s iss=%s)", why, (apr_int64_t)c->max_auth_age,
+                  ajw_mod_log_item(r->pool, f->kid),
+                  ajw_mod_log_item(r->pool, f->iss));
+    ajw_mod_note_step_up(r, "More recent authentication is required",
+                         apr_psprintf(r->pool, "max_age=\"%" APR_INT64_T_FMT "\"",
+                                      (apr_int64_t)c->max_auth_age));
+    ap_note_auth_failure(r);
+    return 1;
 }
 
 /* Fixed, client-safe wording per reason: the detail goes to the log only. */
@@ -840,6 +877,8 @@ static int authenticate(request_rec *r)
 
     if ((rc = ajw_dpop_check_request(r, c, tf.dpop, tf.token, tf.len, claims)) != OK)
         return rc;
+    if (auth_too_old(r, c, claims, &f))
+        return HTTP_UNAUTHORIZED;
     r->user = (char *)user;
     r->ap_auth_type = (char *)ap_auth_type(r);   /* AUTH_TYPE for CGI, as mod_auth_basic does */
     st->user = user;
@@ -861,6 +900,11 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
 {
     if (strcasecmp(auth_type, AJW_AUTH_TYPE))
         return DECLINED;
+    if (ajw_mod_step_up_params(r)) {  /* a 401 after a valid token: step-up, whatever else failed */
+        ajw_mod_set_challenge(r, AJW_STEP_UP_ERROR, apr_table_get(r->notes, "ajw-step-up-desc"),
+                              NULL);
+        return OK;
+    }
     ajw_mod_set_challenge(r, apr_table_get(r->notes, "ajw-error"),
                           apr_table_get(r->notes, "ajw-desc"), apr_table_get(r->notes, "ajw-scope"));
     return OK;

@@ -100,6 +100,10 @@ typedef struct ajw_dir_conf {
     struct ajw_prm_t *prm;        /* AuthJWKSResourceMetadata; NULL: none */
     unsigned dpop_set:1, dpop_window_set:1, dpop_base_set:1, cert_bound_set:1, prm_set:1,
              dpop_nonce_set:1;
+
+    /* Step-up authentication (RFC 9470). */
+    long long max_auth_age;       /* AuthJWKSMaxAuthAge, seconds; 0: off */
+    unsigned max_auth_age_set:1;
 } ajw_dir_conf;
 
 typedef struct ajw_srv_conf {
@@ -164,6 +168,14 @@ ajw_req_t *ajw_mod_req_state(request_rec *r);
 /* Set the RFC 6750 challenge (realm from AuthName). error/desc/scope may be NULL. */
 void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
                            const char *scope);
+/* RFC 9470 step-up: the error code, and the auth-params (acr_values="...",
+ * max_age="...") a refusal left in r->notes for the challenge, or NULL. */
+#define AJW_STEP_UP_ERROR "insufficient_user_authentication"
+const char *ajw_mod_step_up_params(request_rec *r);
+/* Refuse an authenticated request for step-up: note the error, the
+ * description and params (acr_values and/or max_age, pre-rendered) for
+ * note_auth_failure, which sets the 401 challenge. */
+void ajw_mod_note_step_up(request_rec *r, const char *desc, const char *params);
 /* A quoted-string (RFC 9110 §5.6.4) for a challenge parameter; control
  * bytes are dropped, never let into a header. */
 const char *ajw_mod_quote(apr_pool_t *p, const char *s);

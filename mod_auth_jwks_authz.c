@@ -1,5 +1,5 @@
-/* mod_auth_jwks_authz.c — the Require providers: `Require jwt-claim` and
- * `Require jwt-scope`, and the short names `Require claim` / `Require
+/* mod_auth_jwks_authz.c — the Require providers: `Require jwt-claim`,
+ * `Require jwt-scope` and `Require jwt-acr` (step-up), and the short names `Require claim` / `Require
  * scope`. Rules are compiled once, at config time (lib/ajw_require), and
  * only evaluated per request, on the claims the request verified.
  *
@@ -75,20 +75,59 @@ static const char *parse_scope_rule(cmd_parms *cmd, const char *line, const void
                       "Require scope: give at least one scope");
 }
 
-static authz_status check_rule(request_rec *r, const ajw_require_t *rq, int is_scope)
+/* Require jwt-acr (RFC 9470 step-up). An unmet rule must answer 401 with
+ * insufficient_user_authentication, not 403: mod_authz_core answers 401 (and
+ * runs note_auth_failure, which sets our challenge) when the outcome is
+ * AUTHZ_DENIED_NO_USER after authentication, and that outcome also wins
+ * over a plain denial of a sibling under <RequireAny>. Negated, "no user"
+ * would still be a 401, so `Require not jwt-acr` is refused. */
+static const char *parse_acr_rule(cmd_parms *cmd, const char *line, const void **parsed)
 {
+    const char *args = cmd->directive ? cmd->directive->args : NULL;
+    if (args && !strncasecmp(args, "not", 3) && (args[3] == ' ' || args[3] == '\t'))
+        return "Require not jwt-acr: a step-up rule cannot be negated (list the acr values "
+               "to accept instead)";
+    return parse_rule(cmd, line, parsed, ajw_require_acr_compile,
+                      "Require jwt-acr: give at least one acr value");
+}
+
+static authz_status acr_unmet(request_rec *r, const ajw_require_t *rq, const ajw_req_t *st)
+{
+    const ajw_dir_conf *c = ap_get_module_config(r->per_dir_config, &auth_jwks_module);
+    const char *acr = json_string_value(json_object_get(st->claims, "acr"));
+    const char *params = apr_pstrcat(r->pool, "acr_values=", ajw_mod_quote(r->pool,
+                                     ajw_require_text(rq)), NULL);
+    if (c && c->max_auth_age > 0)
+        params = apr_psprintf(r->pool, "%s, max_age=\"%" APR_INT64_T_FMT "\"", params,
+                              (apr_int64_t)c->max_auth_age);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "Require jwt-acr %s: not met by user %s "
+                  "(acr %s): step-up required", ajw_mod_log_item(r->pool, ajw_require_text(rq)),
+                  ajw_mod_log_item(r->pool, r->user),
+                  acr ? ajw_mod_log_item(r->pool, acr) : "absent or not a string");
+    ajw_mod_note_step_up(r, "A different authentication level is required", params);
+    return AUTHZ_DENIED_NO_USER;
+}
+
+enum { RULE_CLAIM, RULE_SCOPE, RULE_ACR };
+
+static authz_status check_rule(request_rec *r, const ajw_require_t *rq, int kind)
+{
+    static const char *const names[] = { "claim", "scope", "jwt-acr" };
+    int is_scope = kind == RULE_SCOPE;
     ajw_req_t *st;
     if (!r->user)
         return AUTHZ_DENIED_NO_USER;
     st = ajw_mod_req_state(r);
     if (!st || strcmp(st->user, r->user) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "Require %s needs AuthType jwks "
-                      "(user %s was not authenticated by a token)", is_scope ? "scope" : "claim",
+                      "(user %s was not authenticated by a token)", names[kind],
                       ajw_mod_log_item(r->pool, r->user));
         return AUTHZ_DENIED;
     }
     if (ajw_require_eval(rq, st->claims))
         return AUTHZ_GRANTED;
+    if (kind == RULE_ACR)
+        return acr_unmet(r, rq, st);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "Require %s %s: not met by user %s",
                   is_scope ? "scope" : "claim", ajw_mod_log_item(r->pool, ajw_require_text(rq)),
                   ajw_mod_log_item(r->pool, r->user));
@@ -106,18 +145,25 @@ static authz_status check_rule(request_rec *r, const ajw_require_t *rq, int is_s
 static authz_status check_claim(request_rec *r, const char *args, const void *parsed)
 {
     (void)args;
-    return check_rule(r, parsed, 0);
+    return check_rule(r, parsed, RULE_CLAIM);
 }
 
 static authz_status check_scope(request_rec *r, const char *args, const void *parsed)
 {
     (void)args;
-    return check_rule(r, parsed, 1);
+    return check_rule(r, parsed, RULE_SCOPE);
 }
 
-/* Require jwt-claim / jwt-scope: ours alone, whatever else is loaded. */
+static authz_status check_acr(request_rec *r, const char *args, const void *parsed)
+{
+    (void)args;
+    return check_rule(r, parsed, RULE_ACR);
+}
+
+/* Require jwt-claim / jwt-scope / jwt-acr: ours alone, whatever else is loaded. */
 static const authz_provider jwt_claim_provider = { check_claim, parse_claim_rule };
 static const authz_provider jwt_scope_provider = { check_scope, parse_scope_rule };
+static const authz_provider jwt_acr_provider = { check_acr, parse_acr_rule };
 
 /* ------------------------------------------------------------------ */
 /* The shared short names                                               */
@@ -177,7 +223,7 @@ static authz_status check_shared(const shared_name_t *sn, request_rec *r, const 
     const shared_rule_t *sr = parsed;
     if (is_jwks(r) || !sn->other) {
         if (sr->ours)
-            return check_rule(r, sr->ours, sn->is_scope);
+            return check_rule(r, sr->ours, sn->is_scope ? RULE_SCOPE : RULE_CLAIM);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s", sr->ours_err);
         return AUTHZ_DENIED;
     }
@@ -233,6 +279,8 @@ void ajw_authz_register(apr_pool_t *p)
                               &jwt_claim_provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "jwt-scope", AUTHZ_PROVIDER_VERSION,
                               &jwt_scope_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "jwt-acr", AUTHZ_PROVIDER_VERSION,
+                              &jwt_acr_provider, AP_AUTH_INTERNAL_PER_CONF);
     take_name(p, &shared_claim);
     take_name(p, &shared_scope);
 }

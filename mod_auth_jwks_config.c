@@ -66,7 +66,7 @@ void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_token_len); MERGE(pass); MERGE(forward_token); MERGE(refresh);
     MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait); MERGE(cacheable);
     MERGE(dpop); MERGE(dpop_window); MERGE(dpop_base); MERGE(cert_bound); MERGE(prm);
-    MERGE(dpop_nonce);
+    MERGE(dpop_nonce); MERGE(max_auth_age);
     MERGE(map_headers); MERGE(map_envs); MERGE(max_stale); MERGE(rotation_wait);
     return n;
 }
@@ -320,6 +320,19 @@ static const char *set_max_age(cmd_parms *cmd, void *cv, const char *arg)
     ajw_dir_conf *c = cv;
     c->max_age_set = 1;
     return parse_num(cmd, arg, 1, 10LL * 365 * 86400, &c->max_age);
+}
+
+/* AuthJWKSMaxAuthAge <seconds>|off */
+static const char *set_max_auth_age(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    const char *err = NULL;
+    if (!strcasecmp(arg, "off"))
+        c->max_auth_age = 0;
+    else if ((err = parse_num(cmd, arg, 1, 10LL * 365 * 86400, &c->max_auth_age)) != NULL)
+        return apr_pstrcat(cmd->pool, err, ", or off", NULL);
+    c->max_auth_age_set = 1;
+    return NULL;
 }
 
 static const char *set_max_token(cmd_parms *cmd, void *cv, const char *arg)
@@ -742,6 +755,9 @@ const command_rec ajw_mod_cmds[] = {
                   "required typ header, e.g. at+jwt"),
     AP_INIT_TAKE1("AuthJWKSMaxTokenAge", set_max_age, NULL, OR_AUTHCFG,
                   "maximum seconds since iat (iat then required)"),
+    AP_INIT_TAKE1("AuthJWKSMaxAuthAge", set_max_auth_age, NULL, OR_AUTHCFG,
+                  "maximum seconds since the user authenticated (auth_time), else a 401 "
+                  "step-up challenge with max_age (RFC 9470; default off)"),
     AP_INIT_TAKE1("AuthJWKSMaxTokenSize", set_max_token, NULL, OR_AUTHCFG,
                   "maximum token length in bytes (default 16384)"),
     AP_INIT_ITERATE("AuthJWKSTokenFrom", set_from, NULL, OR_AUTHCFG,

@@ -12,7 +12,7 @@
 #include "ajw_require.h"
 #include "ajw_json.h"
 
-typedef enum { AJW_RQ_CLAIM, AJW_RQ_SCOPE } ajw_rq_kind_e;
+typedef enum { AJW_RQ_CLAIM, AJW_RQ_SCOPE, AJW_RQ_ACR } ajw_rq_kind_e;
 
 typedef struct ajw_rq_alt_t {
     const char *arg;           /* the alternative as written */
@@ -210,6 +210,30 @@ static apr_status_t scope_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_po
     return APR_SUCCESS;
 }
 
+/* An RFC 6749 NQCHAR run (%x21 / %x23-5B / %x5D-7E), non-empty. */
+static int nqchar_token_ok(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+static apr_status_t acr_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_pool_t *p,
+                                    const char **why)
+{
+    if (!nqchar_token_ok(arg)) {
+        *why = apr_psprintf(p, "Require jwt-acr: '%s' is not an acr value (printable ASCII "
+                            "without space, '\"' or '\\')", arg);
+        return APR_EINVAL;
+    }
+    alt->value = arg;
+    alt->value_len = strlen(arg);
+    return APR_SUCCESS;
+}
+
 /* One rule of `kind` from argv, each argument compiled by compile_alt. */
 static apr_status_t rq_compile(ajw_require_t **out, ajw_rq_kind_e kind, int argc,
                                const char *const *argv, alt_compile_fn *compile_alt,
@@ -247,6 +271,13 @@ apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char
 {
     return rq_compile(out, AJW_RQ_SCOPE, argc, argv, scope_alt_compile,
                       "Require scope: no scope given", p, why);
+}
+
+apr_status_t ajw_require_acr_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                     apr_pool_t *p, const char **why)
+{
+    return rq_compile(out, AJW_RQ_ACR, argc, argv, acr_alt_compile,
+                      "Require jwt-acr: no acr value given", p, why);
 }
 
 /* Does text (len bytes, NUL-terminated) satisfy alt? */
@@ -366,6 +397,14 @@ static int scope_in_claim(const json_t *v, const ajw_rq_alt_t *alt, int allow_ar
     return 0;
 }
 
+/* acr is one string (OpenID Connect Core §2); anything else never matches. */
+static int acr_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
+{
+    const json_t *v = json_object_get(claims, "acr");
+    return json_is_string(v) && json_string_length(v) == alt->value_len
+           && memcmp(json_string_value(v), alt->value, alt->value_len) == 0;
+}
+
 static int scope_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
 {
     return scope_in_claim(json_object_get(claims, "scope"), alt, 0) ||
@@ -381,7 +420,8 @@ int ajw_require_eval(const ajw_require_t *rq, const json_t *claims)
     for (i = 0; i < rq->nalts; i++) {
         const ajw_rq_alt_t *alt = &rq->alts[i];
         if (rq->kind == AJW_RQ_CLAIM ? claim_alt_matches(alt, claims)
-                                     : scope_alt_matches(alt, claims))
+            : rq->kind == AJW_RQ_ACR ? acr_alt_matches(alt, claims)
+            : scope_alt_matches(alt, claims))
             return 1;
     }
     return 0;

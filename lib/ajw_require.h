@@ -34,6 +34,15 @@ apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char
 apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char *const *argv,
                                        apr_pool_t *p, const char **why);
 
+/* Compile `Require jwt-acr v1 v2 ...` (step-up, RFC 9470): granted when the
+ * "acr" claim is a string equal, byte for byte, to any listed value (no
+ * ranking, RFC 9470 §2). Each value must be a non-empty run of the
+ * characters RFC 6749 allows in a scope token (%x21 / %x23-5B / %x5D-7E:
+ * printable ASCII but space, '"' and '\'), so that the list can be sent
+ * back as acr_values="v1 v2" unchanged; anything else fails with *why. */
+apr_status_t ajw_require_acr_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                     apr_pool_t *p, const char **why);
+
 /* 1 when any alternative of rq matches claims, else 0. Thread-safe (the
  * compiled rule is read-only; regexec is reentrant). */
 int ajw_require_eval(const ajw_require_t *rq, const json_t *claims);
@@ -43,8 +52,9 @@ int ajw_require_eval(const ajw_require_t *rq, const json_t *claims);
  * else NULL. Pool string naming the alternative. */
 const char *ajw_require_warning(const ajw_require_t *rq, apr_pool_t *p);
 
-/* The rule as the operator wrote it, alternatives joined by " " (for logs
- * and for the scope="..." parameter of an RFC 6750 challenge). */
+/* The rule as the operator wrote it, alternatives joined by " " (for logs,
+ * the scope="..." parameter of an RFC 6750 challenge, and the acr_values
+ * of an RFC 9470 one). */
 const char *ajw_require_text(const ajw_require_t *rq);
 
 /* A reference to one claim value, as AuthJWKSClaimHeader/Env name it:

@@ -382,6 +382,54 @@ static void test_scope_compile_errors(void **state)
     }
 }
 
+/* Require jwt-acr: exact string match on acr, any listed value, no ranking. */
+static void test_acr(void **state)
+{
+    static const scope_case_t cases[] = {
+        { "{\"acr\":\"gold\"}", 1 },
+        { "{\"acr\":\"urn:mace:incommon:iap:silver\"}", 1 },
+        { "{\"acr\":\"Gold\"}", 0 },
+        { "{\"acr\":\"gold \"}", 0 },
+        { "{\"acr\":\"gol\"}", 0 },
+        { "{\"acr\":\"gold silver\"}", 0 },
+        { "{\"acr\":\"bronze\"}", 0 },
+        { "{\"acr\":[\"gold\"]}", 0 },
+        { "{\"acr\":1}", 0 },
+        { "{\"acr\":null}", 0 },
+        { "{\"acr\":\"gold\\u0000\"}", 0 },
+        { "{\"amr\":[\"gold\"]}", 0 },
+        { "{}", 0 },
+    };
+    static const char *const bad[] = { "", "a b", "a\"b", "a\\b", "caf\xc3\xa9", "a\tb" };
+    const char *argv[] = { "gold", "urn:mace:incommon:iap:silver" };
+    ajw_require_t *rq;
+    const char *why;
+    size_t i;
+    (void)state;
+    assert_int_equal(ajw_require_acr_compile(&rq, 2, argv, pool, &why), APR_SUCCESS);
+    assert_string_equal(ajw_require_text(rq), "gold urn:mace:incommon:iap:silver");
+    assert_null(ajw_require_warning(rq, pool));
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_error_t jerr;
+        json_t *c = json_loads(cases[i].claims, JSON_ALLOW_NUL, &jerr);
+        int got;
+        if (!c)
+            fail_msg("bad test JSON %s", cases[i].claims);
+        got = ajw_require_eval(rq, c);
+        if (got != cases[i].want)
+            fail_msg("acr case %zu (%s): got %d want %d", i, cases[i].claims, got, cases[i].want);
+        json_decref(c);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *a2[2] = { "ok", bad[i] };
+        why = NULL;
+        assert_int_not_equal(ajw_require_acr_compile(&rq, 2, a2, pool, &why), APR_SUCCESS);
+        assert_null(rq);
+        assert_non_null(strstr(why, "jwt-acr"));
+    }
+    assert_int_not_equal(ajw_require_acr_compile(&rq, 0, NULL, pool, &why), APR_SUCCESS);
+}
+
 /* Compiled regexes are freed with their pool (ASan's leak check proves it). */
 static void test_regex_pool_cleanup(void **state)
 {
@@ -453,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_claim_warning_and_split),
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_scope_compile_errors),
+        cmocka_unit_test(test_acr),
         cmocka_unit_test(test_regex_pool_cleanup),
         cmocka_unit_test(test_claim_ref),
     };
