@@ -55,6 +55,7 @@
 #include "ajw_discovery.h"
 #include "ajw_secret.h"
 #include "ajw_crypt.h"
+#include "ajw_issuer.h"
 #include "unixd.h"
 
 #include "mod_auth_jwks.h"
@@ -452,33 +453,77 @@ static void build_policy(request_rec *r, const ajw_dir_conf *c, ajw_policy_t *po
     pol->max_age = c->max_age;
     pol->audiences = c->audiences;
     pol->required = c->required;
+    /* Templates add no literal: pick_sources adds the one issuer a template
+     * stands for in a given token. A NULL entry keeps the list non-empty
+     * (never "any issuer") and matches nothing. */
     if (c->issuers->nelts) {
-        pol->issuers = apr_array_make(r->pool, c->issuers->nelts, sizeof(const char *));
-        for (i = 0; i < c->issuers->nelts; i++)
-            APR_ARRAY_PUSH(pol->issuers, const char *) =
-                APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t).iss;
+        pol->issuers = apr_array_make(r->pool, c->issuers->nelts + 1, sizeof(const char *));
+        for (i = 0; i < c->issuers->nelts; i++) {
+            const ajw_issuer_t *is = &APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t);
+            APR_ARRAY_PUSH(pol->issuers, const char *) = is->tpl ? NULL : is->iss;
+        }
     }
 }
 
+/* Does iss (unverified) name c's issuer `is`? A template matches only the
+ * issuer it makes with the token's own tid; *tid_why says why none when the
+ * token has no usable tid. */
+static int issuer_matches(const ajw_issuer_t *is, const char *iss, const json_t *claims,
+                          const char **tid_why)
+{
+    const char *tid;
+    if (!is->tpl)
+        return !strcmp(is->iss, iss);
+    if (!(tid = ajw_tenant_of(claims, tid_why)))
+        return 0;
+    return ajw_issuer_template_match(is->tpl, iss, strlen(iss), tid);
+}
+
+/* AuthJWKSTenant: the token's tid must be listed. */
+static ajw_reason_e tenant_allowed(const ajw_dir_conf *c, const json_t *claims,
+                                   ajw_error_t *err)
+{
+    const char *why, *tid;
+    int i;
+    if (!c->tenants->nelts)
+        return AJW_OK;
+    if (!(tid = ajw_tenant_of(claims, &why)))
+        return ajw_error_set(err, AJW_R_BAD_ISSUER, "%s (AuthJWKSTenant is set)", why);
+    for (i = 0; i < c->tenants->nelts; i++)
+        if (!strcmp(APR_ARRAY_IDX(c->tenants, i, const char *), tid))
+            return AJW_OK;
+    return ajw_error_set(err, AJW_R_BAD_ISSUER, "tenant %s is not an accepted tenant", tid);
+}
+
 /* The key sources allowed to sign a token that claims `iss` under c. With
- * AuthJWKSIssuer, iss must be listed (exact match); an issuer bound to a URL
- * is verified with that URL's keys only, an unbound one with every
- * AuthJWKSURL of the location. The iss is unverified here: it only chooses
- * whose keys to try, and the signature then proves it. */
+ * AuthJWKSIssuer, iss must be listed (exact match), or be what a template
+ * makes with the token's tid (then that iss joins pol's issuers); an issuer
+ * bound to a URL is verified with that URL's keys only, an unbound one with
+ * every AuthJWKSURL of the location. The iss and tid are unverified here:
+ * they only choose whose keys to try, and the signature then proves them. */
 static ajw_reason_e pick_sources(request_rec *r, const ajw_dir_conf *c, const char *iss,
+                                 const json_t *claims, ajw_policy_t *pol,
                                  apr_array_header_t **out, ajw_error_t *err)
 {
     apr_array_header_t *srcs = apr_array_make(r->pool, 2, sizeof(ajw_source_t *));
     const ajw_issuer_t *match = NULL;
+    const char *tid_why = NULL;
+    ajw_reason_e rc;
     int i;
     *out = srcs;
+    if ((rc = tenant_allowed(c, claims, err)) != AJW_OK)
+        return rc;
     for (i = 0; iss && i < c->issuers->nelts && !match; i++) {
-        if (!strcmp(APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t).iss, iss))
+        if (issuer_matches(&APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t), iss, claims, &tid_why))
             match = &APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t);
     }
     if (c->issuers->nelts && !match)
-        return ajw_error_set(err, AJW_R_BAD_ISSUER, iss ? "iss is not an accepted issuer"
-                                                        : "iss claim absent");
+        return ajw_error_set(err, AJW_R_BAD_ISSUER, "%s", !iss ? "iss claim absent"
+                             : tid_why ? apr_pstrcat(r->pool, "iss is not an accepted issuer "
+                                                     "(issuer template: ", tid_why, ")", NULL)
+                             : "iss is not an accepted issuer");
+    if (match && match->tpl && pol->issuers)
+        APR_ARRAY_PUSH(pol->issuers, const char *) = iss;
     if (match && match->bound) {
         if (!match->bound->src)
             return ajw_error_set(err, AJW_R_INTERNAL, "key source not initialised");
@@ -500,13 +545,13 @@ static ajw_reason_e pick_sources(request_rec *r, const ajw_dir_conf *c, const ch
 /* Is a cached verification still good here: made with keys of a source this
  * location trusts for that issuer, and of the source's current key set? */
 static int cache_entry_usable(request_rec *r, const ajw_dir_conf *c,
-                              const ajw_tcache_entry_t *hit)
+                              const ajw_tcache_entry_t *hit, ajw_policy_t *pol)
 {
     apr_array_header_t *srcs;
     ajw_error_t err;
     const char *iss = ajw_json_get_string(hit->claims, "iss", NULL);
     int i;
-    if (pick_sources(r, c, iss, &srcs, &err) != AJW_OK)
+    if (pick_sources(r, c, iss, hit->claims, pol, &srcs, &err) != AJW_OK)
         return 0;
     for (i = 0; i < srcs->nelts; i++) {
         ajw_source_t *src = APR_ARRAY_IDX(srcs, i, ajw_source_t *);
@@ -657,7 +702,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
         f->kid = held->kid;
         f->alg = ajw_alg_name(held->alg);
         f->iss = ajw_json_get_string(held->claims, "iss", NULL);
-        if (cache_entry_usable(r, c, held)) {
+        if (cache_entry_usable(r, c, held, &pol)) {
             ajw_metrics_cache(1);
             rc = ajw_jws_check_cached(held->alg, held->typ, &pol, &f->err);
             if (rc == AJW_OK)
@@ -675,7 +720,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     f->kid = t->kid;
     f->alg = t->alg_name;
     f->iss = t->iss;
-    if ((rc = pick_sources(r, c, t->iss, &srcs, &f->err)) != AJW_OK)
+    if ((rc = pick_sources(r, c, t->iss, t->claims, &pol, &srcs, &f->err)) != AJW_OK)
         return rc;
     if ((rc = ajw_claims_check(t->claims, &pol, now, &f->err)) != AJW_OK)
         return rc;

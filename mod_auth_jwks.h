@@ -41,6 +41,7 @@ typedef struct ajw_url_t {
 typedef struct ajw_issuer_t {
     const char *iss;
     ajw_url_t *bound;             /* NULL: any AuthJWKSURL of the location */
+    const struct ajw_issuer_tpl_t *tpl; /* iss holds {tenantid}: the template; else NULL */
 } ajw_issuer_t;
 
 typedef enum { TOKEN_FROM_HEADER, TOKEN_FROM_COOKIE, TOKEN_FROM_QUERY } ajw_from_kind_e;
@@ -101,9 +102,10 @@ typedef struct ajw_dir_conf {
     unsigned dpop_set:1, dpop_window_set:1, dpop_base_set:1, cert_bound_set:1, prm_set:1,
              dpop_nonce_set:1;
 
-    /* Step-up authentication (RFC 9470). */
+    /* Step-up authentication (RFC 9470) and multi-tenant issuers. */
     long long max_auth_age;       /* AuthJWKSMaxAuthAge, seconds; 0: off */
-    unsigned max_auth_age_set:1;
+    apr_array_header_t *tenants;  /* AuthJWKSTenant: const char * tenant ids; empty: any */
+    unsigned max_auth_age_set:1, tenants_set:1;
 } ajw_dir_conf;
 
 typedef struct ajw_srv_conf {

@@ -513,8 +513,8 @@ static void view_level(apr_pool_t *p, const ap_directive_t *first, sect_view_t *
     for (d = first; d; d = d->next) {
         if (!strcasecmp(d->directive, "AuthJWKSIssuer")) {
             const char *args = d->args;
-            issuers++;
-            ap_getword_conf(p, &args);
+            /* a template ({tenantid}) is one issuer per tenant: several */
+            issuers += strstr(ap_getword_conf(p, &args), "{tenantid}") ? 2 : 1;
             v->has_source |= *ap_getword_conf(p, &args) != '\0';
         }
         else if (!strcasecmp(d->directive, "AuthJWKSURL"))
