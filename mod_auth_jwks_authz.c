@@ -21,6 +21,7 @@
 #include "http_log.h"
 #include "http_request.h"
 #include "ap_provider.h"
+#include "ap_regex.h"
 #include "mod_auth.h"
 
 #include "ajw_require.h"
@@ -40,8 +41,57 @@ static apr_status_t split_args(cmd_parms *cmd, const char *line, int *argc,
     return a->nelts ? APR_SUCCESS : APR_EINVAL;
 }
 
+/* `Require claim path~regex` in httpd's own dialect: PCRE through ap_regex,
+ * as <LocationMatch>, RewriteRule, SetEnvIf and <If> read theirs. The
+ * options are fixed, whatever RegexDefaultOptions says elsewhere, so that a
+ * rule means the same in every configuration: '.' matches a newline too
+ * (DOTALL) and '$' only the very end of the value (DOLLAR_ENDONLY: a value
+ * with a trailing newline does not pass an anchored rule). Inline options
+ * such as (?i) work as in PCRE. */
+#define AJW_REGEX_CFLAGS (AP_REG_NO_DEFAULT | AP_REG_DOTALL | AP_REG_DOLLAR_ENDONLY)
+
+static apr_status_t ap_engine_free(void *data)
+{
+    ap_regfree(data);
+    return APR_SUCCESS;
+}
+
+/* ap_regerror's text is generic ("bad argument at offset 1"), padded with
+ * spaces: trimmed here. */
+static apr_status_t ap_engine_compile(void **out, const char *pattern, apr_pool_t *p,
+                                      const char **why)
+{
+    ap_regex_t *re = apr_pcalloc(p, sizeof(*re));
+    int rc = ap_regcomp(re, pattern, AJW_REGEX_CFLAGS);
+    if (rc != 0) {
+        char msg[160];
+        size_t n;
+        ap_regerror(rc, re, msg, sizeof(msg));
+        for (n = strnlen(msg, sizeof(msg) - 1); n && msg[n - 1] == ' '; n--)
+            ;
+        *why = apr_pstrmemdup(p, msg, n);
+        return APR_EINVAL;
+    }
+    apr_pool_cleanup_register(p, re, ap_engine_free, apr_pool_cleanup_null);
+    *out = re;
+    return APR_SUCCESS;
+}
+
+static int ap_engine_match(const void *re, const char *text, size_t len)
+{
+    return ap_regexec_len(re, text, len, 0, NULL, 0) == 0;
+}
+
+static const ajw_regex_engine_t ap_engine = { "PCRE", ap_engine_compile, ap_engine_match };
+
 typedef apr_status_t rule_compile_fn(ajw_require_t **out, int argc, const char *const *argv,
                                      apr_pool_t *p, const char **why);
+
+static apr_status_t claim_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                  apr_pool_t *p, const char **why)
+{
+    return ajw_require_claim_compile(out, argc, argv, &ap_engine, p, why);
+}
 
 /* Compile a Require line once, at config time; lib's reason names the rule. */
 static const char *parse_rule(cmd_parms *cmd, const char *line, const void **parsed,
@@ -65,7 +115,7 @@ static const char *parse_rule(cmd_parms *cmd, const char *line, const void **par
 
 static const char *parse_claim_rule(cmd_parms *cmd, const char *line, const void **parsed)
 {
-    return parse_rule(cmd, line, parsed, ajw_require_claim_compile,
+    return parse_rule(cmd, line, parsed, claim_compile,
                       "Require claim: give at least one <claim>:<value> or <claim>~<regex>");
 }
 

@@ -45,8 +45,8 @@ static void setup(void)
     apr_initialize();
     atexit(apr_terminate);   /* free pools before LSan's exit check (APR mmaps) */
     apr_pool_create(&root, NULL);
-    if (ajw_require_claim_compile(&rules[0], 4, a0, root, &why) != APR_SUCCESS
-        || ajw_require_claim_compile(&rules[1], 1, a1, root, &why) != APR_SUCCESS
+    if (ajw_require_claim_compile(&rules[0], 4, a0, &ajw_regex_posix, root, &why) != APR_SUCCESS
+        || ajw_require_claim_compile(&rules[1], 1, a1, &ajw_regex_posix, root, &why) != APR_SUCCESS
         || ajw_require_scope_compile(&rules[2], 2, a2, root, &why) != APR_SUCCESS)
         __builtin_trap();
 }
