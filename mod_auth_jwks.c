@@ -441,6 +441,24 @@ static void find_token(request_rec *r, const ajw_dir_conf *c, token_find_t *tf)
 
 /* --- verifying ---------------------------------------------------- */
 
+/* c's audiences, with AuthJWKSAudience resource made the resource of the
+ * section's metadata (compared exactly, like any audience). Without
+ * metadata (the startup check refuses that) it matches nothing. */
+static apr_array_header_t *audiences_of(request_rec *r, const ajw_dir_conf *c)
+{
+    apr_array_header_t *out;
+    int i, has = 0;
+    for (i = 0; i < c->audiences->nelts; i++)
+        has |= APR_ARRAY_IDX(c->audiences, i, const char *) == ajw_aud_resource;
+    if (!has)
+        return c->audiences;
+    out = apr_array_copy(r->pool, c->audiences);
+    for (i = 0; i < out->nelts; i++)
+        if (APR_ARRAY_IDX(out, i, const char *) == ajw_aud_resource)
+            APR_ARRAY_IDX(out, i, const char *) = ajw_dpop_prm_resource(c);
+    return out;
+}
+
 /* The policy of c for lib/. Arrays are shared with the config (read-only). */
 static void build_policy(request_rec *r, const ajw_dir_conf *c, ajw_policy_t *pol)
 {
@@ -451,7 +469,7 @@ static void build_policy(request_rec *r, const ajw_dir_conf *c, ajw_policy_t *po
     pol->leeway = c->leeway;
     pol->typ = c->typ;
     pol->max_age = c->max_age;
-    pol->audiences = c->audiences;
+    pol->audiences = audiences_of(r, c);
     pol->required = c->required;
     /* Templates add no literal: pick_sources adds the one issuer a template
      * stands for in a given token. A NULL entry keeps the list non-empty

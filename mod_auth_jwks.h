@@ -105,7 +105,11 @@ typedef struct ajw_dir_conf {
     /* Step-up authentication (RFC 9470) and multi-tenant issuers. */
     long long max_auth_age;       /* AuthJWKSMaxAuthAge, seconds; 0: off */
     apr_array_header_t *tenants;  /* AuthJWKSTenant: const char * tenant ids; empty: any */
-    unsigned max_auth_age_set:1, tenants_set:1;
+    /* Every scope the section's (not negated) Require jwt-scope / scope lines
+     * name, in order, once each: the scope="..." of an insufficient_scope
+     * answer, so that one challenge asks for all of them. */
+    apr_array_header_t *need_scopes;
+    unsigned max_auth_age_set:1, tenants_set:1, need_scopes_set:1;
 } ajw_dir_conf;
 
 typedef struct ajw_srv_conf {
@@ -163,6 +167,10 @@ typedef struct ajw_mod_state_t {
 
 extern ajw_mod_state_t ajw_mod;
 
+/* AuthJWKSAudience resource: this entry of ajw_dir_conf.audiences (compared
+ * by address) stands for the section's AuthJWKSResourceMetadata resource. */
+extern const char ajw_aud_resource[];
+
 /* Request helpers shared by the glue files (mod_auth_jwks.c). */
 /* The state of the request that authenticated: r itself or a request r
  * came from (internal redirect, subrequest); NULL when none did. */
@@ -216,6 +224,8 @@ int ajw_dpop_check_request(request_rec *r, const ajw_dir_conf *c, int dpop_schem
  * and ajw_mod_set_challenge sets the plain Bearer challenge. */
 int ajw_dpop_set_challenge(request_rec *r, const char *error, const char *desc,
                            const char *scope);
+/* The resource of the section's AuthJWKSResourceMetadata, or NULL. */
+const char *ajw_dpop_prm_resource(const ajw_dir_conf *c);
 /* Hooks: replay cache (shared memory, global mutex), mod_ssl lookup, the
  * /.well-known/oauth-protected-resource handler. */
 void ajw_dpop_register_hooks(apr_pool_t *p);

@@ -119,10 +119,57 @@ static const char *parse_claim_rule(cmd_parms *cmd, const char *line, const void
                       "Require claim: give at least one <claim>:<value> or <claim>~<regex>");
 }
 
+/* Is the Require line being read "Require not ..."? */
+static int negated(const cmd_parms *cmd)
+{
+    const char *args = cmd->directive ? cmd->directive->args : NULL;
+    return args && !strncasecmp(args, "not", 3) && (args[3] == ' ' || args[3] == '\t');
+}
+
+/* Add the scopes of rq to those the Require line's section needs (its
+ * ajw_dir_conf, found through the section's config vector: a Require
+ * provider is not handed it). Negated rules name scopes to lack, not to
+ * ask for. */
+static void note_needed_scopes(cmd_parms *cmd, const ajw_require_t *rq)
+{
+    ajw_dir_conf *c;
+    char *list, *tok, *last = NULL;
+    int i;
+    if (negated(cmd) || !cmd->context)
+        return;
+    c = ap_set_config_vectors(cmd->server, cmd->context, cmd->path, &auth_jwks_module,
+                              cmd->pool);
+    if (!c->need_scopes_set) {
+        c->need_scopes = apr_array_make(cmd->pool, 4, sizeof(const char *));
+        c->need_scopes_set = 1;
+    }
+    list = apr_pstrdup(cmd->pool, ajw_require_text(rq));
+    for (tok = apr_strtok(list, " ", &last); tok; tok = apr_strtok(NULL, " ", &last)) {
+        for (i = 0; i < c->need_scopes->nelts; i++)
+            if (!strcmp(APR_ARRAY_IDX(c->need_scopes, i, const char *), tok))
+                break;
+        if (i == c->need_scopes->nelts)
+            APR_ARRAY_PUSH(c->need_scopes, const char *) = tok;
+    }
+}
+
 static const char *parse_scope_rule(cmd_parms *cmd, const char *line, const void **parsed)
 {
-    return parse_rule(cmd, line, parsed, ajw_require_scope_compile,
-                      "Require scope: give at least one scope");
+    const char *err = parse_rule(cmd, line, parsed, ajw_require_scope_compile,
+                                 "Require scope: give at least one scope");
+    if (!err)
+        note_needed_scopes(cmd, *parsed);
+    return err;
+}
+
+/* scope="..." of an insufficient_scope answer: every scope the section
+ * needs (MCP: one challenge names them all), else the failed rule's. */
+static const char *needed_scopes(request_rec *r, const ajw_require_t *rq)
+{
+    const ajw_dir_conf *c = ap_get_module_config(r->per_dir_config, &auth_jwks_module);
+    if (!c || !c->need_scopes->nelts)
+        return ajw_require_text(rq);
+    return apr_array_pstrcat(r->pool, c->need_scopes, ' ');
 }
 
 /* Require jwt-acr (RFC 9470 step-up). An unmet rule must answer 401 with
@@ -133,8 +180,7 @@ static const char *parse_scope_rule(cmd_parms *cmd, const char *line, const void
  * would still be a 401, so `Require not jwt-acr` is refused. */
 static const char *parse_acr_rule(cmd_parms *cmd, const char *line, const void **parsed)
 {
-    const char *args = cmd->directive ? cmd->directive->args : NULL;
-    if (args && !strncasecmp(args, "not", 3) && (args[3] == ' ' || args[3] == '\t'))
+    if (negated(cmd))
         return "Require not jwt-acr: a step-up rule cannot be negated (list the acr values "
                "to accept instead)";
     return parse_rule(cmd, line, parsed, ajw_require_acr_compile,
@@ -185,9 +231,9 @@ static authz_status check_rule(request_rec *r, const ajw_require_t *rq, int kind
     apr_table_setn(r->notes, "ajw-desc", is_scope ? "The token lacks a required scope"
                                                   : "The token lacks a required claim");
     if (is_scope)
-        apr_table_setn(r->notes, "ajw-scope", ajw_require_text(rq));
+        apr_table_setn(r->notes, "ajw-scope", needed_scopes(r, rq));
     ajw_mod_set_challenge(r, "insufficient_scope", apr_table_get(r->notes, "ajw-desc"),
-                          is_scope ? ajw_require_text(rq) : NULL);
+                          is_scope ? apr_table_get(r->notes, "ajw-scope") : NULL);
     st->scope_challenge = 1;
     return AUTHZ_DENIED;
 }

@@ -36,6 +36,7 @@ void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
     c->map_headers = apr_array_make(p, 1, sizeof(ajw_claim_map_t));
     c->map_envs = apr_array_make(p, 1, sizeof(ajw_claim_map_t));
     c->tenants = apr_array_make(p, 1, sizeof(const char *));
+    c->need_scopes = apr_array_make(p, 1, sizeof(const char *));
     c->user_claim = "sub";
     c->claim_prefix = "JWT_CLAIM_";
     c->header_prefix = AJW_HEADER_PREFIX_DEFAULT;
@@ -68,7 +69,7 @@ void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_token_len); MERGE(pass); MERGE(forward_token); MERGE(refresh);
     MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait); MERGE(cacheable);
     MERGE(dpop); MERGE(dpop_window); MERGE(dpop_base); MERGE(cert_bound); MERGE(prm);
-    MERGE(dpop_nonce); MERGE(max_auth_age); MERGE(tenants);
+    MERGE(dpop_nonce); MERGE(max_auth_age); MERGE(tenants); MERGE(need_scopes);
     MERGE(map_headers); MERGE(map_envs); MERGE(max_stale); MERGE(rotation_wait);
     return n;
 }
@@ -271,11 +272,15 @@ static void push_str(cmd_parms *cmd, apr_array_header_t **arr, int first, const 
     APR_ARRAY_PUSH(*arr, const char *) = arg;
 }
 
+const char ajw_aud_resource[] = "resource";
+
 static const char *set_audience(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     if (!*arg)
         return dir_err(cmd, "an audience must not be empty");
+    if (!strcmp(arg, ajw_aud_resource))  /* RFC 9728 resource, resolved per request */
+        arg = ajw_aud_resource;
     if (!strcmp(arg, "*")) {      /* any audience, deliberately (quiets the startup warning) */
         if (c->audiences_set && c->audiences->nelts)
             return dir_err(cmd, "'*' (any audience) cannot be combined with named audiences");
@@ -770,7 +775,8 @@ const command_rec ajw_mod_cmds[] = {
                     "tenant ids (tid) accepted; a token of any other tenant, or without tid, "
                     "is refused (default: any tenant)"),
     AP_INIT_ITERATE("AuthJWKSAudience", set_audience, NULL, OR_AUTHCFG,
-                    "accepted aud values (any one must be in the token)"),
+                    "accepted aud values (any one must be in the token); 'resource': the "
+                    "resource of the section's AuthJWKSResourceMetadata"),
     AP_INIT_ITERATE("AuthJWKSAlgorithms", set_algs, NULL, OR_AUTHCFG,
                     "allowed JWS algorithms"),
     AP_INIT_TAKE1("AuthJWKSLeeway", set_leeway, NULL, OR_AUTHCFG,

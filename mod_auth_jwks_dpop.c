@@ -264,6 +264,11 @@ const char *ajw_dpop_set_prm(cmd_parms *cmd, void *cv, int argc, char *const arg
     return NULL;
 }
 
+const char *ajw_dpop_prm_resource(const ajw_dir_conf *c)
+{
+    return c && c->prm ? c->prm->resource : NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Refusals and challenges                                              */
 
