@@ -1,7 +1,8 @@
 /* mod_auth_jwks_authz.c — the Require providers: `Require jwt-claim`,
- * `Require jwt-scope` and `Require jwt-acr` (step-up), and the short names `Require claim` / `Require
- * scope`. Rules are compiled once, at config time (lib/ajw_require), and
- * only evaluated per request, on the claims the request verified.
+ * `Require jwt-scope` and `Require jwt-acr` (step-up), and the short names
+ * `Require claim` / `Require scope`. Rules are compiled once, at config time
+ * (lib/ajw_require; regexes with httpd's ap_regex), and only evaluated per
+ * request, on the claims the request verified.
  *
  * Coexistence: other modules register `claim` too (mod_auth_openidc does),
  * and httpd keeps whichever registers last, in LoadModule order. So the
