@@ -151,7 +151,7 @@ void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
     if (desc)
         v = apr_pstrcat(r->pool, v, sep, "error_description=", ajw_mod_quote(r->pool, desc), NULL);
     if (scope)
-        v = apr_pstrcat(r->pool, v, ", scope=", ajw_mod_quote(r->pool, scope), NULL);
+        v = apr_pstrcat(r->pool, v, sep, "scope=", ajw_mod_quote(r->pool, scope), NULL);
     if (error && !strcmp(error, AJW_STEP_UP_ERROR) && ajw_mod_step_up_params(r))
         v = apr_pstrcat(r->pool, v, ", ", ajw_mod_step_up_params(r), NULL);
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
@@ -961,6 +961,8 @@ static int authenticate(request_rec *r)
  * left in r->notes by whoever refused. */
 static int note_auth_failure(request_rec *r, const char *auth_type)
 {
+    const char *error, *scope;
+    const ajw_dir_conf *c;
     if (strcasecmp(auth_type, AJW_AUTH_TYPE))
         return DECLINED;
     if (ajw_mod_step_up_params(r)) {  /* a 401 after a valid token: step-up, whatever else failed */
@@ -968,8 +970,14 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
                               NULL);
         return OK;
     }
-    ajw_mod_set_challenge(r, apr_table_get(r->notes, "ajw-error"),
-                          apr_table_get(r->notes, "ajw-desc"), apr_table_get(r->notes, "ajw-scope"));
+    error = apr_table_get(r->notes, "ajw-error");
+    scope = apr_table_get(r->notes, "ajw-scope");
+    c = dir_conf(r);
+    /* No token yet: name the scopes the section's rules need (RFC 6750 §3),
+     * so that a client (MCP's scope selection) asks for them at once. */
+    if (!error && !scope && c && c->need_scopes->nelts)
+        scope = apr_array_pstrcat(r->pool, c->need_scopes, ' ');
+    ajw_mod_set_challenge(r, error, apr_table_get(r->notes, "ajw-desc"), scope);
     return OK;
 }
 

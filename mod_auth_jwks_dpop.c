@@ -334,10 +334,12 @@ static const char *challenge(request_rec *r, const char *scheme, const char *err
         sep = ", ";
         if (desc)
             v = apr_pstrcat(p, v, sep, "error_description=", ajw_mod_quote(p, desc), NULL);
-        if (scope)
-            v = apr_pstrcat(p, v, sep, "scope=", ajw_mod_quote(p, scope), NULL);
         if (!strcmp(error, AJW_STEP_UP_ERROR) && ajw_mod_step_up_params(r))
             v = apr_pstrcat(p, v, sep, ajw_mod_step_up_params(r), NULL);
+    }
+    if (scope) {
+        v = apr_pstrcat(p, v, sep, "scope=", ajw_mod_quote(p, scope), NULL);
+        sep = ", ";
     }
     if (algs) {
         v = apr_pstrcat(p, v, sep, "algs=", ajw_mod_quote(p, algs), NULL);

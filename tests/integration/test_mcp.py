@@ -95,6 +95,12 @@ EXTRA = """<Location /multi>
         Require not jwt-scope banned
     </RequireAll>
 </Location>
+<Location /plain>
+    AuthType jwks
+    AuthJWKSIssuer %s {jwks}
+    AuthJWKSAudience api
+    Require jwt-scope a b
+</Location>
 <Location /both>
     AuthType jwks
     AuthName "mcp"
@@ -103,7 +109,7 @@ EXTRA = """<Location /multi>
     AuthJWKSResourceMetadata {base}/both %s
     Require valid-user
 </Location>
-""" % (ISS, ISS, ISS, ISS)
+""" % (ISS, ISS, ISS, ISS, ISS)
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +172,29 @@ def test_token_never_reaches_the_mcp_server(srv, keys, backend):
     assert json.loads(seen[0]["body"]) == body
     claims = dict((k.lower(), v) for k, v in seen[0]["headers"])
     assert claims.get("x-jwt-claim-sub") == "alice"
+
+
+def test_no_token_401_names_the_scopes(srv, keys, backend):
+    """The first answer a client gets (no token yet) already names the
+    scopes to ask for, next to resource_metadata (RFC 6750 §3; MCP's scope
+    selection prefers it over scopes_supported)."""
+    before = len(backend.requests())
+    for path in ("/mcp", "/multi/env"):
+        r = get(srv, path)
+        assert r.status_code == 401
+        ch = challenges(r)
+        assert [s for s, _ in ch] == ["Bearer"], ch
+        p = ch[0][1]
+        assert "error" not in p, p
+        want = "mcp:tools mcp:resources" if path == "/mcp" else "tools:read tools:write admin"
+        assert p["scope"] == want, p
+        assert p["resource_metadata"].startswith(srv.url(WK)), p
+    assert r.headers["WWW-Authenticate"] == (
+        'Bearer realm="mcp", scope="tools:read tools:write admin", resource_metadata="%s"'
+        % srv.url(WK + "/multi"))
+    assert len(backend.requests()) == before
+    # without AuthName or metadata: a well-formed challenge all the same
+    assert get(srv, "/plain/env").headers["WWW-Authenticate"] == 'Bearer scope="a b"'
 
 
 def test_metadata_document_public(srv):
