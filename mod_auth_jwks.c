@@ -55,6 +55,7 @@
 #include "ajw_discovery.h"
 #include "ajw_secret.h"
 #include "ajw_crypt.h"
+#include "ajw_issuer.h"
 #include "unixd.h"
 
 #include "mod_auth_jwks.h"
@@ -151,8 +152,45 @@ void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
     if (desc)
         v = apr_pstrcat(r->pool, v, sep, "error_description=", ajw_mod_quote(r->pool, desc), NULL);
     if (scope)
-        v = apr_pstrcat(r->pool, v, ", scope=", ajw_mod_quote(r->pool, scope), NULL);
+        v = apr_pstrcat(r->pool, v, sep, "scope=", ajw_mod_quote(r->pool, scope), NULL);
+    if (error && !strcmp(error, AJW_STEP_UP_ERROR) && ajw_mod_step_up_params(r))
+        v = apr_pstrcat(r->pool, v, ", ", ajw_mod_step_up_params(r), NULL);
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
+}
+
+const char *ajw_mod_step_up_params(request_rec *r)
+{
+    return apr_table_get(r->notes, "ajw-step-up");
+}
+
+void ajw_mod_note_step_up(request_rec *r, const char *desc, const char *params)
+{
+    apr_table_setn(r->notes, "ajw-error", AJW_STEP_UP_ERROR);
+    apr_table_setn(r->notes, "ajw-desc", desc);
+    apr_table_setn(r->notes, "ajw-step-up-desc", desc);
+    apr_table_setn(r->notes, "ajw-step-up", params);
+    apr_table_unset(r->notes, "ajw-scope");
+}
+
+/* AuthJWKSMaxAuthAge: checked once the token (and its proof) validated, so
+ * that only a genuine token learns it must be fresher (RFC 9470 §9). */
+static int auth_too_old(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+                        const ajw_fail_t *f)
+{
+    const char *why;
+    if (c->max_auth_age <= 0
+        || ajw_claims_auth_time_ok(claims, c->max_auth_age, c->leeway,
+                                   (long long)apr_time_sec(apr_time_now()), &why))
+        return 0;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "step-up required: %s (AuthJWKSMaxAuthAge %"
+                  APR_INT64_T_FMT ", kid=%s iss=%s)", why, (apr_int64_t)c->max_auth_age,
+                  ajw_mod_log_item(r->pool, f->kid),
+                  ajw_mod_log_item(r->pool, f->iss));
+    ajw_mod_note_step_up(r, "More recent authentication is required",
+                         apr_psprintf(r->pool, "max_age=\"%" APR_INT64_T_FMT "\"",
+                                      (apr_int64_t)c->max_auth_age));
+    ap_note_auth_failure(r);
+    return 1;
 }
 
 /* Fixed, client-safe wording per reason: the detail goes to the log only. */
@@ -405,6 +443,24 @@ static void find_token(request_rec *r, const ajw_dir_conf *c, token_find_t *tf)
 
 /* --- verifying ---------------------------------------------------- */
 
+/* c's audiences, with AuthJWKSAudience resource made the resource of the
+ * section's metadata (compared exactly, like any audience). Without
+ * metadata (the startup check refuses that) it matches nothing. */
+static apr_array_header_t *audiences_of(request_rec *r, const ajw_dir_conf *c)
+{
+    apr_array_header_t *out;
+    int i, has = 0;
+    for (i = 0; i < c->audiences->nelts; i++)
+        has |= APR_ARRAY_IDX(c->audiences, i, const char *) == ajw_aud_resource;
+    if (!has)
+        return c->audiences;
+    out = apr_array_copy(r->pool, c->audiences);
+    for (i = 0; i < out->nelts; i++)
+        if (APR_ARRAY_IDX(out, i, const char *) == ajw_aud_resource)
+            APR_ARRAY_IDX(out, i, const char *) = ajw_dpop_prm_resource(c);
+    return out;
+}
+
 /* The policy of c for lib/. Arrays are shared with the config (read-only). */
 static void build_policy(request_rec *r, const ajw_dir_conf *c, ajw_policy_t *pol)
 {
@@ -415,35 +471,79 @@ static void build_policy(request_rec *r, const ajw_dir_conf *c, ajw_policy_t *po
     pol->leeway = c->leeway;
     pol->typ = c->typ;
     pol->max_age = c->max_age;
-    pol->audiences = c->audiences;
+    pol->audiences = audiences_of(r, c);
     pol->required = c->required;
+    /* Templates add no literal: pick_sources adds the one issuer a template
+     * stands for in a given token. A NULL entry keeps the list non-empty
+     * (never "any issuer") and matches nothing. */
     if (c->issuers->nelts) {
-        pol->issuers = apr_array_make(r->pool, c->issuers->nelts, sizeof(const char *));
-        for (i = 0; i < c->issuers->nelts; i++)
-            APR_ARRAY_PUSH(pol->issuers, const char *) =
-                APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t).iss;
+        pol->issuers = apr_array_make(r->pool, c->issuers->nelts + 1, sizeof(const char *));
+        for (i = 0; i < c->issuers->nelts; i++) {
+            const ajw_issuer_t *is = &APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t);
+            APR_ARRAY_PUSH(pol->issuers, const char *) = is->tpl ? NULL : is->iss;
+        }
     }
 }
 
+/* Does iss (unverified) name c's issuer `is`? A template matches only the
+ * issuer it makes with the token's own tid; *tid_why says why none when the
+ * token has no usable tid. */
+static int issuer_matches(const ajw_issuer_t *is, const char *iss, const json_t *claims,
+                          const char **tid_why)
+{
+    const char *tid;
+    if (!is->tpl)
+        return !strcmp(is->iss, iss);
+    if (!(tid = ajw_tenant_of(claims, tid_why)))
+        return 0;
+    return ajw_issuer_template_match(is->tpl, iss, strlen(iss), tid);
+}
+
+/* AuthJWKSTenant: the token's tid must be listed. */
+static ajw_reason_e tenant_allowed(const ajw_dir_conf *c, const json_t *claims,
+                                   ajw_error_t *err)
+{
+    const char *why, *tid;
+    int i;
+    if (!c->tenants->nelts)
+        return AJW_OK;
+    if (!(tid = ajw_tenant_of(claims, &why)))
+        return ajw_error_set(err, AJW_R_BAD_ISSUER, "%s (AuthJWKSTenant is set)", why);
+    for (i = 0; i < c->tenants->nelts; i++)
+        if (!strcmp(APR_ARRAY_IDX(c->tenants, i, const char *), tid))
+            return AJW_OK;
+    return ajw_error_set(err, AJW_R_BAD_ISSUER, "tenant %s is not an accepted tenant", tid);
+}
+
 /* The key sources allowed to sign a token that claims `iss` under c. With
- * AuthJWKSIssuer, iss must be listed (exact match); an issuer bound to a URL
- * is verified with that URL's keys only, an unbound one with every
- * AuthJWKSURL of the location. The iss is unverified here: it only chooses
- * whose keys to try, and the signature then proves it. */
+ * AuthJWKSIssuer, iss must be listed (exact match), or be what a template
+ * makes with the token's tid (then that iss joins pol's issuers); an issuer
+ * bound to a URL is verified with that URL's keys only, an unbound one with
+ * every AuthJWKSURL of the location. The iss and tid are unverified here:
+ * they only choose whose keys to try, and the signature then proves them. */
 static ajw_reason_e pick_sources(request_rec *r, const ajw_dir_conf *c, const char *iss,
+                                 const json_t *claims, ajw_policy_t *pol,
                                  apr_array_header_t **out, ajw_error_t *err)
 {
     apr_array_header_t *srcs = apr_array_make(r->pool, 2, sizeof(ajw_source_t *));
     const ajw_issuer_t *match = NULL;
+    const char *tid_why = NULL;
+    ajw_reason_e rc;
     int i;
     *out = srcs;
+    if ((rc = tenant_allowed(c, claims, err)) != AJW_OK)
+        return rc;
     for (i = 0; iss && i < c->issuers->nelts && !match; i++) {
-        if (!strcmp(APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t).iss, iss))
+        if (issuer_matches(&APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t), iss, claims, &tid_why))
             match = &APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t);
     }
     if (c->issuers->nelts && !match)
-        return ajw_error_set(err, AJW_R_BAD_ISSUER, iss ? "iss is not an accepted issuer"
-                                                        : "iss claim absent");
+        return ajw_error_set(err, AJW_R_BAD_ISSUER, "%s", !iss ? "iss claim absent"
+                             : tid_why ? apr_pstrcat(r->pool, "iss is not an accepted issuer "
+                                                     "(issuer template: ", tid_why, ")", NULL)
+                             : "iss is not an accepted issuer");
+    if (match && match->tpl && pol->issuers)
+        APR_ARRAY_PUSH(pol->issuers, const char *) = iss;
     if (match && match->bound) {
         if (!match->bound->src)
             return ajw_error_set(err, AJW_R_INTERNAL, "key source not initialised");
@@ -465,13 +565,13 @@ static ajw_reason_e pick_sources(request_rec *r, const ajw_dir_conf *c, const ch
 /* Is a cached verification still good here: made with keys of a source this
  * location trusts for that issuer, and of the source's current key set? */
 static int cache_entry_usable(request_rec *r, const ajw_dir_conf *c,
-                              const ajw_tcache_entry_t *hit)
+                              const ajw_tcache_entry_t *hit, ajw_policy_t *pol)
 {
     apr_array_header_t *srcs;
     ajw_error_t err;
     const char *iss = ajw_json_get_string(hit->claims, "iss", NULL);
     int i;
-    if (pick_sources(r, c, iss, &srcs, &err) != AJW_OK)
+    if (pick_sources(r, c, iss, hit->claims, pol, &srcs, &err) != AJW_OK)
         return 0;
     for (i = 0; i < srcs->nelts; i++) {
         ajw_source_t *src = APR_ARRAY_IDX(srcs, i, ajw_source_t *);
@@ -624,7 +724,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
         f->alg = ajw_alg_name(held->alg);
         f->iss = ajw_json_get_string(held->claims, "iss", NULL);
         f->src = held->source;
-        if (cache_entry_usable(r, c, held)) {
+        if (cache_entry_usable(r, c, held, &pol)) {
             ajw_metrics_cache(1);
             rc = ajw_jws_check_cached(held->alg, held->typ, &pol, &f->err);
             if (rc == AJW_OK)
@@ -642,7 +742,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     f->kid = t->kid;
     f->alg = t->alg_name;
     f->iss = t->iss;
-    if ((rc = pick_sources(r, c, t->iss, &srcs, &f->err)) != AJW_OK)
+    if ((rc = pick_sources(r, c, t->iss, t->claims, &pol, &srcs, &f->err)) != AJW_OK)
         return rc;
     if ((rc = ajw_claims_check(t->claims, &pol, now, &f->err)) != AJW_OK)
         return rc;
@@ -869,6 +969,8 @@ static int authenticate(request_rec *r)
 
     if ((rc = ajw_dpop_check_request(r, c, tf.dpop, tf.token, tf.len, claims)) != OK)
         return rc;
+    if (auth_too_old(r, c, claims, &f))
+        return HTTP_UNAUTHORIZED;
     r->user = (char *)user;
     r->ap_auth_type = (char *)ap_auth_type(r);   /* AUTH_TYPE for CGI, as mod_auth_basic does */
     st->user = user;
@@ -888,10 +990,23 @@ static int authenticate(request_rec *r)
  * left in r->notes by whoever refused. */
 static int note_auth_failure(request_rec *r, const char *auth_type)
 {
+    const char *error, *scope;
+    const ajw_dir_conf *c;
     if (strcasecmp(auth_type, AJW_AUTH_TYPE))
         return DECLINED;
-    ajw_mod_set_challenge(r, apr_table_get(r->notes, "ajw-error"),
-                          apr_table_get(r->notes, "ajw-desc"), apr_table_get(r->notes, "ajw-scope"));
+    if (ajw_mod_step_up_params(r)) {  /* a 401 after a valid token: step-up, whatever else failed */
+        ajw_mod_set_challenge(r, AJW_STEP_UP_ERROR, apr_table_get(r->notes, "ajw-step-up-desc"),
+                              NULL);
+        return OK;
+    }
+    error = apr_table_get(r->notes, "ajw-error");
+    scope = apr_table_get(r->notes, "ajw-scope");
+    c = dir_conf(r);
+    /* No token yet: name the scopes the section's rules need (RFC 6750 §3),
+     * so that a client (MCP's scope selection) asks for them at once. */
+    if (!error && !scope && c && c->need_scopes->nelts)
+        scope = apr_array_pstrcat(r->pool, c->need_scopes, ' ');
+    ajw_mod_set_challenge(r, error, apr_table_get(r->notes, "ajw-desc"), scope);
     return OK;
 }
 

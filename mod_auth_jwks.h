@@ -47,6 +47,7 @@ typedef struct ajw_url_t {
 typedef struct ajw_issuer_t {
     const char *iss;
     ajw_url_t *bound;             /* NULL: any AuthJWKSURL of the location */
+    const struct ajw_issuer_tpl_t *tpl; /* iss holds {tenantid}: the template; else NULL */
 } ajw_issuer_t;
 
 /* AuthJWKSRevoked <file>: read in the background by a key store source
@@ -122,6 +123,14 @@ typedef struct ajw_dir_conf {
     ajw_revoked_t *revoked;       /* AuthJWKSRevoked; NULL: none */
     unsigned status_mode_set:1, status_prefixes_set:1, status_fail_open_set:1,
              status_max_stale_set:1, revoked_set:1;
+    /* Step-up authentication (RFC 9470) and multi-tenant issuers. */
+    long long max_auth_age;       /* AuthJWKSMaxAuthAge, seconds; 0: off */
+    apr_array_header_t *tenants;  /* AuthJWKSTenant: const char * tenant ids; empty: any */
+    /* Every scope the section's (not negated) Require jwt-scope / scope lines
+     * name, in order, once each: the scope="..." of an insufficient_scope
+     * answer, so that one challenge asks for all of them. */
+    apr_array_header_t *need_scopes;
+    unsigned max_auth_age_set:1, tenants_set:1, need_scopes_set:1;
 } ajw_dir_conf;
 
 typedef struct ajw_srv_conf {
@@ -189,6 +198,10 @@ typedef struct ajw_mod_state_t {
 
 extern ajw_mod_state_t ajw_mod;
 
+/* AuthJWKSAudience resource: this entry of ajw_dir_conf.audiences (compared
+ * by address) stands for the section's AuthJWKSResourceMetadata resource. */
+extern const char ajw_aud_resource[];
+
 /* Request helpers shared by the glue files (mod_auth_jwks.c). */
 /* The state of the request that authenticated: r itself or a request r
  * came from (internal redirect, subrequest); NULL when none did. */
@@ -196,6 +209,14 @@ ajw_req_t *ajw_mod_req_state(request_rec *r);
 /* Set the RFC 6750 challenge (realm from AuthName). error/desc/scope may be NULL. */
 void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
                            const char *scope);
+/* RFC 9470 step-up: the error code, and the auth-params (acr_values="...",
+ * max_age="...") a refusal left in r->notes for the challenge, or NULL. */
+#define AJW_STEP_UP_ERROR "insufficient_user_authentication"
+const char *ajw_mod_step_up_params(request_rec *r);
+/* Refuse an authenticated request for step-up: note the error, the
+ * description and params (acr_values and/or max_age, pre-rendered) for
+ * note_auth_failure, which sets the 401 challenge. */
+void ajw_mod_note_step_up(request_rec *r, const char *desc, const char *params);
 /* A quoted-string (RFC 9110 §5.6.4) for a challenge parameter; control
  * bytes are dropped, never let into a header. */
 const char *ajw_mod_quote(apr_pool_t *p, const char *s);
@@ -271,6 +292,8 @@ int ajw_dpop_check_request(request_rec *r, const ajw_dir_conf *c, int dpop_schem
  * and ajw_mod_set_challenge sets the plain Bearer challenge. */
 int ajw_dpop_set_challenge(request_rec *r, const char *error, const char *desc,
                            const char *scope);
+/* The resource of the section's AuthJWKSResourceMetadata, or NULL. */
+const char *ajw_dpop_prm_resource(const ajw_dir_conf *c);
 /* Hooks: replay cache (shared memory, global mutex), mod_ssl lookup, the
  * /.well-known/oauth-protected-resource handler. */
 void ajw_dpop_register_hooks(apr_pool_t *p);

@@ -21,6 +21,7 @@
 #include "ajw_fetch.h"
 #include "ajw_discovery.h"
 #include "ajw_secret.h"
+#include "ajw_issuer.h"
 #include "mod_auth_jwks.h"
 
 void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
@@ -34,6 +35,8 @@ void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
     c->from = apr_array_make(p, 1, sizeof(ajw_from_t));
     c->map_headers = apr_array_make(p, 1, sizeof(ajw_claim_map_t));
     c->map_envs = apr_array_make(p, 1, sizeof(ajw_claim_map_t));
+    c->tenants = apr_array_make(p, 1, sizeof(const char *));
+    c->need_scopes = apr_array_make(p, 1, sizeof(const char *));
     c->user_claim = "sub";
     c->claim_prefix = "JWT_CLAIM_";
     c->header_prefix = AJW_HEADER_PREFIX_DEFAULT;
@@ -68,7 +71,7 @@ void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_token_len); MERGE(pass); MERGE(forward_token); MERGE(refresh);
     MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait); MERGE(cacheable);
     MERGE(dpop); MERGE(dpop_window); MERGE(dpop_base); MERGE(cert_bound); MERGE(prm);
-    MERGE(dpop_nonce);
+    MERGE(dpop_nonce); MERGE(max_auth_age); MERGE(tenants); MERGE(need_scopes);
     MERGE(map_headers); MERGE(map_envs); MERGE(max_stale); MERGE(rotation_wait);
     MERGE(status_mode); MERGE(status_prefixes); MERGE(status_fail_open);
     MERGE(status_max_stale); MERGE(revoked);
@@ -220,8 +223,15 @@ static const char *set_issuer(cmd_parms *cmd, void *cv, const char *iss, const c
 {
     ajw_dir_conf *c = cv;
     ajw_issuer_t *i;
+    ajw_issuer_tpl_t *tpl = NULL;
+    const char *why = NULL;
     if (!*iss)
         return dir_err(cmd, "the issuer must not be empty");
+    if (ajw_issuer_template_parse(&tpl, iss, cmd->pool, &why) != APR_SUCCESS)
+        return dir_err(cmd, "%s", why);
+    if (tpl && url && !strcasecmp(url, "discover"))
+        return dir_err(cmd, "'%s': an issuer template cannot discover its keys (its metadata "
+                       "URL would hold the placeholder): name the JWKS URL", iss);
     if (!strcmp(iss, "*")) {      /* any issuer, deliberately (quiets the startup warning) */
         if (url)
             return dir_err(cmd, "'*' (any issuer) takes no URL: name the URL with AuthJWKSURL");
@@ -235,7 +245,7 @@ static const char *set_issuer(cmd_parms *cmd, void *cv, const char *iss, const c
     if (c->issuers_set && c->issuers->nelts == 0)
         return dir_err(cmd, "'%s' cannot follow AuthJWKSIssuer * in one section", iss);
     if (url && !strcasecmp(url, "discover")) {  /* keys from the issuer's own metadata */
-        const char *why = ajw_discovery_check_issuer(iss, cmd->pool);
+        why = ajw_discovery_check_issuer(iss, cmd->pool);
         if (why)
             return dir_err(cmd, "%s discover: %s", iss, why);
         url = ajw_discovery_source_url(iss, cmd->pool);
@@ -252,6 +262,7 @@ static const char *set_issuer(cmd_parms *cmd, void *cv, const char *iss, const c
     i = apr_array_push(c->issuers);
     i->iss = iss;
     i->bound = url ? new_url(cmd, c, url) : NULL;
+    i->tpl = tpl;
     note_jwks_server(cmd, NULL);
     return force_forbidden_on_failure(cmd);
 }
@@ -265,11 +276,15 @@ static void push_str(cmd_parms *cmd, apr_array_header_t **arr, int first, const 
     APR_ARRAY_PUSH(*arr, const char *) = arg;
 }
 
+const char ajw_aud_resource[] = "resource";
+
 static const char *set_audience(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     if (!*arg)
         return dir_err(cmd, "an audience must not be empty");
+    if (!strcmp(arg, ajw_aud_resource))  /* RFC 9728 resource, resolved per request */
+        arg = ajw_aud_resource;
     if (!strcmp(arg, "*")) {      /* any audience, deliberately (quiets the startup warning) */
         if (c->audiences_set && c->audiences->nelts)
             return dir_err(cmd, "'*' (any audience) cannot be combined with named audiences");
@@ -281,6 +296,18 @@ static const char *set_audience(cmd_parms *cmd, void *cv, const char *arg)
         return dir_err(cmd, "'%s' cannot be combined with '*' (any audience)", arg);
     push_str(cmd, &c->audiences, !c->audiences_set, arg);
     c->audiences_set = 1;
+    return NULL;
+}
+
+/* AuthJWKSTenant <id>...: tenant ids as tokens carry them in tid. */
+static const char *set_tenant(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    if (!ajw_tenant_id_ok(arg, strlen(arg)))
+        return dir_err(cmd, "'%s' is not a tenant id (a GUID in lower-case hex, as in the "
+                       "tid claim: 72f988bf-86f1-41af-91ab-2d7cd011db47)", arg);
+    push_str(cmd, &c->tenants, !c->tenants_set, arg);
+    c->tenants_set = 1;
     return NULL;
 }
 
@@ -324,6 +351,19 @@ static const char *set_max_age(cmd_parms *cmd, void *cv, const char *arg)
     ajw_dir_conf *c = cv;
     c->max_age_set = 1;
     return parse_num(cmd, arg, 1, 10LL * 365 * 86400, &c->max_age);
+}
+
+/* AuthJWKSMaxAuthAge <seconds>|off */
+static const char *set_max_auth_age(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_dir_conf *c = cv;
+    const char *err = NULL;
+    if (!strcasecmp(arg, "off"))
+        c->max_auth_age = 0;
+    else if ((err = parse_num(cmd, arg, 1, 10LL * 365 * 86400, &c->max_auth_age)) != NULL)
+        return apr_pstrcat(cmd->pool, err, ", or off", NULL);
+    c->max_auth_age_set = 1;
+    return NULL;
 }
 
 static const char *set_max_token(cmd_parms *cmd, void *cv, const char *arg)
@@ -733,9 +773,14 @@ const command_rec ajw_mod_cmds[] = {
                   "URL of a JWKS (https://, file:///, or loopback http://); may repeat"),
     AP_INIT_TAKE12("AuthJWKSIssuer", set_issuer, NULL, RSRC_CONF | ACCESS_CONF,
                    "accepted iss value, optionally bound to the JWKS URL that signs for it "
-                   "(or to 'discover': the jwks_uri of its OIDC / RFC 8414 metadata)"),
+                   "(or to 'discover': the jwks_uri of its OIDC / RFC 8414 metadata); "
+                   "{tenantid} as a path segment stands for the token's tid"),
+    AP_INIT_ITERATE("AuthJWKSTenant", set_tenant, NULL, OR_AUTHCFG,
+                    "tenant ids (tid) accepted; a token of any other tenant, or without tid, "
+                    "is refused (default: any tenant)"),
     AP_INIT_ITERATE("AuthJWKSAudience", set_audience, NULL, OR_AUTHCFG,
-                    "accepted aud values (any one must be in the token)"),
+                    "accepted aud values (any one must be in the token); 'resource': the "
+                    "resource of the section's AuthJWKSResourceMetadata"),
     AP_INIT_ITERATE("AuthJWKSAlgorithms", set_algs, NULL, OR_AUTHCFG,
                     "allowed JWS algorithms"),
     AP_INIT_TAKE1("AuthJWKSLeeway", set_leeway, NULL, OR_AUTHCFG,
@@ -746,6 +791,9 @@ const command_rec ajw_mod_cmds[] = {
                   "required typ header, e.g. at+jwt"),
     AP_INIT_TAKE1("AuthJWKSMaxTokenAge", set_max_age, NULL, OR_AUTHCFG,
                   "maximum seconds since iat (iat then required)"),
+    AP_INIT_TAKE1("AuthJWKSMaxAuthAge", set_max_auth_age, NULL, OR_AUTHCFG,
+                  "maximum seconds since the user authenticated (auth_time), else a 401 "
+                  "step-up challenge with max_age (RFC 9470; default off)"),
     AP_INIT_TAKE1("AuthJWKSMaxTokenSize", set_max_token, NULL, OR_AUTHCFG,
                   "maximum token length in bytes (default 16384)"),
     AP_INIT_ITERATE("AuthJWKSTokenFrom", set_from, NULL, OR_AUTHCFG,

@@ -264,6 +264,11 @@ const char *ajw_dpop_set_prm(cmd_parms *cmd, void *cv, int argc, char *const arg
     return NULL;
 }
 
+const char *ajw_dpop_prm_resource(const ajw_dir_conf *c)
+{
+    return c && c->prm ? c->prm->resource : NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Refusals and challenges                                              */
 
@@ -334,8 +339,12 @@ static const char *challenge(request_rec *r, const char *scheme, const char *err
         sep = ", ";
         if (desc)
             v = apr_pstrcat(p, v, sep, "error_description=", ajw_mod_quote(p, desc), NULL);
-        if (scope)
-            v = apr_pstrcat(p, v, sep, "scope=", ajw_mod_quote(p, scope), NULL);
+        if (!strcmp(error, AJW_STEP_UP_ERROR) && ajw_mod_step_up_params(r))
+            v = apr_pstrcat(p, v, sep, ajw_mod_step_up_params(r), NULL);
+    }
+    if (scope) {
+        v = apr_pstrcat(p, v, sep, "scope=", ajw_mod_quote(p, scope), NULL);
+        sep = ", ";
     }
     if (algs) {
         v = apr_pstrcat(p, v, sep, "algs=", ajw_mod_quote(p, algs), NULL);

@@ -525,10 +525,22 @@ typedef struct sect_view_t {
     int has_source;               /* AuthJWKSURL, or AuthJWKSIssuer <iss> <url> */
     int has_issuer, issuers;      /* issuers: lines in the nearest level that has any */
     int has_audience;
+    int aud_resource;             /* the nearest AuthJWKSAudience names "resource" */
+    int has_prm;                  /* AuthJWKSResourceMetadata applies */
     const char *user_claim;
     const char *status_mode;      /* AuthJWKSStatusList nearest the section, NULL: none */
     int has_status_prefix;        /* AuthJWKSStatusListURL in or around it */
 } sect_view_t;
+
+/* Does an AuthJWKSAudience line name the keyword "resource"? */
+static int names_resource(apr_pool_t *p, const ap_directive_t *d)
+{
+    const char *args = d->args, *w;
+    while (args && *(w = ap_getword_conf(p, &args)))
+        if (!strcmp(w, "resource"))
+            return 1;
+    return 0;
+}
 
 static int is_section(const ap_directive_t *d)
 {
@@ -550,18 +562,20 @@ static const char *first_arg(apr_pool_t *p, const ap_directive_t *d)
 static void view_level(apr_pool_t *p, const ap_directive_t *first, sect_view_t *v)
 {
     const ap_directive_t *d;
-    int issuers = 0;
+    int issuers = 0, level_aud = 0;
     for (d = first; d; d = d->next) {
         if (!strcasecmp(d->directive, "AuthJWKSIssuer")) {
             const char *args = d->args;
-            issuers++;
-            ap_getword_conf(p, &args);
+            /* a template ({tenantid}) is one issuer per tenant: several */
+            issuers += strstr(ap_getword_conf(p, &args), "{tenantid}") ? 2 : 1;
             v->has_source |= *ap_getword_conf(p, &args) != '\0';
         }
         else if (!strcasecmp(d->directive, "AuthJWKSURL"))
             v->has_source = 1;
         else if (!strcasecmp(d->directive, "AuthJWKSAudience") && !v->has_audience)
-            v->has_audience = 1;
+            level_aud |= 1 | (names_resource(p, d) << 1);
+        else if (!strcasecmp(d->directive, "AuthJWKSResourceMetadata"))
+            v->has_prm = 1;
         else if (!strcasecmp(d->directive, "AuthJWKSUserClaim") && !v->user_claim)
             v->user_claim = first_arg(p, d);
         else if (!strcasecmp(d->directive, "AuthJWKSStatusList") && !v->status_mode)
@@ -572,6 +586,10 @@ static void view_level(apr_pool_t *p, const ap_directive_t *first, sect_view_t *
     if (issuers && !v->has_issuer) {
         v->has_issuer = 1;
         v->issuers = issuers;
+    }
+    if (level_aud && !v->has_audience) {   /* a level's lines together replace the outer's */
+        v->has_audience = 1;
+        v->aud_resource = (level_aud & 2) != 0;
     }
 }
 
@@ -659,6 +677,12 @@ static int check_one(server_rec *s, apr_pool_t *p, const ap_directive_t *sec, in
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s: AuthType jwks with no "
                          "AuthJWKSURL in or around the section; if none applies at run time, "
                          "every request answers 500", where);
+    }
+    if (v.aud_resource && !v.has_prm) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_ERR, 0, s, "%s: AuthJWKSAudience "
+                     "resource without AuthJWKSResourceMetadata: no resource to compare the "
+                     "token's aud with, so every token would be refused", where);
+        return 1;
     }
     if (!warn)
         return 0;

@@ -211,3 +211,19 @@ ajw_reason_e ajw_claims_check(const json_t *claims, const ajw_policy_t *pol, lon
     }
     return rv;
 }
+
+int ajw_claims_auth_time_ok(const json_t *claims, long long max_age, long long leeway,
+                            long long now, const char **why)
+{
+    long long at;
+    int has = json_is_object(claims) ? ajw_claims_numeric_date(claims, "auth_time", &at) : 0;
+
+    leeway = leeway < 0 ? 0 : leeway > AJW_NUMERIC_DATE_MAX ? AJW_NUMERIC_DATE_MAX : leeway;
+    max_age = max_age < 0 ? 0 : max_age > AJW_NUMERIC_DATE_MAX ? AJW_NUMERIC_DATE_MAX : max_age;
+    *why = has == 0 ? "auth_time is absent" : has < 0 ? "auth_time is not a NumericDate" : NULL;
+    if (!*why && at - leeway > now)
+        *why = "auth_time is in the future";
+    else if (!*why && now > at + max_age + leeway)
+        *why = "the authentication (auth_time) is older than the maximum age";
+    return *why == NULL;
+}

@@ -28,4 +28,12 @@ int ajw_claims_numeric_date(const json_t *claims, const char *name, long long *o
 ajw_reason_e ajw_claims_check(const json_t *claims, const ajw_policy_t *pol, long long now,
                               ajw_error_t *err);
 
+/* Step-up (RFC 9470 §4): is the end user's authentication recent enough?
+ * 1 when auth_time is a NumericDate with auth_time - leeway <= now and
+ * now - auth_time <= max_age + leeway; else 0 with *why (a static text)
+ * saying which: auth_time absent, not a NumericDate, in the future, or too
+ * old. max_age and leeway are clamped like ajw_claims_check's. */
+int ajw_claims_auth_time_ok(const json_t *claims, long long max_age, long long leeway,
+                            long long now, const char **why);
+
 #endif

@@ -12,7 +12,7 @@
 #include "ajw_require.h"
 #include "ajw_json.h"
 
-typedef enum { AJW_RQ_CLAIM, AJW_RQ_SCOPE } ajw_rq_kind_e;
+typedef enum { AJW_RQ_CLAIM, AJW_RQ_SCOPE, AJW_RQ_ACR } ajw_rq_kind_e;
 
 typedef struct ajw_rq_alt_t {
     const char *arg;           /* the alternative as written */
@@ -21,7 +21,8 @@ typedef struct ajw_rq_alt_t {
     const char *value;         /* exact value or scope token */
     size_t value_len;
     int is_regex;
-    regex_t re;                /* valid when is_regex; freed by a pool cleanup */
+    const ajw_regex_engine_t *engine;  /* when is_regex */
+    void *re;                  /* compiled by engine; lives as long as the rule's pool */
     int num_kind;              /* value as a JSON number: 0 not one, NUM_INT, NUM_REAL */
     long long num_i;           /* NUM_INT: its value */
     double num_d;              /* NUM_INT and NUM_REAL: its value as a double */
@@ -36,11 +37,41 @@ struct ajw_require_t {
     const char *text;
 };
 
-static apr_status_t regex_cleanup(void *data)
+/* ------------------------------------------------------------------ */
+/* POSIX ERE engine                                                     */
+
+static apr_status_t posix_cleanup(void *data)
 {
     regfree((regex_t *)data);
     return APR_SUCCESS;
 }
+
+static apr_status_t posix_compile(void **out, const char *pattern, apr_pool_t *p,
+                                  const char **why)
+{
+    regex_t *re = apr_pcalloc(p, sizeof(*re));
+    int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char msg[128];
+        regerror(rc, re, msg, sizeof(msg));
+        *why = apr_pstrdup(p, msg);
+        return APR_EINVAL;
+    }
+    apr_pool_cleanup_register(p, re, posix_cleanup, apr_pool_cleanup_null);
+    *out = re;
+    return APR_SUCCESS;
+}
+
+static int posix_match(const void *re, const char *text, size_t len)
+{
+    (void)len;
+    return regexec((const regex_t *)re, text, 0, NULL, 0) == 0;
+}
+
+const ajw_regex_engine_t ajw_regex_posix = { "POSIX ERE", posix_compile, posix_match };
+
+/* ------------------------------------------------------------------ */
+/* Rules                                                                */
 
 static ajw_require_t *rq_new(ajw_rq_kind_e kind, int argc, const char *const *argv,
                              apr_pool_t *p)
@@ -141,13 +172,13 @@ static apr_status_t bracket_member(ajw_rq_alt_t *alt, const char *arg, const cha
 }
 
 /* Split "path:value" / "path~regex" / "[member].path:value" into alt;
- * compile the regex. */
-static apr_status_t claim_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_pool_t *p,
+ * compile the regex with engine. */
+static apr_status_t claim_alt_compile(ajw_rq_alt_t *alt, const char *arg,
+                                      const ajw_regex_engine_t *engine, apr_pool_t *p,
                                       const char **why)
 {
-    const char *rest = arg;
+    const char *rest = arg, *msg = NULL;
     size_t plen;
-    int rc;
 
     if (arg[0] == '[' && bracket_member(alt, arg, &rest, p) != APR_SUCCESS) {
         *why = apr_psprintf(p, "Require claim '%s': expected [claim name]:value, "
@@ -179,18 +210,22 @@ static apr_status_t claim_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_po
         *why = apr_psprintf(p, "Require claim '%s': empty regular expression", arg);
         return APR_EINVAL;
     }
-    rc = regcomp(&alt->re, alt->value, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char msg[128];
-        regerror(rc, &alt->re, msg, sizeof(msg));
-        *why = apr_psprintf(p, "Require claim '%s': bad regular expression: %s", arg, msg);
+    if (!engine) {
+        *why = apr_psprintf(p, "Require claim '%s': regular expressions are not available "
+                            "here", arg);
         return APR_EINVAL;
     }
-    apr_pool_cleanup_register(p, &alt->re, regex_cleanup, apr_pool_cleanup_null);
+    if (engine->compile(&alt->re, alt->value, p, &msg) != APR_SUCCESS) {
+        *why = apr_psprintf(p, "Require claim '%s': bad regular expression (%s): %s", arg,
+                            engine->name, msg ? msg : "does not compile");
+        return APR_EINVAL;
+    }
+    alt->engine = engine;
     return APR_SUCCESS;
 }
 
-typedef apr_status_t alt_compile_fn(ajw_rq_alt_t *alt, const char *arg, apr_pool_t *p,
+typedef apr_status_t alt_compile_fn(ajw_rq_alt_t *alt, const char *arg,
+                                    const ajw_regex_engine_t *engine, apr_pool_t *p,
                                     const char **why);
 
 static int scope_token_ok(const char *s)
@@ -198,11 +233,39 @@ static int scope_token_ok(const char *s)
     return *s != '\0' && strchr(s, ' ') == NULL;
 }
 
-static apr_status_t scope_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_pool_t *p,
+static apr_status_t scope_alt_compile(ajw_rq_alt_t *alt, const char *arg,
+                                      const ajw_regex_engine_t *engine, apr_pool_t *p,
                                       const char **why)
 {
+    (void)engine;
     if (!scope_token_ok(arg)) {
         *why = apr_psprintf(p, "Require scope: '%s' is not a scope token", arg);
+        return APR_EINVAL;
+    }
+    alt->value = arg;
+    alt->value_len = strlen(arg);
+    return APR_SUCCESS;
+}
+
+/* An RFC 6749 NQCHAR run (%x21 / %x23-5B / %x5D-7E), non-empty. */
+static int nqchar_token_ok(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+static apr_status_t acr_alt_compile(ajw_rq_alt_t *alt, const char *arg,
+                                    const ajw_regex_engine_t *engine, apr_pool_t *p,
+                                    const char **why)
+{
+    (void)engine;
+    if (!nqchar_token_ok(arg)) {
+        *why = apr_psprintf(p, "Require jwt-acr: '%s' is not an acr value (printable ASCII "
+                            "without space, '\"' or '\\')", arg);
         return APR_EINVAL;
     }
     alt->value = arg;
@@ -213,7 +276,8 @@ static apr_status_t scope_alt_compile(ajw_rq_alt_t *alt, const char *arg, apr_po
 /* One rule of `kind` from argv, each argument compiled by compile_alt. */
 static apr_status_t rq_compile(ajw_require_t **out, ajw_rq_kind_e kind, int argc,
                                const char *const *argv, alt_compile_fn *compile_alt,
-                               const char *none_given, apr_pool_t *p, const char **why)
+                               const ajw_regex_engine_t *engine, const char *none_given,
+                               apr_pool_t *p, const char **why)
 {
     ajw_require_t *rq = NULL;
     apr_status_t rv = APR_SUCCESS;
@@ -228,7 +292,7 @@ static apr_status_t rq_compile(ajw_require_t **out, ajw_rq_kind_e kind, int argc
         rq = rq_new(kind, argc, argv, p);
         for (i = 0; i < argc && rv == APR_SUCCESS; i++) {
             rq->alts[i].arg = argv[i];
-            rv = compile_alt(&rq->alts[i], argv[i], p, why);
+            rv = compile_alt(&rq->alts[i], argv[i], engine, p, why);
         }
     }
     *out = rv == APR_SUCCESS ? rq : NULL;
@@ -236,17 +300,25 @@ static apr_status_t rq_compile(ajw_require_t **out, ajw_rq_kind_e kind, int argc
 }
 
 apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char *const *argv,
-                                       apr_pool_t *p, const char **why)
+                                       const ajw_regex_engine_t *re, apr_pool_t *p,
+                                       const char **why)
 {
-    return rq_compile(out, AJW_RQ_CLAIM, argc, argv, claim_alt_compile,
+    return rq_compile(out, AJW_RQ_CLAIM, argc, argv, claim_alt_compile, re,
                       "Require claim: no claim given", p, why);
 }
 
 apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char *const *argv,
                                        apr_pool_t *p, const char **why)
 {
-    return rq_compile(out, AJW_RQ_SCOPE, argc, argv, scope_alt_compile,
+    return rq_compile(out, AJW_RQ_SCOPE, argc, argv, scope_alt_compile, NULL,
                       "Require scope: no scope given", p, why);
+}
+
+apr_status_t ajw_require_acr_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                     apr_pool_t *p, const char **why)
+{
+    return rq_compile(out, AJW_RQ_ACR, argc, argv, acr_alt_compile, NULL,
+                      "Require jwt-acr: no acr value given", p, why);
 }
 
 /* Does text (len bytes, NUL-terminated) satisfy alt? */
@@ -254,10 +326,11 @@ static int text_matches(const ajw_rq_alt_t *alt, const char *text, size_t len)
 {
     if (!alt->is_regex)
         return alt->value_len == len && memcmp(alt->value, text, len) == 0;
-    /* regexec stops at a NUL; a string with an embedded NUL never matches. */
+    /* A string with an embedded NUL never matches: whatever the engine, no
+     * part of a value can hide behind a NUL. */
     if (strlen(text) != len)
         return 0;
-    return regexec(&alt->re, text, 0, NULL, 0) == 0;
+    return alt->engine->match(alt->re, text, len) == 1;
 }
 
 /* A number claim against a numeric expected value: equal as numbers, and
@@ -366,6 +439,14 @@ static int scope_in_claim(const json_t *v, const ajw_rq_alt_t *alt, int allow_ar
     return 0;
 }
 
+/* acr is one string (OpenID Connect Core §2); anything else never matches. */
+static int acr_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
+{
+    const json_t *v = json_object_get(claims, "acr");
+    return json_is_string(v) && json_string_length(v) == alt->value_len
+           && memcmp(json_string_value(v), alt->value, alt->value_len) == 0;
+}
+
 static int scope_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
 {
     return scope_in_claim(json_object_get(claims, "scope"), alt, 0) ||
@@ -381,7 +462,8 @@ int ajw_require_eval(const ajw_require_t *rq, const json_t *claims)
     for (i = 0; i < rq->nalts; i++) {
         const ajw_rq_alt_t *alt = &rq->alts[i];
         if (rq->kind == AJW_RQ_CLAIM ? claim_alt_matches(alt, claims)
-                                     : scope_alt_matches(alt, claims))
+            : rq->kind == AJW_RQ_ACR ? acr_alt_matches(alt, claims)
+            : scope_alt_matches(alt, claims))
             return 1;
     }
     return 0;

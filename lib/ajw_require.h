@@ -8,9 +8,29 @@
 
 typedef struct ajw_require_t ajw_require_t;
 
+/* The regular-expression dialect of `path~regex`, chosen by the caller so
+ * that lib/ needs no httpd: the module passes httpd's ap_regex (PCRE, the
+ * dialect of every other httpd directive); tests and tools may pass
+ * ajw_regex_posix or a double. */
+typedef struct ajw_regex_engine_t {
+    const char *name;             /* for messages: "PCRE", "POSIX ERE" */
+    /* Compile pattern into *out, valid as long as p (the engine registers
+     * whatever cleanup it needs on p). Non-zero status and *why (pool string,
+     * without the pattern) on failure. */
+    apr_status_t (*compile)(void **out, const char *pattern, apr_pool_t *p, const char **why);
+    /* 1 when text (len bytes, NUL-terminated, no NUL inside) matches re
+     * anywhere, else 0. Called by many request threads at once on one
+     * compiled re: must be reentrant. */
+    int (*match)(const void *re, const char *text, size_t len);
+} ajw_regex_engine_t;
+
+/* POSIX extended regular expressions (regcomp/regexec, REG_EXTENDED). */
+extern const ajw_regex_engine_t ajw_regex_posix;
+
 /* Compile `Require claim` arguments. Each argv[i] is one alternative:
  *   "path:value"  exact; path may be dotted for nested objects
- *   "path~regex"  POSIX extended regex, unanchored unless written with ^$
+ *   "path~regex"  a regex of `re`'s dialect (compiled now, once), unanchored
+ *                 unless written with ^ and $; with re NULL, refused
  *   "[name]:value", "[name]~regex", "[name].path:value"
  *                 name taken literally as one top-level claim (for namespaced
  *                 claims like "https://example.com/roles", which hold ':' and '.')
@@ -26,7 +46,8 @@ typedef struct ajw_require_t ajw_require_t;
  *                  (level:3 matches 3 and 3.0; score:0.1 matches 0.1), never
  *                  otherwise; regex: on its export text (ajw_json_number_text). */
 apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char *const *argv,
-                                       apr_pool_t *p, const char **why);
+                                       const ajw_regex_engine_t *re, apr_pool_t *p,
+                                       const char **why);
 
 /* Compile `Require scope s1 s2 ...`: any listed scope present in the
  * "scope" claim (space-delimited string) or the "scp" claim (array of strings,
@@ -34,8 +55,17 @@ apr_status_t ajw_require_claim_compile(ajw_require_t **out, int argc, const char
 apr_status_t ajw_require_scope_compile(ajw_require_t **out, int argc, const char *const *argv,
                                        apr_pool_t *p, const char **why);
 
+/* Compile `Require jwt-acr v1 v2 ...` (step-up, RFC 9470): granted when the
+ * "acr" claim is a string equal, byte for byte, to any listed value (no
+ * ranking, RFC 9470 §2). Each value must be a non-empty run of the
+ * characters RFC 6749 allows in a scope token (%x21 / %x23-5B / %x5D-7E:
+ * printable ASCII but space, '"' and '\'), so that the list can be sent
+ * back as acr_values="v1 v2" unchanged; anything else fails with *why. */
+apr_status_t ajw_require_acr_compile(ajw_require_t **out, int argc, const char *const *argv,
+                                     apr_pool_t *p, const char **why);
+
 /* 1 when any alternative of rq matches claims, else 0. Thread-safe (the
- * compiled rule is read-only; regexec is reentrant). */
+ * compiled rule is read-only; the engine's match is reentrant). */
 int ajw_require_eval(const ajw_require_t *rq, const json_t *claims);
 
 /* A note for the operator when a rule compiles but likely does not mean
@@ -43,8 +73,9 @@ int ajw_require_eval(const ajw_require_t *rq, const json_t *claims);
  * else NULL. Pool string naming the alternative. */
 const char *ajw_require_warning(const ajw_require_t *rq, apr_pool_t *p);
 
-/* The rule as the operator wrote it, alternatives joined by " " (for logs
- * and for the scope="..." parameter of an RFC 6750 challenge). */
+/* The rule as the operator wrote it, alternatives joined by " " (for logs,
+ * the scope="..." parameter of an RFC 6750 challenge, and the acr_values
+ * of an RFC 9470 one). */
 const char *ajw_require_text(const ajw_require_t *rq);
 
 /* A reference to one claim value, as AuthJWKSClaimHeader/Env name it:

@@ -1,11 +1,14 @@
 /* Fuzz claim checks and Require rules over hostile payload JSON. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <apr_general.h>
+#include <apr_strings.h>
 #include "ajw_json.h"
 #include "ajw_claims.h"
 #include "ajw_require.h"
 #include "ajw_names.h"
+#include "ajw_issuer.h"
 
 /* The export's promise, checked on every claim: no control byte in the
  * text; a text starting with '"', '[' or '{' is JSON equal to the claim;
@@ -34,20 +37,25 @@ static void check_text(const json_t *v, apr_pool_t *p)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static apr_pool_t *root;
-static ajw_require_t *rules[3];
+static ajw_require_t *rules[4];
+static ajw_issuer_tpl_t *tpl;
 
 static void setup(void)
 {
     static const char *const a0[] = { "roles:admin", "realm_access.roles:admin", "n:3", "[https://x/r].a:b" };
     static const char *const a1[] = { "email~@example\\.com$" };
     static const char *const a2[] = { "read", "write" };
+    static const char *const a3[] = { "gold", "urn:x:silver" };
     const char *why;
     apr_initialize();
     atexit(apr_terminate);   /* free pools before LSan's exit check (APR mmaps) */
     apr_pool_create(&root, NULL);
-    if (ajw_require_claim_compile(&rules[0], 4, a0, root, &why) != APR_SUCCESS
-        || ajw_require_claim_compile(&rules[1], 1, a1, root, &why) != APR_SUCCESS
-        || ajw_require_scope_compile(&rules[2], 2, a2, root, &why) != APR_SUCCESS)
+    if (ajw_require_claim_compile(&rules[0], 4, a0, &ajw_regex_posix, root, &why) != APR_SUCCESS
+        || ajw_require_claim_compile(&rules[1], 1, a1, &ajw_regex_posix, root, &why) != APR_SUCCESS
+        || ajw_require_scope_compile(&rules[2], 2, a2, root, &why) != APR_SUCCESS
+        || ajw_require_acr_compile(&rules[3], 2, a3, root, &why) != APR_SUCCESS
+        || ajw_issuer_template_parse(&tpl, "https://login.example/{tenantid}/v2.0", root,
+                                     &why) != APR_SUCCESS || !tpl)
         __builtin_trap();
 }
 
@@ -58,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ajw_error_t err;
     ajw_policy_t pol;
     long long d;
+    const char *tid_why;
     int i;
     if (!root)
         setup();
@@ -69,8 +78,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         APR_ARRAY_PUSH(pol.audiences, const char *) = "api";
         (void)ajw_claims_check(claims, &pol, 1700000000, &err);
         (void)ajw_claims_numeric_date(claims, "exp", &d);
-        for (i = 0; i < 3; i++)
+        for (i = 0; i < 4; i++)
             (void)ajw_require_eval(rules[i], claims);
+        (void)ajw_claims_auth_time_ok(claims, 300, 60, 1700000000, &tid_why);
+        {
+            /* A tenant id is a GUID and nothing else; a template makes from
+             * it exactly one issuer, and never matches more than that. */
+            const char *tid = ajw_tenant_of(claims, &tid_why);
+            const json_t *iss = json_object_get(claims, "iss");
+            if (tid && !ajw_tenant_id_ok(tid, strlen(tid)))
+                __builtin_trap();
+            if (json_is_string(iss) && tid
+                && ajw_issuer_template_match(tpl, json_string_value(iss), json_string_length(iss),
+                                             tid)
+                && strcmp(json_string_value(iss), apr_pstrcat(p, "https://login.example/", tid,
+                                                              "/v2.0", NULL)))
+                __builtin_trap();
+        }
         (void)ajw_claim_text(claims, p);
         (void)ajw_claim_json(claims, p);
         {

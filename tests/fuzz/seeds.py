@@ -44,7 +44,9 @@ if target == "json":
               if isinstance(v, dict)][:20]
 if target == "claims":
     seeds += ['{"exp":1,"nbf":2.5,"iat":3,"aud":["api"],"roles":["admin"],"scope":"read x"}',
-              '{"realm_access":{"roles":["admin"]},"email":"a@example.com","n":3,"scp":["write"]}']
+              '{"realm_access":{"roles":["admin"]},"email":"a@example.com","n":3,"scp":["write"]}',
+              '{"iss":"https://login.example/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",'
+              '"tid":"72f988bf-86f1-41af-91ab-2d7cd011db47","acr":"gold","auth_time":1699999990}']
 if target == "statuslist":
     # The draft's examples (1-bit and 2-bit), a reference, a deny-list.
     seeds += ['{"bits":1,"lst":"eNrbuRgAAhcBXQ"}', '{"bits":2,"lst":"eNo76fITAAPfAgc"}',

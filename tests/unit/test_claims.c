@@ -321,6 +321,41 @@ static void test_order_and_not_object(void **state)
     json_decref(c);
 }
 
+/* Step-up: auth_time against a maximum age, with leeway both ways. */
+static void test_auth_time(void **state)
+{
+    static const struct { const char *claims; long long max_age, leeway; int want;
+                          const char *why; } cases[] = {
+        { "{\"auth_time\":1000}", 300, 0, 1, NULL },
+        { "{\"auth_time\":700}", 300, 0, 1, NULL },          /* exactly max_age ago */
+        { "{\"auth_time\":699}", 300, 0, 0, "older" },
+        { "{\"auth_time\":690}", 300, 10, 1, NULL },          /* leeway */
+        { "{\"auth_time\":689}", 300, 10, 0, "older" },
+        { "{\"auth_time\":699.9}", 300, 0, 0, "older" },      /* truncated toward the past */
+        { "{}", 300, 60, 0, "absent" },
+        { "{\"auth_time\":null}", 300, 60, 0, "NumericDate" },
+        { "{\"auth_time\":\"1000\"}", 300, 60, 0, "NumericDate" },
+        { "{\"auth_time\":-1}", 300, 60, 0, "NumericDate" },
+        { "{\"auth_time\":1e300}", 300, 60, 0, "NumericDate" },
+        { "{\"auth_time\":1060}", 300, 60, 1, NULL },         /* future within leeway */
+        { "{\"auth_time\":1061}", 300, 60, 0, "future" },
+        { "{\"auth_time\":0}", 9223372036854775807LL, 9223372036854775807LL, 1, NULL },
+        { "{\"auth_time\":253402300799}", 0, 0, 0, "future" },
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *c = load(cases[i].claims);
+        const char *why = "unset";
+        int got = ajw_claims_auth_time_ok(c, cases[i].max_age, cases[i].leeway, 1000, &why);
+        if (got != cases[i].want || (cases[i].why ? !why || !strstr(why, cases[i].why) : !!why))
+            fail_msg("auth_time case %zu (%s): got %d (%s)", i, cases[i].claims, got,
+                     why ? why : "NULL");
+        json_decref(c);
+    }
+    assert_int_equal(ajw_claims_auth_time_ok(NULL, 300, 0, 1000, &(const char *){ NULL }), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_aud),
         cmocka_unit_test(test_required),
         cmocka_unit_test(test_order_and_not_object),
+        cmocka_unit_test(test_auth_time),
     };
     int rc;
     apr_initialize();

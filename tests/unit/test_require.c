@@ -8,6 +8,7 @@
 
 #include <apr_general.h>
 #include <apr_pools.h>
+#include <apr_strings.h>
 
 #include "ajw_require.h"
 
@@ -38,7 +39,7 @@ static void run_claim_cases(const rq_case_t *cases, size_t n)
         json_t *c = load(cases[i].claims);
         int got;
         argv[0] = cases[i].rule;
-        if (ajw_require_claim_compile(&rq, 1, argv, pool, &why) != APR_SUCCESS)
+        if (ajw_require_claim_compile(&rq, 1, argv, &ajw_regex_posix, pool, &why) != APR_SUCCESS)
             fail_msg("case %zu: compile '%s' failed: %s", i, cases[i].rule, why);
         got = ajw_require_eval(rq, c);
         if (got != cases[i].want)
@@ -198,7 +199,8 @@ static void test_claim_alternatives_and_text(void **state)
     const char *why;
     json_t *c;
     (void)state;
-    assert_int_equal(ajw_require_claim_compile(&rq, 3, argv, pool, &why), APR_SUCCESS);
+    assert_int_equal(ajw_require_claim_compile(&rq, 3, argv, &ajw_regex_posix, pool, &why),
+                     APR_SUCCESS);
     assert_string_equal(ajw_require_text(rq), "role:admin group~^ops- level:5");
     c = load("{\"role\":\"user\",\"group\":\"ops-west\"}");
     assert_int_equal(ajw_require_eval(rq, c), 1);
@@ -228,7 +230,7 @@ static void test_claim_compile_errors(void **state)
         ajw_require_t *rq = (ajw_require_t *)&rq;
         const char *why = NULL;
         const char *argv[2] = { "ok:1", bad[i] };
-        if (ajw_require_claim_compile(&rq, 2, argv, pool, &why) == APR_SUCCESS)
+        if (ajw_require_claim_compile(&rq, 2, argv, &ajw_regex_posix, pool, &why) == APR_SUCCESS)
             fail_msg("'%s' compiled", bad[i]);
         assert_null(rq);
         assert_non_null(why);
@@ -237,7 +239,8 @@ static void test_claim_compile_errors(void **state)
     {
         ajw_require_t *rq;
         const char *why = NULL;
-        assert_int_not_equal(ajw_require_claim_compile(&rq, 0, NULL, pool, &why), APR_SUCCESS);
+        assert_int_not_equal(ajw_require_claim_compile(&rq, 0, NULL, &ajw_regex_posix, pool,
+                                                       &why), APR_SUCCESS);
         assert_non_null(why);
         assert_int_not_equal(ajw_require_scope_compile(&rq, 0, NULL, pool, &why), APR_SUCCESS);
         assert_non_null(why);
@@ -287,7 +290,7 @@ static void test_claim_bracket_errors(void **state)
         ajw_require_t *rq = (ajw_require_t *)1;
         const char *why = NULL;
         const char *argv[1] = { bad[i] };
-        if (ajw_require_claim_compile(&rq, 1, argv, pool, &why) == APR_SUCCESS)
+        if (ajw_require_claim_compile(&rq, 1, argv, &ajw_regex_posix, pool, &why) == APR_SUCCESS)
             fail_msg("'%s' compiled but must not", bad[i]);
         assert_null(rq);
         assert_non_null(why);
@@ -310,15 +313,18 @@ static void test_claim_warning_and_split(void **state)
     const char *argv[2] = { "roles:admin", "roles:" };
     (void)state;
     run_claim_cases(cases, sizeof(cases) / sizeof(cases[0]));
-    assert_int_equal(ajw_require_claim_compile(&rq, 2, argv, pool, &why), APR_SUCCESS);
+    assert_int_equal(ajw_require_claim_compile(&rq, 2, argv, &ajw_regex_posix, pool, &why),
+                     APR_SUCCESS);
     w = ajw_require_warning(rq, pool);
     assert_non_null(w);
     assert_non_null(strstr(w, "'roles:'"));
     assert_non_null(strstr(w, "empty"));
-    assert_int_equal(ajw_require_claim_compile(&rq, 1, argv, pool, &why), APR_SUCCESS);
+    assert_int_equal(ajw_require_claim_compile(&rq, 1, argv, &ajw_regex_posix, pool, &why),
+                     APR_SUCCESS);
     assert_null(ajw_require_warning(rq, pool));
     argv[0] = "[x]:";
-    assert_int_equal(ajw_require_claim_compile(&rq, 1, argv, pool, &why), APR_SUCCESS);
+    assert_int_equal(ajw_require_claim_compile(&rq, 1, argv, &ajw_regex_posix, pool, &why),
+                     APR_SUCCESS);
     assert_non_null(ajw_require_warning(rq, pool));
     argv[0] = "read";
     assert_int_equal(ajw_require_scope_compile(&rq, 1, argv, pool, &why), APR_SUCCESS);
@@ -382,6 +388,113 @@ static void test_scope_compile_errors(void **state)
     }
 }
 
+/* A test double engine: compiles any pattern but "(", matches a text equal
+ * to the pattern, and records what it was given. */
+static int double_calls;
+static size_t double_last_len;
+
+static apr_status_t double_compile(void **out, const char *pattern, apr_pool_t *p,
+                                   const char **why)
+{
+    if (!strcmp(pattern, "(")) {
+        *why = "missing )";
+        return APR_EINVAL;
+    }
+    *out = apr_pstrdup(p, pattern);
+    return APR_SUCCESS;
+}
+
+static int double_match(const void *re, const char *text, size_t len)
+{
+    double_calls++;
+    double_last_len = len;
+    return !strcmp((const char *)re, text);
+}
+
+static const ajw_regex_engine_t double_engine = { "double", double_compile, double_match };
+
+/* The regex dialect is the caller's: its compile decides what is valid, its
+ * match decides, and both see exactly the rule's pattern and the value. */
+static void test_regex_engine(void **state)
+{
+    const char *argv[] = { "email~\\d+", "n~3" }, *bad[] = { "email~(" };
+    const char *why = NULL;
+    ajw_require_t *rq;
+    json_t *c;
+    (void)state;
+    assert_int_equal(ajw_require_claim_compile(&rq, 2, argv, &double_engine, pool, &why),
+                     APR_SUCCESS);
+    c = json_pack("{s:s}", "email", "\\d+");
+    assert_int_equal(ajw_require_eval(rq, c), 1);
+    assert_int_equal(double_last_len, 3);
+    json_decref(c);
+    c = json_pack("{s:s, s:i}", "email", "123", "n", 3);
+    assert_int_equal(ajw_require_eval(rq, c), 1);     /* n~3 on the number's text */
+    json_decref(c);
+    c = json_pack("{s:s#}", "email", "\\d+\0x", (size_t)5);
+    double_calls = 0;
+    assert_int_equal(ajw_require_eval(rq, c), 0);     /* never handed a NUL-holding value */
+    assert_int_equal(double_calls, 0);
+    json_decref(c);
+    assert_int_not_equal(ajw_require_claim_compile(&rq, 1, bad, &double_engine, pool, &why),
+                         APR_SUCCESS);
+    assert_non_null(strstr(why, "Require claim 'email~('"));
+    assert_non_null(strstr(why, "(double): missing )"));
+    assert_int_not_equal(ajw_require_claim_compile(&rq, 1, argv, NULL, pool, &why),
+                         APR_SUCCESS);
+    assert_non_null(strstr(why, "not available"));
+    argv[0] = "email:x";
+    assert_int_equal(ajw_require_claim_compile(&rq, 1, argv, NULL, pool, &why), APR_SUCCESS);
+}
+
+/* Require jwt-acr: exact string match on acr, any listed value, no ranking. */
+static void test_acr(void **state)
+{
+    static const scope_case_t cases[] = {
+        { "{\"acr\":\"gold\"}", 1 },
+        { "{\"acr\":\"urn:mace:incommon:iap:silver\"}", 1 },
+        { "{\"acr\":\"Gold\"}", 0 },
+        { "{\"acr\":\"gold \"}", 0 },
+        { "{\"acr\":\"gol\"}", 0 },
+        { "{\"acr\":\"gold silver\"}", 0 },
+        { "{\"acr\":\"bronze\"}", 0 },
+        { "{\"acr\":[\"gold\"]}", 0 },
+        { "{\"acr\":1}", 0 },
+        { "{\"acr\":null}", 0 },
+        { "{\"acr\":\"gold\\u0000\"}", 0 },
+        { "{\"amr\":[\"gold\"]}", 0 },
+        { "{}", 0 },
+    };
+    static const char *const bad[] = { "", "a b", "a\"b", "a\\b", "caf\xc3\xa9", "a\tb" };
+    const char *argv[] = { "gold", "urn:mace:incommon:iap:silver" };
+    ajw_require_t *rq;
+    const char *why;
+    size_t i;
+    (void)state;
+    assert_int_equal(ajw_require_acr_compile(&rq, 2, argv, pool, &why), APR_SUCCESS);
+    assert_string_equal(ajw_require_text(rq), "gold urn:mace:incommon:iap:silver");
+    assert_null(ajw_require_warning(rq, pool));
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_error_t jerr;
+        json_t *c = json_loads(cases[i].claims, JSON_ALLOW_NUL, &jerr);
+        int got;
+        if (!c)
+            fail_msg("bad test JSON %s", cases[i].claims);
+        got = ajw_require_eval(rq, c);
+        if (got != cases[i].want)
+            fail_msg("acr case %zu (%s): got %d want %d", i, cases[i].claims, got, cases[i].want);
+        json_decref(c);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *a2[2] = { "ok", bad[i] };
+        why = NULL;
+        assert_int_not_equal(ajw_require_acr_compile(&rq, 2, a2, pool, &why), APR_SUCCESS);
+        assert_null(rq);
+        assert_non_null(strstr(why, "jwt-acr"));
+    }
+    assert_int_not_equal(ajw_require_acr_compile(&rq, 0, NULL, pool, &why), APR_SUCCESS);
+}
+
 /* Compiled regexes are freed with their pool (ASan's leak check proves it). */
 static void test_regex_pool_cleanup(void **state)
 {
@@ -391,7 +504,8 @@ static void test_regex_pool_cleanup(void **state)
     const char *why;
     (void)state;
     apr_pool_create(&sub, pool);
-    assert_int_equal(ajw_require_claim_compile(&rq, 2, argv, sub, &why), APR_SUCCESS);
+    assert_int_equal(ajw_require_claim_compile(&rq, 2, argv, &ajw_regex_posix, sub, &why),
+                     APR_SUCCESS);
     apr_pool_destroy(sub);
 }
 
@@ -453,6 +567,8 @@ int main(void)
         cmocka_unit_test(test_claim_warning_and_split),
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_scope_compile_errors),
+        cmocka_unit_test(test_acr),
+        cmocka_unit_test(test_regex_engine),
         cmocka_unit_test(test_regex_pool_cleanup),
         cmocka_unit_test(test_claim_ref),
     };
