@@ -1,4 +1,4 @@
-"""The MCP authorization rules for a resource server, run on the README's own
+"""The MCP authorization rules for a resource server, run on the docs' own
 MCP recipe: a 403 insufficient_scope names every scope the section needs in
 one challenge, with resource_metadata; `AuthJWKSAudience resource` takes the
 audience from the RFC 9728 document, compared exactly; and the token never
@@ -69,9 +69,9 @@ class RecordingBackend:
 
 
 def readme_mcp_recipe():
-    text = open(os.path.join(H.REPO, "README.md"), encoding="utf-8").read()
+    text = open(os.path.join(H.REPO, "docs", "identity-providers.md"), encoding="utf-8").read()
     blocks = re.findall(r"```apache\n(<Location /mcp>.*?)```", text, re.S)
-    assert len(blocks) == 1, "README has no single MCP recipe"
+    assert len(blocks) == 1, "docs/identity-providers.md has no single MCP recipe"
     return blocks[0]
 
 
