@@ -13,6 +13,7 @@
  *   mod_auth_jwks_export.c  verified claims to the environment and headers
  *   mod_auth_jwks_status.c  SetHandler jwks-status
  *   mod_auth_jwks_metrics.c SetHandler jwks-metrics, server-status section
+ *   mod_auth_jwks_fetch.c   credentials and proxies of the key fetch
  *   mod_auth_jwks.h         what they share
  */
 #include <stdarg.h>
@@ -1098,6 +1099,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)plog;
     (void)ptemp;
     ajw_authz_pre_config(pconf);
+    ajw_fetchx_pre_config(pconf);
     ajw_mod.all_urls = apr_array_make(pconf, 4, sizeof(ajw_url_t *));
     ajw_mod.tcache = NULL;
     ajw_mod.ratelog = NULL;
@@ -1212,6 +1214,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "libcurl initialisation failed");
         return !OK;
     }
+    if (ajw_fetchx_check(s) || ajw_fetchx_post_config(pconf, s) != OK)
+        return HTTP_INTERNAL_SERVER_ERROR;
     for (i = 0; i < ajw_mod.all_urls->nelts; i++) {
         ajw_url_t *u = APR_ARRAY_IDX(ajw_mod.all_urls, i, ajw_url_t *);
         ajw_source_conf_t sc;
@@ -1222,6 +1226,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         sc.min_refresh = u->owner->min_refresh;
         sc.timeout = u->owner->fetch_timeout;
         sc.max_stale = u->owner->max_stale;
+        if ((sc.prepare_baton = ajw_fetchx_baton(u->url, pconf)) != NULL)
+            sc.prepare = ajw_fetchx_prepare;
         u->src = ajw_keystore_add(ajw_mod.ks, &sc);
         if (!u->src) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "cannot register JWKS URL %s", u->url);
@@ -1248,6 +1254,8 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
                      ajw_socache_name(sc->socache));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (ajw_fetchx_check(s))
+        return HTTP_INTERNAL_SERVER_ERROR;
     return ajw_edge_check_config(s, ptemp, warn) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
@@ -1302,6 +1310,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(ajw_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ajw_mod_metrics_register(p);
     ajw_dpop_register_hooks(p);
+    ajw_fetchx_register_hooks(p);
     ajw_authz_register(p);
 }
 

@@ -254,6 +254,36 @@ json_t *ajw_mod_metrics_url_json(const char *url, int loaded, apr_time_t last_su
 /* The shortest refresh period of the sections naming src (0: none). */
 apr_interval_time_t ajw_mod_metrics_refresh_of(const ajw_source_t *src);
 
+/* What a key fetch needs besides its URL (mod_auth_jwks_fetch.c):
+ * AuthJWKSFetchHeader (a header whose value comes from a root-only file)
+ * and AuthJWKSFetchProxy (an outbound proxy per URL, its credentials from
+ * such a file). The parent reads the files (post_config, then its monitor
+ * hook about every ten seconds) into shared memory; refresh threads take
+ * the current values before each fetch. */
+void ajw_fetchx_pre_config(apr_pool_t *pconf);
+/* The number of directives naming a URL that no AuthJWKSURL or
+ * AuthJWKSIssuer names (each logged); call once every URL is known. */
+int ajw_fetchx_check(server_rec *s);
+/* Shared memory for the credentials, filled as root; OK or !OK (logged). */
+int ajw_fetchx_post_config(apr_pool_t *pconf, server_rec *s);
+void ajw_fetchx_register_hooks(apr_pool_t *p);
+/* The prepare baton of url (ajw_source_conf_t), NULL when nothing applies. */
+void *ajw_fetchx_baton(const char *url, apr_pool_t *pconf);
+/* ajw_source_conf_t.prepare: headers and proxy for one fetch. */
+void ajw_fetchx_prepare(void *baton, ajw_fetch_req_t *req, apr_pool_t *p);
+const char *ajw_fetchx_set_header(cmd_parms *cmd, void *cv, int argc, char *const argv[]);
+const char *ajw_fetchx_set_proxy(cmd_parms *cmd, void *cv, const char *which,
+                                 const char *proxy, const char *file);
+#define AJW_FETCHX_CMDS \
+    AP_INIT_TAKE_ARGV("AuthJWKSFetchHeader", ajw_fetchx_set_header, NULL, RSRC_CONF, \
+                      "<JWKS URL> <Header-Name> [<scheme>] <file>: send this header with " \
+                      "every fetch of the URL, its value read from a file only root may read " \
+                      "(re-read when it changes; server config only)"), \
+    AP_INIT_TAKE23("AuthJWKSFetchProxy", ajw_fetchx_set_proxy, NULL, RSRC_CONF, \
+                   "<https JWKS URL>|* <http(s)://proxy:port>|none [<user:password file>]: " \
+                   "the outbound proxy of that URL, or of every https URL (server config " \
+                   "only; default: https_proxy from httpd's environment)")
+
 /* Require providers (mod_auth_jwks_authz.c): jwt-claim, jwt-scope, and the
  * short names claim/scope shared with another module that registers them. */
 void ajw_authz_register(apr_pool_t *p);

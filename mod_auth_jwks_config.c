@@ -878,5 +878,6 @@ const command_rec ajw_mod_cmds[] = {
     AP_INIT_TAKE1("AuthJWKSTokenCache", set_token_cache, NULL, RSRC_CONF,
                   "verified tokens remembered per process (default 1024, 0 = off)"),
     AJW_DPOP_CMDS,
+    AJW_FETCHX_CMDS,
     {NULL}
 };

@@ -33,6 +33,12 @@ typedef struct ajw_source_conf_t {
                                        * the shared copy's) is older are refused
                                        * (AJW_KEYS_STALE); raised to refresh + timeout
                                        * when smaller. */
+    /* Called by the refresh thread before each fetch (NULL = never), to add
+     * what changes between fetches (credentials that rotate) or is set per
+     * URL (proxy): it may set req->headers, proxy, proxy_user and
+     * proxy_password, allocating from p (cleared after the fetch). */
+    void (*prepare)(void *baton, ajw_fetch_req_t *req, apr_pool_t *p);
+    void *prepare_baton;
 } ajw_source_conf_t;
 
 /* A read-only view of a published key set, valid until released. */
