@@ -93,6 +93,9 @@ SECTIONS = [
     ("json", "    AuthJWKSJSONErrors On\n    ErrorDocument 401 \"custom text\"",
      "Require claim roles:admin"),
     ("jsonb", "    AuthJWKSJSONErrors On", "Require valid-user"),
+    ("jsonany", "    AuthJWKSJSONErrors On",
+     "<RequireAny>\n        Require claim roles:admin\n        Require valid-user\n"
+     "    </RequireAny>"),
 ]
 
 
@@ -105,10 +108,13 @@ def b401():
 
 @pytest.fixture(scope="module")
 def srv(jwks_server, b401):
-    extra = "".join(loc(n, b, r) for n, b, r in SECTIONS)
+    extra = "LoadModule rewrite_module %s/mod_rewrite.so\n" % H.MODDIR
+    extra += "".join(loc(n, b, r) for n, b, r in SECTIONS)
     extra += 'ProxyPass /jsonb/backend http://127.0.0.1:%d/\n' % b401.port
     extra += ('LogFormat "%u|%{JWT_CLAIM_sub}e|%{JWT_CLAIM_roles}e|%{APP_EMAIL}e|%>s|%U" jwtlog\n'
               'CustomLog "{root}/logs/jwt_log" jwtlog\n')
+    extra += ('<Location /jsonany/forbidden>\n    RewriteEngine On\n    RewriteRule .* - [F]\n'
+              '</Location>\n')
     extra += loc("logged", "    AuthJWKSClaimEnv email APP_EMAIL\n    AuthJWKSOptional On",
                  "Require all granted")
     extra = extra.replace("{jwks}", jwks_server.url())
@@ -380,6 +386,18 @@ def test_json_backend_401_untouched(srv, keys, b401):
     assert r.status_code == 401
     assert r.content == Backend401.BODY
     assert r.headers["Content-Type"] == "text/plain"
+
+
+def test_json_not_left_by_a_granted_alternative(srv, keys, expect_log):
+    # roles:admin fails, valid-user grants: the insufficient_scope challenge the
+    # first alternative made is taken back, and so is its JSON body, so that a
+    # later 403 of another cause (mod_rewrite [F] in fixups) is httpd's own
+    expect_log(AUTHZ)
+    assert env_of(get(srv, "/jsonany/env", tok(keys, roles="user")))["REMOTE_USER"] == "alice"
+    r = get(srv, "/jsonany/forbidden", tok(keys, roles="user"))
+    assert r.status_code == 403
+    assert r.headers["Content-Type"].startswith("text/html"), r.headers
+    assert "WWW-Authenticate" not in r.headers
 
 
 def test_json_off_keeps_html(srv):
