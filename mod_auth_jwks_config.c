@@ -660,14 +660,20 @@ static const char *parse_from_header(cmd_parms *cmd, const ajw_dir_conf *c, cons
     return NULL;
 }
 
+/* Would a and b take the same token? Plain `header` is Authorization with
+ * the scheme Bearer; a header's whole value overlaps any scheme in it. */
 static int same_from(const ajw_from_t *a, const ajw_from_t *b)
 {
+    const char *sa, *sb;
     if (a->kind != b->kind)
         return 0;
-    if (!a->name || !b->name)
-        return !a->name && !b->name;
-    return a->kind == TOKEN_FROM_HEADER ? !strcasecmp(a->name, b->name)
-                                        : !strcmp(a->name, b->name);
+    if (a->kind != TOKEN_FROM_HEADER)
+        return !strcmp(a->name, b->name);
+    if (strcasecmp(a->name ? a->name : "Authorization", b->name ? b->name : "Authorization"))
+        return 0;
+    sa = a->name ? a->scheme : "Bearer";
+    sb = b->name ? b->scheme : "Bearer";
+    return !sa || !sb || !strcasecmp(sa, sb);
 }
 
 static const char *set_from(cmd_parms *cmd, void *cv, const char *arg)
@@ -701,7 +707,7 @@ static const char *set_from(cmd_parms *cmd, void *cv, const char *arg)
     }
     for (i = 0; i < c->from->nelts; i++)
         if (same_from(&APR_ARRAY_IDX(c->from, i, ajw_from_t), &f))
-            return dir_err(cmd, "'%s' is listed twice", arg);
+            return dir_err(cmd, "'%s' is listed twice (or overlaps another header source)", arg);
     *(ajw_from_t *)apr_array_push(c->from) = f;
     return NULL;
 }

@@ -249,6 +249,18 @@ def test_fetch_header_from_root_file(make_httpd, keys, expect_log):
         srv.close()
 
 
+def test_fetch_header_prefork(make_httpd, keys):
+    cred = root_file("prefork-token")
+    srv = AuthJWKSServer(keys.jwks(), accept=["Token prefork-token"], name="X-Auth")
+    try:
+        h = make_httpd("AuthJWKSFetchHeader %s X-Auth Token %s\n%s" % (
+            srv.url(), cred, section("k8s", srv.url())), mpm="prefork")
+        assert env_of(get(h, "/k8s/env", tok(keys)))["REMOTE_USER"] == "alice"
+        assert all(s.get("X-Auth") == "Token prefork-token" for s in srv.seen())
+    finally:
+        srv.close()
+
+
 def test_without_the_header_the_server_refuses(make_httpd, keys, expect_log):
     expect_log(FETCH_FAILED, required=True)
     expect_log(NO_KEYS, required=True)

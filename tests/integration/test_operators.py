@@ -117,9 +117,27 @@ def srv(jwks_server, b401):
               '</Location>\n')
     extra += loc("logged", "    AuthJWKSClaimEnv email APP_EMAIL\n    AuthJWKSOptional On",
                  "Require all granted")
+    extra += """<Directory "{root}/htdocs/hta">
+    AllowOverride AuthConfig
+    AuthType jwks
+    AuthName "api"
+    AuthJWKSURL {jwks}
+    AuthJWKSIssuer %s
+    AuthJWKSAudience api
+    AuthJWKSStartupWait 10
+    Require valid-user
+</Directory>
+""" % ISS
     extra = extra.replace("{jwks}", jwks_server.url())
     h = H.Httpd(extra)
     h.write_conf(extra.replace("{root}", h.root))
+    d = H.make_world_readable_dir(os.path.join(h.root, "htdocs", "hta"))
+    for name, content in (("file.txt", "hta file\n"),
+                          (".htaccess", "AuthJWKSOptional On\nAuthJWKSTokenFrom header=X-Api-Token\n"
+                                        "AuthJWKSJSONErrors On\nRequire all granted\n")):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(content)
+        os.chmod(os.path.join(d, name), 0o644)
     h.covered = []
     h.allowed = [REJECTED % ".*", BAD_REQUEST, AUTHZ]
     try:
@@ -314,7 +332,10 @@ def test_named_header_optional(srv, keys, expect_log):
 @pytest.mark.parametrize("arg", ["header=Connection", "header=Host", "header=Cookie",
                                  "header=X-JWT-Claim-token", "header=X Y", "header=",
                                  "header=X-Api:", "header=X-Api:a b", "header=Proxy-Authorization",
-                                 "header=Transfer-Encoding", "header=X-Api header=x-api"])
+                                 "header=Transfer-Encoding", "header=X-Api header=x-api",
+                                 "header header=Authorization:bearer",
+                                 "header=Authorization header",
+                                 "header=X-Api:Token header=X-Api"])
 def test_token_from_header_errors(arg):
     r = H.configtest(loc("api", "    AuthJWKSTokenFrom %s" % arg).replace(
         "{jwks}", "http://127.0.0.1:9/jwks"))
@@ -322,10 +343,28 @@ def test_token_from_header_errors(arg):
     assert "AuthJWKSTokenFrom" in r.stderr, r.stderr
 
 
+def test_token_from_header_good():
+    for arg in ("header header=Authorization:JWT", "header=X-Api:Token header=X-Api:Bearer",
+                "header=X-Api-Token query=t cookie=c"):
+        r = H.configtest(loc("api", "    AuthJWKSTokenFrom %s" % arg).replace(
+            "{jwks}", "http://127.0.0.1:9/jwks"))
+        assert r.returncode == 0, (arg, r.stderr)
+
+
 def test_new_flags_errors():
     for d in ("AuthJWKSOptional maybe", "AuthJWKSJSONErrors yes please"):
         r = H.configtest(loc("api", "    " + d).replace("{jwks}", "http://127.0.0.1:9/jwks"))
         assert r.returncode != 0 and d.split()[0] in r.stderr, r.stderr
+
+
+def test_new_directives_in_htaccess(srv, keys, expect_log):
+    # AuthJWKSOptional, AuthJWKSTokenFrom header=..., AuthJWKSJSONErrors: AuthConfig
+    r = get(srv, "/hta/file.txt")
+    assert r.status_code == 200 and r.text == "hta file\n"
+    assert get(srv, "/hta/file.txt", headers={"X-Api-Token": tok(keys)}).status_code == 200
+    expect_rejected(expect_log, "bad_signature")
+    r = get(srv, "/hta/file.txt", headers={"X-Api-Token": H.tamper_payload(tok(keys), sub="x")})
+    assert r.status_code == 401 and r.headers["Content-Type"] == "application/json"
 
 
 # ------------------------------------------------------------- 5. JSON refusals
