@@ -87,6 +87,8 @@ SECTIONS = [
      "Require valid-user"),
     ("xtok", "    AuthJWKSTokenFrom header=X-Api-Token:Token", "Require valid-user"),
     ("xboth", "    AuthJWKSTokenFrom header header=X-Api-Token", "Require valid-user"),
+    ("xip", "    AuthJWKSTokenFrom header=X-Api-Token\n    AuthJWKSForwardToken Off",
+     "Require ip 127.0.0.1"),
     ("xopt", "    AuthJWKSTokenFrom header=X-Api-Token\n    AuthJWKSOptional On\n"
              "    AuthJWKSForwardToken Off", "Require all granted"),
     # 5. JSON refusals
@@ -108,7 +110,8 @@ def b401():
 
 @pytest.fixture(scope="module")
 def srv(jwks_server, b401):
-    extra = "LoadModule rewrite_module %s/mod_rewrite.so\n" % H.MODDIR
+    extra = "".join("LoadModule %s_module %s/mod_%s.so\n" % (m, H.MODDIR, m)
+                    for m in ("rewrite", "authz_host"))
     extra += "".join(loc(n, b, r) for n, b, r in SECTIONS)
     extra += 'ProxyPass /jsonb/backend http://127.0.0.1:%d/\n' % b401.port
     extra += ('LogFormat "%u|%{JWT_CLAIM_sub}e|%{JWT_CLAIM_roles}e|%{APP_EMAIL}e|%>s|%U" jwtlog\n'
@@ -279,6 +282,15 @@ def test_named_header_scrubbed_before_backend(srv, keys):
     assert "x-api-token" not in h, h
     assert h.get("x-jwt-claim-sub") == "bob", h
     assert "X-Api-Token" in r.headers.get("Vary", ""), r.headers
+
+
+def test_named_header_scrubbed_when_authn_skipped(srv, keys):
+    # Require ip grants before any authentication: ForwardToken Off still
+    # takes the token header out on its way to the backend
+    h = app_headers(get(srv, "/xip/app", headers={"X-Api-Token": tok(keys)}))
+    assert "x-api-token" not in h, h
+    h = app_headers(get(srv, "/xip/app", headers={"X-Api-Token": "not-even-a-token"}))
+    assert "x-api-token" not in h, h
 
 
 def test_named_header_twice_is_400(srv, keys, expect_log):
