@@ -296,6 +296,22 @@ def test_rotated_file_is_used_without_restart(make_httpd, keys, expect_log):
         srv.close()
 
 
+def test_fetch_header_after_graceful_restart(make_httpd, keys):
+    cred = root_file("graceful-token")
+    srv = AuthJWKSServer(keys.jwks(), accept=["Bearer graceful-token"])
+    try:
+        h = make_httpd("AuthJWKSFetchHeader %s Authorization Bearer %s\n%s" % (
+            srv.url(), cred, section("k8s", srv.url())))
+        assert get(h, "/k8s/env", tok(keys)).status_code == 200
+        h.graceful()
+        n = len(srv.seen())
+        H.wait_until(lambda: len(srv.seen()) > n, 20, 0.5, "a fetch after the restart")
+        assert all(s.get("Authorization") == "Bearer graceful-token" for s in srv.seen())
+        assert get(h, "/k8s/env", tok(keys)).status_code == 200
+    finally:
+        srv.close()
+
+
 def test_never_sent_after_a_redirect(make_httpd, keys, expect_log):
     expect_log(FETCH_FAILED, required=True)
     expect_log(NO_KEYS, required=True)
