@@ -56,7 +56,7 @@ $(BUILD)/libajw.a: $(LIB_OBJ)
 
 MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c mod_auth_jwks_edge.c mod_auth_jwks_authz.c \
               mod_auth_jwks_export.c mod_auth_jwks_status.c mod_auth_jwks_metrics.c mod_auth_jwks_dpop.c \
-              mod_auth_jwks_socache.c mod_auth_jwks_revoke.c
+              mod_auth_jwks_socache.c mod_auth_jwks_revoke.c mod_auth_jwks_fetch.c
 
 $(MODULE): $(MODULE_SRC) mod_auth_jwks.h $(BUILD)/libajw.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)

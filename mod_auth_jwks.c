@@ -13,6 +13,7 @@
  *   mod_auth_jwks_export.c  verified claims to the environment and headers
  *   mod_auth_jwks_status.c  SetHandler jwks-status
  *   mod_auth_jwks_metrics.c SetHandler jwks-metrics, server-status section
+ *   mod_auth_jwks_fetch.c   credentials and proxies of the key fetch
  *   mod_auth_jwks.h         what they share
  */
 #include <stdarg.h>
@@ -132,6 +133,34 @@ const char *ajw_mod_quote(apr_pool_t *p, const char *s)
     return out;
 }
 
+/* AuthJWKSJSONErrors On: the challenge's error, error_description and scope
+ * as a JSON object, for the body of the refusal (json_error_filter). A
+ * request without a token has no error code in its challenge (RFC 6750
+ * §3.1); its body says "unauthorized". Fixed texts only, never the token. */
+static void note_json_body(request_rec *r, const char *error, const char *desc,
+                           const char *scope)
+{
+    json_t *o = json_object();
+    char *txt;
+    if (!o)
+        return;
+    if (!error) {
+        error = "unauthorized";
+        desc = "A token is required";
+    }
+    json_object_set_new(o, "error", json_string(error));
+    if (desc)
+        json_object_set_new(o, "error_description", json_string(desc));
+    if (scope)
+        json_object_set_new(o, "scope", json_string(scope));
+    txt = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!txt)
+        return;
+    apr_table_set(r->notes, AJW_JSON_NOTE, txt);
+    free(txt);
+}
+
 /* Set the RFC 6750 challenge. error/desc/scope may be NULL. */
 void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
                            const char *scope)
@@ -139,6 +168,8 @@ void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
     const char *realm = ap_auth_name(r);
     const char *v = "Bearer";
     const char *sep = " ";
+    if (is_ours(r) && dir_conf(r)->json_errors)
+        note_json_body(r, error, desc, scope);
     if (ajw_dpop_set_challenge(r, error, desc, scope))
         return;                   /* DPoP and/or resource metadata: both schemes built there */
     if (realm) {
@@ -313,41 +344,84 @@ typedef struct token_find_t {
     size_t len;
     int count;                  /* places a token was found */
     const char *bad;            /* why the request is malformed, or NULL */
-    int from_header;
     int dpop;                   /* Authorization: DPoP (AuthJWKSDPoP allow|require) */
-    const char *where;          /* cookie or query parameter name it came from */
+    const char *where;          /* header (NULL: Authorization), cookie or query parameter */
     ajw_from_kind_e kind;
 } token_find_t;
+
+/* The token text at tok (blanks already skipped) of a header source. */
+static void header_token(token_find_t *tf, const char *tok, const char *where)
+{
+    size_t len = strlen(tok);
+    while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+        len--;
+    tf->count++;
+    tf->where = where;
+    if (len == 0)
+        tf->bad = "empty bearer token";
+    else if (!is_b64token(tok, len))
+        tf->bad = where ? "malformed token header (several tokens or stray characters)"
+                        : "malformed Authorization header (several tokens or stray characters)";
+    tf->token = tok;
+    tf->len = len;
+}
+
+/* Does v start with the auth scheme s, then a blank or the end? */
+static int has_scheme(const char *v, const char *s, size_t n)
+{
+    return !strncasecmp(v, s, n) && (v[n] == ' ' || v[n] == '\t' || v[n] == '\0');
+}
+
+static const char *skip_blanks(const char *v)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return v;
+}
 
 /* Authorization: Bearer <b64token>. Other schemes are not ours: no token.
  * httpd joins repeated headers with ", ", which fails the b64token check. */
 static void from_header(request_rec *r, token_find_t *tf, int dpop)
 {
     const char *v = apr_table_get(r->headers_in, "Authorization");
-    const char *tok;
-    size_t len;
     if (!v)
         return;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    if (dpop && !strncasecmp(v, "DPoP", 4) && (v[4] == ' ' || v[4] == '\t' || v[4] == '\0'))
+    v = skip_blanks(v);
+    if (dpop && has_scheme(v, "DPoP", 4))
         tf->dpop = 1;             /* RFC 9449 §7.1: same b64token syntax, 4-letter scheme */
-    else if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t' && v[6] != '\0'))
+    else if (!has_scheme(v, "Bearer", 6))
         return;
-    tok = v + (tf->dpop ? 4 : 6);
-    while (*tok == ' ' || *tok == '\t')
-        tok++;
-    len = strlen(tok);
-    while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-        len--;
-    tf->count++;
-    tf->from_header = 1;
-    if (len == 0)
-        tf->bad = "empty bearer token";
-    else if (!is_b64token(tok, len))
-        tf->bad = "malformed Authorization header (several tokens or stray characters)";
-    tf->token = tok;
-    tf->len = len;
+    header_token(tf, skip_blanks(v + (tf->dpop ? 4 : 6)), NULL);
+}
+
+static int count_entry(void *baton, const char *key, const char *val)
+{
+    (void)key;
+    (void)val;
+    (*(int *)baton)++;
+    return 1;
+}
+
+/* AuthJWKSTokenFrom header=<Name>[:<scheme>]: the whole value, or what
+ * follows the scheme (another scheme is not ours: no token). A header
+ * present more than once is a token given twice, whatever its values. */
+static void from_named_header(request_rec *r, token_find_t *tf, const ajw_from_t *f)
+{
+    const char *v = apr_table_get(r->headers_in, f->name);
+    int n = 0;
+    if (!v)
+        return;
+    apr_table_do(count_entry, &n, r->headers_in, f->name, NULL);
+    v = skip_blanks(v);
+    if (f->scheme) {
+        size_t sl = strlen(f->scheme);
+        if (!has_scheme(v, f->scheme, sl))
+            return;
+        v = skip_blanks(v + sl);
+    }
+    header_token(tf, v, f->name);
+    if (n > 1)
+        tf->count = tf->count + n - 1;
 }
 
 typedef struct cookie_scan_t {
@@ -428,8 +502,10 @@ static void find_token(request_rec *r, const ajw_dir_conf *c, token_find_t *tf)
     for (i = 0; i < c->from->nelts; i++) {
         const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
         int before = tf->count;
-        if (f->kind == TOKEN_FROM_HEADER)
+        if (f->kind == TOKEN_FROM_HEADER && !f->name)
             from_header(r, tf, c->dpop != AJW_DPOP_OFF);
+        else if (f->kind == TOKEN_FROM_HEADER)
+            from_named_header(r, tf, f);
         else if (f->kind == TOKEN_FROM_COOKIE)
             from_cookie(r, f->name, tf);
         else
@@ -889,10 +965,14 @@ static int source_allowed(const ajw_dir_conf *c, ajw_from_kind_e kind, const cha
 {
     int i;
     if (c->from->nelts == 0)
-        return kind == TOKEN_FROM_HEADER;
+        return kind == TOKEN_FROM_HEADER && !where;
     for (i = 0; i < c->from->nelts; i++) {
         const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
-        if (f->kind == kind && (kind == TOKEN_FROM_HEADER || !strcmp(f->name, where)))
+        if (f->kind != kind)
+            continue;
+        if (kind == TOKEN_FROM_HEADER ? (!f->name && !where)
+                                        || (f->name && where && !strcasecmp(f->name, where))
+                                      : !strcmp(f->name, where))
             return 1;
     }
     return 0;
@@ -986,6 +1066,32 @@ static int authenticate(request_rec *r)
     return OK;
 }
 
+/* AuthJWKSOptional On. Where authorization grants without a user (`Require
+ * all granted`), httpd skips authentication; a request that presents a
+ * token (anywhere the section takes one, well-formed or not) is then made
+ * to authenticate all the same, so a bad token is refused and a good one
+ * sets the user and claims. Without a token the request goes on anonymous;
+ * where authorization needs a user, httpd authenticates anyway and the
+ * missing token is a 401 as without the directive. */
+static int force_authn(request_rec *r)
+{
+    ajw_dir_conf *c;
+    token_find_t tf;
+    if (!is_ours(r))
+        return DECLINED;
+    c = dir_conf(r);
+    if (!c->optional)
+        return DECLINED;
+    find_token(r, c, &tf);
+    if (tf.count == 0)
+        token_from_chain(r, c, &tf);
+    if (tf.count == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "no token: anonymous (AuthJWKSOptional)");
+        return DECLINED;
+    }
+    return OK;
+}
+
 /* WWW-Authenticate for a 401 on a jwks location; the error, if any, was
  * left in r->notes by whoever refused. */
 static int note_auth_failure(request_rec *r, const char *auth_type)
@@ -1050,6 +1156,7 @@ static int fixups(request_rec *r)
     int rc;
     if (st && st->scope_challenge) {
         apr_table_unset(r->err_headers_out, "WWW-Authenticate");
+        apr_table_unset(r->notes, AJW_JSON_NOTE);
         st->scope_challenge = 0;
     }
     if (!is_ours(r)) {
@@ -1083,6 +1190,47 @@ static void insert_filter(request_rec *r)
         ap_add_output_filter(AJW_CACHE_FILTER, NULL, r, r->connection);
 }
 
+/* httpd's own error answer (ap_send_error_response) to a refusal of ours:
+ * with AuthJWKSJSONErrors On, its body becomes the JSON of the challenge.
+ * Only 400, 401 and 403, and only when this module set the challenge: a
+ * backend's own 401 is not an error answer of httpd's and never passes here. */
+static void insert_error_filter(request_rec *r)
+{
+    insert_filter(r);
+    if ((r->status == HTTP_BAD_REQUEST || r->status == HTTP_UNAUTHORIZED
+         || r->status == HTTP_FORBIDDEN) && apr_table_get(r->notes, AJW_JSON_NOTE))
+        ap_add_output_filter(AJW_JSON_FILTER, NULL, r, r->connection);
+}
+
+/* Replaces whatever body httpd made (its HTML page, an ErrorDocument text)
+ * by the JSON noted for the refusal; a HEAD answer keeps no body. Runs
+ * until the end of the answer: the body may come in several brigades. */
+static apr_status_t json_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    const char *json = apr_table_get(r->notes, AJW_JSON_NOTE);
+    int first = f->ctx == NULL;
+    apr_bucket *b, *next;
+    if (!json) {
+        ap_remove_output_filter(f);
+        return ap_pass_brigade(f->next, bb);
+    }
+    f->ctx = r;
+    if (first) {
+        ap_set_content_type(r, "application/json");
+        apr_table_unset(r->headers_out, "Content-Length");
+    }
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = next) {
+        next = APR_BUCKET_NEXT(b);
+        if (!APR_BUCKET_IS_METADATA(b))
+            apr_bucket_delete(b);
+    }
+    if (first && !r->header_only)
+        APR_BRIGADE_INSERT_HEAD(bb, apr_bucket_pool_create(json, strlen(json), r->pool,
+                                                           f->c->bucket_alloc));
+    return ap_pass_brigade(f->next, bb);
+}
+
 /* ------------------------------------------------------------------ */
 /* Life cycle                                                           */
 
@@ -1097,6 +1245,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)plog;
     (void)ptemp;
     ajw_authz_pre_config(pconf);
+    ajw_fetchx_pre_config(pconf);
     ajw_mod.all_urls = apr_array_make(pconf, 4, sizeof(ajw_url_t *));
     ajw_mod.all_revoked = apr_array_make(pconf, 1, sizeof(ajw_revoked_t *));
     ajw_mod.status_groups = NULL;
@@ -1232,6 +1381,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "libcurl initialisation failed");
         return !OK;
     }
+    if (ajw_fetchx_check(s) || ajw_fetchx_post_config(pconf, s) != OK)
+        return HTTP_INTERNAL_SERVER_ERROR;
     for (i = 0; i < ajw_mod.all_urls->nelts; i++) {
         ajw_url_t *u = APR_ARRAY_IDX(ajw_mod.all_urls, i, ajw_url_t *);
         ajw_source_conf_t sc;
@@ -1242,6 +1393,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         sc.min_refresh = u->owner->min_refresh;
         sc.timeout = u->owner->fetch_timeout;
         sc.max_stale = u->owner->max_stale;
+        if ((sc.prepare_baton = ajw_fetchx_baton(u->url, pconf)) != NULL)
+            sc.prepare = ajw_fetchx_prepare;
         u->src = ajw_keystore_add(ajw_mod.ks, &sc);
         if (!u->src) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "cannot register JWKS URL %s", u->url);
@@ -1270,6 +1423,8 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
                      ajw_socache_name(sc->socache));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (ajw_fetchx_check(s))
+        return HTTP_INTERNAL_SERVER_ERROR;
     return ajw_edge_check_config(s, ptemp, warn) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
@@ -1313,15 +1468,18 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_read_request(post_read_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_header_parser(header_parser, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_check_authn(authenticate, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_force_authn(force_authn, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_filter(insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_insert_error_filter(insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_output_filter(AJW_JSON_FILTER, json_error_filter, NULL, AP_FTYPE_CONTENT_SET);
     ap_register_output_filter(AJW_CACHE_FILTER, ajw_edge_private_filter, NULL,
                               AP_FTYPE_CONTENT_SET - 2);
     ap_hook_handler(ajw_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ajw_mod_metrics_register(p);
     ajw_dpop_register_hooks(p);
+    ajw_fetchx_register_hooks(p);
     ajw_authz_register(p);
 }
 

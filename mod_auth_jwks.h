@@ -58,9 +58,13 @@ typedef struct ajw_revoked_t {
 } ajw_revoked_t;
 
 typedef enum { TOKEN_FROM_HEADER, TOKEN_FROM_COOKIE, TOKEN_FROM_QUERY } ajw_from_kind_e;
+/* A place a section takes tokens from. TOKEN_FROM_HEADER with name NULL is
+ * `Authorization: Bearer` (and DPoP where the section takes it); with a
+ * name, that header's whole value, or what follows `scheme` in it. */
 typedef struct ajw_from_t {
     ajw_from_kind_e kind;
-    const char *name;             /* cookie or query parameter name */
+    const char *name;             /* header, cookie or query parameter name */
+    const char *scheme;           /* header only: the scheme before the token, or NULL */
 } ajw_from_t;
 
 /* AuthJWKSClaimHeader / AuthJWKSClaimEnv: one claim to one fixed name. */
@@ -96,6 +100,8 @@ typedef struct ajw_dir_conf {
     apr_interval_time_t refresh, min_refresh, fetch_timeout, startup_wait;
     apr_interval_time_t max_stale;    /* AuthJWKSMaxStale: a fetch setting, 0 = unbounded */
     apr_interval_time_t rotation_wait;/* AuthJWKSRotationWait */
+    int optional;                 /* AuthJWKSOptional: no token = anonymous where authz allows */
+    int json_errors;              /* AuthJWKSJSONErrors: JSON bodies on our 400/401/403 */
 
     unsigned map_headers_set:1, map_envs_set:1, cacheable_set:1,
              urls_set:1, issuers_set:1, audiences_set:1, required_set:1, from_set:1,
@@ -103,7 +109,7 @@ typedef struct ajw_dir_conf {
              header_prefix_set:1, algs_set:1, leeway_set:1, max_age_set:1,
              max_token_len_set:1, pass_set:1, forward_token_set:1, refresh_set:1,
              min_refresh_set:1, fetch_timeout_set:1, startup_wait_set:1, max_stale_set:1,
-             rotation_wait_set:1;
+             rotation_wait_set:1, optional_set:1, json_errors_set:1;
 
     /* Sender-constrained tokens and RFC 9728 (mod_auth_jwks_dpop.c). */
     int dpop;                     /* AJW_DPOP_OFF | AJW_DPOP_ALLOW | AJW_DPOP_REQUIRE */
@@ -166,7 +172,7 @@ typedef struct ajw_req_t {
     const char *token;        /* the token presented, NULL when none */
     size_t token_len;
     ajw_from_kind_e token_kind;
-    const char *token_where;  /* cookie or query parameter name */
+    const char *token_where;  /* header (NULL: Authorization), cookie or query parameter name */
     int token_dpop;           /* it came as Authorization: DPoP */
     /* What header_parser found before it took the token out of the request
      * (AuthJWKSForwardToken Off: a refusal before authentication must not
@@ -340,6 +346,36 @@ json_t *ajw_mod_metrics_url_json(const char *url, int loaded, apr_time_t last_su
 /* The shortest refresh period of the sections naming src (0: none). */
 apr_interval_time_t ajw_mod_metrics_refresh_of(const ajw_source_t *src);
 
+/* What a key fetch needs besides its URL (mod_auth_jwks_fetch.c):
+ * AuthJWKSFetchHeader (a header whose value comes from a root-only file)
+ * and AuthJWKSFetchProxy (an outbound proxy per URL, its credentials from
+ * such a file). The parent reads the files (post_config, then its monitor
+ * hook about every ten seconds) into shared memory; refresh threads take
+ * the current values before each fetch. */
+void ajw_fetchx_pre_config(apr_pool_t *pconf);
+/* The number of directives naming a URL that no AuthJWKSURL or
+ * AuthJWKSIssuer names (each logged); call once every URL is known. */
+int ajw_fetchx_check(server_rec *s);
+/* Shared memory for the credentials, filled as root; OK or !OK (logged). */
+int ajw_fetchx_post_config(apr_pool_t *pconf, server_rec *s);
+void ajw_fetchx_register_hooks(apr_pool_t *p);
+/* The prepare baton of url (ajw_source_conf_t), NULL when nothing applies. */
+void *ajw_fetchx_baton(const char *url, apr_pool_t *pconf);
+/* ajw_source_conf_t.prepare: headers and proxy for one fetch. */
+void ajw_fetchx_prepare(void *baton, ajw_fetch_req_t *req, apr_pool_t *p);
+const char *ajw_fetchx_set_header(cmd_parms *cmd, void *cv, int argc, char *const argv[]);
+const char *ajw_fetchx_set_proxy(cmd_parms *cmd, void *cv, const char *which,
+                                 const char *proxy, const char *file);
+#define AJW_FETCHX_CMDS \
+    AP_INIT_TAKE_ARGV("AuthJWKSFetchHeader", ajw_fetchx_set_header, NULL, RSRC_CONF, \
+                      "<JWKS URL> <Header-Name> [<scheme>] <file>: send this header with " \
+                      "every fetch of the URL, its value read from a file only root may read " \
+                      "(re-read when it changes; server config only)"), \
+    AP_INIT_TAKE23("AuthJWKSFetchProxy", ajw_fetchx_set_proxy, NULL, RSRC_CONF, \
+                   "<https JWKS URL>|* <http(s)://proxy:port>|none [<user:password file>]: " \
+                   "the outbound proxy of that URL, or of every https URL (server config " \
+                   "only; default: https_proxy from httpd's environment)")
+
 /* Require providers (mod_auth_jwks_authz.c): jwt-claim, jwt-scope, and the
  * short names claim/scope shared with another module that registers them. */
 void ajw_authz_register(apr_pool_t *p);
@@ -358,7 +394,8 @@ void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *pref
 /* The same with the prefix and mapped header names of a section. */
 void ajw_edge_strip_section(request_rec *r, const ajw_dir_conf *c);
 /* Remove the token from every place c takes tokens from: the Authorization
- * header (Bearer only), the cookie, and the query parameter wherever httpd
+ * header (Bearer only), a header named by AuthJWKSTokenFrom header=<Name>
+ * (with its scheme, when one is named), the cookie, and the query parameter wherever httpd
  * keeps the URL (args, unparsed_uri, the request line of r and of the
  * requests before it, a proxy: filename). Idempotent. */
 void ajw_edge_scrub_token(request_rec *r, const ajw_dir_conf *c);
@@ -367,6 +404,10 @@ int ajw_edge_token_in_proxy_url(request_rec *r, const char *token, size_t len);
 /* Keep the response out of httpd's caches unless c allows caching after
  * authentication (then only when no quick-handler cache armed itself). */
 void ajw_edge_no_cache(request_rec *r, const ajw_dir_conf *c);
+/* AuthJWKSJSONErrors: the r->notes key holding a refusal's JSON body, and
+ * the output filter that puts it in httpd's error answer. */
+#define AJW_JSON_NOTE "ajw-json"
+#define AJW_JSON_FILTER "AUTH_JWKS_JSON_ERROR"
 /* Output filter name that marks responses private for outside caches. */
 #define AJW_CACHE_FILTER "AUTH_JWKS_PRIVATE"
 apr_status_t ajw_edge_private_filter(ap_filter_t *f, apr_bucket_brigade *bb);

@@ -75,6 +75,7 @@ void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(map_headers); MERGE(map_envs); MERGE(max_stale); MERGE(rotation_wait);
     MERGE(status_mode); MERGE(status_prefixes); MERGE(status_fail_open);
     MERGE(status_max_stale); MERGE(revoked);
+    MERGE(optional); MERGE(json_errors);
     return n;
 }
 
@@ -660,13 +661,78 @@ static int is_param_name(const char *s)
     return 1;
 }
 
+/* Headers a token must never be taken from: hop-by-hop headers (a proxy
+ * drops or rewrites them), framing and routing, other credentials with
+ * their own rules (cookies are cookie=<name>), and the module's own. */
+static const char *const from_header_denied[] = {
+    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+    "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host",
+    "Content-Length", "Content-Type", "Content-Encoding", "Cookie", "Expect", "DPoP",
+    AJW_CLAIMS_HEADER, NULL
+};
+
+/* An RFC 9110 token of letters, digits and "-._" (header names, schemes). */
+static int is_simple_token(const char *s, size_t n)
+{
+    size_t i;
+    if (!n)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!apr_isalnum(s[i]) && !strchr("-._", s[i]))
+            return 0;
+    return 1;
+}
+
+/* header=<Name>[:<Scheme>] into f; an error text or NULL. */
+static const char *parse_from_header(cmd_parms *cmd, const ajw_dir_conf *c, const char *arg,
+                                     ajw_from_t *f)
+{
+    const char *spec = arg + 7, *colon = strchr(spec, ':');
+    size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
+    char *name = apr_pstrmemdup(cmd->pool, spec, nlen);
+    if (!is_simple_token(name, nlen) || (colon && !is_simple_token(colon + 1, strlen(colon + 1))))
+        return dir_err(cmd, "'%s' is not header=<Header-Name> or header=<Header-Name>:<scheme> "
+                       "(letters, digits, '-', '.', '_')", arg);
+    if (denied(from_header_denied, name, 0, 1)
+        || !strncasecmp(name, AJW_HEADER_PREFIX_DEFAULT, strlen(AJW_HEADER_PREFIX_DEFAULT))
+        || !strncasecmp(name, c->header_prefix, strlen(c->header_prefix)))
+        return dir_err(cmd, "a token cannot come from the header '%s' (hop-by-hop, framing, "
+                       "another credential, or a claim header the module removes)", name);
+    f->kind = TOKEN_FROM_HEADER;
+    f->name = name;
+    f->scheme = colon ? colon + 1 : NULL;
+    return NULL;
+}
+
+/* Would a and b take the same token? Plain `header` is Authorization with
+ * the scheme Bearer; a header's whole value overlaps any scheme in it. */
+static int same_from(const ajw_from_t *a, const ajw_from_t *b)
+{
+    const char *sa, *sb;
+    if (a->kind != b->kind)
+        return 0;
+    if (a->kind != TOKEN_FROM_HEADER)
+        return !strcmp(a->name, b->name);
+    if (strcasecmp(a->name ? a->name : "Authorization", b->name ? b->name : "Authorization"))
+        return 0;
+    sa = a->name ? a->scheme : "Bearer";
+    sb = b->name ? b->scheme : "Bearer";
+    return !sa || !sb || !strcasecmp(sa, sb);
+}
+
 static const char *set_from(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     ajw_from_t f;
+    int i;
+    memset(&f, 0, sizeof(f));
     if (!strcasecmp(arg, "header")) {
         f.kind = TOKEN_FROM_HEADER;
-        f.name = NULL;
+    }
+    else if (!strncasecmp(arg, "header=", 7)) {
+        const char *err = parse_from_header(cmd, c, arg, &f);
+        if (err)
+            return err;
     }
     else if (!strncasecmp(arg, "cookie=", 7) && is_param_name(arg + 7)) {
         f.kind = TOKEN_FROM_COOKIE;
@@ -677,20 +743,34 @@ static const char *set_from(cmd_parms *cmd, void *cv, const char *arg)
         f.name = arg + 6;
     }
     else
-        return dir_err(cmd, "'%s' is not header, cookie=<name> or query=<name>", arg);
+        return dir_err(cmd, "'%s' is not header, header=<Header-Name>[:<scheme>], "
+                       "cookie=<name> or query=<name>", arg);
     if (!c->from_set) {
         c->from = apr_array_make(cmd->pool, 2, sizeof(ajw_from_t));
         c->from_set = 1;
     }
-    else {
-        int i;
-        for (i = 0; i < c->from->nelts; i++) {
-            const ajw_from_t *o = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
-            if (o->kind == f.kind && (!f.name || !strcmp(o->name, f.name)))
-                return dir_err(cmd, "'%s' is listed twice", arg);
-        }
-    }
+    for (i = 0; i < c->from->nelts; i++)
+        if (same_from(&APR_ARRAY_IDX(c->from, i, ajw_from_t), &f))
+            return dir_err(cmd, "'%s' is listed twice (or overlaps another header source)", arg);
     *(ajw_from_t *)apr_array_push(c->from) = f;
+    return NULL;
+}
+
+static const char *set_optional(cmd_parms *cmd, void *cv, int flag)
+{
+    ajw_dir_conf *c = cv;
+    (void)cmd;
+    c->optional = flag;
+    c->optional_set = 1;
+    return NULL;
+}
+
+static const char *set_json_errors(cmd_parms *cmd, void *cv, int flag)
+{
+    ajw_dir_conf *c = cv;
+    (void)cmd;
+    c->json_errors = flag;
+    c->json_errors_set = 1;
     return NULL;
 }
 
@@ -797,7 +877,15 @@ const command_rec ajw_mod_cmds[] = {
     AP_INIT_TAKE1("AuthJWKSMaxTokenSize", set_max_token, NULL, OR_AUTHCFG,
                   "maximum token length in bytes (default 16384)"),
     AP_INIT_ITERATE("AuthJWKSTokenFrom", set_from, NULL, OR_AUTHCFG,
-                    "where tokens come from: header, cookie=<name>, query=<name>"),
+                    "where tokens come from: header (Authorization: Bearer), "
+                    "header=<Header-Name>[:<scheme>], cookie=<name>, query=<name>"),
+    AP_INIT_FLAG("AuthJWKSOptional", set_optional, NULL, OR_AUTHCFG,
+                 "On: a request without a token goes on anonymous where authorization allows "
+                 "it (Require all granted); a token that is present is verified and refused "
+                 "when bad (default Off)"),
+    AP_INIT_FLAG("AuthJWKSJSONErrors", set_json_errors, NULL, OR_AUTHCFG,
+                 "On: the module's 400/401/403 answers carry a JSON body (application/json) "
+                 "with the challenge's error and error_description (default Off)"),
     AP_INIT_TAKE1("AuthJWKSUserClaim", set_user_claim, NULL, OR_AUTHCFG,
                   "claim that becomes REMOTE_USER (default sub; <claim>@iss adds @<iss>)"),
     AP_INIT_TAKE1("AuthJWKSPassClaims", set_pass, NULL, OR_AUTHCFG,
@@ -849,5 +937,6 @@ const command_rec ajw_mod_cmds[] = {
                   "verified tokens remembered per process (default 1024, 0 = off)"),
     AJW_DPOP_CMDS,
     AJW_REVOKE_CMDS,
+    AJW_FETCHX_CMDS,
     {NULL}
 };

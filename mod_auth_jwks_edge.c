@@ -366,6 +366,19 @@ static void scrub_header(request_rec *r, const ajw_dir_conf *c)
         apr_table_unset(r->headers_in, "Authorization");
 }
 
+/* AuthJWKSTokenFrom header=<Name>[:<scheme>]: the header (every copy of
+ * it), unless it holds another scheme, which is not a token of ours. */
+static void scrub_named_header(request_rec *r, const ajw_from_t *f)
+{
+    const char *v = apr_table_get(r->headers_in, f->name);
+    if (!v)
+        return;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (!f->scheme || is_scheme(v, f->scheme))
+        apr_table_unset(r->headers_in, f->name);
+}
+
 void ajw_edge_scrub_token(request_rec *r, const ajw_dir_conf *c)
 {
     int i;
@@ -373,7 +386,9 @@ void ajw_edge_scrub_token(request_rec *r, const ajw_dir_conf *c)
         scrub_header(r, c);
     for (i = 0; i < c->from->nelts; i++) {
         const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
-        if (f->kind == TOKEN_FROM_HEADER)
+        if (f->kind == TOKEN_FROM_HEADER && f->name)
+            scrub_named_header(r, f);
+        else if (f->kind == TOKEN_FROM_HEADER)
             scrub_header(r, c);
         else if (f->kind == TOKEN_FROM_COOKIE)
             scrub_cookie(r, f->name);
@@ -484,8 +499,9 @@ static void mark_private(request_rec *r)
     set_tokens(r, "Cache-Control", keep);
 }
 
-/* Vary: the request headers the answer depended on (Authorization for a
- * header token, Cookie for a cookie token), so no cache shares it. */
+/* Vary: the request headers the answer depended on (Authorization or the
+ * named header for a header token, Cookie for a cookie token), so no cache
+ * shares it. */
 static void add_vary(request_rec *r, const ajw_dir_conf *c)
 {
     apr_array_header_t *v = header_tokens(r, "Vary");
@@ -493,9 +509,11 @@ static void add_vary(request_rec *r, const ajw_dir_conf *c)
     if (has_token(v, "*"))
         return;
     for (i = 0; i < c->from->nelts; i++) {
-        ajw_from_kind_e k = APR_ARRAY_IDX(c->from, i, ajw_from_t).kind;
-        want_auth |= k == TOKEN_FROM_HEADER;
-        want_cookie |= k == TOKEN_FROM_COOKIE;
+        const ajw_from_t *f = &APR_ARRAY_IDX(c->from, i, ajw_from_t);
+        want_auth |= f->kind == TOKEN_FROM_HEADER && !f->name;
+        want_cookie |= f->kind == TOKEN_FROM_COOKIE;
+        if (f->kind == TOKEN_FROM_HEADER && f->name && !has_token(v, f->name))
+            APR_ARRAY_PUSH(v, char *) = (char *)f->name;
     }
     if (want_auth && !has_token(v, "Authorization"))
         APR_ARRAY_PUSH(v, char *) = "Authorization";

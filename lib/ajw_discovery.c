@@ -71,6 +71,7 @@ static apr_status_t read_metadata(disc_t *d, const ajw_fetch_req_t *req, const c
     apr_status_t rv;
     memset(&mres, 0, sizeof(mres));
     mreq.url = url;
+    mreq.headers = NULL;          /* credentials belong to one configured URL, not to metadata */
     mreq.etag = NULL;
     mreq.max_size = AJW_METADATA_MAX;
     rv = d->inner->fetch(d->inner, &mreq, &mres, p);
@@ -135,6 +136,7 @@ static apr_status_t disc_fetch(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
     remember(d, req->url, jwks_uri);
     jreq = *req;
     jreq.url = jwks_uri;
+    jreq.headers = NULL;          /* nor to a jwks_uri the metadata names (any host) */
     return d->inner->fetch(d->inner, &jreq, res, p);
 }
 

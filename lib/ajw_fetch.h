@@ -18,6 +18,17 @@ typedef struct ajw_fetch_req_t {
      * ("cancelled") when it returns non-zero. Lets shutdown interrupt a hung fetch. */
     int (*cancelled)(void *baton);
     void *cancel_baton;
+    /* Extra request headers, "Name: value" each, NULL-terminated (NULL =
+     * none): credentials the JWKS server demands. Sent to url's host only —
+     * never to a proxy (CONNECT), never after a redirect (none are
+     * followed) — and never logged. */
+    const char *const *headers;
+    /* The proxy of an https:// fetch: NULL = as httpd's environment says
+     * (https_proxy, NO_PROXY, ...), "" = none, else an http(s)://host:port
+     * proxy URL. Ignored for http:// (loopback, never through a proxy). */
+    const char *proxy;
+    const char *proxy_user;     /* Basic credentials for that proxy, NULL = none */
+    const char *proxy_password;
 } ajw_fetch_req_t;
 
 typedef struct ajw_fetch_res_t {
@@ -60,7 +71,8 @@ apr_status_t ajw_curl_global_init(void);
 
 /* A fetcher backed by libcurl: protocols limited to http, https and file,
  * TLS peer and host verified, no redirects, size and time capped,
- * ETag/If-None-Match and Cache-Control max-age understood. */
+ * ETag/If-None-Match and Cache-Control max-age understood, extra headers
+ * and a proxy as the request says. */
 ajw_fetcher_t *ajw_curl_fetcher(apr_pool_t *p);
 
 #endif

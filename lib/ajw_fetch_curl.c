@@ -14,7 +14,12 @@
  * grounds that the document never leaves the machine; through a proxy it
  * would, in clear text, and "127.0.0.1" would be the proxy's own loopback.
  * So http:// fetches never use a proxy (CURLOPT_NOPROXY "*"); https://
- * fetches do use a configured one (TLS is end to end through CONNECT). */
+ * fetches do use a configured one (TLS is end to end through CONNECT): the
+ * request's own (AuthJWKSFetchProxy), else the environment's.
+ *
+ * Extra headers (credentials the JWKS server demands) go to that server
+ * only: redirects are never followed, and CURLHEADER_SEPARATE keeps them
+ * out of the CONNECT request a proxy sees. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -186,12 +191,25 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     return ctx->cancelled;      /* non-zero aborts (CURLE_ABORTED_BY_CALLBACK) */
 }
 
+/* Append one "Name: value" line to *hdrs unless rc already failed. */
+static CURLcode add_header(struct curl_slist **hdrs, const char *line, CURLcode rc)
+{
+    struct curl_slist *n;
+    if (rc != CURLE_OK)
+        return rc;
+    if (!(n = curl_slist_append(*hdrs, line)))
+        return CURLE_OUT_OF_MEMORY;
+    *hdrs = n;
+    return CURLE_OK;
+}
+
 /* Every option of a fetch; CURLE_OK or the first option that failed. */
 static CURLcode setup_handle(CURL *h, const ajw_fetch_req_t *req, fetch_ctx_t *ctx,
                              struct curl_slist **hdrs, char *errbuf)
 {
     long ms = (long)(req->timeout / 1000);
     CURLcode rc = CURLE_OK;
+    int i;
     if (ms <= 0)
         ms = 1;
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(h, opt, val); } while (0)
@@ -213,29 +231,32 @@ static CURLcode setup_handle(CURL *h, const ajw_fetch_req_t *req, fetch_ctx_t *c
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_size);
     if (req->ca_file)
         SET(CURLOPT_CAINFO, req->ca_file);
-    if (strncasecmp(req->url, "http:", 5) == 0)
+    if (strncasecmp(req->url, "http:", 5) == 0) {
         SET(CURLOPT_NOPROXY, "*");      /* loopback only: never via a proxy (see top) */
+    }
+    else if (req->proxy) {              /* "" disables the environment's proxy too */
+        SET(CURLOPT_PROXY, req->proxy);
+        if (*req->proxy)
+            SET(CURLOPT_NOPROXY, "");   /* the configured proxy for this URL, whatever NO_PROXY says */
+        if (*req->proxy && req->proxy_user) {
+            SET(CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+            SET(CURLOPT_PROXYUSERNAME, req->proxy_user);
+            SET(CURLOPT_PROXYPASSWORD, req->proxy_password ? req->proxy_password : "");
+        }
+    }
+    /* Our headers go to the server only, not in a CONNECT to the proxy. */
+    SET(CURLOPT_HEADEROPT, (long)CURLHEADER_SEPARATE);
     if (req->cancelled) {
         SET(CURLOPT_XFERINFOFUNCTION, on_progress);
         SET(CURLOPT_XFERINFODATA, ctx);
         SET(CURLOPT_NOPROGRESS, 0L);
     }
-    if (req->etag && rc == CURLE_OK) {
-        struct curl_slist *h2 = curl_slist_append(*hdrs, apr_pstrcat(ctx->p, "If-None-Match: ",
-                                                                     req->etag, NULL));
-        if (!h2)
-            rc = CURLE_OUT_OF_MEMORY;
-        else
-            *hdrs = h2;
-    }
-    if (req->accept && rc == CURLE_OK) {
-        struct curl_slist *h2 = curl_slist_append(*hdrs, apr_pstrcat(ctx->p, "Accept: ",
-                                                                     req->accept, NULL));
-        if (!h2)
-            rc = CURLE_OUT_OF_MEMORY;
-        else
-            *hdrs = h2;
-    }
+    if (req->etag)
+        rc = add_header(hdrs, apr_pstrcat(ctx->p, "If-None-Match: ", req->etag, NULL), rc);
+    for (i = 0; req->headers && req->headers[i]; i++)
+        rc = add_header(hdrs, req->headers[i], rc);
+    if (req->accept)
+        rc = add_header(hdrs, apr_pstrcat(ctx->p, "Accept: ", req->accept, NULL), rc);
     if (*hdrs)
         SET(CURLOPT_HTTPHEADER, *hdrs);
 #undef SET

@@ -944,6 +944,8 @@ static void fetch_once(ajw_keystore_t *ks, ajw_source_t *src, attempt_t *a)
     req.max_size = src->conf.max_size;
     req.cancelled = fetch_cancelled;
     req.cancel_baton = ks;
+    if (src->conf.prepare)
+        src->conf.prepare(src->conf.prepare_baton, &req, src->scratch);
     rv = ks->fetcher->fetch(ks->fetcher, &req, &res, src->scratch);
     a->max_age = res.max_age;
     a->fetched = apr_time_now();

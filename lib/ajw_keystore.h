@@ -55,6 +55,12 @@ typedef struct ajw_source_conf_t {
     ajw_source_kind_e kind;           /* default AJW_SOURCE_JWKS */
     ajw_source_t *signer;             /* STATUS: the JWKS source whose keys sign the lists */
     unsigned algs;                    /* STATUS: algorithms a list may use, 0 = AJW_ALGS_DEFAULT */
+    /* Called by the refresh thread before each fetch (NULL = never), to add
+     * what changes between fetches (credentials that rotate) or is set per
+     * URL (proxy): it may set req->headers, proxy, proxy_user and
+     * proxy_password, allocating from p (cleared after the fetch). */
+    void (*prepare)(void *baton, ajw_fetch_req_t *req, apr_pool_t *p);
+    void *prepare_baton;
 } ajw_source_conf_t;
 
 /* A read-only view of a published key set, valid until released. */

@@ -35,7 +35,7 @@ SERVER_LEVEL = {
     "authjwkstokencache", "authjwkscachedir", "authjwkscachesocache", "authjwksfleetkey",
     "authjwksdpopreplaycache", "authjwksstripclaimheaders", "cachequickhandler",
     "cachestoreprivate", "cacheenable", "cacheroot", "setenvif", "mutex", "sslverifyclient",
-    "listen",
+    "listen", "logformat", "customlog", "authjwksfetchheader", "authjwksfetchproxy",
 }
 EXTRA_MODULES = [
     ("authz_host_module", "mod_authz_host.so"),
@@ -48,9 +48,15 @@ EXTRA_MODULES = [
     ("cache_module", "mod_cache.so"),
     ("cache_disk_module", "mod_cache_disk.so"),
     ("status_module", "mod_status.so"),
+    ("proxy_module", "mod_proxy.so"),
+    ("proxy_http_module", "mod_proxy_http.so"),
 ]
 EXAMPLE_FLEET_KEY = "/etc/apache2/auth_jwks_fleet.key"
 EXAMPLE_DENY_LIST = "/etc/apache2/auth_jwks_revoked.txt"
+# root-only secret files the docs name, and a CA bundle of the example's cluster
+EXAMPLE_SECRETS = ["/var/run/secrets/kubernetes.io/serviceaccount/token",
+                   "/etc/apache2/jwks-proxy.cred"]
+EXAMPLE_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 WARNING = re.compile(r"\[[\w.]*:(warn|error|crit|alert|emerg)\]")
 
 
@@ -86,6 +92,14 @@ def as_config(block, tmp):
         if not os.path.exists(key):
             H.write_fleet_key(key, uid=os.getuid(), gid=os.getgid())
         block = block.replace(EXAMPLE_FLEET_KEY, key)
+    for i, path in enumerate(EXAMPLE_SECRETS):
+        if path in block:
+            secret = os.path.join(tmp, "secret%d" % i)
+            with open(secret, "w") as f:
+                f.write("user:example-secret\n")
+            os.chmod(secret, 0o600)
+            block = block.replace(path, secret)
+    block = block.replace(EXAMPLE_CA, "/etc/ssl/certs/ca-certificates.crt")
     if EXAMPLE_DENY_LIST in block:
         deny = os.path.join(tmp, "revoked.txt")
         with open(deny, "w") as f:

@@ -124,6 +124,11 @@ static void serve_one(int fd)
     else if (strncmp(req, "GET /badetag ", 13) == 0)
         respond(fd, "HTTP/1.1 200 OK\r\nETag: \"a\x01b\"\r\n"
                     "Cache-Control: max-age=99999999999999999999999\r\n", DOC);
+    else if (strncmp(req, "GET /cred ", 10) == 0)   /* a Kubernetes-style issuer */
+        respond(fd, strstr(req, "\r\nAuthorization: Bearer sa-token\r\n")
+                    && strstr(req, "\r\nX-Extra: two words\r\n")
+                    ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 401 Unauthorized\r\n",
+                strstr(req, "\r\nAuthorization: Bearer sa-token\r\n") ? DOC : "no");
     else if (strncmp(req, "GET /redirect ", 14) == 0)
         respond(fd, "HTTP/1.1 302 Found\r\nLocation: /jwks\r\n", "moved");
     else
@@ -478,6 +483,39 @@ static void test_http_redirect_not_followed(void **state)
     assert_string_equal(res.body, "moved");
 }
 
+/* Extra headers (AuthJWKSFetchHeader) go with the request, after If-None-Match. */
+static void test_http_extra_headers(void **state)
+{
+    static const char *const hdrs[] = { "Authorization: Bearer sa-token", "X-Extra: two words",
+                                        NULL };
+    ajw_fetch_req_t req;
+    ajw_fetch_res_t res;
+    (void)state;
+    req_init(&req, http_url("/cred"));
+    assert_int_equal(fetcher->fetch(fetcher, &req, &res, pool), APR_SUCCESS);
+    assert_int_equal(res.status, 401);
+    req.headers = hdrs;
+    req.etag = "\"abc\"";
+    assert_int_equal(fetcher->fetch(fetcher, &req, &res, pool), APR_SUCCESS);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, DOC);
+}
+
+/* A proxy named by the request (AuthJWKSFetchProxy) is not used for http://
+ * (loopback only): the proxy here is a closed port, the fetch still works. */
+static void test_http_ignores_configured_proxy(void **state)
+{
+    ajw_fetch_req_t req;
+    ajw_fetch_res_t res;
+    (void)state;
+    req_init(&req, http_url("/jwks"));
+    req.proxy = "http://127.0.0.1:1";
+    req.proxy_user = "u";
+    req.proxy_password = "p";
+    assert_int_equal(fetcher->fetch(fetcher, &req, &res, pool), APR_SUCCESS);
+    assert_int_equal(res.status, 200);
+}
+
 static void test_http_not_found_and_refused(void **state)
 {
     ajw_fetch_req_t req;
@@ -540,6 +578,8 @@ int main(void)
         cmocka_unit_test(test_http_cancel),
         cmocka_unit_test(test_http_too_large),
         cmocka_unit_test(test_http_redirect_not_followed),
+        cmocka_unit_test(test_http_extra_headers),
+        cmocka_unit_test(test_http_ignores_configured_proxy),
         cmocka_unit_test(test_http_not_found_and_refused),
     };
     int rc;

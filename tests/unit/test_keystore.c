@@ -19,6 +19,7 @@
 
 #include <apr_general.h>
 #include <apr_strings.h>
+#include <apr_atomic.h>
 
 #include "ajw_keystore.h"
 #include "ajw_log.h"
@@ -56,6 +57,8 @@ typedef struct fake_t {
     int calls;
     int calls_304;
     char last_inm[64];
+    char last_hdr[64];        /* the first extra header of the last request */
+    char last_proxy[64];
     int count_fd;             /* >= 0: one byte appended per call (counts across fork) */
 } fake_t;
 
@@ -75,6 +78,9 @@ static apr_status_t fake_fetch(ajw_fetcher_t *self, const ajw_fetch_req_t *req,
     fail = f->fail;
     hang = f->hang || (f->hang_url && strcmp(req->url, f->hang_url) == 0);
     snprintf(f->last_inm, sizeof(f->last_inm), "%s", req->etag ? req->etag : "");
+    snprintf(f->last_hdr, sizeof(f->last_hdr), "%s",
+             req->headers && req->headers[0] ? req->headers[0] : "");
+    snprintf(f->last_proxy, sizeof(f->last_proxy), "%s", req->proxy ? req->proxy : "");
     if (!fail && f->honor_etag && req->etag && f->etag && strcmp(req->etag, f->etag) == 0) {
         res->status = 304;
         f->calls_304++;
@@ -332,6 +338,52 @@ static void test_first_load(void **state)
     assert_true(log_has("loaded 2 keys from " URL));
     /* Never key material in the log. */
     assert_false(log_has("BSN7EblVGdxrU5yAWllqV0KP6qDT3K5aGKmURtvnH1Y"));
+    env_end(&e);
+}
+
+/* prepare runs on the refresh thread before every fetch: what it puts in the
+ * request (a credential that rotates, a proxy) reaches the fetcher, fresh
+ * each time. (No cmocka assert off the test's thread: a flag instead.) */
+static volatile apr_uint32_t prepared, wrong_baton;
+
+static void count_prepare(void *baton, ajw_fetch_req_t *req, apr_pool_t *p)
+{
+    const char **h = apr_pcalloc(p, 2 * sizeof(char *));
+    if (strcmp((const char *)baton, "baton"))
+        apr_atomic_inc32(&wrong_baton);
+    h[0] = apr_psprintf(p, "X-Call: %u", apr_atomic_inc32(&prepared) + 1);
+    req->headers = h;
+    req->proxy = "http://proxy.test:3128";
+}
+
+static void test_prepare_before_each_fetch(void **state)
+{
+    env_t e;
+    ajw_source_conf_t c;
+    (void)state;
+    fake_reset(DOC_AB);
+    apr_atomic_set32(&prepared, 0);
+    apr_atomic_set32(&wrong_baton, 0);
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(apr_pool_create(&e.p, NULL), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&e.pchild, e.p), APR_SUCCESS);
+    assert_int_equal(ajw_keystore_create(&e.ks, e.p), APR_SUCCESS);
+    env_conf(&c, 60000, 50);
+    c.prepare = count_prepare;
+    c.prepare_baton = "baton";
+    e.src = ajw_keystore_add(e.ks, &c);
+    assert_int_equal(ajw_keystore_start(e.ks, &fake_fetcher, e.pchild), APR_SUCCESS);
+    assert_true(wait_generation(e.src, 1));
+    apr_sleep(MS(100));
+    ajw_source_kick(e.src);
+    assert_true(wait_calls(2));
+    apr_sleep(MS(50));
+    pthread_mutex_lock(&fake.mu);
+    assert_string_equal(fake.last_hdr, "X-Call: 2");
+    assert_string_equal(fake.last_proxy, "http://proxy.test:3128");
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(apr_atomic_read32(&prepared), 2);
+    assert_int_equal(apr_atomic_read32(&wrong_baton), 0);
     env_end(&e);
 }
 
@@ -1494,6 +1546,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_load),
+        cmocka_unit_test(test_prepare_before_each_fetch),
         cmocka_unit_test(test_acquire_bounded_when_failing),
         cmocka_unit_test(test_acquire_without_start),
         cmocka_unit_test(test_keys_kept_after_failures),
