@@ -1076,13 +1076,18 @@ static int authenticate(request_rec *r)
 static int force_authn(request_rec *r)
 {
     ajw_dir_conf *c;
+    ajw_req_t *st;
     token_find_t tf;
     if (!is_ours(r))
         return DECLINED;
     c = dir_conf(r);
     if (!c->optional)
         return DECLINED;
-    find_token(r, c, &tf);
+    st = ap_get_module_config(r->request_config, &auth_jwks_module);
+    if (st && st->early)              /* taken out by header_parser (ForwardToken Off) */
+        tf = *st->early;
+    else
+        find_token(r, c, &tf);
     if (tf.count == 0)
         token_from_chain(r, c, &tf);
     if (tf.count == 0) {
