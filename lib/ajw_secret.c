@@ -57,8 +57,8 @@ static const char *not_private(const struct stat *st, int dir, uid_t owner, apr_
     return NULL;
 }
 
-apr_status_t ajw_secret_read(unsigned char **secret, size_t *len, const char *path,
-                             uid_t owner, const char **why, apr_pool_t *p)
+apr_status_t ajw_secret_read_private(char **out, size_t *len, const char *path, uid_t owner,
+                                     size_t max, const char **why, apr_pool_t *p)
 {
     apr_status_t rv = APR_EGENERAL;
     unsigned char *buf = NULL;
@@ -68,7 +68,7 @@ apr_status_t ajw_secret_read(unsigned char **secret, size_t *len, const char *pa
     ssize_t n;
     int fd = -1;
 
-    *secret = NULL;
+    *out = NULL;
     *len = 0;
     *why = NULL;
     fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
@@ -88,14 +88,14 @@ apr_status_t ajw_secret_read(unsigned char **secret, size_t *len, const char *pa
         *why = apr_psprintf(p, "%s %s", path, bad);
         goto cleanup;
     }
-    if (st.st_size > AJW_SECRET_MAX) {
-        *why = apr_psprintf(p, "%s is too large (%" APR_INT64_T_FMT " bytes, at most %d)", path,
-                            (apr_int64_t)st.st_size, AJW_SECRET_MAX);
+    if ((apr_uint64_t)st.st_size > (apr_uint64_t)max) {
+        *why = apr_psprintf(p, "%s is too large (%" APR_INT64_T_FMT " bytes, at most %"
+                            APR_SIZE_T_FMT ")", path, (apr_int64_t)st.st_size, (apr_size_t)max);
         goto cleanup;
     }
-    buf = secret_buf(AJW_SECRET_MAX + 1, p);
-    while (got <= AJW_SECRET_MAX) {
-        n = read(fd, buf + got, AJW_SECRET_MAX + 1 - got);
+    buf = secret_buf(max + 2, p);
+    while (got <= max) {
+        n = read(fd, buf + got, max + 1 - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -107,28 +107,44 @@ apr_status_t ajw_secret_read(unsigned char **secret, size_t *len, const char *pa
             break;
         got += (size_t)n;
     }
-    if (got > AJW_SECRET_MAX) {
-        *why = apr_psprintf(p, "%s is too large (more than %d bytes)", path, AJW_SECRET_MAX);
+    if (got > max) {
+        *why = apr_psprintf(p, "%s is too large (more than %" APR_SIZE_T_FMT " bytes)", path,
+                            (apr_size_t)max);
         goto cleanup;
     }
     while (got && (buf[got - 1] == '\n' || buf[got - 1] == '\r' || buf[got - 1] == ' '
                    || buf[got - 1] == '\t'))
         got--;
-    if (got < AJW_SECRET_MIN) {
-        *why = apr_psprintf(p, "%s holds %" APR_SIZE_T_FMT " bytes of secret, at least %d are "
-                            "needed (make one with: openssl rand -hex 32 > %s)", path,
-                            (apr_size_t)got, AJW_SECRET_MIN, path);
-        goto cleanup;
-    }
-    *secret = buf;
+    buf[got] = '\0';
+    *out = (char *)buf;
     *len = got;
     rv = APR_SUCCESS;
 cleanup:
     if (fd >= 0)
         close(fd);
     if (rv != APR_SUCCESS && buf)
-        ajw_crypt_wipe(buf, AJW_SECRET_MAX + 1);
+        ajw_crypt_wipe(buf, max + 2);
     return rv;
+}
+
+apr_status_t ajw_secret_read(unsigned char **secret, size_t *len, const char *path,
+                             uid_t owner, const char **why, apr_pool_t *p)
+{
+    char *buf = NULL;
+    apr_status_t rv = ajw_secret_read_private(&buf, len, path, owner, AJW_SECRET_MAX, why, p);
+    *secret = NULL;
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (*len < AJW_SECRET_MIN) {
+        *why = apr_psprintf(p, "%s holds %" APR_SIZE_T_FMT " bytes of secret, at least %d are "
+                            "needed (make one with: openssl rand -hex 32 > %s)", path,
+                            (apr_size_t)*len, AJW_SECRET_MIN, path);
+        ajw_crypt_wipe(buf, *len);
+        *len = 0;
+        return APR_EGENERAL;
+    }
+    *secret = (unsigned char *)buf;
+    return APR_SUCCESS;
 }
 
 /* Write a new secret to path through a temporary file in its directory. */

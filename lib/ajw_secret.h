@@ -27,6 +27,16 @@ typedef struct ajw_keys_t {
     unsigned char jti[AJW_KEY_LEN];     /* info "dpop jti v1": ids of fleet replay entries */
 } ajw_keys_t;
 
+/* Read a file only its owner may read: at most max bytes of path into
+ * *buf (NUL-terminated, *len bytes, from p and wiped when p is cleared;
+ * trailing spaces, tabs, CR and LF are not part of it; *len may be 0).
+ * Refused with *why (a short text naming the problem, never the content)
+ * when the file cannot be opened, is not a regular file (symbolic links are
+ * followed: the file they reach is checked), is owned by neither root nor
+ * `owner`, has any group or other permission bit, or is larger than max. */
+apr_status_t ajw_secret_read_private(char **buf, size_t *len, const char *path, uid_t owner,
+                                     size_t max, const char **why, apr_pool_t *p);
+
 /* Read the secret file at path into *secret (*len bytes, from p; trailing
  * spaces, tabs, CR and LF are not part of it). Refused with *why (a short
  * text naming the problem, never the content) when the file cannot be

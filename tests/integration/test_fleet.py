@@ -233,7 +233,7 @@ def assert_no_secret_in_log(h, *secrets):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("remote_cache", ["memcache", "redis"], indirect=True)
-def test_forged_socache_record_refused_by_both_servers(fleet_key, remote_cache, make_httpd, idp,
+def test_forged_socache_record_refused_by_both_servers(fleet_key, remote_cache, idp, make_httpd,
                                                        keys, attacker, variant, expect_log):
     """Two servers share a fleet key and a memcache/redis. The IdP fails; the
     cache's record of the URL is replaced by the real one with the
@@ -300,6 +300,7 @@ def test_record_with_ca_file_named_and_bound_to_it(fleet_key, remote_cache, make
     trust store (no ca_file), planted under that name, is refused."""
     idp = H.JWKSServer(tls=ca)
     idp.set(keys.jwks())
+    h = None
     try:
         url = idp.url()
         conf = fleet_conf(url, fleet_key.path, socache=remote_cache).replace(
@@ -331,6 +332,8 @@ def test_record_with_ca_file_named_and_bound_to_it(fleet_key, remote_cache, make
         poke_until_refused(h, tok(attacker, "ES256"), rx)
         assert_refuses_evil_serves_real(h, tok(attacker, "ES256"), real)
     finally:
+        if h:
+            h.stop()                  # before the IdP goes: no refresh meets a closed port
         idp.close()
 
 
@@ -361,7 +364,7 @@ def read_file(path):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("keying", ["fleet_key", "per_server_key"])
-def test_forged_file_record_refused(keydir, make_httpd, idp, keys, attacker, keying, variant,
+def test_forged_file_record_refused(keydir, idp, make_httpd, keys, attacker, keying, variant,
                                     expect_log):
     """A record file planted in AuthJWKSCacheDir by the httpd user (owner
     www-data, mode 0600, as a CGI without suEXEC would): with a fleet key
@@ -423,7 +426,7 @@ def test_forged_file_record_refused(keydir, make_httpd, idp, keys, attacker, key
 # ---------------------------------------------------------------- the per-server key
 
 @pytest.mark.parametrize("where", ["default", "custom"])
-def test_per_server_key_made_private_and_kept(make_httpd, idp, keys, where, expect_log):
+def test_per_server_key_made_private_and_kept(idp, make_httpd, keys, where, expect_log):
     """Without AuthJWKSFleetKey the parent makes <cache dir>.key (root, 0600,
     a regular file), MACs the records with the key derived from it, and keeps
     it across a full stop/start: started again while the IdP fails, the
@@ -462,8 +465,8 @@ def test_per_server_key_made_private_and_kept(make_httpd, idp, keys, where, expe
 # ---------------------------------------------------------------- a server started during an outage
 
 @pytest.mark.parametrize("remote_cache", ["redis"], indirect=True)
-def test_server_started_during_outage_comes_up_from_fleet_copy(keydir, remote_cache, make_httpd,
-                                                               idp, keys, expect_log):
+def test_server_started_during_outage_comes_up_from_fleet_copy(keydir, remote_cache, idp,
+                                                               make_httpd, keys, expect_log):
     """A loads the keys and writes the fleet copy to redis; the IdP fails; B
     (same fleet key, nothing of its own on disk) starts and serves valid
     tokens from A's copy at once. C, started the same way with another fleet
@@ -511,7 +514,7 @@ def pkey():
     return jwk.JWK.generate(kty="EC", crv="P-256")
 
 
-def test_dpop_nonce_from_one_server_accepted_by_another(keydir, make_httpd, idp, keys, pkey):
+def test_dpop_nonce_from_one_server_accepted_by_another(keydir, idp, make_httpd, keys, pkey):
     """AuthJWKSDPoPNonce on A and B with the same fleet key: a nonce A issued
     is accepted by B and the other way round; C with another fleet key asks
     for a nonce of its own."""
@@ -547,8 +550,8 @@ def redis_dump(cache):
 
 
 @pytest.mark.parametrize("remote_cache", ["memcache", "redis"], indirect=True)
-def test_dpop_proof_used_at_one_server_is_replay_at_another(fleet_key, remote_cache, make_httpd,
-                                                            idp, keys, pkey, expect_log):
+def test_dpop_proof_used_at_one_server_is_replay_at_another(fleet_key, remote_cache, idp,
+                                                            make_httpd, keys, pkey, expect_log):
     """AuthJWKSFleetKey + a remote socache: a proof accepted by A is refused
     by B as a replay (and the other way round); the fleet entry is in the
     cache under a derived id (the jti is nowhere in clear). The cache down:
@@ -616,7 +619,7 @@ def test_dpop_proof_used_at_one_server_is_replay_at_another(fleet_key, remote_ca
 # ---------------------------------------------------------------- upgrade: v1 records
 
 @pytest.mark.parametrize("store", ["file", "redis"])
-def test_v1_record_refused_once_then_rewritten_as_v2(keydir, make_httpd, idp, keys, store,
+def test_v1_record_refused_once_then_rewritten_as_v2(keydir, idp, make_httpd, keys, store,
                                                      expect_log):
     """A record in the previous version's form (JSON, no MAC line), fresh, of
     the real keys: refused once with a warning (so the server fetches although
@@ -771,49 +774,46 @@ def test_configtest_shmcb_without_fleet_key():
 MARK_TIME = r"DPoP fleet replay check: (new|seen) in (\d+) us"
 
 
-def test_fleet_replay_window_measured(fleet_key, make_httpd, idp, keys, pkey, expect_log):
+@pytest.mark.parametrize("remote_cache", ["redis"], indirect=True)
+def test_fleet_replay_window_measured(fleet_key, remote_cache, idp, keys, pkey, make_httpd,
+                                      expect_log):
     """The fleet replay mark is a look-up then a store (httpd's socache has no
     atomic add): two servers taking one proof within that time can both accept
     it. Sent one after the other, every copy of a proof is refused at the other
     server; sent to both at once, the test counts how often both accepted and
-    prints the time the mark took (trace1 lines), which docs/dpop-mtls.md quotes.
-    Nothing here asserts a timing."""
-    if not HAVE_RD:
-        pytest.skip("redis-server or mod_socache_redis.so not installed")
+    prints the time the mark took (trace1 lines), which the README quotes.
+    Nothing here asserts a timing. The cache and the IdP are requested before
+    make_httpd, so they outlive the servers."""
     expect_log(PROOF_REJECTED % "replay")
-    cache = CacheServer("redis")
-    try:
-        conf = fleet_conf(idp.url(), fleet_key.path, socache=cache, dpop=True)
-        a = make_httpd(conf, name="window-a", loglevel="warn auth_jwks:trace1")
-        b = make_httpd(conf, name="window-b", loglevel="warn auth_jwks:trace1")
-        t = bound(keys, pkey)
-        u = BASE + "/dp/env"
-        # one after the other: never both
-        for i in range(20):
-            p = proof(pkey, "GET", u, t)
-            first, second = (a, b) if i % 2 else (b, a)
-            assert dget(first, "/dp/env", t, p).status_code == 200
-            assert_dpop_refused(dget(second, "/dp/env", t, p))
-        # at once: count the proofs both servers took
-        both = 0
-        rounds = 40
-        for _ in range(rounds):
-            p = proof(pkey, "GET", u, t)
-            out = {}
-            th = [threading.Thread(target=lambda i=i, h=h: out.__setitem__(
-                      i, dget(h, "/dp/env", t, p).status_code)) for i, h in enumerate((a, b))]
-            for x in th:
-                x.start()
-            for x in th:
-                x.join(10)
-            assert sorted(out.values()) in ([200, 200], [200, 401]), out
-            both += out.get(0) == 200 and out.get(1) == 200
-        times = [int(m.group(2)) for h in (a, b) for m in re.finditer(MARK_TIME, h.log_text())]
-        assert len(times) >= 2 * 20 + rounds, len(times)
-        times.sort()
-        print("\nfleet replay mark (redis, loopback): median %d us, p90 %d us, max %d us over %d "
-              "marks; %d of %d simultaneous pairs accepted at both servers"
-              % (times[len(times) // 2], times[int(len(times) * 0.9)], times[-1], len(times),
-                 both, rounds))
-    finally:
-        cache.close()
+    conf = fleet_conf(idp.url(), fleet_key.path, socache=remote_cache, dpop=True)
+    a = make_httpd(conf, name="window-a", loglevel="warn auth_jwks:trace1")
+    b = make_httpd(conf, name="window-b", loglevel="warn auth_jwks:trace1")
+    t = bound(keys, pkey)
+    u = BASE + "/dp/env"
+    # one after the other: never both
+    for i in range(20):
+        p = proof(pkey, "GET", u, t)
+        first, second = (a, b) if i % 2 else (b, a)
+        assert dget(first, "/dp/env", t, p).status_code == 200
+        assert_dpop_refused(dget(second, "/dp/env", t, p))
+    # at once: count the proofs both servers took
+    both = 0
+    rounds = 40
+    for _ in range(rounds):
+        p = proof(pkey, "GET", u, t)
+        out = {}
+        th = [threading.Thread(target=lambda i=i, h=h: out.__setitem__(
+                  i, dget(h, "/dp/env", t, p).status_code)) for i, h in enumerate((a, b))]
+        for x in th:
+            x.start()
+        for x in th:
+            x.join(10)
+        assert sorted(out.values()) in ([200, 200], [200, 401]), out
+        both += out.get(0) == 200 and out.get(1) == 200
+    times = [int(m.group(2)) for h in (a, b) for m in re.finditer(MARK_TIME, h.log_text())]
+    assert len(times) >= 2 * 20 + rounds, len(times)
+    times.sort()
+    print("\nfleet replay mark (redis, loopback): median %d us, p90 %d us, max %d us over %d "
+          "marks; %d of %d simultaneous pairs accepted at both servers"
+          % (times[len(times) // 2], times[int(len(times) * 0.9)], times[-1], len(times),
+             both, rounds))
