@@ -421,6 +421,12 @@ int ajw_edge_check_config(server_rec *s, apr_pool_t *p, int warn);
 
 /* Directive table and config constructors (mod_auth_jwks_config.c). */
 extern const command_rec ajw_mod_cmds[];
+/* "<Directive>: <message>" from cmd->pool, so apachectl -t names what to fix. */
+const char *ajw_mod_dir_err(cmd_parms *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* 1 when s is a non-empty run of letters, digits, '-', '.' and '_' (names
+ * of cookies, query parameters and headers in directives), else 0. */
+int ajw_mod_is_token(const char *s);
 void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir);
 void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 void *ajw_mod_create_srv_conf(apr_pool_t *p, server_rec *s);

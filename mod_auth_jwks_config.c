@@ -131,11 +131,8 @@ static void note_jwks_server(cmd_parms *cmd, const char *prefix)
 /* Directive setters: every value is validated here, so that mistakes  */
 /* show at `apachectl -t`, naming the directive.                       */
 
-static const char *dir_err(cmd_parms *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 /* "<Directive>: <message>", so apachectl -t names what to fix. */
-static const char *dir_err(cmd_parms *cmd, const char *fmt, ...)
+const char *ajw_mod_dir_err(cmd_parms *cmd, const char *fmt, ...)
 {
     va_list ap;
     const char *msg;
@@ -168,11 +165,11 @@ static const char *check_url(cmd_parms *cmd, const char *url)
     const char *scheme, *path, *why = ajw_url_problem(url, &scheme, &path, cmd->pool);
     apr_finfo_t fi;
     if (why)
-        return dir_err(cmd, "'%s': %s", url, why);
+        return ajw_mod_dir_err(cmd, "'%s': %s", url, why);
     if (!strcasecmp(scheme, "file")
         && (apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
             || fi.filetype != APR_REG))
-        return dir_err(cmd, "'%s': no such file", url);
+        return ajw_mod_dir_err(cmd, "'%s': no such file", url);
     return NULL;
 }
 
@@ -227,28 +224,28 @@ static const char *set_issuer(cmd_parms *cmd, void *cv, const char *iss, const c
     ajw_issuer_tpl_t *tpl = NULL;
     const char *why = NULL;
     if (!*iss)
-        return dir_err(cmd, "the issuer must not be empty");
+        return ajw_mod_dir_err(cmd, "the issuer must not be empty");
     if (ajw_issuer_template_parse(&tpl, iss, cmd->pool, &why) != APR_SUCCESS)
-        return dir_err(cmd, "%s", why);
+        return ajw_mod_dir_err(cmd, "%s", why);
     if (tpl && url && !strcasecmp(url, "discover"))
-        return dir_err(cmd, "'%s': an issuer template cannot discover its keys (its metadata "
+        return ajw_mod_dir_err(cmd, "'%s': an issuer template cannot discover its keys (its metadata "
                        "URL would hold the placeholder): name the JWKS URL", iss);
     if (!strcmp(iss, "*")) {      /* any issuer, deliberately (quiets the startup warning) */
         if (url)
-            return dir_err(cmd, "'*' (any issuer) takes no URL: name the URL with AuthJWKSURL");
+            return ajw_mod_dir_err(cmd, "'*' (any issuer) takes no URL: name the URL with AuthJWKSURL");
         if (c->issuers_set && c->issuers->nelts)
-            return dir_err(cmd, "'*' cannot be combined with named issuers in one section");
+            return ajw_mod_dir_err(cmd, "'*' cannot be combined with named issuers in one section");
         c->issuers = apr_array_make(cmd->pool, 1, sizeof(ajw_issuer_t));
         c->issuers_set = 1;
         note_jwks_server(cmd, NULL);
         return force_forbidden_on_failure(cmd);
     }
     if (c->issuers_set && c->issuers->nelts == 0)
-        return dir_err(cmd, "'%s' cannot follow AuthJWKSIssuer * in one section", iss);
+        return ajw_mod_dir_err(cmd, "'%s' cannot follow AuthJWKSIssuer * in one section", iss);
     if (url && !strcasecmp(url, "discover")) {  /* keys from the issuer's own metadata */
         why = ajw_discovery_check_issuer(iss, cmd->pool);
         if (why)
-            return dir_err(cmd, "%s discover: %s", iss, why);
+            return ajw_mod_dir_err(cmd, "%s discover: %s", iss, why);
         url = ajw_discovery_source_url(iss, cmd->pool);
     }
     else if (url) {
@@ -283,18 +280,18 @@ static const char *set_audience(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     if (!*arg)
-        return dir_err(cmd, "an audience must not be empty");
+        return ajw_mod_dir_err(cmd, "an audience must not be empty");
     if (!strcmp(arg, ajw_aud_resource))  /* RFC 9728 resource, resolved per request */
         arg = ajw_aud_resource;
     if (!strcmp(arg, "*")) {      /* any audience, deliberately (quiets the startup warning) */
         if (c->audiences_set && c->audiences->nelts)
-            return dir_err(cmd, "'*' (any audience) cannot be combined with named audiences");
+            return ajw_mod_dir_err(cmd, "'*' (any audience) cannot be combined with named audiences");
         c->audiences = apr_array_make(cmd->pool, 1, sizeof(const char *));
         c->audiences_set = 1;
         return NULL;
     }
     if (c->audiences_set && c->audiences->nelts == 0)
-        return dir_err(cmd, "'%s' cannot be combined with '*' (any audience)", arg);
+        return ajw_mod_dir_err(cmd, "'%s' cannot be combined with '*' (any audience)", arg);
     push_str(cmd, &c->audiences, !c->audiences_set, arg);
     c->audiences_set = 1;
     return NULL;
@@ -305,7 +302,7 @@ static const char *set_tenant(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     if (!ajw_tenant_id_ok(arg, strlen(arg)))
-        return dir_err(cmd, "'%s' is not a tenant id (a GUID in lower-case hex, as in the "
+        return ajw_mod_dir_err(cmd, "'%s' is not a tenant id (a GUID in lower-case hex, as in the "
                        "tid claim: 72f988bf-86f1-41af-91ab-2d7cd011db47)", arg);
     push_str(cmd, &c->tenants, !c->tenants_set, arg);
     c->tenants_set = 1;
@@ -316,7 +313,7 @@ static const char *set_required(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     if (!*arg)
-        return dir_err(cmd, "a claim name must not be empty");
+        return ajw_mod_dir_err(cmd, "a claim name must not be empty");
     push_str(cmd, &c->required, !c->required_set, arg);
     c->required_set = 1;
     return NULL;
@@ -327,10 +324,10 @@ static const char *set_algs(cmd_parms *cmd, void *cv, const char *arg)
     ajw_dir_conf *c = cv;
     ajw_alg_e a = ajw_alg_from_name(arg, strlen(arg));
     if (a == AJW_ALG_UNKNOWN)
-        return dir_err(cmd, "unknown algorithm '%s' (known: RS256 RS384 RS512 PS256 PS384 "
+        return ajw_mod_dir_err(cmd, "unknown algorithm '%s' (known: RS256 RS384 RS512 PS256 PS384 "
                        "PS512 ES256 ES384 ES512 EdDSA)", arg);
     if (!(AJW_ALG_BIT(a) & AJW_ALGS_DEFAULT))
-        return dir_err(cmd, "'%s' cannot verify tokens with keys from a JWKS "
+        return ajw_mod_dir_err(cmd, "'%s' cannot verify tokens with keys from a JWKS "
                        "(none and HS* are never accepted)", arg);
     if (!c->algs_set) {
         c->algs = 0;
@@ -431,7 +428,7 @@ static const char *set_typ(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_dir_conf *c = cv;
     if (!*arg)
-        return dir_err(cmd, "the type must not be empty");
+        return ajw_mod_dir_err(cmd, "the type must not be empty");
     c->typ = arg;
     c->typ_set = 1;
     return NULL;
@@ -444,7 +441,7 @@ static const char *set_ca_file(cmd_parms *cmd, void *cv, const char *arg)
     const char *path = ap_server_root_relative(cmd->pool, arg);
     if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
         || fi.filetype != APR_REG)
-        return dir_err(cmd, "CA file '%s' does not exist or is not a file", arg);
+        return ajw_mod_dir_err(cmd, "CA file '%s' does not exist or is not a file", arg);
     c->ca_file = path;
     c->ca_file_set = 1;
     return NULL;
@@ -455,7 +452,7 @@ static const char *set_user_claim(cmd_parms *cmd, void *cv, const char *arg)
     ajw_dir_conf *c = cv;
     size_t len = strlen(arg), slen = strlen(AJW_USER_AT_ISS);
     if (!*arg || (len == slen && !strcmp(arg, AJW_USER_AT_ISS)))
-        return dir_err(cmd, "the claim name must not be empty");
+        return ajw_mod_dir_err(cmd, "the claim name must not be empty");
     c->user_claim = arg;
     c->user_claim_set = 1;
     return NULL;
@@ -486,17 +483,17 @@ static const char *set_claim_prefix(cmd_parms *cmd, void *cv, const char *arg)
     const char *s;
     size_t len = strlen(arg);
     if (len < 4 || !apr_isalpha(arg[0]) || arg[len - 1] != '_')
-        return dir_err(cmd, "'%s' must start with a letter, end with '_' and have at least "
+        return ajw_mod_dir_err(cmd, "'%s' must start with a letter, end with '_' and have at least "
                        "4 characters", arg);
     for (s = arg; *s; s++)
         if (!apr_isalnum(*s) && *s != '_')
-            return dir_err(cmd, "'%s' may hold only letters, digits and '_'", arg);
+            return ajw_mod_dir_err(cmd, "'%s' may hold only letters, digits and '_'", arg);
     if (!first_word_allowed(arg, '_'))
-        return dir_err(cmd, "'%s' could let a claim name a variable that programs act on "
+        return ajw_mod_dir_err(cmd, "'%s' could let a claim name a variable that programs act on "
                        "(ALL_PROXY, LD_PRELOAD, ...): the prefix must start with JWT_, OIDC_, "
                        "CLAIM_, CLAIMS_ or TOKEN_", arg);
     if ((s = ajw_env_prefix_shadows(arg)))
-        return dir_err(cmd, "'%s' would let a claim set %s, which the module sets itself: "
+        return ajw_mod_dir_err(cmd, "'%s' would let a claim set %s, which the module sets itself: "
                        "choose a longer prefix (JWT_CLAIM_ is the default)", arg, s);
     c->claim_prefix = arg;
     c->claim_prefix_set = 1;
@@ -511,19 +508,19 @@ static const char *set_header_prefix(cmd_parms *cmd, void *cv, const char *arg)
     const char *s, *word = arg;
     size_t len = strlen(arg);
     if (len < 4 || arg[len - 1] != '-' || !apr_isalpha(arg[0]))
-        return dir_err(cmd, "'%s' must start with a letter, end with '-' and have at least "
+        return ajw_mod_dir_err(cmd, "'%s' must start with a letter, end with '-' and have at least "
                        "4 characters", arg);
     for (s = arg; *s; s++)
         if (!apr_isalnum(*s) && *s != '-')
-            return dir_err(cmd, "'%s' may hold only letters, digits and '-'", arg);
+            return ajw_mod_dir_err(cmd, "'%s' may hold only letters, digits and '-'", arg);
     if (!strncasecmp(word, "X-", 2))
         word += 2;
     if (!first_word_allowed(word, '-'))
-        return dir_err(cmd, "'%s' could let a claim pose as a header that means something "
+        return ajw_mod_dir_err(cmd, "'%s' could let a claim pose as a header that means something "
                        "else (X-Forwarded-User, Remote-User, ...): the prefix must start with "
                        "JWT-, OIDC-, Claim-, Claims- or Token- (optionally after X-)", arg);
     if ((s = ajw_header_prefix_shadows(arg)))
-        return dir_err(cmd, "'%s' would let a claim set the header %s, which the module sets "
+        return ajw_mod_dir_err(cmd, "'%s' would let a claim set the header %s, which the module sets "
                        "itself: choose a longer prefix (X-JWT-Claim- is the default)", arg, s);
     c->header_prefix = arg;
     c->header_prefix_set = 1;
@@ -543,7 +540,7 @@ static const char *set_pass(cmd_parms *cmd, void *cv, const char *arg)
     else if (!strcasecmp(arg, "both"))
         c->pass = PASS_ENV | PASS_HEADERS;
     else
-        return dir_err(cmd, "'%s' is not one of none, env, headers, both", arg);
+        return ajw_mod_dir_err(cmd, "'%s' is not one of none, env, headers, both", arg);
     c->pass_set = 1;
     return NULL;
 }
@@ -606,19 +603,19 @@ static const char *set_claim_map(cmd_parms *cmd, void *cv, const char *claim, co
     const char *why = NULL, *s;
     size_t len = strlen(name);
     if (ajw_claim_ref_compile(&ref, claim, cmd->pool, &why) != APR_SUCCESS)
-        return dir_err(cmd, "%s", why);
+        return ajw_mod_dir_err(cmd, "%s", why);
     for (s = name; *s; s++)
         if (!(apr_isalnum(*s) || *s == (header ? '-' : '_')))
             break;
     if (!len || *s || !apr_isalpha(name[0]))
-        return dir_err(cmd, header ? "'%s' is not a header name (a letter, then letters, "
+        return ajw_mod_dir_err(cmd, header ? "'%s' is not a header name (a letter, then letters, "
                        "digits and '-')" : "'%s' is not a variable name (a letter, then "
                        "letters, digits and '_')", name);
     if (header ? (denied(map_header_denied, name, 0, 1) || !strncasecmp(name, "Sec-", 4)
                   || !strncasecmp(name, "Proxy-", 6))
                : (denied(map_env_denied, name, 1, 0) || !strncmp(name, c->claim_prefix,
                                                                strlen(c->claim_prefix))))
-        return dir_err(cmd, "a claim must not set %s '%s'", header ? "the header" : "the "
+        return ajw_mod_dir_err(cmd, "a claim must not set %s '%s'", header ? "the header" : "the "
                        "variable", name);
     if (header ? !c->map_headers_set : !c->map_envs_set) {
         apr_array_header_t *fresh = apr_array_make(cmd->pool, 2, sizeof(ajw_claim_map_t));
@@ -651,7 +648,7 @@ static const char *set_cacheable(cmd_parms *cmd, void *cv, int flag)
     return NULL;
 }
 
-static int is_param_name(const char *s)
+int ajw_mod_is_token(const char *s)
 {
     if (!*s)
         return 0;
@@ -691,12 +688,12 @@ static const char *parse_from_header(cmd_parms *cmd, const ajw_dir_conf *c, cons
     size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
     char *name = apr_pstrmemdup(cmd->pool, spec, nlen);
     if (!is_simple_token(name, nlen) || (colon && !is_simple_token(colon + 1, strlen(colon + 1))))
-        return dir_err(cmd, "'%s' is not header=<Header-Name> or header=<Header-Name>:<scheme> "
+        return ajw_mod_dir_err(cmd, "'%s' is not header=<Header-Name> or header=<Header-Name>:<scheme> "
                        "(letters, digits, '-', '.', '_')", arg);
     if (denied(from_header_denied, name, 0, 1)
         || !strncasecmp(name, AJW_HEADER_PREFIX_DEFAULT, strlen(AJW_HEADER_PREFIX_DEFAULT))
         || !strncasecmp(name, c->header_prefix, strlen(c->header_prefix)))
-        return dir_err(cmd, "a token cannot come from the header '%s' (hop-by-hop, framing, "
+        return ajw_mod_dir_err(cmd, "a token cannot come from the header '%s' (hop-by-hop, framing, "
                        "another credential, or a claim header the module removes)", name);
     f->kind = TOKEN_FROM_HEADER;
     f->name = name;
@@ -734,16 +731,16 @@ static const char *set_from(cmd_parms *cmd, void *cv, const char *arg)
         if (err)
             return err;
     }
-    else if (!strncasecmp(arg, "cookie=", 7) && is_param_name(arg + 7)) {
+    else if (!strncasecmp(arg, "cookie=", 7) && ajw_mod_is_token(arg + 7)) {
         f.kind = TOKEN_FROM_COOKIE;
         f.name = arg + 7;
     }
-    else if (!strncasecmp(arg, "query=", 6) && is_param_name(arg + 6)) {
+    else if (!strncasecmp(arg, "query=", 6) && ajw_mod_is_token(arg + 6)) {
         f.kind = TOKEN_FROM_QUERY;
         f.name = arg + 6;
     }
     else
-        return dir_err(cmd, "'%s' is not header, header=<Header-Name>[:<scheme>], "
+        return ajw_mod_dir_err(cmd, "'%s' is not header, header=<Header-Name>[:<scheme>], "
                        "cookie=<name> or query=<name>", arg);
     if (!c->from_set) {
         c->from = apr_array_make(cmd->pool, 2, sizeof(ajw_from_t));
@@ -751,7 +748,7 @@ static const char *set_from(cmd_parms *cmd, void *cv, const char *arg)
     }
     for (i = 0; i < c->from->nelts; i++)
         if (same_from(&APR_ARRAY_IDX(c->from, i, ajw_from_t), &f))
-            return dir_err(cmd, "'%s' is listed twice (or overlaps another header source)", arg);
+            return ajw_mod_dir_err(cmd, "'%s' is listed twice (or overlaps another header source)", arg);
     *(ajw_from_t *)apr_array_push(c->from) = f;
     return NULL;
 }
@@ -794,7 +791,7 @@ static const char *set_cache_dir(cmd_parms *cmd, void *cv, const char *arg)
     if (!strcasecmp(arg, "off"))
         sc->cache_dir = "";
     else if (!(sc->cache_dir = ap_server_root_relative(cmd->pool, arg)))
-        return dir_err(cmd, "invalid path '%s'", arg);
+        return ajw_mod_dir_err(cmd, "invalid path '%s'", arg);
     return NULL;
 }
 
@@ -822,12 +819,12 @@ static const char *set_fleet_key(cmd_parms *cmd, void *cv, const char *arg)
     if (err)
         return err;
     if (!(path = ap_server_root_relative(cmd->temp_pool, arg)))
-        return dir_err(cmd, "invalid path '%s'", arg);
+        return ajw_mod_dir_err(cmd, "invalid path '%s'", arg);
     if (ajw_secret_read(&secret, &len, path, geteuid(), &why, cmd->temp_pool) != APR_SUCCESS)
-        return dir_err(cmd, "%s", why);
+        return ajw_mod_dir_err(cmd, "%s", why);
     keys = apr_palloc(cmd->pool, sizeof(*keys));
     if (ajw_keys_derive(keys, secret, len) != 0)
-        return dir_err(cmd, "%s: cannot derive keys from it", path);
+        return ajw_mod_dir_err(cmd, "%s: cannot derive keys from it", path);
     sc->fleet_key_file = apr_pstrdup(cmd->pool, path);
     sc->fleet_keys = keys;
     return NULL;

@@ -78,29 +78,6 @@ void ajw_fetchx_pre_config(apr_pool_t *pconf)
 /* ------------------------------------------------------------------ */
 /* Directives                                                           */
 
-static const char *fx_err(cmd_parms *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static const char *fx_err(cmd_parms *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    const char *msg;
-    va_start(ap, fmt);
-    msg = apr_pvsprintf(cmd->pool, fmt, ap);
-    va_end(ap);
-    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, msg);
-}
-
-static int is_token(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!apr_isalnum(*s) && !strchr("-._", *s))
-            return 0;
-    return 1;
-}
-
 /* Headers the fetch sets itself or that frame or route the request. */
 static const char *const fetch_header_denied[] = {
     "Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Connection", "Keep-Alive",
@@ -120,13 +97,13 @@ static const char *add_cred(cmd_parms *cmd, const char *arg, const char *what, i
     int colon;
     fx_cred_t *c;
     if (!path)
-        return fx_err(cmd, "invalid path '%s'", arg);
+        return ajw_mod_dir_err(cmd, "invalid path '%s'", arg);
     if (ajw_cred_read(&value, &len, path, geteuid(), &why, cmd->temp_pool) != APR_SUCCESS)
-        return fx_err(cmd, "%s", why);
+        return ajw_mod_dir_err(cmd, "%s", why);
     colon = memchr(value, ':', len) != NULL;
     ajw_crypt_wipe(value, len);
     if (need_colon && !colon)
-        return fx_err(cmd, "%s must hold user:password", path);
+        return ajw_mod_dir_err(cmd, "%s must hold user:password", path);
     c = apr_pcalloc(cmd->pool, sizeof(*c));
     c->path = path;
     c->what = what;
@@ -140,9 +117,9 @@ static const char *check_fetch_url(cmd_parms *cmd, const char *url)
 {
     const char *scheme, *path, *why = ajw_url_problem(url, &scheme, &path, cmd->temp_pool);
     if (why)
-        return fx_err(cmd, "'%s': %s", url, why);
+        return ajw_mod_dir_err(cmd, "'%s': %s", url, why);
     if (strcasecmp(scheme, "https") && strcasecmp(scheme, "http"))
-        return fx_err(cmd, "'%s': only http(s) URLs are fetched over the network", url);
+        return ajw_mod_dir_err(cmd, "'%s': only http(s) URLs are fetched over the network", url);
     return NULL;
 }
 
@@ -156,23 +133,23 @@ const char *ajw_fetchx_set_header(cmd_parms *cmd, void *cv, int argc, char *cons
     if (err)
         return err;
     if (argc != 3 && argc != 4)
-        return fx_err(cmd, "takes <JWKS URL> <Header-Name> [<scheme>] <file>");
+        return ajw_mod_dir_err(cmd, "takes <JWKS URL> <Header-Name> [<scheme>] <file>");
     if ((err = check_fetch_url(cmd, argv[0])) != NULL)
         return err;
     memset(&h, 0, sizeof(h));
     h.url = argv[0];
     h.name = argv[1];
     h.scheme = argc == 4 ? argv[2] : NULL;
-    if (!is_token(h.name) || (h.scheme && !is_token(h.scheme)))
-        return fx_err(cmd, "'%s%s%s' is not a header name [and scheme] (letters, digits, '-', "
+    if (!ajw_mod_is_token(h.name) || (h.scheme && !ajw_mod_is_token(h.scheme)))
+        return ajw_mod_dir_err(cmd, "'%s%s%s' is not a header name [and scheme] (letters, digits, '-', "
                       "'.', '_')", h.name, h.scheme ? " " : "", h.scheme ? h.scheme : "");
     for (i = 0; fetch_header_denied[i]; i++)
         if (!strcasecmp(h.name, fetch_header_denied[i]))
-            return fx_err(cmd, "the fetch sets or needs '%s' itself", h.name);
+            return ajw_mod_dir_err(cmd, "the fetch sets or needs '%s' itself", h.name);
     for (i = 0; i < fx.headers->nelts; i++) {
         const fx_header_t *o = &APR_ARRAY_IDX(fx.headers, i, fx_header_t);
         if (!strcmp(o->url, h.url) && !strcasecmp(o->name, h.name))
-            return fx_err(cmd, "%s %s is set twice", h.url, h.name);
+            return ajw_mod_dir_err(cmd, "%s %s is set twice", h.url, h.name);
     }
     if ((err = add_cred(cmd, argv[argc - 1], apr_psprintf(cmd->pool, "AuthJWKSFetchHeader %s %s",
                                                           h.url, h.name), 0, &h.cred)) != NULL)
@@ -187,12 +164,12 @@ static const char *check_proxy_url(cmd_parms *cmd, const char *proxy)
     apr_uri_t u;
     if (apr_uri_parse(cmd->temp_pool, proxy, &u) != APR_SUCCESS || !u.scheme || !u.hostname
         || !*u.hostname || (strcasecmp(u.scheme, "http") && strcasecmp(u.scheme, "https")))
-        return fx_err(cmd, "'%s' is not an http:// or https:// proxy URL (or none)", proxy);
+        return ajw_mod_dir_err(cmd, "'%s' is not an http:// or https:// proxy URL (or none)", proxy);
     if (u.user || u.password)
-        return fx_err(cmd, "'%s': give the proxy's credentials in a file, not in the URL",
+        return ajw_mod_dir_err(cmd, "'%s': give the proxy's credentials in a file, not in the URL",
                       proxy);
     if ((u.path && strcmp(u.path, "/") && *u.path) || u.query || u.fragment)
-        return fx_err(cmd, "'%s': a proxy URL has no path, query or fragment", proxy);
+        return ajw_mod_dir_err(cmd, "'%s': a proxy URL has no path, query or fragment", proxy);
     return NULL;
 }
 
@@ -211,13 +188,13 @@ const char *ajw_fetchx_set_proxy(cmd_parms *cmd, void *cv, const char *which,
         if ((err = check_fetch_url(cmd, which)) != NULL)
             return err;
         if (strncasecmp(which, "https:", 6))
-            return fx_err(cmd, "'%s': http:// JWKS URLs (loopback) are never fetched through "
+            return ajw_mod_dir_err(cmd, "'%s': http:// JWKS URLs (loopback) are never fetched through "
                           "a proxy", which);
         px.url = which;
     }
     if (!strcasecmp(proxy, "none")) {
         if (file)
-            return fx_err(cmd, "'none' takes no credentials file");
+            return ajw_mod_dir_err(cmd, "'none' takes no credentials file");
         px.proxy = "";
     }
     else if ((err = check_proxy_url(cmd, proxy)) != NULL)
@@ -227,7 +204,7 @@ const char *ajw_fetchx_set_proxy(cmd_parms *cmd, void *cv, const char *which,
     for (i = 0; i < fx.proxies->nelts; i++) {
         const fx_proxy_t *o = &APR_ARRAY_IDX(fx.proxies, i, fx_proxy_t);
         if (o->url ? px.url && !strcmp(o->url, px.url) : !px.url)
-            return fx_err(cmd, "'%s' is given a proxy twice", which);
+            return ajw_mod_dir_err(cmd, "'%s' is given a proxy twice", which);
     }
     if (file && (err = add_cred(cmd, file, apr_psprintf(cmd->pool, "AuthJWKSFetchProxy %s",
                                                         which), 1, &px.cred)) != NULL)

@@ -17,7 +17,7 @@ import sys
 
 FUNCS = re.compile(r"\b(apr_psprintf|apr_pvsprintf|apr_snprintf|apr_vsnprintf|apr_file_printf|"
                    r"apr_brigade_printf|ap_log_error|ap_log_rerror|ap_log_perror|ap_log_cerror|"
-                   r"ap_log_cserror|ap_rprintf|ap_fprintf)\s*\(")
+                   r"ap_log_cserror|ap_rprintf|ap_fprintf|ajw_mod_dir_err)\s*\(")
 MACRO = re.compile(r'"\s*APR_[A-Z0-9_]+_FMT\s*"')     # "%" APR_INT64_T_FMT " s" -> "%ld s"
 LITERAL = re.compile(r'"((?:\\.|[^"\\])*)"')
 BAD = re.compile(r"%[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(ll|z|j|hh|L|t)[a-zA-Z]")
