@@ -37,7 +37,8 @@ typedef struct fx_cred_t {
     const char *path;
     const char *what;             /* "AuthJWKSFetchHeader <url> <name>", for log lines */
     ajw_cred_slot_t *slot;        /* in shared memory; set in post_config */
-    const char *why;              /* the last problem logged (parent), NULL when none */
+    char why[256];                /* the last problem logged (parent), "" when none; a copy:
+                                   * the monitor's pool is gone by the next tick */
 } fx_cred_t;
 
 typedef struct fx_header_t {
@@ -245,17 +246,17 @@ static apr_status_t refresh_cred(fx_cred_t *c, server_rec *s, int startup, apr_p
     size_t len = 0;
     const char *why = NULL;
     if (ajw_cred_read(&value, &len, c->path, geteuid(), &why, p) != APR_SUCCESS) {
-        if (startup || !c->why || strcmp(c->why, why)) {
+        if (startup || strncmp(c->why, why, sizeof(c->why) - 1)) {
             ap_log_error(APLOG_MARK, startup ? APLOG_CRIT : APLOG_WARNING, 0, s, "%s: %s%s",
                          c->what, why, startup ? "" : "; the last value read stays in use");
-            c->why = why;
+            apr_cpystrn(c->why, why, sizeof(c->why));
         }
         return APR_EGENERAL;
     }
-    if (c->why && !startup)
+    if (c->why[0] && !startup)
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "%s: %s is readable again", c->what,
                      c->path);
-    c->why = NULL;
+    c->why[0] = '\0';
     if (len != c->slot->len || memcmp(value, c->slot->value, len)) {
         ajw_cred_slot_put(c->slot, value, len);
         if (!startup)
@@ -286,7 +287,7 @@ int ajw_fetchx_post_config(apr_pool_t *pconf, server_rec *s)
     for (i = 0; i < fx.creds->nelts; i++) {
         fx_cred_t *c = APR_ARRAY_IDX(fx.creds, i, fx_cred_t *);
         c->slot = &slots[i];
-        c->why = NULL;
+        c->why[0] = '\0';
         if (refresh_cred(c, s, 1, pconf) != APR_SUCCESS)
             return !OK;
     }
