@@ -56,9 +56,10 @@ $(BUILD)/libajw.a: $(LIB_OBJ)
 
 MODULE_SRC := mod_auth_jwks.c mod_auth_jwks_config.c mod_auth_jwks_edge.c mod_auth_jwks_authz.c \
               mod_auth_jwks_export.c mod_auth_jwks_status.c mod_auth_jwks_metrics.c mod_auth_jwks_dpop.c \
-              mod_auth_jwks_socache.c mod_auth_jwks_revoke.c mod_auth_jwks_fetch.c
+              mod_auth_jwks_socache.c mod_auth_jwks_revoke.c mod_auth_jwks_fetch.c \
+              mod_auth_jwks_request.c
 
-$(MODULE): $(MODULE_SRC) mod_auth_jwks.h $(BUILD)/libajw.a $(wildcard lib/*.h)
+$(MODULE): $(MODULE_SRC) mod_auth_jwks.h mod_auth_jwks_request.h $(BUILD)/libajw.a $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -I. -isystem $(HTTPD_INC) -shared -o $@ $(MODULE_SRC) \
 	    $(BUILD)/libajw.a $(LDLIBS_ALL)
@@ -87,9 +88,11 @@ integration: $(MODULE) $(TOOL)
 deps:
 	@sh tests/deps.sh
 
-# Source checks no compiler makes: conversions APR's formatter lacks.
+# Source checks no compiler makes: conversions APR's formatter lacks; no
+# call cycle between the glue files (each compiled alone, read with nm).
 lint:
 	$(PY) tests/lint/apr_formats.py .
+	$(PY) tests/lint/glue_calls.py --cc "$(CC) $(CFLAGS_ALL) -O0 -I. -isystem $(HTTPD_INC)" .
 
 # check = deps first, then a fresh make so pkg-config sees what was installed.
 check: deps

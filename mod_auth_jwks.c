@@ -2,7 +2,10 @@
  * the module's front door.
  *
  * Everything that decides whether a token is genuine lives in lib/ (no httpd
- * headers there). The glue is split by concern:
+ * headers there). The glue is split by concern, and calls run one way:
+ * this file and the directive table call the feature files, every glue file
+ * may call mod_auth_jwks_request.c, and that one calls only lib/ (`make lint`
+ * fails on a call cycle between glue files):
  *   mod_auth_jwks.c         this file: finding and verifying the token, the
  *                           hooks, RFC 6750 answers, life cycle, the module
  *   mod_auth_jwks_config.c  configuration records, merge, every directive
@@ -11,10 +14,16 @@
  *                           path, caches, startup checks of the config tree
  *   mod_auth_jwks_authz.c   Require jwt-claim / jwt-scope (and claim / scope)
  *   mod_auth_jwks_export.c  verified claims to the environment and headers
+ *   mod_auth_jwks_dpop.c    DPoP, certificate-bound tokens, RFC 9728 metadata
+ *   mod_auth_jwks_revoke.c  Token Status List and AuthJWKSRevoked
  *   mod_auth_jwks_status.c  SetHandler jwks-status
  *   mod_auth_jwks_metrics.c SetHandler jwks-metrics, server-status section
+ *   mod_auth_jwks_socache.c the shared last-good copies in an httpd socache
  *   mod_auth_jwks_fetch.c   credentials and proxies of the key fetch
- *   mod_auth_jwks.h         what they share
+ *   mod_auth_jwks_request.c what the features share: request state, the
+ *                           challenge, step-up notes, log items, directive errors
+ *   mod_auth_jwks.h         configuration records, process-wide state, and
+ *                           the entry points of each feature file
  */
 #include <stdarg.h>
 #include <string.h>
@@ -60,6 +69,7 @@
 #include "unixd.h"
 
 #include "mod_auth_jwks.h"
+#include "mod_auth_jwks_request.h"
 
 ajw_mod_state_t ajw_mod;
 
@@ -74,17 +84,6 @@ typedef struct ajw_fail_t {
     const ajw_source_t *src;      /* the key source that verified it (once verified) */
 } ajw_fail_t;
 
-static int is_ours(request_rec *r)
-{
-    const char *t = ap_auth_type(r);
-    return t && !strcasecmp(t, AJW_AUTH_TYPE);
-}
-
-static ajw_dir_conf *dir_conf(request_rec *r)
-{
-    return ap_get_module_config(r->per_dir_config, &auth_jwks_module);
-}
-
 /* This request's own state, made on first use. */
 static ajw_req_t *own_state(request_rec *r)
 {
@@ -94,113 +93,6 @@ static ajw_req_t *own_state(request_rec *r)
         ap_set_module_config(r->request_config, &auth_jwks_module, st);
     }
     return st;
-}
-
-/* The request r came from: the original of an internal redirect first,
- * then the main request of a subrequest. */
-static request_rec *came_from(request_rec *r)
-{
-    return r->prev ? r->prev : r->main;
-}
-
-/* The state of the request that authenticated: r itself, or a request r
- * came from (internal redirects and subrequests inherit r->user). */
-ajw_req_t *ajw_mod_req_state(request_rec *r)
-{
-    for (; r; r = came_from(r)) {
-        ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
-        if (st && st->user)
-            return st;
-    }
-    return NULL;
-}
-
-/* A quoted-string (RFC 9110 §5.6.4) for a challenge parameter. */
-const char *ajw_mod_quote(apr_pool_t *p, const char *s)
-{
-    char *out = apr_palloc(p, 2 * strlen(s) + 3), *o = out;
-    *o++ = '"';
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch < 0x20 || ch == 0x7f)
-            continue;                 /* never let a control byte into a header */
-        if (ch == '"' || ch == '\\')
-            *o++ = '\\';
-        *o++ = (char)ch;
-    }
-    *o++ = '"';
-    *o = '\0';
-    return out;
-}
-
-/* AuthJWKSJSONErrors On: the challenge's error, error_description and scope
- * as a JSON object, for the body of the refusal (json_error_filter). A
- * request without a token has no error code in its challenge (RFC 6750
- * §3.1); its body says "unauthorized". Fixed texts only, never the token. */
-static void note_json_body(request_rec *r, const char *error, const char *desc,
-                           const char *scope)
-{
-    json_t *o = json_object();
-    char *txt;
-    if (!o)
-        return;
-    if (!error) {
-        error = "unauthorized";
-        desc = "A token is required";
-    }
-    json_object_set_new(o, "error", json_string(error));
-    if (desc)
-        json_object_set_new(o, "error_description", json_string(desc));
-    if (scope)
-        json_object_set_new(o, "scope", json_string(scope));
-    txt = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (!txt)
-        return;
-    apr_table_set(r->notes, AJW_JSON_NOTE, txt);
-    free(txt);
-}
-
-/* Set the RFC 6750 challenge. error/desc/scope may be NULL. */
-void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
-                           const char *scope)
-{
-    const char *realm = ap_auth_name(r);
-    const char *v = "Bearer";
-    const char *sep = " ";
-    if (is_ours(r) && dir_conf(r)->json_errors)
-        note_json_body(r, error, desc, scope);
-    if (ajw_dpop_set_challenge(r, error, desc, scope))
-        return;                   /* DPoP and/or resource metadata: both schemes built there */
-    if (realm) {
-        v = apr_pstrcat(r->pool, v, sep, "realm=", ajw_mod_quote(r->pool, realm), NULL);
-        sep = ", ";
-    }
-    if (error) {
-        v = apr_pstrcat(r->pool, v, sep, "error=", ajw_mod_quote(r->pool, error), NULL);
-        sep = ", ";
-    }
-    if (desc)
-        v = apr_pstrcat(r->pool, v, sep, "error_description=", ajw_mod_quote(r->pool, desc), NULL);
-    if (scope)
-        v = apr_pstrcat(r->pool, v, sep, "scope=", ajw_mod_quote(r->pool, scope), NULL);
-    if (error && !strcmp(error, AJW_STEP_UP_ERROR) && ajw_mod_step_up_params(r))
-        v = apr_pstrcat(r->pool, v, ", ", ajw_mod_step_up_params(r), NULL);
-    apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
-}
-
-const char *ajw_mod_step_up_params(request_rec *r)
-{
-    return apr_table_get(r->notes, "ajw-step-up");
-}
-
-void ajw_mod_note_step_up(request_rec *r, const char *desc, const char *params)
-{
-    apr_table_setn(r->notes, "ajw-error", AJW_STEP_UP_ERROR);
-    apr_table_setn(r->notes, "ajw-desc", desc);
-    apr_table_setn(r->notes, "ajw-step-up-desc", desc);
-    apr_table_setn(r->notes, "ajw-step-up", params);
-    apr_table_unset(r->notes, "ajw-scope");
 }
 
 /* AuthJWKSMaxAuthAge: checked once the token (and its proof) validated, so
@@ -246,16 +138,6 @@ static const char *reason_phrase(ajw_reason_e code)
     case AJW_R_REVOKED:          return "The token was revoked";
     default:                     return "The token is invalid";
     }
-}
-
-/* A token-supplied value made safe and short for a log line. */
-const char *ajw_mod_log_item(apr_pool_t *p, const char *s)
-{
-    if (!s)
-        return "-";
-    if (strlen(s) > 80)
-        s = apr_pstrcat(p, apr_pstrndup(p, s, 80), "...", NULL);
-    return ap_escape_logitem(p, s);
 }
 
 /* Turn a rejection into its log line and its HTTP answer. */
@@ -944,9 +826,9 @@ static int header_parser(request_rec *r)
 {
     ajw_dir_conf *c;
     token_find_t tf;
-    if (!is_ours(r))
+    if (!ajw_mod_is_ours(r))
         return DECLINED;
-    c = dir_conf(r);
+    c = ajw_mod_dir_conf(r);
     ajw_edge_strip_section(r, c);
     if (c->forward_token)
         return DECLINED;
@@ -983,7 +865,7 @@ static int source_allowed(const ajw_dir_conf *c, ajw_from_kind_e kind, const cha
 static void token_from_chain(request_rec *r, const ajw_dir_conf *c, token_find_t *tf)
 {
     request_rec *q;
-    for (q = came_from(r); q; q = came_from(q)) {
+    for (q = ajw_mod_came_from(r); q; q = ajw_mod_came_from(q)) {
         const ajw_req_t *st = ap_get_module_config(q->request_config, &auth_jwks_module);
         if (st && st->token) {
             if (!source_allowed(c, st->token_kind, st->token_where))
@@ -1010,9 +892,9 @@ static int authenticate(request_rec *r)
     const char *user;
     int rc;
 
-    if (!is_ours(r))
+    if (!ajw_mod_is_ours(r))
         return DECLINED;
-    c = dir_conf(r);
+    c = ajw_mod_dir_conf(r);
     ajw_edge_strip_section(r, c);     /* again: other modules may have added some */
     st = ap_get_module_config(r->request_config, &auth_jwks_module);
     if (st && st->early)              /* taken out by header_parser: what the client sent */
@@ -1078,9 +960,9 @@ static int force_authn(request_rec *r)
     ajw_dir_conf *c;
     ajw_req_t *st;
     token_find_t tf;
-    if (!is_ours(r))
+    if (!ajw_mod_is_ours(r))
         return DECLINED;
-    c = dir_conf(r);
+    c = ajw_mod_dir_conf(r);
     if (!c->optional)
         return DECLINED;
     st = ap_get_module_config(r->request_config, &auth_jwks_module);
@@ -1112,7 +994,7 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
     }
     error = apr_table_get(r->notes, "ajw-error");
     scope = apr_table_get(r->notes, "ajw-scope");
-    c = dir_conf(r);
+    c = ajw_mod_dir_conf(r);
     /* No token yet: name the scopes the section's rules need (RFC 6750 §3),
      * so that a client (MCP's scope selection) asks for them at once. */
     if (!error && !scope && c && c->need_scopes->nelts)
@@ -1164,12 +1046,12 @@ static int fixups(request_rec *r)
         apr_table_unset(r->notes, AJW_JSON_NOTE);
         st->scope_challenge = 0;
     }
-    if (!is_ours(r)) {
+    if (!ajw_mod_is_ours(r)) {
         if (ajw_mod_req_state(r))             /* came from a jwks request: still not shareable */
             r->no_cache = 1;
         return DECLINED;
     }
-    c = dir_conf(r);
+    c = ajw_mod_dir_conf(r);
     ajw_edge_no_cache(r, c);
     if (!c->forward_token && (rc = enforce_no_forward(r, c)) != DECLINED)
         return rc;
@@ -1191,7 +1073,7 @@ static int fixups(request_rec *r)
  * caches outside httpd that they are private to the token's holder. */
 static void insert_filter(request_rec *r)
 {
-    if (is_ours(r) || ajw_mod_req_state(r))
+    if (ajw_mod_is_ours(r) || ajw_mod_req_state(r))
         ap_add_output_filter(AJW_CACHE_FILTER, NULL, r, r->connection);
 }
 

@@ -1,6 +1,8 @@
-/* mod_auth_jwks.h — what the module's two files share: the configuration
- * records (built by mod_auth_jwks_config.c) and the process-wide state
- * (used by the hooks in mod_auth_jwks.c). Internal to the module. */
+/* mod_auth_jwks.h — what the module's glue files share: the configuration
+ * records (built by mod_auth_jwks_config.c), the process-wide state (set up
+ * by the hooks in mod_auth_jwks.c) and the entry points of each feature
+ * file. The request helpers below the features are in
+ * mod_auth_jwks_request.h. Internal to the module. */
 #ifndef MOD_AUTH_JWKS_H
 #define MOD_AUTH_JWKS_H
 
@@ -73,6 +75,18 @@ typedef struct ajw_claim_map_t {
     const char *claim;            /* as written, for logs */
     const char *name;             /* header or variable name */
 } ajw_claim_map_t;
+
+/* AuthJWKSResourceMetadata of one section (mod_auth_jwks_dpop.c builds it
+ * in the config phase; read-only afterwards). */
+typedef struct ajw_prm_t {
+    const char *resource;
+    apr_array_header_t *servers;      /* const char *: authorization servers */
+    apr_array_header_t *scopes;       /* const char *; NULL: not given */
+    const char *path;                 /* /.well-known/oauth-protected-resource[/path] */
+    const char *url;                  /* the same as an absolute URL, for challenges */
+    server_rec *server;               /* where it was written */
+    const struct ajw_dir_conf *owner; /* section it describes (DPoP, algs, token sources) */
+} ajw_prm_t;
 
 #define PASS_ENV     1
 #define PASS_HEADERS 2
@@ -208,27 +222,6 @@ extern ajw_mod_state_t ajw_mod;
  * by address) stands for the section's AuthJWKSResourceMetadata resource. */
 extern const char ajw_aud_resource[];
 
-/* Request helpers shared by the glue files (mod_auth_jwks.c). */
-/* The state of the request that authenticated: r itself or a request r
- * came from (internal redirect, subrequest); NULL when none did. */
-ajw_req_t *ajw_mod_req_state(request_rec *r);
-/* Set the RFC 6750 challenge (realm from AuthName). error/desc/scope may be NULL. */
-void ajw_mod_set_challenge(request_rec *r, const char *error, const char *desc,
-                           const char *scope);
-/* RFC 9470 step-up: the error code, and the auth-params (acr_values="...",
- * max_age="...") a refusal left in r->notes for the challenge, or NULL. */
-#define AJW_STEP_UP_ERROR "insufficient_user_authentication"
-const char *ajw_mod_step_up_params(request_rec *r);
-/* Refuse an authenticated request for step-up: note the error, the
- * description and params (acr_values and/or max_age, pre-rendered) for
- * note_auth_failure, which sets the 401 challenge. */
-void ajw_mod_note_step_up(request_rec *r, const char *desc, const char *params);
-/* A quoted-string (RFC 9110 §5.6.4) for a challenge parameter; control
- * bytes are dropped, never let into a header. */
-const char *ajw_mod_quote(apr_pool_t *p, const char *s);
-/* A token-supplied value made safe and short (80 bytes) for a log line. */
-const char *ajw_mod_log_item(apr_pool_t *p, const char *s);
-
 /* Verified claims to the environment and/or request headers as c says
  * (mod_auth_jwks_export.c), with the token's alg and kid (NULL when none)
  * as JWT_ALG / JWT_KID. claims_json is the claims' compact JSON when
@@ -293,11 +286,6 @@ int ajw_status_handler(request_rec *r);
  * challenge noted). dpop_scheme: the token came as Authorization: DPoP. */
 int ajw_dpop_check_request(request_rec *r, const ajw_dir_conf *c, int dpop_scheme,
                            const char *token, size_t len, json_t *claims);
-/* When the location has DPoP or resource metadata, set WWW-Authenticate
- * (Bearer and/or DPoP challenges, resource_metadata) and return 1; else 0
- * and ajw_mod_set_challenge sets the plain Bearer challenge. */
-int ajw_dpop_set_challenge(request_rec *r, const char *error, const char *desc,
-                           const char *scope);
 /* The resource of the section's AuthJWKSResourceMetadata, or NULL. */
 const char *ajw_dpop_prm_resource(const ajw_dir_conf *c);
 /* Hooks: replay cache (shared memory, global mutex), mod_ssl lookup, the
@@ -421,12 +409,6 @@ int ajw_edge_check_config(server_rec *s, apr_pool_t *p, int warn);
 
 /* Directive table and config constructors (mod_auth_jwks_config.c). */
 extern const command_rec ajw_mod_cmds[];
-/* "<Directive>: <message>" from cmd->pool, so apachectl -t names what to fix. */
-const char *ajw_mod_dir_err(cmd_parms *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* 1 when s is a non-empty run of letters, digits, '-', '.' and '_' (names
- * of cookies, query parameters and headers in directives), else 0. */
-int ajw_mod_is_token(const char *s);
 void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir);
 void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 void *ajw_mod_create_srv_conf(apr_pool_t *p, server_rec *s);

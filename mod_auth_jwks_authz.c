@@ -27,6 +27,7 @@
 
 #include "ajw_require.h"
 #include "mod_auth_jwks.h"
+#include "mod_auth_jwks_request.h"
 
 APLOG_USE_MODULE(auth_jwks);
 
@@ -287,12 +288,6 @@ typedef struct shared_rule_t {
 static shared_name_t shared_claim = { "claim", 0, NULL, NULL };
 static shared_name_t shared_scope = { "scope", 1, NULL, NULL };
 
-static int is_jwks(request_rec *r)
-{
-    const char *t = ap_auth_type(r);
-    return t && !strcasecmp(t, AJW_AUTH_TYPE);
-}
-
 /* With no other provider, a line we refuse is a config error as always;
  * with one, it may be meant for the other module: keep both verdicts and
  * fail only when neither could compile it. */
@@ -318,7 +313,7 @@ static authz_status check_shared(const shared_name_t *sn, request_rec *r, const 
                                  const void *parsed)
 {
     const shared_rule_t *sr = parsed;
-    if (is_jwks(r) || !sn->other) {
+    if (ajw_mod_is_ours(r) || !sn->other) {
         if (sr->ours)
             return check_rule(r, sr->ours, sn->is_scope ? RULE_SCOPE : RULE_CLAIM);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s", sr->ours_err);

@@ -23,6 +23,7 @@
 #include "ajw_secret.h"
 #include "ajw_issuer.h"
 #include "mod_auth_jwks.h"
+#include "mod_auth_jwks_request.h"
 
 void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
 {
@@ -130,17 +131,6 @@ static void note_jwks_server(cmd_parms *cmd, const char *prefix)
 /* ------------------------------------------------------------------ */
 /* Directive setters: every value is validated here, so that mistakes  */
 /* show at `apachectl -t`, naming the directive.                       */
-
-/* "<Directive>: <message>", so apachectl -t names what to fix. */
-const char *ajw_mod_dir_err(cmd_parms *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    const char *msg;
-    va_start(ap, fmt);
-    msg = apr_pvsprintf(cmd->pool, fmt, ap);
-    va_end(ap);
-    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, msg);
-}
 
 /* Whole-string decimal in [min, max]. */
 static const char *parse_num(cmd_parms *cmd, const char *arg, long long min, long long max,
@@ -646,16 +636,6 @@ static const char *set_cacheable(cmd_parms *cmd, void *cv, int flag)
     c->cacheable = flag;
     c->cacheable_set = 1;
     return NULL;
-}
-
-int ajw_mod_is_token(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!apr_isalnum(*s) && !strchr("-_.", *s))
-            return 0;
-    return 1;
 }
 
 /* Headers a token must never be taken from: hop-by-hop headers (a proxy

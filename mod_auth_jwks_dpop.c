@@ -5,9 +5,10 @@
  *     replay table in shared memory under a global mutex;
  *   - certificate-bound tokens (RFC 8705 §3): cnf.x5t#S256 against the
  *     client certificate mod_ssl saw on this connection;
- *   - protected-resource metadata (RFC 9728): the well-known document, and
- *     resource_metadata in every challenge of the location.
- * The checks themselves are in lib/ajw_dpop.c; this file is httpd glue. */
+ *   - protected-resource metadata (RFC 9728): the well-known document.
+ * The checks themselves are in lib/ajw_dpop.c; this file is httpd glue.
+ * The challenges (DPoP, algs, resource_metadata in every challenge of the
+ * location) are rendered by mod_auth_jwks_request.c, from ajw_dir_conf. */
 #include <stdarg.h>
 #include <string.h>
 
@@ -36,6 +37,7 @@
 #include "ajw_crypt.h"
 
 #include "mod_auth_jwks.h"
+#include "mod_auth_jwks_request.h"
 
 APLOG_USE_MODULE(auth_jwks);
 
@@ -45,18 +47,6 @@ APLOG_USE_MODULE(auth_jwks);
 #define REPLAY_DEFAULT      65536
 #define PRM_WELL_KNOWN      "/.well-known/oauth-protected-resource"
 #define PRM_HANDLER         "auth-jwks-resource-metadata"
-
-/* AuthJWKSResourceMetadata of one section. Built in the config phase and
- * read-only afterwards. */
-typedef struct ajw_prm_t {
-    const char *resource;
-    apr_array_header_t *servers;      /* const char *: authorization servers */
-    apr_array_header_t *scopes;       /* const char *; NULL: not given */
-    const char *path;                 /* /.well-known/oauth-protected-resource[/path] */
-    const char *url;                  /* the same as an absolute URL, for challenges */
-    server_rec *server;               /* where it was written */
-    const ajw_dir_conf *owner;        /* section it describes (DPoP, algs, token sources) */
-} ajw_prm_t;
 
 /* The replay table and its lock. Made once in the parent (post_config) and
  * kept in the process pool, so it lives across graceful and full restarts
@@ -270,12 +260,7 @@ const char *ajw_dpop_prm_resource(const ajw_dir_conf *c)
 }
 
 /* ------------------------------------------------------------------ */
-/* Refusals and challenges                                              */
-
-static ajw_dir_conf *dconf(request_rec *r)
-{
-    return ap_get_module_config(r->per_dir_config, &auth_jwks_module);
-}
+/* Refusals                                                             */
 
 /* 401 with `error` on the challenge; the log line carries what went wrong. */
 static int refuse(request_rec *r, const char *error, const char *desc, const char *fmt, ...)
@@ -295,95 +280,6 @@ static int refuse(request_rec *r, const char *error, const char *desc, const cha
     return HTTP_UNAUTHORIZED;
 }
 
-
-/* Space-separated names of the asymmetric algorithms in algs. */
-static const char *alg_list(apr_pool_t *p, unsigned algs)
-{
-    const char *out = "";
-    int a;
-    for (a = AJW_ALG_RS256; a <= AJW_ALG_EDDSA; a++)
-        if (algs & AJW_ALGS_DEFAULT & AJW_ALG_BIT(a))
-            out = apr_pstrcat(p, out, *out ? " " : "", ajw_alg_name((ajw_alg_e)a), NULL);
-    return out;
-}
-
-/* Did the client use Authorization: DPoP? Remembered in the request state
- * when the token was found: AuthJWKSForwardToken Off has taken the header
- * out by the time a challenge is made. */
-static int used_dpop_scheme(request_rec *r)
-{
-    const ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
-    const char *v = apr_table_get(r->headers_in, "Authorization");
-    if (st && st->token_dpop)
-        return 1;
-    if (!v)
-        return 0;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    return !strncasecmp(v, "DPoP", 4) && (v[4] == ' ' || v[4] == '\t' || v[4] == '\0');
-}
-
-/* "<scheme> realm=..., error=..., ..." with the parameters that are set. */
-static const char *challenge(request_rec *r, const char *scheme, const char *error,
-                             const char *desc, const char *scope, const char *algs,
-                             const char *rm)
-{
-    const char *realm = ap_auth_name(r), *v = scheme, *sep = " ";
-    apr_pool_t *p = r->pool;
-    if (realm) {
-        v = apr_pstrcat(p, v, sep, "realm=", ajw_mod_quote(p, realm), NULL);
-        sep = ", ";
-    }
-    if (error) {
-        v = apr_pstrcat(p, v, sep, "error=", ajw_mod_quote(p, error), NULL);
-        sep = ", ";
-        if (desc)
-            v = apr_pstrcat(p, v, sep, "error_description=", ajw_mod_quote(p, desc), NULL);
-        if (!strcmp(error, AJW_STEP_UP_ERROR) && ajw_mod_step_up_params(r))
-            v = apr_pstrcat(p, v, sep, ajw_mod_step_up_params(r), NULL);
-    }
-    if (scope) {
-        v = apr_pstrcat(p, v, sep, "scope=", ajw_mod_quote(p, scope), NULL);
-        sep = ", ";
-    }
-    if (algs) {
-        v = apr_pstrcat(p, v, sep, "algs=", ajw_mod_quote(p, algs), NULL);
-        sep = ", ";
-    }
-    if (rm)
-        v = apr_pstrcat(p, v, sep, "resource_metadata=", ajw_mod_quote(p, rm), NULL);
-    return v;
-}
-
-int ajw_dpop_set_challenge(request_rec *r, const char *error, const char *desc,
-                           const char *scope)
-{
-    const ajw_dir_conf *c = dconf(r);
-    const char *rm, *bearer = NULL, *dpop = NULL;
-    int on_dpop;
-    if (!c || (c->dpop == AJW_DPOP_OFF && !c->prm))
-        return 0;
-    rm = c->prm ? c->prm->url : NULL;
-    /* The error belongs to the scheme the client used (RFC 9449 §7.1). */
-    on_dpop = c->dpop == AJW_DPOP_REQUIRE
-              || (c->dpop != AJW_DPOP_OFF && (used_dpop_scheme(r)
-                  || (error && (!strcmp(error, "invalid_dpop_proof")
-                                || !strcmp(error, "use_dpop_nonce")))));
-    if (c->dpop != AJW_DPOP_REQUIRE)
-        bearer = on_dpop ? challenge(r, "Bearer", NULL, NULL, NULL, NULL, rm)
-                         : challenge(r, "Bearer", error, desc, scope, NULL, rm);
-    if (c->dpop != AJW_DPOP_OFF) {
-        const char *algs = alg_list(r->pool, c->algs);
-        dpop = on_dpop ? challenge(r, "DPoP", error, desc, scope, algs, rm)
-                       : challenge(r, "DPoP", NULL, NULL, NULL, algs, rm);
-    }
-    apr_table_unset(r->err_headers_out, "WWW-Authenticate");
-    if (bearer)
-        apr_table_addn(r->err_headers_out, "WWW-Authenticate", bearer);
-    if (dpop)
-        apr_table_addn(r->err_headers_out, "WWW-Authenticate", dpop);
-    return 1;
-}
 
 /* ------------------------------------------------------------------ */
 /* DPoP                                                                 */

@@ -20,6 +20,7 @@
 #include "ajw_require.h"
 #include "ajw_names.h"
 #include "mod_auth_jwks.h"
+#include "mod_auth_jwks_request.h"
 
 APLOG_USE_MODULE(auth_jwks);
 

@@ -29,6 +29,7 @@
 #include "ajw_cred.h"
 #include "ajw_crypt.h"
 #include "mod_auth_jwks.h"
+#include "mod_auth_jwks_request.h"
 
 APLOG_USE_MODULE(auth_jwks);
 

@@ -26,6 +26,7 @@
 #include "apr_file_io.h"
 
 #include "mod_auth_jwks.h"
+#include "mod_auth_jwks_request.h"
 #include "ajw_statuslist.h"
 #include "ajw_denylist.h"
 #include "ajw_fetch.h"
