@@ -234,3 +234,30 @@ def test_directives(line, ok):
 def test_directives_server_only():
     r = H.configtest(loc("api", ["http://127.0.0.1:1/jwks"], "    AuthJWKSLogRefusals 5 60\n"))
     assert r.returncode != 0 and "AuthJWKSLogRefusals" in r.stderr, r.stderr
+
+
+def test_issuer_bound_sources(make_httpd, idp, keys, other_keys, expect_log):
+    """Two issuers bound to two URLs pick keys by the token's iss: such a
+    section never answers from the cache (its full checks still record what
+    the one source tried found), while a section with one bound issuer is
+    one source and does."""
+    idp.set(keys.jwks())
+    idp.set(other_keys.jwks(), path="/jwks2")
+    sec = """<Location /%s>
+    AuthType jwks
+    AuthName "api"
+%s    AuthJWKSAudience api
+    Require valid-user
+</Location>
+"""
+    h = make_httpd(sec % ("one", "    AuthJWKSIssuer %s %s\n" % (ISS, idp.url()))
+                   + sec % ("two", "    AuthJWKSIssuer %s %s\n    AuthJWKSIssuer %s %s\n"
+                            "    AuthJWKSUserClaim sub@iss\n"
+                            % (ISS, idp.url(), "https://other.test", idp.url("/jwks2"))))
+    expect_log(REJECTED % "bad_signature", required=True)
+    tok = forged(keys, other_keys)
+    for path, hits in (("/two/env", 0), ("/one/env", 5)):
+        mark = h.log_size()
+        for _ in range(5):
+            assert_invalid_token(get(h, path, tok))
+        assert len(re.findall(CACHE_HIT, h.log_since(mark))) == hits, path
