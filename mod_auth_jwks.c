@@ -61,6 +61,8 @@
 #include "ajw_tcache.h"
 #include "ajw_metrics.h"
 #include "ajw_ratelog.h"
+#include "ajw_refcache.h"
+#include "ajw_clientlog.h"
 #include "ajw_shared.h"
 #include "ajw_discovery.h"
 #include "ajw_secret.h"
@@ -143,13 +145,23 @@ static const char *reason_phrase(ajw_reason_e code)
 /* Turn a rejection into its log line and its HTTP answer. */
 /* Server-side causes (no keys) repeat on every request of an outage: one
  * line per cause and URL per interval in each process, with a count of
- * what was held back. A client's bad token is always one line. */
+ * what was held back. A client's bad tokens: its first few lines of each
+ * interval in full, then counts in one summary line (AuthJWKSLogRefusals;
+ * lib/ajw_clientlog.h), written before this line when it is due. */
 static int refusal_logged(request_rec *r, ajw_reason_e code, unsigned long *held)
 {
-    const char *src = apr_table_get(r->notes, "ajw-src");
+    const char *src = apr_table_get(r->notes, "ajw-src"), *summary;
+    int full;
     *held = 0;
-    if (code != AJW_R_NO_KEYS && code != AJW_R_KEYS_STALE && code != AJW_R_STATUS_UNAVAILABLE)
+    if (code == AJW_R_INTERNAL)
         return 1;
+    if (code != AJW_R_NO_KEYS && code != AJW_R_KEYS_STALE && code != AJW_R_STATUS_UNAVAILABLE) {
+        full = ajw_clientlog_note(ajw_mod.clientlog, ap_escape_logitem(r->pool, r->useragent_ip),
+                                  ajw_reason_name(code), apr_time_now(), &summary, r->pool);
+        if (summary)
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s", summary);
+        return full;
+    }
     return ajw_ratelog_allow(ajw_mod.ratelog, apr_pstrcat(r->pool, ajw_reason_name(code), " ",
                                                           src ? src : "-", NULL),
                              apr_time_now(), held);
@@ -581,7 +593,7 @@ static ajw_reason_e verify_pass(const ajw_jws_t *t, apr_array_header_t *srcs,
         sp->gens[i] = h->generation;
         set = h->set;
         one = ajw_jws_verify(t, &set, 1, NULL, &e1);
-        if (one == AJW_OK) {
+        if (one == AJW_OK || one == AJW_R_BAD_SIGNATURE) {   /* the refusal cache's too */
             ent->source = src;
             ent->generation = h->generation;
         }
@@ -656,6 +668,87 @@ static ajw_reason_e verify_signature(request_rec *r, const ajw_dir_conf *c, cons
     return rc;
 }
 
+/* Fold src into *one: 0 when that makes two sources (or src is not set up). */
+static int one_source(ajw_source_t **one, ajw_source_t *src)
+{
+    if (!src || (*one && *one != src))
+        return 0;
+    *one = src;
+    return 1;
+}
+
+/* The one key source c verifies every token with, whatever its iss (what
+ * pick_sources can choose); NULL when there can be several (an issuer
+ * bound to another URL, two URLs). */
+static ajw_source_t *sole_source(const ajw_dir_conf *c)
+{
+    ajw_source_t *one = NULL;
+    int i, unbound = !c->issuers->nelts;
+    for (i = 0; i < c->issuers->nelts; i++) {
+        const ajw_issuer_t *is = &APR_ARRAY_IDX(c->issuers, i, ajw_issuer_t);
+        if (!is->bound)
+            unbound = 1;
+        else if (!one_source(&one, is->bound->src))
+            return NULL;
+    }
+    if (unbound && !c->urls->nelts)
+        return NULL;
+    for (i = 0; unbound && i < c->urls->nelts; i++)
+        if (!one_source(&one, APR_ARRAY_IDX(c->urls, i, ajw_url_t *)->src))
+            return NULL;
+    return one;
+}
+
+/* A bad signature this process found for this exact token (key) with the
+ * keys c verifies with now: refused again with no parse and no signature
+ * check. Only where c has one source for every token: with several, which
+ * keys a token meets depends on its iss, and such a location pays a full
+ * check each time. A bad signature cannot change while the source holds the
+ * same key set generation. The header and claims are not checked again,
+ * so where a full check would have stopped earlier at a rule of this
+ * location (alg, typ, iss, aud, max age, a leeway smaller than another
+ * location's), the answer is bad_signature instead: a refusal either way,
+ * never an accept. Never "expired": an entry ends at the token's exp. */
+static int refusal_cached(request_rec *r, const ajw_dir_conf *c, const ajw_tcache_key_t *key,
+                          long long now, ajw_fail_t *f)
+{
+    ajw_source_t *src;
+    ajw_keyhold_t *h;
+    ajw_refusal_t rf;
+    int same;
+    if (!ajw_mod.refcache || !(src = sole_source(c))
+        || !ajw_refcache_get(ajw_mod.refcache, key->hash, now, &rf) || rf.source != src)
+        return 0;
+    h = ajw_source_acquire(src, 0);
+    same = h && h->generation == rf.generation;
+    if (h)
+        ajw_source_release(h);
+    if (!same)
+        return 0;
+    f->kid = rf.has_kid ? apr_pstrdup(r->pool, rf.kid) : NULL;
+    f->alg = rf.has_alg ? apr_pstrdup(r->pool, rf.alg) : NULL;
+    f->iss = rf.has_iss ? apr_pstrdup(r->pool, rf.iss) : NULL;
+    ajw_error_set(&f->err, (ajw_reason_e)rf.code, "%s", rf.text);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "refusal cache: the signature of this token "
+                  "was found bad before with the same keys (kid=%s)",
+                  ajw_mod_log_item(r->pool, f->kid));
+    return 1;
+}
+
+/* Remember the bad signature of t (one source tried: ent names it), until
+ * the token's exp and for 300 s at most. */
+static void refusal_remember(const ajw_tcache_key_t *key, const ajw_jws_t *t,
+                             const ajw_tcache_entry_t *ent, const ajw_fail_t *f, long long now)
+{
+    ajw_refusal_t rf;
+    long long exp;
+    if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1 || exp > now + 300)
+        exp = now + 300;
+    ajw_refusal_fill(&rf, ent->source, ent->generation, f->err.code, f->err.text, f->alg,
+                     f->kid, f->iss);
+    ajw_refcache_put(ajw_mod.refcache, key->hash, exp, &rf);
+}
+
 /* Verify tok under c: token cache first, then the full path. On success
  * the claims and header live as long as r->pool; they may be shared with the
  * token cache and other requests, so they are read only. Claims are checked
@@ -694,6 +787,8 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     }
 
     ajw_metrics_cache(0);
+    if (keyed && refusal_cached(r, c, &key, now, f))
+        return f->err.code;
     rc = ajw_jws_parse(&t, tok, len, &pol, r->pool, &f->err);
     if (rc != AJW_OK)
         return rc;
@@ -705,8 +800,11 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     if ((rc = ajw_claims_check(t->claims, &pol, now, &f->err)) != AJW_OK)
         return rc;
     memset(&ent, 0, sizeof(ent));
-    if ((rc = verify_signature(r, c, t, srcs, &ent, &f->err)) != AJW_OK)
+    if ((rc = verify_signature(r, c, t, srcs, &ent, &f->err)) != AJW_OK) {
+        if (rc == AJW_R_BAD_SIGNATURE && keyed && srcs->nelts == 1 && ent.source)
+            refusal_remember(&key, t, &ent, f, now);
         return rc;
+    }
     f->src = ent.source;
 
     *claims = t->claims;
@@ -1139,6 +1237,8 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     ajw_mod.status_used = 0;
     ajw_mod.tcache = NULL;
     ajw_mod.ratelog = NULL;
+    ajw_mod.refcache = NULL;
+    ajw_mod.clientlog = NULL;
     ajw_mod.fetcher = NULL;
     ajw_mod.keys = NULL;
     return ajw_keystore_create(&ajw_mod.ks, pconf) == APR_SUCCESS ? OK : !OK;
@@ -1315,16 +1415,47 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
     return ajw_edge_check_config(s, ptemp, warn) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
+/* Summary lines of client refusals from the flusher (no request): the
+ * baton is the main server. */
+static void clientlog_sink(void *baton, const char *line)
+{
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)baton, "%s", line);
+}
+
+/* The refusal cache and the per-client log summaries of this process. */
+static void refusals_child_init(apr_pool_t *pchild, server_rec *s, int threaded)
+{
+    ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
+    long long size = sc->refusal_cache;
+    long long first = sc->log_first == -1 ? AJW_LOG_REFUSALS_FIRST : sc->log_first;
+    long long secs = sc->log_interval < 0 ? AJW_LOG_REFUSALS_INTERVAL : sc->log_interval;
+    if (size < 0)
+        size = threaded ? AJW_REFUSAL_CACHE_DEFAULT_THREADED : AJW_REFUSAL_CACHE_DEFAULT_PREFORK;
+    if (ajw_refcache_create(&ajw_mod.refcache, (size_t)size, pchild) != APR_SUCCESS)
+        ajw_mod.refcache = NULL;      /* then every refusal is checked in full */
+    ajw_mod.clientlog = NULL;
+    if (first == AJW_LOG_REFUSALS_ALL)
+        return;
+    if (ajw_clientlog_create(&ajw_mod.clientlog, (int)first, apr_time_from_sec(secs),
+                             AJW_LOG_REFUSALS_CLIENTS, pchild) != APR_SUCCESS
+        || ajw_clientlog_start(ajw_mod.clientlog, clientlog_sink, s, pchild) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "refusals are logged one by one: the "
+                     "per-client summaries could not be set up");
+        ajw_mod.clientlog = NULL;
+    }
+}
+
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
     ajw_srv_conf *sc = ap_get_module_config(s->module_config, &auth_jwks_module);
     long long size = sc->token_cache;
     int threaded = AP_MPMQ_NOT_SUPPORTED;
     apr_status_t rv;
+    threaded = ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) == APR_SUCCESS
+               && threaded != AP_MPMQ_NOT_SUPPORTED;
     if (size < 0)
-        size = ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) == APR_SUCCESS
-               && threaded != AP_MPMQ_NOT_SUPPORTED ? AJW_TOKEN_CACHE_DEFAULT_THREADED
-                                                    : AJW_TOKEN_CACHE_DEFAULT_PREFORK;
+        size = threaded ? AJW_TOKEN_CACHE_DEFAULT_THREADED : AJW_TOKEN_CACHE_DEFAULT_PREFORK;
+    refusals_child_init(pchild, s, threaded);
     if (ajw_ratelog_create(&ajw_mod.ratelog, apr_time_from_sec(AJW_OUTAGE_LOG_INTERVAL), 64,
                            pchild) != APR_SUCCESS)
         ajw_mod.ratelog = NULL;       /* then every refusal is logged */

@@ -28,6 +28,15 @@ extern module AP_MODULE_DECLARE_DATA auth_jwks_module;
  * 330-byte token. */
 #define AJW_TOKEN_CACHE_DEFAULT_THREADED 4096
 #define AJW_TOKEN_CACHE_DEFAULT_PREFORK  1024
+/* Refusal cache entries per process unless AuthJWKSRefusalCache says:
+ * sized like the token cache; ~400 bytes an entry, whatever the token. */
+#define AJW_REFUSAL_CACHE_DEFAULT_THREADED 4096
+#define AJW_REFUSAL_CACHE_DEFAULT_PREFORK  1024
+/* AuthJWKSLogRefusals: full lines per client per interval, then counts. */
+#define AJW_LOG_REFUSALS_FIRST    5
+#define AJW_LOG_REFUSALS_INTERVAL 60  /* seconds */
+#define AJW_LOG_REFUSALS_ALL      (-2)/* "all": every refusal its own line */
+#define AJW_LOG_REFUSALS_CLIENTS  256 /* clients counted per process */
 #define AJW_HEADER_PREFIX_DEFAULT "X-JWT-Claim-"
 #define AJW_STATUS_OFF          0   /* AuthJWKSStatusList */
 #define AJW_STATUS_ON           1
@@ -155,6 +164,9 @@ typedef struct ajw_dir_conf {
 
 typedef struct ajw_srv_conf {
     long long token_cache;        /* entries; -1 = not set */
+    long long refusal_cache;      /* AuthJWKSRefusalCache entries; -1 = not set */
+    long long log_first;          /* AuthJWKSLogRefusals: -1 not set, AJW_LOG_REFUSALS_ALL */
+    long long log_interval;       /* its seconds; -1 = not set */
     /* Header prefixes of every jwks section written in this server (or, after
      * post_config, inherited from the main server): client headers that match
      * one are removed as soon as the request is read. NULL = no jwks section. */
@@ -203,6 +215,9 @@ typedef struct ajw_mod_state_t {
     apr_array_header_t *all_urls; /* ajw_url_t *, every URL of every section */
     ajw_tcache_t *tcache;         /* in pchild, created in child_init */
     struct ajw_ratelog_t *ratelog;/* in pchild: server-side refusals, one line per interval */
+    struct ajw_refcache_t *refcache;   /* in pchild: bad signatures seen (NULL: off) */
+    struct ajw_clientlog_t *clientlog; /* in pchild: client refusals, per-client summaries
+                                        * (NULL: every refusal its own line) */
     ajw_fetcher_t *fetcher;       /* in pchild: curl behind OIDC/RFC 8414 discovery */
     /* The keys that authenticate shared copies (set in post_config, as root,
      * before any child; read-only after): the fleet key's, else the

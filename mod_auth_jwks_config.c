@@ -85,6 +85,9 @@ void *ajw_mod_create_srv_conf(apr_pool_t *p, server_rec *s)
     ajw_srv_conf *c = apr_pcalloc(p, sizeof(*c));
     (void)s;
     c->token_cache = -1;
+    c->refusal_cache = -1;
+    c->log_first = -1;
+    c->log_interval = -1;
     c->strip = -1;
     return c;
 }
@@ -108,6 +111,9 @@ void *ajw_mod_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     ajw_srv_conf *base = basev, *add = addv, *n = apr_pcalloc(p, sizeof(*n));
     int i;
     n->token_cache = add->token_cache >= 0 ? add->token_cache : base->token_cache;
+    n->refusal_cache = add->refusal_cache >= 0 ? add->refusal_cache : base->refusal_cache;
+    n->log_first = add->log_first != -1 ? add->log_first : base->log_first;
+    n->log_interval = add->log_interval >= 0 ? add->log_interval : base->log_interval;
     n->strip = add->strip >= 0 ? add->strip : base->strip;
     for (i = 0; base->strip_prefixes && i < base->strip_prefixes->nelts; i++)
         add_prefix(p, &n->strip_prefixes, APR_ARRAY_IDX(base->strip_prefixes, i, const char *));
@@ -761,6 +767,36 @@ static const char *set_token_cache(cmd_parms *cmd, void *cv, const char *arg)
     return parse_num(cmd, arg, 0, 1000000, &sc->token_cache);
 }
 
+static const char *set_refusal_cache(cmd_parms *cmd, void *cv, const char *arg)
+{
+    ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)cv;
+    if (err)
+        return err;
+    return parse_num(cmd, arg, 0, 1000000, &sc->refusal_cache);
+}
+
+/* AuthJWKSLogRefusals <first>|all [<seconds>] */
+static const char *set_log_refusals(cmd_parms *cmd, void *cv, const char *first,
+                                    const char *secs)
+{
+    ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)cv;
+    if (err)
+        return err;
+    if (!strcasecmp(first, "all")) {
+        if (secs)
+            return ajw_mod_dir_err(cmd, "'all' takes no interval");
+        sc->log_first = AJW_LOG_REFUSALS_ALL;
+        return NULL;
+    }
+    if ((err = parse_num(cmd, first, 0, 1000000, &sc->log_first)) != NULL)
+        return err;
+    return secs ? parse_num(cmd, secs, 1, 86400, &sc->log_interval) : NULL;
+}
+
 static const char *set_cache_dir(cmd_parms *cmd, void *cv, const char *arg)
 {
     ajw_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &auth_jwks_module);
@@ -912,6 +948,12 @@ const command_rec ajw_mod_cmds[] = {
                  "is read, on hosts with jwks sections (default On)"),
     AP_INIT_TAKE1("AuthJWKSTokenCache", set_token_cache, NULL, RSRC_CONF,
                   "verified tokens remembered per process (default 1024, 0 = off)"),
+    AP_INIT_TAKE1("AuthJWKSRefusalCache", set_refusal_cache, NULL, RSRC_CONF,
+                  "bad signatures remembered per process, so a forged token sent again "
+                  "costs no signature check (default 4096 threaded, 1024 prefork; 0 = off)"),
+    AP_INIT_TAKE12("AuthJWKSLogRefusals", set_log_refusals, NULL, RSRC_CONF,
+                   "refusals logged one by one per client per interval, the rest counted in "
+                   "one summary line: <first> [<seconds>] (default 5 60), or all"),
     AJW_DPOP_CMDS,
     AJW_REVOKE_CMDS,
     AJW_FETCHX_CMDS,

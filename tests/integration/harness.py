@@ -514,6 +514,13 @@ ProxyTimeout 20
     ScriptAlias /echo "{root}/cgi-bin/headers.py"
 </VirtualHost>
 
+# Tests read one "token rejected" line per refusal: the per-client
+# summaries (AuthJWKSLogRefusals, default 5 a minute) start late here, and a
+# test that means to see them sets its own.
+<IfModule auth_jwks_module>
+    AuthJWKSLogRefusals 100000 60
+</IfModule>
+
 {extra}
 """
 

@@ -32,7 +32,7 @@ SECTION = re.compile(r"^\s*<(Location|LocationMatch|Directory|DirectoryMatch|Vir
                      r"|FilesMatch)\b", re.M | re.I)
 # directives a fragment may hold that belong outside any <Location>
 SERVER_LEVEL = {
-    "authjwkstokencache", "authjwkscachedir", "authjwkscachesocache", "authjwksfleetkey",
+    "authjwkstokencache", "authjwksrefusalcache", "authjwkslogrefusals", "authjwkscachedir", "authjwkscachesocache", "authjwksfleetkey",
     "authjwksdpopreplaycache", "authjwksstripclaimheaders", "cachequickhandler",
     "cachestoreprivate", "cacheenable", "cacheroot", "setenvif", "mutex", "sslverifyclient",
     "listen", "logformat", "customlog", "authjwksfetchheader", "authjwksfetchproxy",
