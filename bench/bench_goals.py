@@ -18,7 +18,7 @@ expected one; a row with such answers is marked NOT VALID and fails the goal.
 Tokens are minted once per run with `cryptography` (jwcrypto's keys, the
 signature computed directly: ~0.35 ms per RS256 token, on both cores) into
 files in the run's temp dir that every row's Lua script reads. Claims: nine,
-with an array and a nested object (RS256 tokens of ~640 bytes).
+with an array and a nested object (RS256 tokens of 673 bytes).
 
   1 cached hit  the same RS256 / ES256 token repeated, default token cache:
                 req/s / static (target >= 0.92); instructions added over the
@@ -130,10 +130,8 @@ class Server(B.Server):
     """bench.Server with the goals' MPM settings."""
 
     def __init__(self, extra, name, mpm="event", ours=True):
-        self.goal_mpm = mpm
+        self.goal_mpm = mpm     # read by conf_text, which the harness calls in __init__
         super().__init__(extra, name=name, ours=ours)
-        self.mpm = mpm
-        self.write_conf(extra)
 
     def conf_text(self, extra):
         mpm = getattr(self, "goal_mpm", "event")
@@ -443,6 +441,7 @@ def main():
     if not shutil.which("wrk"):
         print("\nbench (goals): wrk not found (Debian package wrk): part skipped")
         return 0
+    load0 = os.getloadavg()[0]
     speed = T.openssl_speed()
     print("\ngoals part: wrk -t%d -c%d, %ds per run, best of %d rounds; event MPM 1 process x "
           "64 threads, prefork 8 children; bare verify (openssl speed, one core): %s" % (
@@ -522,7 +521,6 @@ def main():
         chk = (lambda s: B.check_protected(s, check_toks)) if check else (lambda s: None)
         return B.start_checked(srv, name, ours, chk, servers, skipped)
 
-    rc = 0
     result = {}
     try:
         # every server started at once (four at a time): start-up and the
@@ -692,9 +690,12 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     rc = report(R, rows, result, speed, skipped, log, tok_len, mint_s, t_rs)
-    print("  (goals part took %.0f s: minting %.0f s, timed rows and memory %.0f s%s)" % (
-        time.monotonic() - t_start, mint_s, timed_s - mint_s,
-        ", callgrind %.0f s" % result["instr_s"] if "instr_s" in result else ""))
+    print("  (goals part took %.0f s: minting %.0f s, timed rows and memory %.0f s%s; load "
+          "average %.1f at its start, %.1f at its end on %d CPUs: anything else running "
+          "shows in the static spread)" % (
+              time.monotonic() - t_start, mint_s, timed_s - mint_s,
+              ", callgrind %.0f s" % result["instr_s"] if "instr_s" in result else "",
+              load0, os.getloadavg()[0], os.cpu_count() or 0))
     return rc
 
 
