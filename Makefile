@@ -6,7 +6,7 @@
 #                   for 10 s, and the integration tests against a real httpd,
 #                   with the module built normally and then with ASan+UBSan
 #   make demo       a real httpd protecting a CGI app with a locally issued JWKS
-#   make bench      side-by-side throughput ratios (vs mod_oauth2, mod_auth_openidc)
+#   make bench      side-by-side throughput (vs mod_oauth2, mod_auth_openidc) and the goals table
 #   make install    install the module with apxs (and conf.d files for a2enmod)
 
 PY        := /usr/bin/python3

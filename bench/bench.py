@@ -36,25 +36,25 @@ BENCH_CONCURRENCY (default 8). Prints req/s, the ratio to the unprotected
 baseline and to mod_auth_jwks in the same algorithm (cache hit, and cache
 off). Exit status 1 only if a mod_auth_jwks or baseline run had errors.
 
-This part repeats one token, so part 1b (bench_peers.py) puts the same modules
-side by side on two workloads that need many tokens: 2000
-distinct RS256 tokens rotating, and an invalid flood (half bad signature,
-half random unknown kids), with the JWKS fetches and error-log lines each
-causes; see its docstring. BENCH_PART1B=0 skips it, BENCH_PART1B=1 runs it
-even with BENCH_PART1=0 (by default it runs when part 1 does).
+Then the goals part (bench_goals.py; BENCH_GOALS=0 skips it): the
+performance goals (cached hit, miss, DPoP, memory per cached token, invalid
+flood, prefork), each measured side by side in one run with wrk -t2 -c32
+against a one-process 64-thread event httpd (8-child prefork), callgrind
+instruction rows included, ending with the "goals" table: goal, target,
+measured, met / NOT MET and the figures behind it. See its docstring.
 
-Then (BENCH_TOKENS=0 skips it) bench_tokens.py: the cost of one request
-beyond the baseline for distinct tokens (cache hits and misses, RS256 PS256
-ES256 EdDSA), invalid floods with their JWKS fetches, JWKS of 1/20/200 keys,
-tokens of 0.5/4/12 KB, event and prefork, the bare signature cost from
-`openssl speed`, and the RSS per token cache entry; see its docstring.
-BENCH_PART1=0 skips the side-by-side parts above (1 and, unless
-BENCH_PART1B=1, 1b). Part 3, instruction counts, runs with BENCH_INSTR=1.
+Opt-in, superseded by the goals part for the default run: part 1b
+(BENCH_PART1B=1, bench_peers.py: the peers on 2000 distinct RS256 tokens
+and an invalid flood, with the JWKS fetches and error-log lines each
+causes), part 2 (BENCH_TOKENS=1, bench_tokens.py: per-request cost of many
+token mixes, JWKS and token sizes, prefork, RSS, bench/micro.c library
+costs) and part 3 (BENCH_INSTR=1, bench_instr.py: instruction counts of
+seven workloads). BENCH_PART1=0 skips part 1.
 
-Last, a summary of four workloads (mod_auth_jwks against the better of
-mod_oauth2 and mod_auth_openidc) in one table: workloads 1 and 2
-(same RS256 / ES256 token repeated) from part 1, 3 and 4 from part 1b, each
-as ours / the better peer in req/s and in CPU added per request.
+After part 1 (and 1b), a summary of mod_auth_jwks against the better of
+mod_oauth2 and mod_auth_openidc: workloads 1 and 2 (same RS256 / ES256
+token repeated) from part 1, 3 and 4 from part 1b when it ran, each as
+ours / the better peer in req/s and in CPU added per request.
 """
 import hashlib
 import os
@@ -249,9 +249,11 @@ def main():
     if not os.path.exists(H.MODULE_SO):
         print("bench: %s missing — run make" % H.MODULE_SO, file=sys.stderr)
         return 1
+    t0 = time.monotonic()
     part1_on = os.environ.get("BENCH_PART1", "1") != "0"
-    part1b_on = os.environ.get("BENCH_PART1B", "1" if part1_on else "0") != "0"
-    if (part1_on or part1b_on) and not shutil.which("wrk"):
+    part1b_on = os.environ.get("BENCH_PART1B", "0") != "0"
+    goals_on = os.environ.get("BENCH_GOALS", "1") != "0"
+    if (part1_on or part1b_on or goals_on) and not shutil.which("wrk"):
         print("bench: wrk not found (Debian package wrk; bench/deps.sh installs it)",
               file=sys.stderr)
         return 1
@@ -266,11 +268,15 @@ def main():
         failed, g = bench_peers.main()
         rc |= failed
         goals += g
-    if os.environ.get("BENCH_TOKENS", "1") != "0":
+    if os.environ.get("BENCH_TOKENS", "0") != "0":
         import bench_tokens
         rc |= bench_tokens.main()
     rc |= part_instr()
     goal_summary(goals)
+    if goals_on:
+        import bench_goals
+        rc |= bench_goals.main()
+    print("\nbench: %.0f s in all" % (time.monotonic() - t0))
     return 1 if rc else 0
 
 

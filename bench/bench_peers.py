@@ -40,8 +40,8 @@ whole CPU per request instead, marked >=: a lower bound). The JWKS servers
 run in this process, so the CPU a refetch costs them is not in the httpd
 column; it shows in req/s.
 
-BENCH_PART1B=0 skips this part, BENCH_PART1B=1 runs it even with
-BENCH_PART1=0; by default it runs when part 1 does.
+Opt-in (BENCH_PART1B=1; the goals part, bench_goals.py, measures the miss
+and invalid-flood goals against the peers in the default run).
 """
 import collections
 import os

@@ -1,6 +1,6 @@
 #!/bin/sh
-# make bench only: wrk (distinct-token rows), valgrind (instruction counts,
-# BENCH_INSTR=1) and the peer modules compared
+# make bench only: wrk (every timed row), valgrind (the goals part's
+# instruction counts, and part 3's with BENCH_INSTR=1) and the peer modules compared
 # against mod_auth_jwks, installed
 # like every other dependency (tests/deps.sh) but optional: when they cannot be
 # installed, bench.py skips those peers. The bench never uses the system apache2
