@@ -729,9 +729,10 @@ static int refusal_cached(request_rec *r, const ajw_dir_conf *c, const ajw_tcach
     f->alg = rf.has_alg ? apr_pstrdup(r->pool, rf.alg) : NULL;
     f->iss = rf.has_iss ? apr_pstrdup(r->pool, rf.iss) : NULL;
     ajw_error_set(&f->err, (ajw_reason_e)rf.code, "%s", rf.text);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "refusal cache: the signature of this token "
-                  "was found bad before with the same keys (kid=%s)",
-                  ajw_mod_log_item(r->pool, f->kid));
+    if (APLOGrdebug(r))
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "refusal cache: the signature of this token "
+                      "was found bad before with the same keys (kid=%s)",
+                      ajw_mod_log_item(r->pool, f->kid));
     return 1;
 }
 
@@ -755,7 +756,8 @@ static void refusal_remember(const ajw_tcache_key_t *key, const ajw_jws_t *t,
  * before the signature: an expired or misaddressed token costs no signature
  * check and no key refresh (it is refused all the same, with its reason). */
 static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *tok, size_t len,
-                           json_t **claims, const char **claims_json, ajw_fail_t *f)
+                           json_t **claims, const char **claims_json, const char **render,
+                           size_t *render_len, ajw_fail_t *f)
 {
     ajw_policy_t pol;
     ajw_tcache_entry_t ent;
@@ -782,6 +784,8 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
                 rc = ajw_claims_check(held->claims, &pol, now, &f->err);
             *claims = held->claims;
             *claims_json = held->claims_json;
+            *render = held->render;
+            *render_len = held->render_len;
             return rc;
         }
     }
@@ -809,6 +813,8 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
 
     *claims = t->claims;
     *claims_json = NULL;
+    *render = NULL;
+    *render_len = 0;
     if (!keyed)
         return AJW_OK;
     /* Hand the claims to a shared entry (no copy): the request keeps a
@@ -818,12 +824,18 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     ent.typ = ajw_json_get_string(t->header, "typ", NULL);
     ent.alg = t->alg;
     ent.claims_json = ajw_claim_json(t->claims, r->pool);
+    ent.render = ajw_export_render(r, c, t->claims, ent.claims_json, t->alg_name, t->kid,
+                                   &ent.render_len);
+    ent.token = tok;
+    ent.token_len = len;
     if (!(held = ajw_tcache_adopt(&ent))) {
         ajw_json_pool_own(t->claims, r->pool);
         return AJW_OK;
     }
     ajw_tcache_release_with(held, r->pool);
     *claims_json = held->claims_json;
+    *render = held->render;
+    *render_len = held->render_len;
     if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1)
         exp = now + 300;
     ajw_tcache_put(ajw_mod.tcache, &key, exp + pol.leeway, held);
@@ -909,9 +921,35 @@ static const char *user_of(request_rec *r, const ajw_dir_conf *c, json_t *claims
 static int post_read_request(request_rec *r)
 {
     ajw_srv_conf *sc = ap_get_module_config(r->server->module_config, &auth_jwks_module);
-    if (sc->strip_prefixes && sc->strip != 0)
+    if (sc->strip_prefixes && sc->strip != 0) {
+        ajw_req_t *st;
         ajw_edge_strip_claim_headers(r, sc->strip_prefixes, sc->strip_names);
+        st = own_state(r);
+        st->strip_fp = ajw_edge_headers_fp(r->headers_in);
+        st->strip_by = sc;
+    }
     return DECLINED;
+}
+
+/* The section's strip of client claim headers, done once per request: a
+ * pass is skipped when headers_in has not changed since the last one and
+ * that one covered the section's names (the server's pass covers every
+ * section of the vhost unless .htaccess adds names). Header_parser strips
+ * for the section, check_authn again only if something changed the
+ * headers in between (another module may have added one). */
+static void strip_section(request_rec *r, const ajw_dir_conf *c)
+{
+    ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
+    if (st && st->strip_by && st->strip_fp == ajw_edge_headers_fp(r->headers_in)
+        && (st->strip_by == (const void *)c
+            || (st->strip_by == ap_get_module_config(r->server->module_config,
+                                                     &auth_jwks_module)
+                && ajw_edge_section_covered(st->strip_by, c))))
+        return;
+    ajw_edge_strip_section(r, c);
+    st = own_state(r);
+    st->strip_fp = ajw_edge_headers_fp(r->headers_in);
+    st->strip_by = c;
 }
 
 /* Per section (its own header prefix); also on internal redirects, whose
@@ -927,7 +965,7 @@ static int header_parser(request_rec *r)
     if (!ajw_mod_is_ours(r))
         return DECLINED;
     c = ajw_mod_dir_conf(r);
-    ajw_edge_strip_section(r, c);
+    strip_section(r, c);
     if (c->forward_token)
         return DECLINED;
     find_token(r, c, &tf);
@@ -985,7 +1023,8 @@ static int authenticate(request_rec *r)
     token_find_t tf;
     ajw_fail_t f;
     json_t *claims = NULL;
-    const char *claims_json = NULL;
+    const char *claims_json = NULL, *render = NULL;
+    size_t render_len = 0;
     ajw_req_t *st;
     const char *user;
     int rc;
@@ -993,7 +1032,7 @@ static int authenticate(request_rec *r)
     if (!ajw_mod_is_ours(r))
         return DECLINED;
     c = ajw_mod_dir_conf(r);
-    ajw_edge_strip_section(r, c);     /* again: other modules may have added some */
+    strip_section(r, c);              /* again if other modules changed the headers */
     st = ap_get_module_config(r->request_config, &auth_jwks_module);
     if (st && st->early)              /* taken out by header_parser: what the client sent */
         tf = *st->early;
@@ -1019,7 +1058,7 @@ static int authenticate(request_rec *r)
     st->token_dpop = tf.dpop;
 
     memset(&f, 0, sizeof(f));
-    if (verify(r, c, tf.token, tf.len, &claims, &claims_json, &f) != AJW_OK)
+    if (verify(r, c, tf.token, tf.len, &claims, &claims_json, &render, &render_len, &f) != AJW_OK)
         return refuse(r, &f);
     /* Cached or not: a revocation since it was cached applies. */
     if (ajw_revoke_check(r, c, claims, f.kid, f.src, &f.err) != AJW_OK)
@@ -1036,12 +1075,15 @@ static int authenticate(request_rec *r)
     st->user = user;
     st->claims = claims;
     st->claims_json = claims_json;
+    st->render = render;
+    st->render_len = render_len;
     st->alg = f.alg;
     st->kid = f.kid;
-    ajw_export_claims(r, c, claims, claims_json, f.alg, f.kid);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
-                  ajw_mod_log_item(r->pool, user), ajw_mod_log_item(r->pool, f.kid),
-                  ajw_mod_log_item(r->pool, f.alg), ajw_mod_log_item(r->pool, f.iss));
+    ajw_export_claims(r, c, claims, claims_json, f.alg, f.kid, render, render_len);
+    if (APLOGrdebug(r))           /* the items are escaped only when the line is written */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
+                      ajw_mod_log_item(r->pool, user), ajw_mod_log_item(r->pool, f.kid),
+                      ajw_mod_log_item(r->pool, f.alg), ajw_mod_log_item(r->pool, f.iss));
     ajw_metrics_accepted();
     return OK;
 }
@@ -1156,11 +1198,14 @@ static int fixups(request_rec *r)
     if (r->user && !(st && st->user) && (from = ajw_mod_req_state(r))
         && !strcmp(from->user, r->user)) {
         ajw_edge_strip_section(r, c);
-        ajw_export_claims(r, c, from->claims, from->claims_json, from->alg, from->kid);
+        ajw_export_claims(r, c, from->claims, from->claims_json, from->alg, from->kid,
+                          from->render, from->render_len);
         st = own_state(r);
         st->user = from->user;
         st->claims = from->claims;
         st->claims_json = from->claims_json;
+        st->render = from->render;
+        st->render_len = from->render_len;
         st->alg = from->alg;
         st->kid = from->kid;
     }

@@ -192,6 +192,8 @@ typedef struct ajw_req_t {
     const char *user;         /* r->user we set; NULL until authenticated */
     json_t *claims;
     const char *claims_json;  /* claims as compact JSON when the token cache made it, or NULL */
+    const char *render;       /* the token-cache entry's ajw_export_render block, or NULL */
+    size_t render_len;
     const char *alg;          /* the verified token's header alg and kid (NULL when none) */
     const char *kid;
     int scope_challenge;      /* we put an insufficient_scope challenge in err_headers_out */
@@ -204,6 +206,11 @@ typedef struct ajw_req_t {
      * (AuthJWKSForwardToken Off: a refusal before authentication must not
      * leave it in the logs); check_authn reads it from here. NULL: none. */
     struct token_find_t *early;
+    /* The last strip of client claim headers: the fingerprint of headers_in
+     * right after it (ajw_edge_headers_fp), and what it covered (the
+     * server's names, or a section's dir conf); strip_by NULL: none yet. */
+    apr_uint64_t strip_fp;
+    const void *strip_by;
 } ajw_req_t;
 
 /* Process-wide state. Written only in the single-threaded config phase
@@ -240,10 +247,22 @@ extern const char ajw_aud_resource[];
 /* Verified claims to the environment and/or request headers as c says
  * (mod_auth_jwks_export.c), with the token's alg and kid (NULL when none)
  * as JWT_ALG / JWT_KID. claims_json is the claims' compact JSON when
- * already made (a token-cache entry keeps it), else NULL. All live as long
- * as r->pool. */
+ * already made (a token-cache entry keeps it), else NULL. render (may be
+ * NULL) is an ajw_export_render block for these claims: used when it was
+ * made under c's settings. All live as long as r->pool. */
 void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
-                       const char *claims_json, const char *alg, const char *kid);
+                       const char *claims_json, const char *alg, const char *kid,
+                       const char *render, size_t render_len);
+
+/* What ajw_export_claims sets for these claims under c's settings (pass,
+ * prefixes; not the mappings, which are made on each request), rendered
+ * once into one block of r->pool (*len bytes) for a token-cache entry to
+ * keep: a hit with the same settings replays it (claims_json must then be
+ * the entry's) instead of rendering every claim again. NULL when
+ * claims_json is NULL. Sets nothing in r. */
+const char *ajw_export_render(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+                              const char *claims_json, const char *alg, const char *kid,
+                              size_t *len);
 
 /* Revocation (mod_auth_jwks_revoke.c): Token Status List and AuthJWKSRevoked. */
 /* Directive setters. */
@@ -396,6 +415,13 @@ void ajw_edge_strip_claim_headers(request_rec *r, const apr_array_header_t *pref
                                   const apr_array_header_t *names);
 /* The same with the prefix and mapped header names of a section. */
 void ajw_edge_strip_section(request_rec *r, const ajw_dir_conf *c);
+/* Does the server-wide pass of post_read_request already strip every name
+ * the section c strips? */
+int ajw_edge_section_covered(const ajw_srv_conf *sc, const ajw_dir_conf *c);
+/* A fingerprint of a table's entries (their count, storage and name
+ * pointers): unchanged means no entry was added, renamed or removed, so a
+ * strip done at that fingerprint still holds. */
+apr_uint64_t ajw_edge_headers_fp(const apr_table_t *t);
 /* Remove the token from every place c takes tokens from: the Authorization
  * header (Bearer only), a header named by AuthJWKSTokenFrom header=<Name>
  * (with its scheme, when one is named), the cookie, and the query parameter wherever httpd

@@ -225,6 +225,38 @@ void ajw_edge_strip_section(request_rec *r, const ajw_dir_conf *c)
     ajw_edge_strip_claim_headers(r, &one, names);
 }
 
+/* Is every name the section strips also stripped by the server's pass
+ * (post_read_request): its prefix and AuthJWKSClaimHeader names each start
+ * with a server prefix or equal a server name? X-JWT-Claims always is. */
+int ajw_edge_section_covered(const ajw_srv_conf *sc, const ajw_dir_conf *c)
+{
+    strip_t st;
+    int i;
+    if (!sc->strip_prefixes || sc->strip == 0)
+        return 0;
+    st.prefixes = sc->strip_prefixes;
+    st.exact = sc->strip_names;
+    if (!c->header_prefix || !is_claim_header(c->header_prefix, strlen(c->header_prefix), &st))
+        return 0;
+    for (i = 0; i < c->map_headers->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(c->map_headers, i, ajw_claim_map_t).name;
+        if (!is_claim_header(n, strlen(n), &st))
+            return 0;
+    }
+    return 1;
+}
+
+apr_uint64_t ajw_edge_headers_fp(const apr_table_t *t)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_uint64_t fp = (apr_uint64_t)(apr_uintptr_t)e * 31u + (apr_uint64_t)arr->nelts;
+    int i;
+    for (i = 0; i < arr->nelts; i++)
+        fp = (fp ^ (apr_uint64_t)(apr_uintptr_t)e[i].key) * 1099511628211ULL;
+    return fp;
+}
+
 /* ------------------------------------------------------------------ */
 /* AuthJWKSForwardToken Off                                             */
 

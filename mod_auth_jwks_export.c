@@ -43,11 +43,35 @@ static void export_mapped(request_rec *r, const apr_array_header_t *maps, int he
     }
 }
 
+/* Where one claim's exports go: into r's tables, or as records of a
+ * rendering (ajw_export_render), or both. */
+typedef struct sink_t {
+    request_rec *r;
+    apr_array_header_t *rec;      /* rendering records, NULL when none is made */
+    int apply;                    /* set r's tables */
+} sink_t;
+
+static void sink_put(sink_t *k, char kind, const char *name, const char *value)
+{
+    if (k->rec) {
+        APR_ARRAY_PUSH(k->rec, const char *) = apr_pstrmemdup(k->r->pool, &kind, 1);
+        APR_ARRAY_PUSH(k->rec, const char *) = name;
+        APR_ARRAY_PUSH(k->rec, const char *) = value;
+    }
+    if (!k->apply)
+        return;
+    if (kind == 'E')
+        apr_table_setn(k->r->subprocess_env, name, value);
+    else
+        apr_table_setn(k->r->headers_in, name, value);
+}
+
 /* One top-level claim under the prefixes: withheld (debug line) when its
  * name does not map one to one, or would take a name the module sets. */
-static void export_one(request_rec *r, const ajw_dir_conf *c, int env, int hdr,
+static void export_one(sink_t *k, const ajw_dir_conf *c, int env, int hdr,
                        const char *key, const json_t *v)
 {
+    request_rec *r = k->r;
     const char *text, *name;
     if (!ajw_claim_name_exportable(key)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "claim %s not exported under the prefix: "
@@ -64,7 +88,7 @@ static void export_one(request_rec *r, const ajw_dir_conf *c, int env, int hdr,
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "claim %s not exported: %s is the "
                           "module's own", key, name);
         else
-            apr_table_setn(r->subprocess_env, name, text);
+            sink_put(k, 'E', name, text);
     }
     if (hdr) {
         name = ajw_header_name(r->pool, c->header_prefix, key);
@@ -72,7 +96,121 @@ static void export_one(request_rec *r, const ajw_dir_conf *c, int env, int hdr,
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "claim %s not exported: header %s is "
                           "the module's own", key, name);
         else
-            apr_table_setn(r->headers_in, name, ajw_header_value(r->pool, text));
+            sink_put(k, 'H', name, ajw_header_value(r->pool, text));
+    }
+}
+
+/* A rendering is made for one way of exporting: these settings of c. */
+static const char *render_ident(apr_pool_t *p, const ajw_dir_conf *c)
+{
+    return apr_psprintf(p, "%d\037%s\037%s", c->pass, c->claim_prefix ? c->claim_prefix : "",
+                        c->header_prefix ? c->header_prefix : "");
+}
+
+/* Does rendering (len bytes) start with c's ident? Compared in place. */
+static const char *render_body(const char *render, size_t len, const ajw_dir_conf *c)
+{
+    const char *p = render, *end = render + len;
+    const char *cp = c->claim_prefix ? c->claim_prefix : "";
+    const char *hp = c->header_prefix ? c->header_prefix : "";
+    size_t n;
+    if (!render || len < 2 || *p != '0' + c->pass || p[1] != '\037')
+        return NULL;
+    p += 2;
+    n = strlen(cp);
+    if ((size_t)(end - p) < n + 1 || memcmp(p, cp, n) || p[n] != '\037')
+        return NULL;
+    p += n + 1;
+    n = strlen(hp);
+    if ((size_t)(end - p) < n + 1 || memcmp(p, hp, n) || p[n] != '\0')
+        return NULL;
+    return p + n + 1;
+}
+
+/* The prefixed claims, the module's own names (ident, then records of
+ * kind, name, value, each NUL-terminated) in one block of r->pool. */
+static const char *render_pack(request_rec *r, const ajw_dir_conf *c,
+                               const apr_array_header_t *rec, size_t *len)
+{
+    const char *ident = render_ident(r->pool, c);
+    size_t n = strlen(ident) + 1, l;
+    char *out, *o;
+    int i;
+    for (i = 0; i < rec->nelts; i++)
+        n += (i % 3 == 0 ? 1 : strlen(APR_ARRAY_IDX(rec, i, const char *)) + 1);
+    out = o = apr_palloc(r->pool, n);
+    memcpy(o, ident, strlen(ident) + 1);
+    o += strlen(ident) + 1;
+    for (i = 0; i < rec->nelts; i++) {
+        const char *v = APR_ARRAY_IDX(rec, i, const char *);
+        if (i % 3 == 0) {
+            *o++ = v[0];
+            continue;
+        }
+        l = strlen(v) + 1;
+        memcpy(o, v, l);
+        o += l;
+    }
+    *len = n;
+    return out;
+}
+
+/* Replay a rendering's records into r: 'E'/'H' prefixed claims before the
+ * mappings, and with own = 1 'e'/'h' the module's own names after them. */
+static void render_apply(request_rec *r, const char *p, const char *end, int own)
+{
+    while (p < end) {
+        char kind = *p++;
+        const char *name = p, *value;
+        p += strlen(p) + 1;
+        value = p;
+        p += strlen(p) + 1;
+        if (own ? kind == 'e' : kind == 'E')
+            apr_table_setn(r->subprocess_env, name, value);
+        else if (own ? kind == 'h' : kind == 'H')
+            apr_table_setn(r->headers_in, name, value);
+    }
+}
+
+/* The module's own names: JWT_ALG, JWT_KID (absent when the token has no
+ * kid) and the X-JWT-Claims header; JWT_CLAIMS is the claims' JSON, kept
+ * beside the rendering and set by the caller. */
+static void export_own(sink_t *k, const ajw_dir_conf *c, const char *payload, const char *alg,
+                       const char *kid)
+{
+    request_rec *r = k->r;
+    int env = (c->pass & PASS_ENV) != 0, hdr = (c->pass & PASS_HEADERS) != 0;
+    if (env) {
+        const char *kt = kid ? ajw_string_text(kid, strlen(kid), r->pool) : NULL;
+        if (k->apply) {
+            apr_table_set(r->subprocess_env, "JWT_CLAIMS", payload);
+            apr_table_set(r->subprocess_env, "JWT_ALG", alg);
+            if (kt) /* the IdP's, yet rendered like a claim: no control character */
+                apr_table_setn(r->subprocess_env, "JWT_KID", kt);
+            else
+                apr_table_unset(r->subprocess_env, "JWT_KID");
+        }
+        if (k->rec) {
+            APR_ARRAY_PUSH(k->rec, const char *) = "e";
+            APR_ARRAY_PUSH(k->rec, const char *) = "JWT_ALG";
+            APR_ARRAY_PUSH(k->rec, const char *) = alg;
+            if (kt) {
+                APR_ARRAY_PUSH(k->rec, const char *) = "e";
+                APR_ARRAY_PUSH(k->rec, const char *) = "JWT_KID";
+                APR_ARRAY_PUSH(k->rec, const char *) = kt;
+            }
+        }
+    }
+    if (hdr) {
+        const char *b = ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
+                                          r->pool);
+        if (k->apply)
+            apr_table_set(r->headers_in, AJW_CLAIMS_HEADER, b);
+        if (k->rec) {
+            APR_ARRAY_PUSH(k->rec, const char *) = "h";
+            APR_ARRAY_PUSH(k->rec, const char *) = AJW_CLAIMS_HEADER;
+            APR_ARRAY_PUSH(k->rec, const char *) = b;
+        }
     }
 }
 
@@ -80,32 +218,60 @@ static void export_one(request_rec *r, const ajw_dir_conf *c, int env, int hdr,
  * set, JWT_CLAIMS, JWT_ALG, JWT_KID and X-JWT-Claims are the module's (and
  * JWT_KID is absent when the token has no kid). */
 void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
-                       const char *claims_json, const char *alg, const char *kid)
+                       const char *claims_json, const char *alg, const char *kid,
+                       const char *render, size_t render_len)
 {
     int env = (c->pass & PASS_ENV) != 0, hdr = (c->pass & PASS_HEADERS) != 0;
-    const char *key, *payload;
+    const char *key, *payload, *body = render_body(render, render_len, c);
     json_t *v;
+    sink_t k;
 
+    if (body) {                   /* rendered before, for these settings: replay */
+        render_apply(r, body, render + render_len, 0);
+        export_mapped(r, c->map_headers, 1, claims);
+        export_mapped(r, c->map_envs, 0, claims);
+        if (env) {
+            apr_table_setn(r->subprocess_env, "JWT_CLAIMS", claims_json);
+            if (!kid)
+                apr_table_unset(r->subprocess_env, "JWT_KID");
+        }
+        render_apply(r, body, render + render_len, 1);
+        return;
+    }
+    k.r = r;
+    k.rec = NULL;
+    k.apply = 1;
     if (env || hdr) {
         json_object_foreach(claims, key, v)
-            export_one(r, c, env, hdr, key, v);
+            export_one(&k, c, env, hdr, key, v);
     }
     export_mapped(r, c->map_headers, 1, claims);
     export_mapped(r, c->map_envs, 0, claims);
-    if (!env && !hdr)
-        return;
-    payload = claims_json ? claims_json : ajw_claim_json(claims, r->pool);
-    if (env) {
-        apr_table_set(r->subprocess_env, "JWT_CLAIMS", payload);
-        apr_table_set(r->subprocess_env, "JWT_ALG", alg);
-        if (kid)   /* the IdP's, yet rendered like a claim: no control character */
-            apr_table_setn(r->subprocess_env, "JWT_KID", ajw_string_text(kid, strlen(kid),
-                                                                         r->pool));
-        else
-            apr_table_unset(r->subprocess_env, "JWT_KID");
+    if (env || hdr) {
+        payload = claims_json ? claims_json : ajw_claim_json(claims, r->pool);
+        export_own(&k, c, payload, alg, kid);
     }
-    if (hdr)
-        apr_table_set(r->headers_in, AJW_CLAIMS_HEADER,
-                      ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
-                                        r->pool));
+}
+
+const char *ajw_export_render(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+                              const char *claims_json, const char *alg, const char *kid,
+                              size_t *len)
+{
+    int env = (c->pass & PASS_ENV) != 0, hdr = (c->pass & PASS_HEADERS) != 0;
+    const char *key;
+    json_t *v;
+    sink_t k;
+
+    *len = 0;
+    if (!claims_json)
+        return NULL;
+    k.r = r;
+    k.rec = apr_array_make(r->pool, 32, sizeof(const char *));
+    k.apply = 0;
+    if (env || hdr) {
+        json_object_foreach(claims, key, v)
+            export_one(&k, c, env, hdr, key, v);
+        export_own(&k, c, claims_json, alg, kid);
+    }
+    return render_pack(r, c, k.rec, len);
 }

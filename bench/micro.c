@@ -101,6 +101,8 @@ static int pass(const char *kind, tok_t *toks, int nt, const ajw_keyset_t *ks,
         e.claims = ajw_json_pool_disown(t->claims, rp);
         e.kid = t->kid;
         e.alg = t->alg;
+        e.token = toks[i].s;
+        e.token_len = len;
         h = ajw_tcache_adopt(&e);
         ajw_tcache_put(tc, &key, tnow + 3600, h);
         ajw_tcache_release(h);

@@ -35,6 +35,8 @@ struct ajw_clientlog_t {
     apr_thread_mutex_t *mu;       /* guards slots */
     slot_t *slots;
     int nslots;
+    int pending;                  /* slots with refusals held (under mu): an idle
+                                   * tick of the flusher takes one lock, no scan */
     int first;
     apr_interval_time_t interval;
     /* the flusher: tmu guards stopping; cond wakes it to stop */
@@ -99,10 +101,11 @@ static slot_t *slot_for(ajw_clientlog_t *cl, const char *client, apr_time_t now)
     return spare;
 }
 
-static void count(slot_t *s, const char *reason)
+static void count(ajw_clientlog_t *cl, slot_t *s, const char *reason)
 {
     int i;
-    s->held++;
+    if (s->held++ == 0)
+        cl->pending++;
     for (i = 0; i < NREASONS; i++) {
         if (!s->reasons[i].name)
             s->reasons[i].name = reason;
@@ -115,7 +118,7 @@ static void count(slot_t *s, const char *reason)
 }
 
 /* The summary of s into buf, and s's counts reset. Under mu. */
-static void summarise(slot_t *s, apr_time_t now, char *buf, size_t n)
+static void summarise(ajw_clientlog_t *cl, slot_t *s, apr_time_t now, char *buf, size_t n)
 {
     size_t len;
     int i;
@@ -129,6 +132,8 @@ static void summarise(slot_t *s, apr_time_t now, char *buf, size_t n)
         len += (size_t)snprintf(buf + len, n - len, ", other %lu", s->other);
     if (len < n)
         snprintf(buf + len, n - len, ")");
+    if (s->held)
+        cl->pending--;
     s->held = s->other = 0;
     memset(s->reasons, 0, sizeof(s->reasons));
 }
@@ -147,14 +152,14 @@ int ajw_clientlog_note(ajw_clientlog_t *cl, const char *client, const char *reas
     if ((s = slot_for(cl, client, now)) != NULL) {
         if (ended(cl, s, now)) {
             if (s->held)
-                summarise(s, now, line, sizeof(line));
+                summarise(cl, s, now, line, sizeof(line));
             s->start = now;
             s->logged = 0;
         }
         if (s->logged < cl->first)
             s->logged++;
         else {
-            count(s, reason);
+            count(cl, s, reason);
             full = 0;
         }
     }
@@ -171,11 +176,16 @@ int ajw_clientlog_flush(ajw_clientlog_t *cl, apr_time_t now, int all,
     int i, sent = 0;
     if (!cl)
         return 0;
+    apr_thread_mutex_lock(cl->mu);
+    i = cl->pending;
+    apr_thread_mutex_unlock(cl->mu);
+    if (!i)
+        return 0;
     for (i = 0; i < cl->nslots; i++) {
         line[0] = '\0';
         apr_thread_mutex_lock(cl->mu);
         if (cl->slots[i].held && (all || ended(cl, &cl->slots[i], now)))
-            summarise(&cl->slots[i], now, line, sizeof(line));
+            summarise(cl, &cl->slots[i], now, line, sizeof(line));
         apr_thread_mutex_unlock(cl->mu);
         if (line[0]) {
             emit(baton, line);

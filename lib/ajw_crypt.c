@@ -37,6 +37,24 @@ static void pkey_own(EVP_PKEY *k, apr_pool_t *p)
     apr_pool_cleanup_register(p, k, pkey_cleanup, apr_pool_cleanup_null);
 }
 
+EVP_PKEY *ajw_crypt_key_share(EVP_PKEY *k, apr_pool_t *p)
+{
+    if (!k || EVP_PKEY_up_ref(k) != 1)
+        return NULL;
+    pkey_own(k, p);
+    return k;
+}
+
+EVP_PKEY *ajw_crypt_key_hold(EVP_PKEY *k)
+{
+    return k && EVP_PKEY_up_ref(k) == 1 ? k : NULL;
+}
+
+void ajw_crypt_key_drop(EVP_PKEY *k)
+{
+    EVP_PKEY_free(k);
+}
+
 /* Bits of a big-endian unsigned integer with no leading zero byte. */
 static size_t be_bits(const unsigned char *b, size_t len)
 {

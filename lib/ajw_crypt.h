@@ -42,6 +42,15 @@ int ajw_crypt_key_bits(const EVP_PKEY *k);
  * ES384 → P-384, ES512 → P-521; EdDSA → Ed25519/Ed448; others never.) */
 int ajw_crypt_alg_fits(ajw_alg_e alg, ajw_kty_e kty, ajw_crv_e crv);
 
+/* Another reference to key k, dropped when p is cleared; returns k. For a
+ * key kept beyond the pool that imported it (the DPoP proof-key cache). */
+EVP_PKEY *ajw_crypt_key_share(EVP_PKEY *k, apr_pool_t *p);
+
+/* A reference of k's that no pool owns: taken by ajw_crypt_key_hold,
+ * given back by ajw_crypt_key_drop (NULL is a no-op). */
+EVP_PKEY *ajw_crypt_key_hold(EVP_PKEY *k);
+void ajw_crypt_key_drop(EVP_PKEY *k);
+
 /* Verify sig over input with key under alg. ES*: sig must be raw r||s of
  * exactly 2 × field bytes (DER rejected); it is converted to DER here.
  * PS*: salt length = hash length, MGF1 with the same hash. EdDSA: pure.

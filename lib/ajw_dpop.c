@@ -4,6 +4,8 @@
  * and no byte of it reaches an error text. */
 #include <limits.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -270,18 +272,98 @@ static size_t rsa_n_bits(const json_t *jwk, apr_pool_t *p)
     return bits;
 }
 
+/* Proof keys imported before, per process. A client keeps its DPoP key for
+ * many requests, and importing it (EVP_PKEY_fromdata and OpenSSL's public
+ * key check, a full scalar multiplication for P-256) costs as much as the
+ * proof's signature. An entry maps the exact jwk (its compact JSON with
+ * sorted members, so every member that import reads is part of the match)
+ * to its thumbprint and its imported key; every proof's signature is still
+ * verified, so nothing a forged or replayed proof could use is remembered.
+ * Direct-mapped by a hash of the text, a colliding key replaces the older;
+ * one mutex, held for a compare and a reference count. Global because the
+ * keys outlive any request and pool; the lock makes it safe. */
+#define PROOF_KEYS 64
+#define PROOF_KEY_TEXT_MAX 1600       /* a 4096-bit RSA jwk is ~730 bytes */
+typedef struct proof_key_t {
+    char *text;                   /* malloc'd; NULL: free slot */
+    char jkt[48];
+    EVP_PKEY *pkey;               /* one reference of the slot's own */
+    ajw_kty_e kty;
+    ajw_crv_e crv;
+} proof_key_t;
+static proof_key_t proof_keys[PROOF_KEYS];
+static pthread_mutex_t proof_keys_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned text_hash(const char *s)
+{
+    unsigned h = 2166136261u;     /* FNV-1a: a slot index, not a security boundary */
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 16777619u;
+    return h % PROOF_KEYS;
+}
+
+/* The cached key for text: *pkey held by p, *jkt copied into p. 1 on a hit. */
+static int proof_key_get(const char *text, const char **jkt, EVP_PKEY **pkey, ajw_kty_e *kty,
+                         ajw_crv_e *crv, apr_pool_t *p)
+{
+    proof_key_t *e = &proof_keys[text_hash(text)];
+    int hit = 0;
+    pthread_mutex_lock(&proof_keys_mu);
+    if (e->text && !strcmp(e->text, text) && ajw_crypt_key_share(e->pkey, p)) {
+        *jkt = apr_pstrdup(p, e->jkt);
+        *pkey = e->pkey;
+        *kty = e->kty;
+        *crv = e->crv;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&proof_keys_mu);
+    return hit;
+}
+
+static void proof_key_put(const char *text, const char *jkt, EVP_PKEY *pkey, ajw_kty_e kty,
+                          ajw_crv_e crv)
+{
+    proof_key_t *e = &proof_keys[text_hash(text)];
+    char *copy;
+    EVP_PKEY *old = NULL;
+    char *old_text = NULL;
+    if (strlen(jkt) >= sizeof(e->jkt) || !(copy = strdup(text)))
+        return;
+    if (!ajw_crypt_key_hold(pkey)) {
+        free(copy);
+        return;
+    }
+    pthread_mutex_lock(&proof_keys_mu);
+    old = e->pkey;
+    old_text = e->text;
+    e->text = copy;
+    e->pkey = pkey;
+    strcpy(e->jkt, jkt);
+    e->kty = kty;
+    e->crv = crv;
+    pthread_mutex_unlock(&proof_keys_mu);
+    ajw_crypt_key_drop(old);
+    free(old_text);
+}
+
 /* Header jwk → *jkt (its thumbprint) → the binding → a verified signature.
  * The cheap refusals come first: a jwk that is not the key the token is
  * bound to (req_jkt, NULL: not checked) or an RSA key over
- * AJW_DPOP_MAX_RSA_BITS costs no key import and no signature work. */
+ * AJW_DPOP_MAX_RSA_BITS costs no key import and no signature work. A jwk
+ * seen before takes its thumbprint and imported key from proof_keys. */
 static ajw_reason_e proof_key(const char **jkt, const ajw_jws_t *t, const char *req_jkt,
                               apr_pool_t *p, ajw_error_t *err)
 {
     const json_t *jwk = json_object_get(t->header, "jwk");
     const char *priv, *kty;
-    ajw_key_t *key;
+    ajw_key_t *key = NULL;
+    EVP_PKEY *pkey;
+    ajw_kty_e key_kty;
+    ajw_crv_e key_crv;
     ajw_reason_e rv;
     size_t bits;
+    char *text = NULL;
+    int cached;
 
     if (!json_is_object(jwk))
         return ajw_error_set(err, AJW_R_BAD_KEY, "proof header has no jwk object");
@@ -293,23 +375,44 @@ static ajw_reason_e proof_key(const char **jkt, const ajw_jws_t *t, const char *
         return ajw_error_set(err, AJW_R_BAD_KEY, "proof jwk is a symmetric (oct) key");
     if (json_object_get(jwk, "x5c"))
         return ajw_error_set(err, AJW_R_BAD_KEY, "proof jwk carries x5c (not supported)");
-    if ((rv = ajw_jwk_thumbprint(jkt, jwk, p, err)) != AJW_OK)
-        return rv;
-    if (req_jkt && !ajw_dpop_ct_equal(req_jkt, strlen(req_jkt), *jkt, strlen(*jkt)))
-        return ajw_error_set(err, AJW_R_BAD_KEY, "proof key is not the key the token is bound "
-                             "to (cnf.jkt)");
-    if (kty && !strcmp(kty, "RSA") && (bits = rsa_n_bits(jwk, p)) > AJW_DPOP_MAX_RSA_BITS)
-        return ajw_error_set(err, AJW_R_BAD_KEY, "proof jwk is an RSA key of %zu bits, over "
-                             "the cap of %d for proof keys", bits, AJW_DPOP_MAX_RSA_BITS);
-    if ((rv = ajw_jwk_parse(&key, NULL, jwk, p, err)) != AJW_OK)
-        return rv;
-    if (!ajw_crypt_alg_fits(t->alg, key->kty, key->crv))
-        return ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED, "proof alg %s does not fit its jwk",
-                             ajw_alg_name(t->alg));
-    rv = ajw_crypt_verify(t->alg, key->pkey, t->signing_input, t->signing_input_len,
+    text = json_dumps(jwk, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text && strlen(text) > PROOF_KEY_TEXT_MAX) {
+        free(text);
+        text = NULL;
+    }
+    cached = text && proof_key_get(text, jkt, &pkey, &key_kty, &key_crv, p);
+    if (!cached && (rv = ajw_jwk_thumbprint(jkt, jwk, p, err)) != AJW_OK)
+        goto cleanup;
+    if (req_jkt && !ajw_dpop_ct_equal(req_jkt, strlen(req_jkt), *jkt, strlen(*jkt))) {
+        rv = ajw_error_set(err, AJW_R_BAD_KEY, "proof key is not the key the token is bound "
+                           "to (cnf.jkt)");
+        goto cleanup;
+    }
+    if (!cached) {
+        if (kty && !strcmp(kty, "RSA") && (bits = rsa_n_bits(jwk, p)) > AJW_DPOP_MAX_RSA_BITS) {
+            rv = ajw_error_set(err, AJW_R_BAD_KEY, "proof jwk is an RSA key of %zu bits, over "
+                               "the cap of %d for proof keys", bits, AJW_DPOP_MAX_RSA_BITS);
+            goto cleanup;
+        }
+        if ((rv = ajw_jwk_parse(&key, NULL, jwk, p, err)) != AJW_OK)
+            goto cleanup;
+        pkey = key->pkey;
+        key_kty = key->kty;
+        key_crv = key->crv;
+    }
+    if (!ajw_crypt_alg_fits(t->alg, key_kty, key_crv)) {
+        rv = ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED, "proof alg %s does not fit its jwk",
+                           ajw_alg_name(t->alg));
+        goto cleanup;
+    }
+    rv = ajw_crypt_verify(t->alg, pkey, t->signing_input, t->signing_input_len,
                           t->sig, t->sig_len, err);
     if (rv == AJW_R_BAD_SIGNATURE)
-        return ajw_error_set(err, rv, "proof signature does not verify with its jwk");
+        rv = ajw_error_set(err, rv, "proof signature does not verify with its jwk");
+    else if (rv == AJW_OK && !cached && text)
+        proof_key_put(text, *jkt, pkey, key_kty, key_crv);   /* a key that verified a proof */
+cleanup:
+    free(text);
     return rv;
 }
 

@@ -14,10 +14,13 @@
  * (wrapping). A put takes a matching, empty or expired slot in that window,
  * else evicts the window's oldest entry. So every operation touches at most
  * PROBE slots of one shard, and the table never grows. */
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_general.h>
 #include <apr_thread_mutex.h>
 
 #include "ajw_tcache.h"
@@ -60,12 +63,14 @@ static item_t *item_of(const ajw_tcache_entry_t *e)
     return (item_t *)(void *)e;  /* e is the first member */
 }
 
-/* One allocation: the item, then kid and typ with their NULs. */
+/* One allocation: the item, then kid, typ and the claims' JSON with their
+ * NULs, then the token's bytes and the rendering. */
 const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e)
 {
     size_t klen = e->kid ? strlen(e->kid) + 1 : 0, tlen = e->typ ? strlen(e->typ) + 1 : 0;
     size_t jlen = e->claims_json ? strlen(e->claims_json) + 1 : 0;
-    item_t *it = malloc(sizeof(*it) + klen + tlen + jlen);
+    size_t nlen = e->token ? e->token_len : 0, rlen = e->render ? e->render_len : 0;
+    item_t *it = malloc(sizeof(*it) + klen + tlen + jlen + nlen + rlen);
     char *strs;
     if (!it)
         return NULL;
@@ -74,6 +79,10 @@ const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e)
     it->e.kid = e->kid ? memcpy(strs, e->kid, klen) : NULL;
     it->e.typ = e->typ ? memcpy(strs + klen, e->typ, tlen) : NULL;
     it->e.claims_json = e->claims_json ? memcpy(strs + klen + tlen, e->claims_json, jlen) : NULL;
+    it->e.token = e->token ? memcpy(strs + klen + tlen + jlen, e->token, nlen) : NULL;
+    it->e.token_len = nlen;
+    it->e.render = e->render ? memcpy(strs + klen + tlen + jlen + nlen, e->render, rlen) : NULL;
+    it->e.render_len = rlen;
     atomic_init(&it->refs, 1);
     return &it->e;
 }
@@ -109,9 +118,93 @@ void ajw_tcache_release_with(const ajw_tcache_entry_t *e, apr_pool_t *p)
         apr_pool_cleanup_register(p, e, release_cleanup, apr_pool_cleanup_null);
 }
 
+/* SipHash-2-4 (Aumasson and Bernstein), 128-bit output: a keyed hash fast
+ * enough for every request (a SHA-256 of a 700-byte token is ~20k
+ * instructions on OpenSSL's generic path), with a key no client knows. */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do { \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+    } while (0)
+
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void siphash128(unsigned char out[16], const uint64_t k[2], const unsigned char *in,
+                       size_t len)
+{
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k[0], v1 = 0x646f72616e646f83ULL ^ k[1];
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k[0], v3 = 0x7465646279746573ULL ^ k[1];
+    uint64_t m, b = (uint64_t)len << 56;
+    const unsigned char *end = in + (len & ~(size_t)7);
+    size_t left = len & 7, i;
+    for (; in != end; in += 8) {
+        m = le64(in);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    for (i = 0; i < left; i++)
+        b |= (uint64_t)in[i] << (8 * i);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xee;
+    SIPROUND; SIPROUND; SIPROUND; SIPROUND;
+    b = v0 ^ v1 ^ v2 ^ v3;
+    for (i = 0; i < 8; i++)
+        out[i] = (unsigned char)(b >> (8 * i));
+    v1 ^= 0xdd;
+    SIPROUND; SIPROUND; SIPROUND; SIPROUND;
+    b = v0 ^ v1 ^ v2 ^ v3;
+    for (i = 0; i < 8; i++)
+        out[8 + i] = (unsigned char)(b >> (8 * i));
+}
+
+/* The process's hash key: random, made once, read-only after. */
+static uint64_t hash_key[2];
+static int hash_key_ok;
+static pthread_once_t hash_key_once = PTHREAD_ONCE_INIT;
+
+static void hash_key_init(void)
+{
+    unsigned char rnd[16];
+    if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS)
+        return;
+    hash_key[0] = le64(rnd);
+    hash_key[1] = le64(rnd + 8);
+    memset(rnd, 0, sizeof(rnd));
+    hash_key_ok = 1;
+}
+
 int ajw_tcache_key(ajw_tcache_key_t *key, const char *token, size_t len)
 {
-    return token ? ajw_crypt_sha256(key->hash, token, len) : -1;
+    int i;
+    pthread_once(&hash_key_once, hash_key_init);
+    if (!token || !hash_key_ok)
+        return -1;
+    siphash128(key->hash, hash_key, (const unsigned char *)token, len);
+    for (i = 0; i < 16; i++)        /* shard and slot read the last bytes */
+        key->hash[16 + i] = key->hash[15 - i];
+    key->token = token;
+    key->len = len;
+    return 0;
+}
+
+static int same_token(const slot_t *s, const ajw_tcache_key_t *key)
+{
+    return s->item->e.token_len == key->len && s->item->e.token
+           && !memcmp(s->item->e.token, key->token, key->len);
 }
 
 static apr_status_t tcache_cleanup(void *data)
@@ -173,13 +266,13 @@ static size_t probe_len(const shard_t *sh)
     return sh->capacity < PROBE ? sh->capacity : PROBE;
 }
 
-/* Under sh->mu: the slot holding hash, or NULL. */
-static slot_t *find_slot(shard_t *sh, const unsigned char hash[32])
+/* Under sh->mu: the slot holding key's token, or NULL. */
+static slot_t *find_slot(shard_t *sh, const ajw_tcache_key_t *key)
 {
-    size_t home = home_slot(sh, hash), i;
+    size_t home = home_slot(sh, key->hash), i;
     for (i = 0; i < probe_len(sh); i++) {
         slot_t *s = &sh->slots[(home + i) % sh->capacity];
-        if (s->item && memcmp(s->hash, hash, 32) == 0)
+        if (s->item && memcmp(s->hash, key->hash, 32) == 0 && same_token(s, key))
             return s;
     }
     return NULL;
@@ -187,13 +280,13 @@ static slot_t *find_slot(shard_t *sh, const unsigned char hash[32])
 
 /* Under sh->mu: where to store hash — its own slot, an empty or expired one,
  * else the oldest in the window (evicted by the caller). */
-static slot_t *pick_slot(shard_t *sh, const unsigned char hash[32], long long now)
+static slot_t *pick_slot(shard_t *sh, const ajw_tcache_key_t *key, long long now)
 {
-    size_t home = home_slot(sh, hash), i;
+    size_t home = home_slot(sh, key->hash), i;
     slot_t *free_slot = NULL, *oldest = NULL;
     for (i = 0; i < probe_len(sh); i++) {
         slot_t *s = &sh->slots[(home + i) % sh->capacity];
-        if (s->item && memcmp(s->hash, hash, 32) == 0)
+        if (s->item && memcmp(s->hash, key->hash, 32) == 0 && same_token(s, key))
             return s;
         if (!free_slot && (!s->item || s->expires <= now))
             free_slot = s;
@@ -217,7 +310,7 @@ int ajw_tcache_get(ajw_tcache_t *tc, const ajw_tcache_key_t *key, long long now,
     apr_thread_mutex_lock(sh->mu);
     if (now > sh->last_now)
         sh->last_now = now;
-    s = find_slot(sh, key->hash);
+    s = find_slot(sh, key);
     if (s && s->expires <= now) {
         dropped = s->item;               /* released after unlock */
         s->item = NULL;
@@ -238,12 +331,13 @@ void ajw_tcache_put(ajw_tcache_t *tc, const ajw_tcache_key_t *key, long long exp
     shard_t *sh;
     slot_t *s;
     item_t *old;
-    if (!tc || !key || !e)
-        return;
+    if (!tc || !key || !e || !e->token || e->token_len != key->len
+        || memcmp(e->token, key->token, key->len))
+        return;                          /* an entry only ever under its own token */
     ajw_tcache_hold(e);
     sh = shard_of(tc, key->hash);
     apr_thread_mutex_lock(sh->mu);
-    s = pick_slot(sh, key->hash, sh->last_now);
+    s = pick_slot(sh, key, sh->last_now);
     old = s->item;                       /* the evicted reference, released after unlock */
     if (!old)
         sh->count++;

@@ -35,22 +35,39 @@ typedef struct ajw_tcache_entry_t {
     const void *source;           /* identity of the key source that verified it */
     unsigned long long generation;/* that source's key set generation */
     ajw_alg_e alg;
+    const char *render;           /* opaque bytes the caller rendered once for every hit
+                                   * (the glue: what it exports), NULL when none; in a
+                                   * held entry: its copy */
+    size_t render_len;
+    const char *token;            /* the token's bytes: set by ajw_tcache_put (a held entry
+                                   * stored under a key keeps that key's token) */
+    size_t token_len;
 } ajw_tcache_entry_t;
 
-/* The cache key of a token: SHA-256 of its bytes. */
+/* The cache key of a token: a keyed hash of its bytes (SipHash-2-4 with a
+ * random per-process key: an attacker cannot aim tokens at one slot), and
+ * the token itself, which a hit must match byte for byte — a hash collision
+ * can never hand one token another's verification. The caller keeps
+ * token[0..len) alive while it uses the key. hash also keys the refusal
+ * cache, where a collision could only cost a refusal, never an accept. */
 typedef struct ajw_tcache_key_t {
     unsigned char hash[32];
+    const char *token;
+    size_t len;
 } ajw_tcache_key_t;
 
 /* Cache of up to capacity entries in p (mutexes created in p). capacity 0 →
  * *out = NULL and every call below is a no-op / miss on NULL. */
 apr_status_t ajw_tcache_create(ajw_tcache_t **out, size_t capacity, apr_pool_t *p);
 
-/* key = the cache key of token[0..len). 0 on success, -1 when hashing failed. */
+/* key = the cache key of token[0..len) (the token is referenced, not
+ * copied). 0 on success, -1 when token is NULL or the process has no hash
+ * key (no random bytes). */
 int ajw_tcache_key(ajw_tcache_key_t *key, const char *token, size_t len);
 
 /* A new held entry (one reference, the caller's) with e's fields and its
- * own copies of e->kid, e->typ and e->claims_json; it takes over one jansson reference of
+ * own copies of e->kid, e->typ, e->claims_json, e->render[0..render_len)
+ * and e->token[0..token_len); it takes over one jansson reference of
  * e->claims, which the caller must no longer release nor modify. NULL when
  * out of memory (the reference then stays the caller's). */
 const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e);
@@ -70,7 +87,8 @@ int ajw_tcache_get(ajw_tcache_t *tc, const ajw_tcache_key_t *key, long long now,
                    const ajw_tcache_entry_t **hit);
 
 /* Remember the held entry e under key until `expires` (seconds since the
- * epoch); the cache takes its own reference (the caller keeps its). When the
+ * epoch); the cache takes its own reference (the caller keeps its). e must
+ * hold key's token (adopted with e->token = key->token): a hit compares it. When the
  * key's probe window is full, an expired entry (by the latest `now` seen by
  * get) or else the oldest is replaced. */
 void ajw_tcache_put(ajw_tcache_t *tc, const ajw_tcache_key_t *key, long long expires,

@@ -28,11 +28,14 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A held entry (one reference, the caller's) for token sub. */
-static const ajw_tcache_entry_t *make_entry(const char *sub, unsigned long long gen)
+/* A held entry (one reference, the caller's) for token tok, user sub. */
+static const ajw_tcache_entry_t *make_entry_tok(const char *sub, unsigned long long gen,
+                                                const char *tok)
 {
     ajw_tcache_entry_t e;
     memset(&e, 0, sizeof(e));
+    e.token = tok;
+    e.token_len = strlen(tok);
     e.kid = sub;
     e.typ = "at+jwt";
     e.claims = json_pack("{s:s}", "sub", sub);
@@ -41,6 +44,12 @@ static const ajw_tcache_entry_t *make_entry(const char *sub, unsigned long long 
     e.generation = gen;
     e.alg = AJW_ALG_ES256;
     return ajw_tcache_adopt(&e);
+}
+
+/* An entry whose token is sub. */
+static const ajw_tcache_entry_t *make_entry(const char *sub, unsigned long long gen)
+{
+    return make_entry_tok(sub, gen, sub);
 }
 
 static void test_no_kid_typ(void **state)
@@ -90,7 +99,7 @@ static void test_put_get(void **state)
     assert_non_null(tc);
     assert_int_equal(get(tc, "a.b.c", 5, 100, &hit), 0);
     assert_null(hit);
-    e = make_entry("alice", 3);
+    e = make_entry_tok("alice", 3, "a.b.c");
     ajw_tcache_put(tc, &k, 200, e);
     assert_int_equal(ajw_tcache_count(tc), 1);
     assert_int_equal(get(tc, "a.b.c", 5, 100, &hit), 1);
@@ -114,7 +123,7 @@ static void test_put_get(void **state)
     /* An evicted entry stays valid for whoever holds it. */
     assert_int_equal(get(tc, "a.b.c", 5, 100, &hit2), 1);
     ajw_tcache_release(e);
-    hit = make_entry("bob", 4);
+    hit = make_entry_tok("bob", 4, "a.b.c");
     ajw_tcache_put(tc, &k, 300, hit);
     ajw_tcache_release(hit);
     assert_string_equal(json_string_value(json_object_get(hit2->claims, "sub")), "alice");
@@ -243,8 +252,12 @@ static void test_cleanup_releases(void **state)
     (void)state;
     assert_int_equal(apr_pool_create(&p, NULL), APR_SUCCESS);
     assert_int_equal(ajw_tcache_create(&tc, 4, p), APR_SUCCESS);
-    e = make_entry("bob", 1);
+    e = make_entry_tok("bob", 1, "t1");
     ajw_tcache_put(tc, &k1, 100, e);
+    ajw_tcache_put(tc, &k2, 100, e);      /* refused: e holds another token than k2's */
+    assert_int_equal(ajw_tcache_count(tc), 1);
+    ajw_tcache_release(e);
+    e = make_entry_tok("bob", 1, "t2");
     ajw_tcache_put(tc, &k2, 100, e);
     assert_int_equal(ajw_tcache_count(tc), 2);
     ajw_tcache_release(e);
