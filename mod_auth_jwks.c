@@ -238,6 +238,8 @@ typedef struct token_find_t {
     size_t len;
     int count;                  /* places a token was found */
     const char *bad;            /* why the request is malformed, or NULL */
+    const char *unchecked;      /* a header token's characters are not checked yet: what
+                                 * the request is if they are not a b64token, else NULL */
     int dpop;                   /* Authorization: DPoP (AuthJWKSDPoP allow|require) */
     const char *where;          /* header (NULL: Authorization), cookie or query parameter */
     ajw_from_kind_e kind;
@@ -253,9 +255,10 @@ static void header_token(token_find_t *tf, const char *tok, const char *where)
     tf->where = where;
     if (len == 0)
         tf->bad = "empty bearer token";
-    else if (!is_b64token(tok, len))
-        tf->bad = where ? "malformed token header (several tokens or stray characters)"
-                        : "malformed Authorization header (several tokens or stray characters)";
+    else                        /* checked by token_charset_ok, unless the cache knows it */
+        tf->unchecked = where ? "malformed token header (several tokens or stray characters)"
+                              : "malformed Authorization header (several tokens or stray "
+                                "characters)";
     tf->token = tok;
     tf->len = len;
 }
@@ -755,24 +758,41 @@ static void refusal_remember(const ajw_tcache_key_t *key, const ajw_jws_t *t,
  * token cache and other requests, so they are read only. Claims are checked
  * before the signature: an expired or misaddressed token costs no signature
  * check and no key refresh (it is refused all the same, with its reason). */
+/* The token cache's key of tok and, on a hit, the held entry (released
+ * with r->pool); 0 when tok cannot be cached (no cache, too long). */
+typedef struct lookup_t {
+    int keyed;
+    ajw_tcache_key_t key;
+    const ajw_tcache_entry_t *held;
+} lookup_t;
+
+static void cache_lookup(request_rec *r, const ajw_dir_conf *c, const char *tok, size_t len,
+                         long long now, lookup_t *lk)
+{
+    lk->held = NULL;
+    lk->keyed = ajw_mod.tcache && len <= c->max_token_len
+                && ajw_tcache_key(&lk->key, tok, len) == 0;
+    if (lk->keyed && ajw_tcache_get(ajw_mod.tcache, &lk->key, now, &lk->held))
+        ajw_tcache_release_with(lk->held, r->pool);
+}
+
 static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *tok, size_t len,
-                           json_t **claims, const char **claims_json, const char **render,
-                           size_t *render_len, ajw_fail_t *f)
+                           const lookup_t *lk, long long now, json_t **claims,
+                           const char **claims_json, const char **render, size_t *render_len,
+                           ajw_fail_t *f)
 {
     ajw_policy_t pol;
     ajw_tcache_entry_t ent;
-    const ajw_tcache_entry_t *held = NULL;
-    ajw_tcache_key_t key;
+    const ajw_tcache_entry_t *held = lk->held;
+    const ajw_tcache_key_t *key = &lk->key;
     ajw_jws_t *t = NULL;
     apr_array_header_t *srcs;
     ajw_reason_e rc;
-    long long now = (long long)apr_time_sec(apr_time_now()), exp;
-    int keyed;
+    long long exp;
+    int keyed = lk->keyed;
 
     build_policy(r, c, &pol);
-    keyed = ajw_mod.tcache && len <= pol.max_token_len && ajw_tcache_key(&key, tok, len) == 0;
-    if (keyed && ajw_tcache_get(ajw_mod.tcache, &key, now, &held)) {
-        ajw_tcache_release_with(held, r->pool);
+    if (held) {
         f->kid = held->kid;
         f->alg = ajw_alg_name(held->alg);
         f->iss = ajw_json_get_string(held->claims, "iss", NULL);
@@ -791,7 +811,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     }
 
     ajw_metrics_cache(0);
-    if (keyed && refusal_cached(r, c, &key, now, f))
+    if (keyed && refusal_cached(r, c, key, now, f))
         return f->err.code;
     rc = ajw_jws_parse(&t, tok, len, &pol, r->pool, &f->err);
     if (rc != AJW_OK)
@@ -806,7 +826,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     memset(&ent, 0, sizeof(ent));
     if ((rc = verify_signature(r, c, t, srcs, &ent, &f->err)) != AJW_OK) {
         if (rc == AJW_R_BAD_SIGNATURE && keyed && srcs->nelts == 1 && ent.source)
-            refusal_remember(&key, t, &ent, f, now);
+            refusal_remember(key, t, &ent, f, now);
         return rc;
     }
     f->src = ent.source;
@@ -838,7 +858,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     *render_len = held->render_len;
     if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1)
         exp = now + 300;
-    ajw_tcache_put(ajw_mod.tcache, &key, exp + pol.leeway, held);
+    ajw_tcache_put(ajw_mod.tcache, key, exp + pol.leeway, held);
     return AJW_OK;
 }
 
@@ -940,12 +960,15 @@ static int post_read_request(request_rec *r)
 static void strip_section(request_rec *r, const ajw_dir_conf *c)
 {
     ajw_req_t *st = ap_get_module_config(r->request_config, &auth_jwks_module);
-    if (st && st->strip_by && st->strip_fp == ajw_edge_headers_fp(r->headers_in)
-        && (st->strip_by == (const void *)c
-            || (st->strip_by == ap_get_module_config(r->server->module_config,
-                                                     &auth_jwks_module)
-                && ajw_edge_section_covered(st->strip_by, c))))
-        return;
+    if (st && st->strip_by && st->strip_fp == ajw_edge_headers_fp(r->headers_in)) {
+        if (st->strip_by == (const void *)c)
+            return;
+        if (st->strip_by == ap_get_module_config(r->server->module_config, &auth_jwks_module)
+            && ajw_edge_section_covered(st->strip_by, c)) {
+            st->strip_by = c;         /* covered: the next check is a compare */
+            return;
+        }
+    }
     ajw_edge_strip_section(r, c);
     st = own_state(r);
     st->strip_fp = ajw_edge_headers_fp(r->headers_in);
@@ -1025,6 +1048,8 @@ static int authenticate(request_rec *r)
     json_t *claims = NULL;
     const char *claims_json = NULL, *render = NULL;
     size_t render_len = 0;
+    lookup_t lk;
+    long long now;
     ajw_req_t *st;
     const char *user;
     int rc;
@@ -1050,6 +1075,12 @@ static int authenticate(request_rec *r)
         ap_note_auth_failure(r);
         return HTTP_UNAUTHORIZED;
     }
+    /* A cached token is byte for byte one that passed every check, its
+     * characters too: only a token the cache does not know is scanned. */
+    now = (long long)apr_time_sec(apr_time_now());
+    cache_lookup(r, c, tf.token, tf.len, now, &lk);
+    if (tf.unchecked && !lk.held && !is_b64token(tf.token, tf.len))
+        return bad_request(r, tf.unchecked);
     st = own_state(r);
     st->token = tf.token;
     st->token_len = tf.len;
@@ -1058,7 +1089,8 @@ static int authenticate(request_rec *r)
     st->token_dpop = tf.dpop;
 
     memset(&f, 0, sizeof(f));
-    if (verify(r, c, tf.token, tf.len, &claims, &claims_json, &render, &render_len, &f) != AJW_OK)
+    if (verify(r, c, tf.token, tf.len, &lk, now, &claims, &claims_json, &render, &render_len,
+               &f) != AJW_OK)
         return refuse(r, &f);
     /* Cached or not: a revocation since it was cached applies. */
     if (ajw_revoke_check(r, c, claims, f.kid, f.src, &f.err) != AJW_OK)

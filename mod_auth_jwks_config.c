@@ -58,25 +58,40 @@ void *ajw_mod_create_dir_conf(apr_pool_t *p, char *dir)
     return c;
 }
 
-#define MERGE(f) do { \
-        n->f = add->f##_set ? add->f : base->f; \
-        n->f##_set = add->f##_set | base->f##_set; } while (0)
+/* Every directive-set field of ajw_dir_conf (each has its f##_set bit). */
+#define DIR_FIELDS(X) \
+    X(urls) X(issuers) X(audiences) X(required) X(from) X(ca_file) X(typ) X(user_claim) \
+    X(claim_prefix) X(header_prefix) X(algs) X(leeway) X(max_age) X(max_token_len) X(pass) \
+    X(forward_token) X(refresh) X(min_refresh) X(fetch_timeout) X(startup_wait) X(cacheable) \
+    X(dpop) X(dpop_window) X(dpop_base) X(cert_bound) X(prm) X(dpop_nonce) X(max_auth_age) \
+    X(tenants) X(need_scopes) X(map_headers) X(map_envs) X(max_stale) X(rotation_wait) \
+    X(status_mode) X(status_prefixes) X(status_fail_open) X(status_max_stale) X(revoked) \
+    X(optional) X(json_errors)
 
+#define MERGE(f) \
+    n->f = add->f##_set ? add->f : base->f; \
+    n->f##_set = add->f##_set | base->f##_set;
+#define ANY_SET(f) | c->f##_set
+
+/* Does c set anything, or is it create_dir_conf's defaults throughout? */
+static int dir_conf_sets_any(const ajw_dir_conf *c)
+{
+    return 0 DIR_FIELDS(ANY_SET);
+}
+
+/* Runs for most requests (a <Location> over the server's defaults): a side
+ * that sets nothing holds only the defaults the other side starts from, so
+ * the other side is the merge as it stands (configurations are read-only
+ * once made). */
 void *ajw_mod_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
-    ajw_dir_conf *base = basev, *add = addv;
-    ajw_dir_conf *n = apr_pcalloc(p, sizeof(*n));
-    MERGE(urls); MERGE(issuers); MERGE(audiences); MERGE(required); MERGE(from);
-    MERGE(ca_file); MERGE(typ); MERGE(user_claim); MERGE(claim_prefix);
-    MERGE(header_prefix); MERGE(algs); MERGE(leeway); MERGE(max_age);
-    MERGE(max_token_len); MERGE(pass); MERGE(forward_token); MERGE(refresh);
-    MERGE(min_refresh); MERGE(fetch_timeout); MERGE(startup_wait); MERGE(cacheable);
-    MERGE(dpop); MERGE(dpop_window); MERGE(dpop_base); MERGE(cert_bound); MERGE(prm);
-    MERGE(dpop_nonce); MERGE(max_auth_age); MERGE(tenants); MERGE(need_scopes);
-    MERGE(map_headers); MERGE(map_envs); MERGE(max_stale); MERGE(rotation_wait);
-    MERGE(status_mode); MERGE(status_prefixes); MERGE(status_fail_open);
-    MERGE(status_max_stale); MERGE(revoked);
-    MERGE(optional); MERGE(json_errors);
+    ajw_dir_conf *base = basev, *add = addv, *n;
+    if (!dir_conf_sets_any(base))
+        return add;
+    if (!dir_conf_sets_any(add))
+        return base;
+    n = apr_pcalloc(p, sizeof(*n));
+    DIR_FIELDS(MERGE)
     return n;
 }
 

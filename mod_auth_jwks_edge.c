@@ -59,15 +59,22 @@ typedef struct strip_t {
 /* Could a header of this name pose as one the module sets? */
 static int is_claim_header(const char *name, size_t nlen, const strip_t *st)
 {
+    char first = nlen ? hname_fold(name[0]) : '\0';
     int i;
-    if (hname_prefix_match(name, nlen, AJW_CLAIMS_HEADER, 1))
+    /* Every header of every request passes here: the first letter rules
+     * out most names before any walk. */
+    if (first == 'x' && hname_prefix_match(name, nlen, AJW_CLAIMS_HEADER, 1))
         return 1;
-    for (i = 0; st->prefixes && i < st->prefixes->nelts; i++)
-        if (hname_prefix_match(name, nlen, APR_ARRAY_IDX(st->prefixes, i, const char *), 0))
+    for (i = 0; st->prefixes && i < st->prefixes->nelts; i++) {
+        const char *pre = APR_ARRAY_IDX(st->prefixes, i, const char *);
+        if ((!pre[0] || hname_fold(pre[0]) == first) && hname_prefix_match(name, nlen, pre, 0))
             return 1;
-    for (i = 0; st->exact && i < st->exact->nelts; i++)
-        if (hname_prefix_match(name, nlen, APR_ARRAY_IDX(st->exact, i, const char *), 1))
+    }
+    for (i = 0; st->exact && i < st->exact->nelts; i++) {
+        const char *ex = APR_ARRAY_IDX(st->exact, i, const char *);
+        if ((!ex[0] || hname_fold(ex[0]) == first) && hname_prefix_match(name, nlen, ex, 1))
             return 1;
+    }
     return 0;
 }
 
@@ -560,8 +567,17 @@ apr_status_t ajw_edge_private_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
     const ajw_dir_conf *c = ap_get_module_config(r->per_dir_config, &auth_jwks_module);
-    mark_private(r);
-    add_vary(r, c);
+    /* Most answers have neither header yet: set them without splitting lists. */
+    if (!apr_table_get(r->headers_out, "Cache-Control")
+        && !apr_table_get(r->err_headers_out, "Cache-Control"))
+        apr_table_setn(r->headers_out, "Cache-Control", "private");
+    else
+        mark_private(r);
+    if (c->from->nelts == 0 && !apr_table_get(r->headers_out, "Vary")
+        && !apr_table_get(r->err_headers_out, "Vary"))
+        apr_table_setn(r->headers_out, "Vary", "Authorization");
+    else
+        add_vary(r, c);
     ap_remove_output_filter(f);
     return ap_pass_brigade(f->next, bb);
 }

@@ -7,6 +7,7 @@
  * percent-encoded on top, and the module's own names are set last, never
  * from a claim. docs/claims.md is the application developer's view. */
 #include <string.h>
+#include <strings.h>
 
 #include <apr_strings.h>
 #include <apr_lib.h>
@@ -127,48 +128,88 @@ static const char *render_body(const char *render, size_t len, const ajw_dir_con
     return p + n + 1;
 }
 
-/* The prefixed claims, the module's own names (ident, then records of
- * kind, name, value, each NUL-terminated) in one block of r->pool. */
+/* The prefixed claims and the module's own names in one block of r->pool:
+ * ident NUL, then records of kind (1 byte), the name's and the value's
+ * lengths (4 bytes each, host order), name NUL, value NUL. */
 static const char *render_pack(request_rec *r, const ajw_dir_conf *c,
                                const apr_array_header_t *rec, size_t *len)
 {
     const char *ident = render_ident(r->pool, c);
-    size_t n = strlen(ident) + 1, l;
+    size_t n = strlen(ident) + 1;
     char *out, *o;
     int i;
-    for (i = 0; i < rec->nelts; i++)
-        n += (i % 3 == 0 ? 1 : strlen(APR_ARRAY_IDX(rec, i, const char *)) + 1);
+    for (i = 0; i + 2 < rec->nelts; i += 3)
+        n += 1 + 2 * sizeof(apr_uint32_t) + strlen(APR_ARRAY_IDX(rec, i + 1, const char *)) + 1
+             + strlen(APR_ARRAY_IDX(rec, i + 2, const char *)) + 1;
     out = o = apr_palloc(r->pool, n);
     memcpy(o, ident, strlen(ident) + 1);
     o += strlen(ident) + 1;
-    for (i = 0; i < rec->nelts; i++) {
-        const char *v = APR_ARRAY_IDX(rec, i, const char *);
-        if (i % 3 == 0) {
-            *o++ = v[0];
-            continue;
-        }
-        l = strlen(v) + 1;
-        memcpy(o, v, l);
-        o += l;
+    for (i = 0; i + 2 < rec->nelts; i += 3) {
+        const char *name = APR_ARRAY_IDX(rec, i + 1, const char *);
+        const char *value = APR_ARRAY_IDX(rec, i + 2, const char *);
+        apr_uint32_t nl = (apr_uint32_t)strlen(name), vl = (apr_uint32_t)strlen(value);
+        *o++ = APR_ARRAY_IDX(rec, i, const char *)[0];
+        memcpy(o, &nl, sizeof(nl));
+        memcpy(o + sizeof(nl), &vl, sizeof(vl));
+        o += 2 * sizeof(apr_uint32_t);
+        memcpy(o, name, nl + 1);
+        o += nl + 1;
+        memcpy(o, value, vl + 1);
+        o += vl + 1;
     }
     *len = n;
     return out;
 }
 
-/* Replay a rendering's records into r: 'E'/'H' prefixed claims before the
- * mappings, and with own = 1 'e'/'h' the module's own names after them. */
-static void render_apply(request_rec *r, const char *p, const char *end, int own)
+/* Does t hold a key starting with prefix (case-insensitively)? */
+static int any_key_with_prefix(const apr_table_t *t, const char *prefix)
 {
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    size_t n = strlen(prefix);
+    int i, first = apr_tolower(*prefix);
+    for (i = 0; i < arr->nelts; i++)
+        if (e[i].key && apr_tolower(e[i].key[0]) == first && !strncasecmp(e[i].key, prefix, n))
+            return 1;
+    return 0;
+}
+
+/* Replay a rendering's records into r: 'E'/'H' prefixed claims before the
+ * mappings, and with own = 1 'e'/'h' the module's own names after them.
+ * The prefixed names of one rendering are distinct; when r has no name
+ * under the prefix yet (the common case: the client's were stripped),
+ * they are appended, not set: apr_table_setn compares every key sharing
+ * the first four letters ("JWT_"), which for a dozen claims is a hundred
+ * string compares a request. */
+static void render_apply(request_rec *r, const ajw_dir_conf *c, const char *p,
+                         const char *end, int own)
+{
+    int env_add = 0, hdr_add = 0;
+    if (!own) {
+        env_add = c->claim_prefix && !any_key_with_prefix(r->subprocess_env, c->claim_prefix);
+        hdr_add = c->header_prefix && !any_key_with_prefix(r->headers_in, c->header_prefix);
+    }
     while (p < end) {
         char kind = *p++;
-        const char *name = p, *value;
-        p += strlen(p) + 1;
-        value = p;
-        p += strlen(p) + 1;
-        if (own ? kind == 'e' : kind == 'E')
-            apr_table_setn(r->subprocess_env, name, value);
-        else if (own ? kind == 'h' : kind == 'H')
-            apr_table_setn(r->headers_in, name, value);
+        const char *name, *value;
+        apr_uint32_t nl, vl;
+        memcpy(&nl, p, sizeof(nl));
+        memcpy(&vl, p + sizeof(nl), sizeof(vl));
+        name = p + 2 * sizeof(apr_uint32_t);
+        value = name + nl + 1;
+        p = value + vl + 1;
+        if (own ? kind == 'e' : kind == 'E') {
+            if (env_add)
+                apr_table_addn(r->subprocess_env, name, value);
+            else
+                apr_table_setn(r->subprocess_env, name, value);
+        }
+        else if (own ? kind == 'h' : kind == 'H') {
+            if (hdr_add)
+                apr_table_addn(r->headers_in, name, value);
+            else
+                apr_table_setn(r->headers_in, name, value);
+        }
     }
 }
 
@@ -227,15 +268,17 @@ void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
     sink_t k;
 
     if (body) {                   /* rendered before, for these settings: replay */
-        render_apply(r, body, render + render_len, 0);
-        export_mapped(r, c->map_headers, 1, claims);
-        export_mapped(r, c->map_envs, 0, claims);
+        /* The module's own names first, while the tables are short: no
+         * claim and no mapping can take them (ajw_names, the directives). */
         if (env) {
             apr_table_setn(r->subprocess_env, "JWT_CLAIMS", claims_json);
             if (!kid)
                 apr_table_unset(r->subprocess_env, "JWT_KID");
         }
-        render_apply(r, body, render + render_len, 1);
+        render_apply(r, c, body, render + render_len, 1);
+        render_apply(r, c, body, render + render_len, 0);
+        export_mapped(r, c->map_headers, 1, claims);
+        export_mapped(r, c->map_envs, 0, claims);
         return;
     }
     k.r = r;

@@ -227,8 +227,14 @@ static void put_json_string(out_t *o, const char *s, size_t n)
     put(o, "\"", 1);
     while (i < n) {
         uint32_t c;
-        size_t len = utf8_next(u + i, n - i, &c);
+        size_t len;
         char esc[7];
+        if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' && u[i] != '\\') {
+            run++;                  /* printable ASCII, the common case: as is */
+            i++;
+            continue;
+        }
+        len = utf8_next(u + i, n - i, &c);
         const char *e = NULL;
         if (c == '"')
             e = "\\\"";
@@ -329,7 +335,14 @@ static int plain_string(const char *s, size_t n)
     if (n == 0 || s[0] == '"' || s[0] == '[' || s[0] == '{')
         return 0;
     while (i < n) {
-        size_t len = utf8_next(u + i, n - i, &c);
+        size_t len;
+        if (u[i] > 0x20 && u[i] < 0x7f) {   /* printable ASCII but the space: no decoding */
+            if (u[i] == ',' || u[i] == '"' || u[i] == '\\')
+                return 0;
+            c = u[i++];
+            continue;
+        }
+        len = utf8_next(u + i, n - i, &c);
         if (c == ',' || c == '"' || c == '\\' || is_unsafe(c) || (i == 0 && is_space(c)))
             return 0;
         i += len;

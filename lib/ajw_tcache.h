@@ -44,7 +44,7 @@ typedef struct ajw_tcache_entry_t {
     size_t token_len;
 } ajw_tcache_entry_t;
 
-/* The cache key of a token: a keyed hash of its bytes (SipHash-2-4 with a
+/* The cache key of a token: a keyed hash of its bytes (SipHash-1-3 with a
  * random per-process key: an attacker cannot aim tokens at one slot), and
  * the token itself, which a hit must match byte for byte — a hash collision
  * can never hand one token another's verification. The caller keeps
