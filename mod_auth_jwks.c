@@ -712,7 +712,7 @@ static ajw_source_t *sole_source(const ajw_dir_conf *c)
  * location (alg, typ, iss, aud, max age, a leeway smaller than another
  * location's), the answer is bad_signature instead: a refusal either way,
  * never an accept. Never "expired": an entry ends at the token's exp. */
-static int refusal_cached(request_rec *r, const ajw_dir_conf *c, const ajw_tcache_key_t *key,
+static int refusal_cached(request_rec *r, const ajw_dir_conf *c, ajw_tcache_key_t *key,
                           long long now, ajw_fail_t *f)
 {
     ajw_source_t *src;
@@ -720,7 +720,8 @@ static int refusal_cached(request_rec *r, const ajw_dir_conf *c, const ajw_tcach
     ajw_refusal_t rf;
     int same;
     if (!ajw_mod.refcache || !(src = sole_source(c))
-        || !ajw_refcache_get(ajw_mod.refcache, key->hash, now, &rf) || rf.source != src)
+        || !ajw_refcache_get(ajw_mod.refcache, ajw_tcache_key_digest(key), now, &rf)
+        || rf.source != src)
         return 0;
     h = ajw_source_acquire(src, 0);
     same = h && h->generation == rf.generation;
@@ -741,7 +742,7 @@ static int refusal_cached(request_rec *r, const ajw_dir_conf *c, const ajw_tcach
 
 /* Remember the bad signature of t (one source tried: ent names it), until
  * the token's exp and for 300 s at most. */
-static void refusal_remember(const ajw_tcache_key_t *key, const ajw_jws_t *t,
+static void refusal_remember(ajw_tcache_key_t *key, const ajw_jws_t *t,
                              const ajw_tcache_entry_t *ent, const ajw_fail_t *f, long long now)
 {
     ajw_refusal_t rf;
@@ -750,7 +751,7 @@ static void refusal_remember(const ajw_tcache_key_t *key, const ajw_jws_t *t,
         exp = now + 300;
     ajw_refusal_fill(&rf, ent->source, ent->generation, f->err.code, f->err.text, f->alg,
                      f->kid, f->iss);
-    ajw_refcache_put(ajw_mod.refcache, key->hash, exp, &rf);
+    ajw_refcache_put(ajw_mod.refcache, ajw_tcache_key_digest(key), exp, &rf);
 }
 
 /* Verify tok under c: token cache first, then the full path. On success
@@ -777,14 +778,14 @@ static void cache_lookup(request_rec *r, const ajw_dir_conf *c, const char *tok,
 }
 
 static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *tok, size_t len,
-                           const lookup_t *lk, long long now, json_t **claims,
+                           lookup_t *lk, long long now, json_t **claims,
                            const char **claims_json, const char **render, size_t *render_len,
                            ajw_fail_t *f)
 {
     ajw_policy_t pol;
     ajw_tcache_entry_t ent;
     const ajw_tcache_entry_t *held = lk->held;
-    const ajw_tcache_key_t *key = &lk->key;
+    ajw_tcache_key_t *key = &lk->key;
     ajw_jws_t *t = NULL;
     apr_array_header_t *srcs;
     ajw_reason_e rc;

@@ -194,18 +194,53 @@ static void hash_key_init(void)
     hash_key_ok = 1;
 }
 
-int ajw_tcache_key(ajw_tcache_key_t *key, const char *token, size_t len)
+/* A 32-byte key from a 128-bit hash: shard and slot read the last bytes. */
+static void spread(unsigned char out[32])
 {
     int i;
+    for (i = 0; i < 16; i++)
+        out[16 + i] = out[15 - i];
+}
+
+#define KEY_HEAD 32
+#define KEY_TAIL 64
+
+int ajw_tcache_key(ajw_tcache_key_t *key, const char *token, size_t len)
+{
+    const unsigned char *t = (const unsigned char *)token;
     pthread_once(&hash_key_once, hash_key_init);
     if (!token || !hash_key_ok)
         return -1;
-    siphash128(key->hash, hash_key, (const unsigned char *)token, len);
-    for (i = 0; i < 16; i++)        /* shard and slot read the last bytes */
-        key->hash[16 + i] = key->hash[15 - i];
     key->token = token;
     key->len = len;
+    key->full_made = 0;
+    if (len <= 8 + KEY_HEAD + KEY_TAIL) {
+        siphash128(key->hash, hash_key, t, len);     /* the whole token */
+    }
+    else {
+        unsigned char buf[8 + KEY_HEAD + KEY_TAIL];
+        uint64_t l = (uint64_t)len;
+        memcpy(buf, &l, 8);
+        memcpy(buf + 8, t, KEY_HEAD);
+        memcpy(buf + 8 + KEY_HEAD, t + len - KEY_TAIL, KEY_TAIL);
+        siphash128(key->hash, hash_key, buf, sizeof(buf));
+    }
+    spread(key->hash);
     return 0;
+}
+
+const unsigned char *ajw_tcache_key_digest(ajw_tcache_key_t *key)
+{
+    if (!key->full_made) {
+        /* a second key: the digest is never the short key's hash */
+        uint64_t k2[2];
+        k2[0] = hash_key[0] ^ 0x5bd1e9955bd1e995ULL;
+        k2[1] = hash_key[1] ^ 0x9e3779b97f4a7c15ULL;
+        siphash128(key->full, k2, (const unsigned char *)key->token, key->len);
+        spread(key->full);
+        key->full_made = 1;
+    }
+    return key->full;
 }
 
 static int same_token(const slot_t *s, const ajw_tcache_key_t *key)

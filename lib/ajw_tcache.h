@@ -44,21 +44,30 @@ typedef struct ajw_tcache_entry_t {
     size_t token_len;
 } ajw_tcache_entry_t;
 
-/* The cache key of a token: a keyed hash of its bytes (SipHash-1-3 with a
- * random per-process key: an attacker cannot aim tokens at one slot), and
- * the token itself, which a hit must match byte for byte — a hash collision
- * can never hand one token another's verification. The caller keeps
- * token[0..len) alive while it uses the key. hash also keys the refusal
- * cache, where a collision could only cost a refusal, never an accept. */
+/* The cache key of a token: a keyed hash (SipHash-1-3 with a random
+ * per-process key, so no client can aim tokens at one slot) of its length,
+ * its first 32 and its last 64 bytes — the signature, which only the
+ * issuer can make: every token the cache holds verified, so no two of them
+ * share those bytes by a client's choice — and the token itself, which a
+ * hit must match byte for byte: a hash collision can never hand one token
+ * another's verification. The caller keeps token[0..len) alive while it
+ * uses the key. full is a keyed hash of every byte, made on demand
+ * (ajw_tcache_key_digest) for the refusal cache, which holds tokens that
+ * did not verify and compares hashes only. */
 typedef struct ajw_tcache_key_t {
     unsigned char hash[32];
     const char *token;
     size_t len;
+    unsigned char full[32];
+    int full_made;
 } ajw_tcache_key_t;
 
 /* Cache of up to capacity entries in p (mutexes created in p). capacity 0 →
  * *out = NULL and every call below is a no-op / miss on NULL. */
 apr_status_t ajw_tcache_create(ajw_tcache_t **out, size_t capacity, apr_pool_t *p);
+
+/* The keyed hash of every byte of key's token (32 bytes, made once). */
+const unsigned char *ajw_tcache_key_digest(ajw_tcache_key_t *key);
 
 /* key = the cache key of token[0..len) (the token is referenced, not
  * copied). 0 on success, -1 when token is NULL or the process has no hash

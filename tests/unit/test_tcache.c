@@ -215,6 +215,40 @@ static void test_capacity_one(void **state)
     ajw_tcache_release(hit);
 }
 
+/* Tokens that share the bytes the short key reads (length, first 32, last
+ * 64) but differ in the middle: one hash, and still never each other's
+ * entry; their full digests differ. */
+static void test_same_head_and_tail(void **state)
+{
+    ajw_tcache_t *tc;
+    const ajw_tcache_entry_t *e, *hit;
+    char a[301], b[301];
+    ajw_tcache_key_t ka, kb;
+    (void)state;
+    memset(a, 'A', 300);
+    a[300] = '\0';
+    memcpy(b, a, sizeof(a));
+    b[150] = 'B';
+    ka = key_of(a, 300);
+    kb = key_of(b, 300);
+    assert_memory_equal(ka.hash, kb.hash, 32);
+    assert_memory_not_equal(ajw_tcache_key_digest(&ka), ajw_tcache_key_digest(&kb), 32);
+    assert_int_equal(ajw_tcache_create(&tc, 16, pool), APR_SUCCESS);
+    e = make_entry_tok("alice", 1, a);
+    ajw_tcache_put(tc, &ka, 100, e);
+    ajw_tcache_release(e);
+    assert_int_equal(get(tc, b, 300, 10, &hit), 0);          /* b is not a */
+    assert_int_equal(get(tc, a, 300, 10, &hit), 1);
+    ajw_tcache_release(hit);
+    e = make_entry_tok("bob", 1, b);
+    ajw_tcache_put(tc, &kb, 100, e);                          /* beside a, not over it */
+    ajw_tcache_release(e);
+    assert_int_equal(ajw_tcache_count(tc), 2);
+    assert_int_equal(get(tc, b, 300, 10, &hit), 1);
+    assert_string_equal(json_string_value(json_object_get(hit->claims, "sub")), "bob");
+    ajw_tcache_release(hit);
+}
+
 static void test_disabled(void **state)
 {
     ajw_tcache_t *tc = (ajw_tcache_t *)&tc;
@@ -321,6 +355,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capacity_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharded_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_head_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disabled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_with_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup_releases, setup, teardown),
