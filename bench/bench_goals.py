@@ -52,7 +52,7 @@ with an array and a nested object (RS256 tokens of 673 bytes).
   5 refusals    1000 bad-signature + 1000 unknown-kid tokens, alternating:
                 req/s / static (target >= 0.90), JWKS fetches of that
                 server over its whole life (target: the initial one, plus
-                at most one per AuthJWKSMinRefresh, 30 s, that an unknown
+                at most one per AuthJWKSMinRefreshInterval, 30 s, that an unknown
                 kid may wake),
                 error-log bytes per refused request
   6 prefork     exactly 8 children: static, RS256 and ES256 hits, RS256 and
@@ -824,7 +824,7 @@ def report(R, rows, result, speed, skipped, log, tok_len, mint_s, t_rs):
     goal("5 refusals: flood req/s / static", ">= 0.90", "%.3f" % (fl.rps / static.rps),
          fl.rps / static.rps >= 0.90 and valid("flood"),
          "%.0f vs %.0f req/s; cpu %.0f us" % (fl.rps, static.rps, fl.cpu))
-    # Unknown kids may wake one refresh per AuthJWKSMinRefresh (30 s by
+    # Unknown kids may wake one refresh per AuthJWKSMinRefreshInterval (30 s by
     # default: the IdP may have rotated); the flood server lives through every
     # round, so the fetches allowed are the initial one plus one per 30 s.
     allowed = 1 + int(result["flood_life"] // 30)
