@@ -3,6 +3,7 @@
  * size-capped before any work, parsed by the same strict JWS code as tokens,
  * and no byte of it reaches an error text. */
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -275,17 +276,18 @@ static size_t rsa_n_bits(const json_t *jwk, apr_pool_t *p)
 /* Proof keys imported before, per process. A client keeps its DPoP key for
  * many requests, and importing it (EVP_PKEY_fromdata and OpenSSL's public
  * key check, a full scalar multiplication for P-256) costs as much as the
- * proof's signature. An entry maps the exact jwk (its compact JSON with
- * sorted members, so every member that import reads is part of the match)
- * to its thumbprint and its imported key; every proof's signature is still
+ * proof's signature. An entry maps the proof's protected header exactly as
+ * sent (its base64url segment: a client's proofs repeat it byte for byte,
+ * and its bytes fix the jwk and every member that import reads) to the
+ * jwk's thumbprint and its imported key; every proof's signature is still
  * verified, so nothing a forged or replayed proof could use is remembered.
  * Direct-mapped by a hash of the text, a colliding key replaces the older;
  * one mutex, held for a compare and a reference count. Global because the
  * keys outlive any request and pool; the lock makes it safe. */
 #define PROOF_KEYS 64
-#define PROOF_KEY_TEXT_MAX 1600       /* a 4096-bit RSA jwk is ~730 bytes */
+#define PROOF_KEY_TEXT_MAX 2400       /* a header with a 4096-bit RSA jwk: ~1 KB of base64url */
 typedef struct proof_key_t {
-    char *text;                   /* malloc'd; NULL: free slot */
+    char *text;                   /* the header segment, malloc'd; NULL: free slot */
     char jkt[48];
     EVP_PKEY *pkey;               /* one reference of the slot's own */
     ajw_kty_e kty;
@@ -363,6 +365,8 @@ static ajw_reason_e proof_key(const char **jkt, const ajw_jws_t *t, const char *
     ajw_reason_e rv;
     size_t bits;
     char *text = NULL;
+    const unsigned char *dot;
+    ptrdiff_t hlen;
     int cached;
 
     if (!json_is_object(jwk))
@@ -375,10 +379,11 @@ static ajw_reason_e proof_key(const char **jkt, const ajw_jws_t *t, const char *
         return ajw_error_set(err, AJW_R_BAD_KEY, "proof jwk is a symmetric (oct) key");
     if (json_object_get(jwk, "x5c"))
         return ajw_error_set(err, AJW_R_BAD_KEY, "proof jwk carries x5c (not supported)");
-    text = json_dumps(jwk, JSON_COMPACT | JSON_SORT_KEYS);
-    if (text && strlen(text) > PROOF_KEY_TEXT_MAX) {
-        free(text);
-        text = NULL;
+    dot = t->signing_input ? memchr(t->signing_input, '.', t->signing_input_len) : NULL;
+    hlen = dot ? dot - t->signing_input : 0;
+    if (hlen > 0 && (size_t)hlen <= PROOF_KEY_TEXT_MAX && (text = malloc((size_t)hlen + 1))) {
+        memcpy(text, t->signing_input, (size_t)hlen);
+        text[hlen] = '\0';
     }
     cached = text && proof_key_get(text, jkt, &pkey, &key_kty, &key_crv, p);
     if (!cached && (rv = ajw_jwk_thumbprint(jkt, jwk, p, err)) != AJW_OK)

@@ -134,6 +134,24 @@ def test_valid_proof(srv, keys, pkey):
     assert r.status_code == 200
 
 
+def test_known_proof_key_still_verifies_every_proof(srv, keys, pkey, expect_log):
+    """The module imports a client's proof key once and keeps it, found by
+    the proof's header bytes: a proof that repeats a known key's header
+    exactly but was signed by another key is refused all the same (its
+    signature is checked on every request), and the next genuine proof
+    passes."""
+    expect_log(PROOF_REJECTED % "bad_signature")
+    t = bound_token(keys, pkey)
+    good = proof(pkey, "GET", url(srv, "/dpr/env"), t)
+    assert dget(srv, "/dpr/env", t, good).status_code == 200
+    other = jwk.JWK.generate(kty="EC", crv="P-256")
+    forged = proof(other, "GET", url(srv, "/dpr/env"), t,
+                   jwk_dict=pkey.export_public(as_dict=True))
+    assert forged.split(".")[0] == good.split(".")[0]      # the same header, byte for byte
+    assert_dpop_refused(dget(srv, "/dpr/env", t, forged))
+    assert dget(srv, "/dpr/env", t, proof(pkey, "GET", url(srv, "/dpr/env"), t)).status_code == 200
+
+
 @pytest.mark.parametrize("variant", ["case", "default-port-less", "query", "fragment", "dots"])
 def test_htu_normalisation_accepted(srv, keys, pkey, variant):
     t = bound_token(keys, pkey)
