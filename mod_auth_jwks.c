@@ -150,18 +150,12 @@ static const char *reason_phrase(ajw_reason_e code)
  * lib/ajw_clientlog.h), written before this line when it is due. */
 static int refusal_logged(request_rec *r, ajw_reason_e code, unsigned long *held)
 {
-    const char *src = apr_table_get(r->notes, "ajw-src"), *summary;
-    int full;
+    const char *src = apr_table_get(r->notes, "ajw-src");
     *held = 0;
     if (code == AJW_R_INTERNAL)
         return 1;
-    if (code != AJW_R_NO_KEYS && code != AJW_R_KEYS_STALE && code != AJW_R_STATUS_UNAVAILABLE) {
-        full = ajw_clientlog_note(ajw_mod.clientlog, ap_escape_logitem(r->pool, r->useragent_ip),
-                                  ajw_reason_name(code), apr_time_now(), &summary, r->pool);
-        if (summary)
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s", summary);
-        return full;
-    }
+    if (code != AJW_R_NO_KEYS && code != AJW_R_KEYS_STALE && code != AJW_R_STATUS_UNAVAILABLE)
+        return ajw_mod_client_line(r, ajw_reason_name(code));
     return ajw_ratelog_allow(ajw_mod.ratelog, apr_pstrcat(r->pool, ajw_reason_name(code), " ",
                                                           src ? src : "-", NULL),
                              apr_time_now(), held);
@@ -194,7 +188,8 @@ static int refuse(request_rec *r, const ajw_fail_t *f)
 static int bad_request(request_rec *r, const char *why)
 {
     ajw_metrics_refused(AJW_MR_BAD_REQUEST);
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "bad bearer request: %s", why);
+    if (ajw_mod_client_line(r, "invalid_request"))
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "bad bearer request: %s", why);
     ajw_mod_set_challenge(r, "invalid_request", why, NULL);
     return HTTP_BAD_REQUEST;
 }

@@ -273,7 +273,8 @@ static int refuse(request_rec *r, const char *error, const char *desc, const cha
     va_start(ap, fmt);
     why = apr_pvsprintf(r->pool, fmt, ap);
     va_end(ap);
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s", why);
+    if (ajw_mod_client_line(r, error))
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s", why);
     apr_table_setn(r->notes, "ajw-error", error);
     apr_table_setn(r->notes, "ajw-desc", desc);
     ap_note_auth_failure(r);

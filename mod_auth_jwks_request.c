@@ -13,10 +13,14 @@
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
+#include "http_log.h"
 
+#include "ajw_clientlog.h"
 #include "ajw_types.h"
 #include "mod_auth_jwks.h"
 #include "mod_auth_jwks_request.h"
+
+APLOG_USE_MODULE(auth_jwks);
 
 /* ------------------------------------------------------------------ */
 /* Request state                                                        */
@@ -65,6 +69,16 @@ const char *ajw_mod_quote(apr_pool_t *p, const char *s)
     *o++ = '"';
     *o = '\0';
     return out;
+}
+
+int ajw_mod_client_line(request_rec *r, const char *reason)
+{
+    const char *summary = NULL;
+    int full = ajw_clientlog_note(ajw_mod.clientlog, ap_escape_logitem(r->pool, r->useragent_ip),
+                                  reason, apr_time_now(), &summary, r->pool);
+    if (summary)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s", summary);
+    return full;
 }
 
 /* A token-supplied value made safe and short for a log line. */

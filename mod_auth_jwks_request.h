@@ -48,6 +48,11 @@ const char *ajw_mod_quote(apr_pool_t *p, const char *s);
 /* A token-supplied value made safe and short (80 bytes) for a log line,
  * from p; "-" for NULL. */
 const char *ajw_mod_log_item(apr_pool_t *p, const char *s);
+/* A refusal of this client's, for its error-log line (AuthJWKSLogRefusals):
+ * 1 when the full line is to be written, 0 when it is only counted, for
+ * the client's summary line (written here first when one is due). reason
+ * is a static string (a reason name). */
+int ajw_mod_client_line(request_rec *r, const char *reason);
 
 /* "<Directive>: <message>" from cmd->pool, so apachectl -t names what to fix. */
 const char *ajw_mod_dir_err(cmd_parms *cmd, const char *fmt, ...)

@@ -213,6 +213,38 @@ def test_log_summaries_per_client(make_httpd, idp, keys, other_keys, expect_log)
         assert sums2 == [("5", "expired 5")], sums2
 
 
+def test_log_summaries_cover_malformed_requests(make_httpd, idp, keys, expect_log):
+    """A flood of malformed Authorization headers (400, no token to refuse)
+    is summarised per client like refused tokens: the first lines in full,
+    then one summary with the count, never a line per request."""
+    interval = 3
+    idp.set(keys.jwks())
+    h = make_httpd(loc("api", [idp.url()]) + "AuthJWKSLogRefusals 5 %d\n" % interval)
+    expect_log(r"\[auth_jwks:error\].*bad bearer request: ", required=True)
+    expect_log(SUMMARY % r"127\.0\.0\.1", required=True)
+    mark = h.log_size()
+    t0 = time.monotonic()
+    for _ in range(30):
+        c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=TIMEOUT)
+        try:
+            c.request("GET", "/api/env", headers={"Authorization": "Bearer two tokens",
+                                                  "Connection": "close"})
+            assert c.getresponse().status == 400
+        finally:
+            c.close()
+    quick = time.monotonic() - t0 < interval
+    deadline = time.monotonic() + interval + 10
+    while time.monotonic() < deadline and not client_lines(h.log_since(mark), "127.0.0.1")[1]:
+        time.sleep(0.25)
+    text = h.log_since(mark)
+    full = [l for l in text.splitlines() if "bad bearer request:" in l]
+    sums = client_lines(text, "127.0.0.1")[1]
+    assert len(full) + sum(int(n) for n, _ in sums) == 30, text[-3000:]
+    if quick:
+        assert len(full) == 5, full
+        assert sums == [("25", "invalid_request 25")], sums
+
+
 @pytest.mark.parametrize("line,ok", [
     ("AuthJWKSRefusalCache 0", True),
     ("AuthJWKSRefusalCache 100000", True),
