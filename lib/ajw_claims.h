@@ -3,13 +3,14 @@
 #define AJW_CLAIMS_H
 
 #include <jansson.h>
+#include "ajw_doc.h"
 #include "ajw_types.h"
 
 /* Read NumericDate claim `name` from claims. Returns 0 when absent, 1 when
  * present and valid (*out = whole seconds, fractional part truncated toward
  * -inf), -1 when present but not a NumericDate: not a number, negative, NaN,
  * or beyond 253402300799 (year 9999). Never overflows. */
-int ajw_claims_numeric_date(const json_t *claims, const char *name, long long *out);
+int ajw_claims_numeric_date(const ajw_val_t *claims, const char *name, long long *out);
 
 /* Check claims against pol at time `now` (seconds since the epoch; the
  * caller's clock, so tests pin it). Order: exp, nbf, iat, max age, iss, aud,
@@ -25,7 +26,7 @@ int ajw_claims_numeric_date(const json_t *claims, const char *name, long long *o
  *    checked before everything else (so a string exp is BAD_CLAIM, not EXPIRED)
  * A missing exp with require_exp is AJW_R_EXPIRED. Leeway is clamped to
  * [0, 253402300799]; claims not an object → AJW_R_MALFORMED. err may be NULL. */
-ajw_reason_e ajw_claims_check(const json_t *claims, const ajw_policy_t *pol, long long now,
+ajw_reason_e ajw_claims_check(const ajw_val_t *claims, const ajw_policy_t *pol, long long now,
                               ajw_error_t *err);
 
 /* Step-up (RFC 9470 §4): is the end user's authentication recent enough?
@@ -33,7 +34,7 @@ ajw_reason_e ajw_claims_check(const json_t *claims, const ajw_policy_t *pol, lon
  * now - auth_time <= max_age + leeway; else 0 with *why (a static text)
  * saying which: auth_time absent, not a NumericDate, in the future, or too
  * old. max_age and leeway are clamped like ajw_claims_check's. */
-int ajw_claims_auth_time_ok(const json_t *claims, long long max_age, long long leeway,
+int ajw_claims_auth_time_ok(const ajw_val_t *claims, long long max_age, long long leeway,
                             long long now, const char **why);
 
 #endif

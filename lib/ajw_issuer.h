@@ -5,6 +5,7 @@
 #define AJW_ISSUER_H
 
 #include <jansson.h>
+#include "ajw_doc.h"
 #include <apr_pools.h>
 
 #define AJW_TENANT_PLACEHOLDER "{tenantid}"
@@ -33,7 +34,7 @@ int ajw_tenant_id_ok(const char *s, size_t len);
 
 /* The token's tenant: its "tid" claim when that is a string and a tenant id
  * (borrowed from claims), else NULL with *why (a static text) saying why. */
-const char *ajw_tenant_of(const json_t *claims, const char **why);
+const char *ajw_tenant_of(const ajw_val_t *claims, const char **why);
 
 /* 1 when iss (iss_len bytes) is exactly t's prefix, then tid, then its
  * suffix; else 0. tid must already satisfy ajw_tenant_id_ok. */

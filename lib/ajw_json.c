@@ -665,30 +665,6 @@ ajw_reason_e ajw_json_parse_reference(json_t **out, const char *buf, size_t len,
     return rv;
 }
 
-json_t *ajw_json_path(const json_t *obj, const char *path)
-{
-    const json_t *cur = obj;
-    const char *seg = path;
-
-    /* Only ever a walk through nested objects: a member literally named
-     * "a.b" must neither satisfy nor shadow the path a.b, or whoever can add
-     * a custom claim could pose as a nested role ([name] syntax reaches it). */
-    if (!obj || !path || !json_is_object(obj))
-        return NULL;
-    for (;;) {
-        const char *dot = strchr(seg, '.');
-        size_t slen = dot ? (size_t)(dot - seg) : strlen(seg);
-        if (!json_is_object(cur))
-            return NULL;
-        /* json_object_getn compares the full key with its exact length, so
-         * "rol" never finds "roles". */
-        cur = json_object_getn(cur, seg, slen);
-        if (!cur || !dot)
-            return (json_t *)cur;
-        seg = dot + 1;
-    }
-}
-
 /* Shortest %g text that reads back as the same double, so 0.1 renders as
  * "0.1" rather than jansson's 17-digit "0.10000000000000001"; a whole
  * number keeps a ".0" so that it still reads as a real. */
@@ -730,12 +706,12 @@ static size_t int_text(json_int_t i, char *buf, size_t size)
     return n;
 }
 
-size_t ajw_json_number_text(const json_t *v, char buf[AJW_NUMBER_TEXT_MAX])
+size_t ajw_val_number_text(const ajw_val_t *v, char buf[AJW_NUMBER_TEXT_MAX])
 {
-    if (json_is_integer(v))
-        return int_text(json_integer_value(v), buf, AJW_NUMBER_TEXT_MAX);
-    if (json_is_real(v))
-        return real_text(json_real_value(v), buf, AJW_NUMBER_TEXT_MAX);
+    if (ajw_val_is_integer(v))
+        return int_text(ajw_val_int(v), buf, AJW_NUMBER_TEXT_MAX);
+    if (ajw_val_is_real(v))
+        return real_text(ajw_val_real(v), buf, AJW_NUMBER_TEXT_MAX);
     buf[0] = '\0';
     return 0;
 }

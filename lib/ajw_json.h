@@ -1,11 +1,12 @@
 /* ajw_json.h — the only wrapper around jansson: strict parsing with caps,
- * pool-owned values, dotted-path lookup and claim rendering. */
+ * pool-owned values, number texts. */
 #ifndef AJW_JSON_H
 #define AJW_JSON_H
 
 #include <jansson.h>
 #include <apr_pools.h>
 #include "ajw_types.h"
+#include "ajw_doc.h"
 
 /* Parse len bytes (not NUL-terminated necessarily) as one JSON *object*:
  * duplicate member names rejected at every level, nesting deeper than
@@ -33,12 +34,6 @@ json_t *ajw_json_pool_own(json_t *v, apr_pool_t *p);
  * gave p): the reference becomes the caller's. Returns v. */
 json_t *ajw_json_pool_disown(json_t *v, apr_pool_t *p);
 
-/* Look up a dotted path ("realm_access.roles") through nested objects only.
- * Returns a borrowed value or NULL. A path segment never matches a prefix of
- * a member name, and a member whose name itself holds '.' is never matched
- * by a dotted path (look it up with json_object_get instead). */
-json_t *ajw_json_path(const json_t *obj, const char *path);
-
 /* Room for any number's text below, its NUL included. */
 #define AJW_NUMBER_TEXT_MAX 40
 
@@ -47,7 +42,7 @@ json_t *ajw_json_path(const json_t *obj, const char *path);
  * back as the same double, with ".0" added to a whole one ("0.1", "2.0",
  * "1e+300"). Writes buf (NUL-terminated) and returns the length; 0 (and
  * "") when v is not a number. */
-size_t ajw_json_number_text(const json_t *v, char buf[AJW_NUMBER_TEXT_MAX]);
+size_t ajw_val_number_text(const ajw_val_t *v, char buf[AJW_NUMBER_TEXT_MAX]);
 
 /* Compact JSON serialization of any value, as a pool string. */
 char *ajw_json_dump(const json_t *v, apr_pool_t *p);

@@ -7,6 +7,7 @@
 #define AJW_NAMES_H
 
 #include <jansson.h>
+#include "ajw_doc.h"
 #include <apr_pools.h>
 
 /* Longest claim name exported under a prefix. */
@@ -56,7 +57,7 @@ const char *ajw_header_prefix_shadows(const char *prefix);
  *    escaped (\n, \u0085, \u202e, ...); other UTF-8 is kept as is.
  * So the text never holds a control character, and splitting a text that
  * does not start with '"', '[' or '{' at ',' yields exactly the elements. */
-char *ajw_claim_text(const json_t *v, apr_pool_t *p);
+char *ajw_claim_text(const ajw_val_t *v, apr_pool_t *p);
 
 /* The text of a string (n bytes of UTF-8) as ajw_claim_text renders a
  * string claim: itself when plain, else a JSON string ("a,b" → "\"a,b\"").
@@ -65,7 +66,7 @@ char *ajw_string_text(const char *s, size_t n, apr_pool_t *p);
 
 /* Compact JSON of any value with the escaping described above (JWT_CLAIMS,
  * X-JWT-Claims); "" when v is NULL. Object members in their stored order. */
-char *ajw_claim_json(const json_t *v, apr_pool_t *p);
+char *ajw_claim_json(const ajw_val_t *v, apr_pool_t *p);
 
 /* A header value: printable ASCII kept, '%' and every other byte (controls,
  * DEL, non-ASCII) as %XX, so a claim can never split a header or smuggle

@@ -4,6 +4,7 @@
 #define AJW_REQUIRE_H
 
 #include <jansson.h>
+#include "ajw_doc.h"
 #include <apr_pools.h>
 
 typedef struct ajw_require_t ajw_require_t;
@@ -66,7 +67,7 @@ apr_status_t ajw_require_acr_compile(ajw_require_t **out, int argc, const char *
 
 /* 1 when any alternative of rq matches claims, else 0. Thread-safe (the
  * compiled rule is read-only; the engine's match is reentrant). */
-int ajw_require_eval(const ajw_require_t *rq, const json_t *claims);
+int ajw_require_eval(const ajw_require_t *rq, const ajw_val_t *claims);
 
 /* A note for the operator when a rule compiles but likely does not mean
  * what it says (an exact alternative with an empty value matches only ""),
@@ -91,6 +92,6 @@ apr_status_t ajw_claim_ref_compile(ajw_claim_ref_t **out, const char *text, apr_
                                    const char **why);
 
 /* The referenced value in claims (borrowed), or NULL when absent. */
-const json_t *ajw_claim_ref_get(const ajw_claim_ref_t *ref, const json_t *claims);
+const ajw_val_t *ajw_claim_ref_get(const ajw_claim_ref_t *ref, const ajw_val_t *claims);
 
 #endif

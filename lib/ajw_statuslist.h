@@ -18,6 +18,7 @@
 #define AJW_STATUSLIST_H
 
 #include <jansson.h>
+#include "ajw_doc.h"
 #include <apr_pools.h>
 #include "ajw_types.h"
 #include "ajw_jwk.h"
@@ -52,7 +53,7 @@ typedef struct ajw_statuslist_t {
  * when a reference is present but malformed: status or status_list not an
  * object, idx not an integer in [0, AJW_STATUSLIST_IDX_MAX], uri not a
  * non-empty string of at most AJW_STATUSLIST_URI_MAX bytes without controls. */
-int ajw_status_ref(const json_t *claims, unsigned long long *idx, const char **uri,
+int ajw_status_ref(const ajw_val_t *claims, unsigned long long *idx, const char **uri,
                    ajw_error_t *err);
 
 /* Decode a status_list object ({"bits": ..., "lst": ...}; other members are

@@ -2,36 +2,35 @@
  * SHA-256 of the whole token, so a repeated token skips signature checks.
  * Claims are re-checked by the caller on every hit (exp, nbf, policy); the
  * cache only remembers "this exact token verified with key set generation G
- * of source S", with its parsed header and claims.
+ * of source S", with what a hit reads of its header and claims.
  *
  * Ownership: a verified token is an immutable, reference-counted entry
- * (ajw_tcache_adopt). The cache holds one reference per slot, and each
- * request that uses it holds one more; the claims tree inside is shared
- * read-only by every holder and freed with the last reference, so a hit
- * copies nothing. Holders must never modify the tree nor touch its
- * jansson reference counts (json_incref/json_decref, ajw_json_pool_own):
- * those are not synchronised, our own count is. An entry keeps no header
- * tree (alg, kid and typ only): ~40 % of an entry's memory for nothing. The table is split in
+ * (ajw_tcache_adopt), one allocation holding the entry, the token, the
+ * claims as a flat document (ajw_doc.h) and the rendering. The cache holds
+ * one reference per slot, and each request that uses it holds one more;
+ * everything inside is shared read-only by every holder and freed with the
+ * last reference, so a hit copies nothing. An entry keeps no header tree
+ * (alg, kid and typ only) and no claims tree: a jansson tree of nine
+ * claims alone costs ~2.4 KB, their document ~0.3 KB. The table is split in
  * shards, each under its own mutex, whose critical sections are a hash
  * probe and a reference count increment. */
 #ifndef AJW_TCACHE_H
 #define AJW_TCACHE_H
 
-#include <jansson.h>
+#include "ajw_doc.h"
 #include <apr_pools.h>
 #include "ajw_types.h"
 
 typedef struct ajw_tcache_t ajw_tcache_t;
 
 typedef struct ajw_tcache_entry_t {
-    json_t *claims;               /* in a held entry: immutable, shared, read only */
+    const ajw_val_t *claims;      /* the claims document (root), claims_size bytes; in a
+                                   * held entry: its copy, immutable, shared, read only */
+    size_t claims_size;
     const char *kid;              /* header kid, NULL when none; in a held entry: its copy */
     const char *typ;              /* header typ, NULL when none; likewise. alg, kid and typ
                                    * are all a cached token needs of its header: crit and
                                    * b64 never pass parsing, other members are not used */
-    const char *claims_json;      /* the claims as compact JSON (JWT_CLAIMS), NULL when not
-                                   * made; in a held entry: its copy. Rendered once on the
-                                   * miss so that a hit exports it without serialising */
     const void *source;           /* identity of the key source that verified it */
     unsigned long long generation;/* that source's key set generation */
     ajw_alg_e alg;
@@ -75,10 +74,9 @@ const unsigned char *ajw_tcache_key_digest(ajw_tcache_key_t *key);
 int ajw_tcache_key(ajw_tcache_key_t *key, const char *token, size_t len);
 
 /* A new held entry (one reference, the caller's) with e's fields and its
- * own copies of e->kid, e->typ, e->claims_json, e->render[0..render_len)
- * and e->token[0..token_len); it takes over one jansson reference of
- * e->claims, which the caller must no longer release nor modify. NULL when
- * out of memory (the reference then stays the caller's). */
+ * own copies of e->kid, e->typ, e->claims[0..claims_size),
+ * e->render[0..render_len) and e->token[0..token_len). NULL when out of
+ * memory. */
 const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e);
 
 /* Another reference to a held entry; returns e. */
