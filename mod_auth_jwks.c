@@ -99,7 +99,7 @@ static ajw_req_t *own_state(request_rec *r)
 
 /* AuthJWKSMaxAuthAge: checked once the token (and its proof) validated, so
  * that only a genuine token learns it must be fresher (RFC 9470 §9). */
-static int auth_too_old(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+static int auth_too_old(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
                         const ajw_fail_t *f)
 {
     const char *why;
@@ -456,7 +456,7 @@ static void build_policy(request_rec *r, const ajw_dir_conf *c, ajw_policy_t *po
 /* Does iss (unverified) name c's issuer `is`? A template matches only the
  * issuer it makes with the token's own tid; *tid_why says why none when the
  * token has no usable tid. */
-static int issuer_matches(const ajw_issuer_t *is, const char *iss, const json_t *claims,
+static int issuer_matches(const ajw_issuer_t *is, const char *iss, const ajw_val_t *claims,
                           const char **tid_why)
 {
     const char *tid;
@@ -468,7 +468,7 @@ static int issuer_matches(const ajw_issuer_t *is, const char *iss, const json_t 
 }
 
 /* AuthJWKSTenant: the token's tid must be listed. */
-static ajw_reason_e tenant_allowed(const ajw_dir_conf *c, const json_t *claims,
+static ajw_reason_e tenant_allowed(const ajw_dir_conf *c, const ajw_val_t *claims,
                                    ajw_error_t *err)
 {
     const char *why, *tid;
@@ -490,7 +490,7 @@ static ajw_reason_e tenant_allowed(const ajw_dir_conf *c, const json_t *claims,
  * every AuthJWKSURL of the location. The iss and tid are unverified here:
  * they only choose whose keys to try, and the signature then proves them. */
 static ajw_reason_e pick_sources(request_rec *r, const ajw_dir_conf *c, const char *iss,
-                                 const json_t *claims, ajw_policy_t *pol,
+                                 const ajw_val_t *claims, ajw_policy_t *pol,
                                  apr_array_header_t **out, ajw_error_t *err)
 {
     apr_array_header_t *srcs = apr_array_make(r->pool, 2, sizeof(ajw_source_t *));
@@ -537,7 +537,7 @@ static int cache_entry_usable(request_rec *r, const ajw_dir_conf *c,
 {
     apr_array_header_t *srcs;
     ajw_error_t err;
-    const char *iss = ajw_json_get_string(hit->claims, "iss", NULL);
+    const char *iss = ajw_val_get_string(hit->claims, "iss", NULL);
     int i;
     if (pick_sources(r, c, iss, hit->claims, pol, &srcs, &err) != AJW_OK)
         return 0;
@@ -737,12 +737,12 @@ static int refusal_cached(request_rec *r, const ajw_dir_conf *c, ajw_tcache_key_
 
 /* Remember the bad signature of t (one source tried: ent names it), until
  * the token's exp and for 300 s at most. */
-static void refusal_remember(ajw_tcache_key_t *key, const ajw_jws_t *t,
+static void refusal_remember(ajw_tcache_key_t *key, const ajw_val_t *claims,
                              const ajw_tcache_entry_t *ent, const ajw_fail_t *f, long long now)
 {
     ajw_refusal_t rf;
     long long exp;
-    if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1 || exp > now + 300)
+    if (ajw_claims_numeric_date(claims, "exp", &exp) != 1 || exp > now + 300)
         exp = now + 300;
     ajw_refusal_fill(&rf, ent->source, ent->generation, f->err.code, f->err.text, f->alg,
                      f->kid, f->iss);
@@ -773,15 +773,15 @@ static void cache_lookup(request_rec *r, const ajw_dir_conf *c, const char *tok,
 }
 
 static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *tok, size_t len,
-                           lookup_t *lk, long long now, json_t **claims,
-                           const char **claims_json, const char **render, size_t *render_len,
-                           ajw_fail_t *f)
+                           lookup_t *lk, long long now, const ajw_val_t **claims,
+                           const char **render, size_t *render_len, ajw_fail_t *f)
 {
     ajw_policy_t pol;
     ajw_tcache_entry_t ent;
     const ajw_tcache_entry_t *held = lk->held;
     ajw_tcache_key_t *key = &lk->key;
     ajw_jws_t *t = NULL;
+    const ajw_val_t *doc;
     apr_array_header_t *srcs;
     ajw_reason_e rc;
     long long exp;
@@ -791,7 +791,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     if (held) {
         f->kid = held->kid;
         f->alg = ajw_alg_name(held->alg);
-        f->iss = ajw_json_get_string(held->claims, "iss", NULL);
+        f->iss = ajw_val_get_string(held->claims, "iss", NULL);
         f->src = held->source;
         if (cache_entry_usable(r, c, held, &pol)) {
             ajw_metrics_cache(1);
@@ -799,7 +799,6 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
             if (rc == AJW_OK)
                 rc = ajw_claims_check(held->claims, &pol, now, &f->err);
             *claims = held->claims;
-            *claims_json = held->claims_json;
             *render = held->render;
             *render_len = held->render_len;
             return rc;
@@ -809,50 +808,49 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
     ajw_metrics_cache(0);
     if (keyed && refusal_cached(r, c, key, now, f))
         return f->err.code;
-    rc = ajw_jws_parse(&t, tok, len, &pol, r->pool, &f->err);
+    /* The claims are parsed straight into a flat document (ajw_doc.h),
+     * which every reader reads and the token cache keeps as it is. */
+    rc = ajw_jws_parse_ex(&t, tok, len, &pol, AJW_JWS_DOC, r->pool, &f->err);
     if (rc != AJW_OK)
         return rc;
     f->kid = t->kid;
     f->alg = t->alg_name;
     f->iss = t->iss;
-    if ((rc = pick_sources(r, c, t->iss, t->claims, &pol, &srcs, &f->err)) != AJW_OK)
-        return rc;
-    if ((rc = ajw_claims_check(t->claims, &pol, now, &f->err)) != AJW_OK)
-        return rc;
     memset(&ent, 0, sizeof(ent));
+    doc = t->doc;
+    ent.claims_size = t->doc_size;
+    if ((rc = pick_sources(r, c, t->iss, doc, &pol, &srcs, &f->err)) != AJW_OK)
+        return rc;
+    if ((rc = ajw_claims_check(doc, &pol, now, &f->err)) != AJW_OK)
+        return rc;
     if ((rc = verify_signature(r, c, t, srcs, &ent, &f->err)) != AJW_OK) {
         if (rc == AJW_R_BAD_SIGNATURE && keyed && srcs->nelts == 1 && ent.source)
-            refusal_remember(key, t, &ent, f, now);
+            refusal_remember(key, doc, &ent, f, now);
         return rc;
     }
     f->src = ent.source;
 
-    *claims = t->claims;
-    *claims_json = NULL;
+    *claims = doc;
     *render = NULL;
     *render_len = 0;
     if (!keyed)
         return AJW_OK;
-    /* Hand the claims to a shared entry (no copy): the request keeps a
-     * reference until r->pool goes, the cache another. */
-    ent.claims = ajw_json_pool_disown(t->claims, r->pool);
+    /* The shared entry copies the document, the rendering and the token
+     * into one block; the request then reads the entry's copies. */
+    ent.claims = doc;
     ent.kid = t->kid;
     ent.typ = ajw_json_get_string(t->header, "typ", NULL);
     ent.alg = t->alg;
-    ent.claims_json = ajw_claim_json(t->claims, r->pool);
-    ent.render = ajw_export_render(r, c, t->claims, ent.claims_json, t->alg_name, t->kid,
-                                   &ent.render_len);
+    ent.render = ajw_export_render(r, c, doc, t->alg_name, t->kid, &ent.render_len);
     ent.token = tok;
     ent.token_len = len;
-    if (!(held = ajw_tcache_adopt(&ent))) {
-        ajw_json_pool_own(t->claims, r->pool);
+    if (!(held = ajw_tcache_adopt(&ent)))
         return AJW_OK;
-    }
     ajw_tcache_release_with(held, r->pool);
-    *claims_json = held->claims_json;
+    *claims = held->claims;
     *render = held->render;
     *render_len = held->render_len;
-    if (ajw_claims_numeric_date(t->claims, "exp", &exp) != 1)
+    if (ajw_claims_numeric_date(doc, "exp", &exp) != 1)
         exp = now + 300;
     ajw_tcache_put(ajw_mod.tcache, key, exp + pol.leeway, held);
     return AJW_OK;
@@ -878,27 +876,28 @@ static int user_names_issuer(const ajw_dir_conf *c, const char *user, size_t n, 
  * refused, not cleaned; with @iss, so is an iss holding '@' (the last '@'
  * then always splits user from issuer) and a user naming an issuer after
  * an '@'. Returns NULL with f->err set when there is no usable user. */
-static const char *user_of(request_rec *r, const ajw_dir_conf *c, json_t *claims, ajw_fail_t *f)
+static const char *user_of(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
+                           ajw_fail_t *f)
 {
     size_t clen = strlen(c->user_claim), slen = strlen(AJW_USER_AT_ISS);
     int at_iss = clen > slen && !strcmp(c->user_claim + clen - slen, AJW_USER_AT_ISS);
     const char *name = apr_pstrmemdup(r->pool, c->user_claim, at_iss ? clen - slen : clen);
-    json_t *v = json_object_get(claims, name);
+    const ajw_val_t *v = ajw_val_get(claims, name);
     char num[AJW_NUMBER_TEXT_MAX], why[AJW_USER_WHY_MAX];
     const char *u, *iss, *bad;
     size_t ulen;
 
-    if (!v || !(json_is_string(v) || json_is_number(v))) {
+    if (!v || !(ajw_val_is_string(v) || ajw_val_is_number(v))) {
         ajw_error_set(&f->err, AJW_R_MISSING_CLAIM, "user claim %s absent or not a string or "
                       "number", ajw_mod_log_item(r->pool, name));
         return NULL;
     }
-    if (json_is_string(v)) {
-        u = json_string_value(v);
-        ulen = json_string_length(v);
+    if (ajw_val_is_string(v)) {
+        u = ajw_val_str(v);
+        ulen = ajw_val_strlen(v);
     }
     else {
-        ulen = ajw_json_number_text(v, num);
+        ulen = ajw_val_number_text(v, num);
         u = num;
     }
     if ((bad = ajw_user_text_problem(u, ulen, why))) {
@@ -908,7 +907,7 @@ static const char *user_of(request_rec *r, const ajw_dir_conf *c, json_t *claims
     }
     if (!at_iss)
         return apr_pstrmemdup(r->pool, u, ulen);
-    iss = ajw_json_get_string(claims, "iss", NULL);
+    iss = ajw_val_get_string(claims, "iss", NULL);
     if (!iss || ajw_user_text_problem(iss, strlen(iss), why) || strchr(iss, '@')) {
         ajw_error_set(&f->err, AJW_R_BAD_CLAIM, "user claim %s: no iss fit to qualify it (a "
                       "string without '@' or control characters)", c->user_claim);
@@ -1041,8 +1040,8 @@ static int authenticate(request_rec *r)
     ajw_dir_conf *c;
     token_find_t tf;
     ajw_fail_t f;
-    json_t *claims = NULL;
-    const char *claims_json = NULL, *render = NULL;
+    const ajw_val_t *claims = NULL;
+    const char *render = NULL;
     size_t render_len = 0;
     lookup_t lk;
     long long now;
@@ -1085,8 +1084,7 @@ static int authenticate(request_rec *r)
     st->token_dpop = tf.dpop;
 
     memset(&f, 0, sizeof(f));
-    if (verify(r, c, tf.token, tf.len, &lk, now, &claims, &claims_json, &render, &render_len,
-               &f) != AJW_OK)
+    if (verify(r, c, tf.token, tf.len, &lk, now, &claims, &render, &render_len, &f) != AJW_OK)
         return refuse(r, &f);
     /* Cached or not: a revocation since it was cached applies. */
     if (ajw_revoke_check(r, c, claims, f.kid, f.src, &f.err) != AJW_OK)
@@ -1102,12 +1100,11 @@ static int authenticate(request_rec *r)
     r->ap_auth_type = (char *)ap_auth_type(r);   /* AUTH_TYPE for CGI, as mod_auth_basic does */
     st->user = user;
     st->claims = claims;
-    st->claims_json = claims_json;
     st->render = render;
     st->render_len = render_len;
     st->alg = f.alg;
     st->kid = f.kid;
-    ajw_export_claims(r, c, claims, claims_json, f.alg, f.kid, render, render_len);
+    ajw_export_claims(r, c, claims, f.alg, f.kid, render, render_len);
     if (APLOGrdebug(r))           /* the items are escaped only when the line is written */
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: user=%s kid=%s alg=%s iss=%s",
                       ajw_mod_log_item(r->pool, user), ajw_mod_log_item(r->pool, f.kid),
@@ -1226,12 +1223,11 @@ static int fixups(request_rec *r)
     if (r->user && !(st && st->user) && (from = ajw_mod_req_state(r))
         && !strcmp(from->user, r->user)) {
         ajw_edge_strip_section(r, c);
-        ajw_export_claims(r, c, from->claims, from->claims_json, from->alg, from->kid,
-                          from->render, from->render_len);
+        ajw_export_claims(r, c, from->claims, from->alg, from->kid, from->render,
+                          from->render_len);
         st = own_state(r);
         st->user = from->user;
         st->claims = from->claims;
-        st->claims_json = from->claims_json;
         st->render = from->render;
         st->render_len = from->render_len;
         st->alg = from->alg;

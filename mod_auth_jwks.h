@@ -190,8 +190,7 @@ typedef struct ajw_srv_conf {
  * as long as that request's pool. */
 typedef struct ajw_req_t {
     const char *user;         /* r->user we set; NULL until authenticated */
-    json_t *claims;
-    const char *claims_json;  /* claims as compact JSON when the token cache made it, or NULL */
+    const ajw_val_t *claims;  /* the verified claims' document (ajw_doc.h) */
     const char *render;       /* the token-cache entry's ajw_export_render block, or NULL */
     size_t render_len;
     const char *alg;          /* the verified token's header alg and kid (NULL when none) */
@@ -246,23 +245,20 @@ extern const char ajw_aud_resource[];
 
 /* Verified claims to the environment and/or request headers as c says
  * (mod_auth_jwks_export.c), with the token's alg and kid (NULL when none)
- * as JWT_ALG / JWT_KID. claims_json is the claims' compact JSON when
- * already made (a token-cache entry keeps it), else NULL. render (may be
- * NULL) is an ajw_export_render block for these claims: used when it was
- * made under c's settings. All live as long as r->pool. */
-void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
-                       const char *claims_json, const char *alg, const char *kid,
-                       const char *render, size_t render_len);
+ * as JWT_ALG / JWT_KID. render (may be NULL) is an ajw_export_render block
+ * for these claims: used when it was made under c's settings. All live as
+ * long as r->pool. */
+void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
+                       const char *alg, const char *kid, const char *render,
+                       size_t render_len);
 
 /* What ajw_export_claims sets for these claims under c's settings (pass,
  * prefixes; not the mappings, which are made on each request), rendered
  * once into one block of r->pool (*len bytes) for a token-cache entry to
- * keep: a hit with the same settings replays it (claims_json must then be
- * the entry's) instead of rendering every claim again. NULL when
- * claims_json is NULL. Sets nothing in r. */
-const char *ajw_export_render(request_rec *r, const ajw_dir_conf *c, json_t *claims,
-                              const char *claims_json, const char *alg, const char *kid,
-                              size_t *len);
+ * keep: a hit with the same settings replays it instead of rendering every
+ * claim again. NULL when claims is NULL. Sets nothing in r. */
+const char *ajw_export_render(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
+                              const char *alg, const char *kid, size_t *len);
 
 /* Revocation (mod_auth_jwks_revoke.c): Token Status List and AuthJWKSRevoked. */
 /* Directive setters. */
@@ -298,7 +294,7 @@ int ajw_revoke_post_config(server_rec *s, apr_pool_t *pconf);
  * (503, fail closed) with err set and r->notes "ajw-src" naming the list.
  * Never does network I/O; the first request naming a list waits up to
  * AuthJWKSRotationWait for its first fetch. Cached tokens pass here too. */
-ajw_reason_e ajw_revoke_check(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+ajw_reason_e ajw_revoke_check(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
                               const char *kid, const ajw_source_t *signer, ajw_error_t *err);
 
 /* SetHandler jwks-status (mod_auth_jwks_status.c). */
@@ -319,7 +315,7 @@ int ajw_status_handler(request_rec *r);
  * client certificate binding. OK, or the HTTP status of a refusal (logged,
  * challenge noted). dpop_scheme: the token came as Authorization: DPoP. */
 int ajw_dpop_check_request(request_rec *r, const ajw_dir_conf *c, int dpop_scheme,
-                           const char *token, size_t len, json_t *claims);
+                           const char *token, size_t len, const ajw_val_t *claims);
 /* The resource of the section's AuthJWKSResourceMetadata, or NULL. */
 const char *ajw_dpop_prm_resource(const ajw_dir_conf *c);
 /* Hooks: replay cache (shared memory, global mutex), mod_ssl lookup, the

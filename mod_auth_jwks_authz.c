@@ -192,7 +192,7 @@ static const char *parse_acr_rule(cmd_parms *cmd, const char *line, const void *
 static authz_status acr_unmet(request_rec *r, const ajw_require_t *rq, const ajw_req_t *st)
 {
     const ajw_dir_conf *c = ap_get_module_config(r->per_dir_config, &auth_jwks_module);
-    const char *acr = json_string_value(json_object_get(st->claims, "acr"));
+    const char *acr = ajw_val_str(ajw_val_get(st->claims, "acr"));
     const char *params = apr_pstrcat(r->pool, "acr_values=", ajw_mod_quote(r->pool,
                                      ajw_require_text(rq)), NULL);
     if (c && c->max_auth_age > 0)

@@ -582,27 +582,27 @@ static int check_cert(request_rec *r, const ajw_dir_conf *c, const char *x5t)
 /* After the token verified                                             */
 
 int ajw_dpop_check_request(request_rec *r, const ajw_dir_conf *c, int dpop_scheme,
-                           const char *token, size_t len, json_t *claims)
+                           const char *token, size_t len, const ajw_val_t *claims)
 {
-    const json_t *cnf = json_object_get(claims, "cnf"), *v;
+    const ajw_val_t *cnf = ajw_val_get(claims, "cnf"), *v;
     const char *jkt = NULL, *x5t = NULL;
     int st;
     if (c->dpop == AJW_DPOP_OFF && c->cert_bound == AJW_CERT_OFF)
         return OK;
-    if (cnf && !json_is_object(cnf))
+    if (cnf && !ajw_val_is_object(cnf))
         return refuse(r, "invalid_token", "The token has an invalid claim",
                       "token rejected: binding: cnf claim is not an object");
-    if (cnf && (v = json_object_get(cnf, "jkt")) != NULL) {
-        if (!json_is_string(v) || json_string_length(v) == 0)
+    if (cnf && (v = ajw_val_get(cnf, "jkt")) != NULL) {
+        if (!ajw_val_is_string(v) || ajw_val_strlen(v) == 0)
             return refuse(r, "invalid_token", "The token has an invalid claim",
                           "token rejected: binding: cnf.jkt is not a non-empty string");
-        jkt = json_string_value(v);
+        jkt = ajw_val_str(v);
     }
-    if (cnf && (v = json_object_get(cnf, "x5t#S256")) != NULL) {
-        if (!json_is_string(v) || json_string_length(v) == 0)
+    if (cnf && (v = ajw_val_get(cnf, "x5t#S256")) != NULL) {
+        if (!ajw_val_is_string(v) || ajw_val_strlen(v) == 0)
             return refuse(r, "invalid_token", "The token has an invalid claim",
                           "token rejected: binding: cnf.x5t#S256 is not a non-empty string");
-        x5t = json_string_value(v);
+        x5t = ajw_val_str(v);
     }
     if (c->dpop != AJW_DPOP_OFF) {
         if (dpop_scheme && !jkt)

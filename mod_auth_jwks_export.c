@@ -29,7 +29,7 @@ APLOG_USE_MODULE(auth_jwks);
  * says, with the same rendering; an absent claim sets nothing (the
  * client's header of that name was removed before). */
 static void export_mapped(request_rec *r, const apr_array_header_t *maps, int header,
-                          json_t *claims)
+                          const ajw_val_t *claims)
 {
     int i;
     for (i = 0; i < maps->nelts; i++) {
@@ -70,7 +70,7 @@ static void sink_put(sink_t *k, char kind, const char *name, const char *value)
 /* One top-level claim under the prefixes: withheld (debug line) when its
  * name does not map one to one, or would take a name the module sets. */
 static void export_one(sink_t *k, const ajw_dir_conf *c, int env, int hdr,
-                       const char *key, const json_t *v)
+                       const char *key, const ajw_val_t *v)
 {
     request_rec *r = k->r;
     const char *text, *name;
@@ -213,9 +213,8 @@ static void render_apply(request_rec *r, const ajw_dir_conf *c, const char *p,
     }
 }
 
-/* The module's own names: JWT_ALG, JWT_KID (absent when the token has no
- * kid) and the X-JWT-Claims header; JWT_CLAIMS is the claims' JSON, kept
- * beside the rendering and set by the caller. */
+/* The module's own names: JWT_CLAIMS (the claims' JSON), JWT_ALG, JWT_KID
+ * (absent when the token has no kid) and the X-JWT-Claims header. */
 static void export_own(sink_t *k, const ajw_dir_conf *c, const char *payload, const char *alg,
                        const char *kid)
 {
@@ -232,6 +231,9 @@ static void export_own(sink_t *k, const ajw_dir_conf *c, const char *payload, co
                 apr_table_unset(r->subprocess_env, "JWT_KID");
         }
         if (k->rec) {
+            APR_ARRAY_PUSH(k->rec, const char *) = "e";
+            APR_ARRAY_PUSH(k->rec, const char *) = "JWT_CLAIMS";
+            APR_ARRAY_PUSH(k->rec, const char *) = payload;
             APR_ARRAY_PUSH(k->rec, const char *) = "e";
             APR_ARRAY_PUSH(k->rec, const char *) = "JWT_ALG";
             APR_ARRAY_PUSH(k->rec, const char *) = alg;
@@ -258,23 +260,20 @@ static void export_own(sink_t *k, const ajw_dir_conf *c, const char *payload, co
 /* Mapped names first, the module's own last: whatever a claim or a mapping
  * set, JWT_CLAIMS, JWT_ALG, JWT_KID and X-JWT-Claims are the module's (and
  * JWT_KID is absent when the token has no kid). */
-void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
-                       const char *claims_json, const char *alg, const char *kid,
-                       const char *render, size_t render_len)
+void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
+                       const char *alg, const char *kid, const char *render,
+                       size_t render_len)
 {
     int env = (c->pass & PASS_ENV) != 0, hdr = (c->pass & PASS_HEADERS) != 0;
-    const char *key, *payload, *body = render_body(render, render_len, c);
-    json_t *v;
+    const char *key, *body = render_body(render, render_len, c);
+    const ajw_val_t *v;
     sink_t k;
 
     if (body) {                   /* rendered before, for these settings: replay */
         /* The module's own names first, while the tables are short: no
          * claim and no mapping can take them (ajw_names, the directives). */
-        if (env) {
-            apr_table_setn(r->subprocess_env, "JWT_CLAIMS", claims_json);
-            if (!kid)
-                apr_table_unset(r->subprocess_env, "JWT_KID");
-        }
+        if (env && !kid)
+            apr_table_unset(r->subprocess_env, "JWT_KID");
         render_apply(r, c, body, render + render_len, 1);
         render_apply(r, c, body, render + render_len, 0);
         export_mapped(r, c->map_headers, 1, claims);
@@ -285,36 +284,33 @@ void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, json_t *claims,
     k.rec = NULL;
     k.apply = 1;
     if (env || hdr) {
-        json_object_foreach(claims, key, v)
+        ajw_val_foreach_member(claims, key, v)
             export_one(&k, c, env, hdr, key, v);
     }
     export_mapped(r, c->map_headers, 1, claims);
     export_mapped(r, c->map_envs, 0, claims);
-    if (env || hdr) {
-        payload = claims_json ? claims_json : ajw_claim_json(claims, r->pool);
-        export_own(&k, c, payload, alg, kid);
-    }
+    if (env || hdr)
+        export_own(&k, c, ajw_claim_json(claims, r->pool), alg, kid);
 }
 
-const char *ajw_export_render(request_rec *r, const ajw_dir_conf *c, json_t *claims,
-                              const char *claims_json, const char *alg, const char *kid,
-                              size_t *len)
+const char *ajw_export_render(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
+                              const char *alg, const char *kid, size_t *len)
 {
     int env = (c->pass & PASS_ENV) != 0, hdr = (c->pass & PASS_HEADERS) != 0;
     const char *key;
-    json_t *v;
+    const ajw_val_t *v;
     sink_t k;
 
     *len = 0;
-    if (!claims_json)
+    if (!claims)
         return NULL;
     k.r = r;
     k.rec = apr_array_make(r->pool, 32, sizeof(const char *));
     k.apply = 0;
     if (env || hdr) {
-        json_object_foreach(claims, key, v)
+        ajw_val_foreach_member(claims, key, v)
             export_one(&k, c, env, hdr, key, v);
-        export_own(&k, c, claims_json, alg, kid);
+        export_own(&k, c, ajw_claim_json(claims, r->pool), alg, kid);
     }
     return render_pack(r, c, k.rec, len);
 }

@@ -230,7 +230,7 @@ int ajw_revoke_post_config(server_rec *s, apr_pool_t *pconf)
 
 /* The deny-list of c, if any: AJW_OK, AJW_R_REVOKED, or (its file never
  * read) AJW_R_STATUS_UNAVAILABLE. */
-static ajw_reason_e deny_check(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+static ajw_reason_e deny_check(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
                                const char *kid, ajw_error_t *err)
 {
     static const char *const kinds[] = { "jti", "sub" };
@@ -254,7 +254,7 @@ static ajw_reason_e deny_check(request_rec *r, const ajw_dir_conf *c, json_t *cl
                              c->revoked->path, st.last_error[0] ? st.last_error : "not read yet");
     }
     for (i = 0; i < 2 && !hit; i++) {
-        if ((v = ajw_json_get_string(claims, kinds[i], &n)) && ajw_denylist_has(h->deny, kinds[i],
+        if ((v = ajw_val_get_string(claims, kinds[i], &n)) && ajw_denylist_has(h->deny, kinds[i],
                                                                                   v, n))
             hit = kinds[i];
     }
@@ -314,7 +314,7 @@ static ajw_reason_e unavailable(request_rec *r, const ajw_dir_conf *c, const cha
     return AJW_OK;
 }
 
-static ajw_reason_e status_check(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+static ajw_reason_e status_check(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
                                  const ajw_source_t *signer, ajw_error_t *err)
 {
     unsigned long long idx = 0, entries;
@@ -379,7 +379,7 @@ static ajw_reason_e status_check(request_rec *r, const ajw_dir_conf *c, json_t *
     return AJW_OK;
 }
 
-ajw_reason_e ajw_revoke_check(request_rec *r, const ajw_dir_conf *c, json_t *claims,
+ajw_reason_e ajw_revoke_check(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
                               const char *kid, const ajw_source_t *signer, ajw_error_t *err)
 {
     ajw_reason_e rc = deny_check(r, c, claims, kid, err);

@@ -11,22 +11,22 @@
 /* Values are quoted in error texts only up to this many bytes. */
 #define AJW_QUOTE_MAX 64
 
-int ajw_claims_numeric_date(const json_t *claims, const char *name, long long *out)
+int ajw_claims_numeric_date(const ajw_val_t *claims, const char *name, long long *out)
 {
-    const json_t *v = claims ? json_object_get(claims, name) : NULL;
+    const ajw_val_t *v = claims ? ajw_val_get(claims, name) : NULL;
     int rv = -1;
 
     if (!v)
         return 0;
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
+    if (ajw_val_is_integer(v)) {
+        long long i = ajw_val_int(v);
         if (i >= 0 && i <= AJW_NUMERIC_DATE_MAX) {
             *out = (long long)i;
             rv = 1;
         }
     }
-    else if (json_is_real(v)) {
-        double d = json_real_value(v);
+    else if (ajw_val_is_real(v)) {
+        double d = ajw_val_real(v);
         /* isfinite first: NaN compares false with everything. The range test
          * is done in double so the conversion below cannot overflow. */
         if (isfinite(d) && d >= 0.0 && d <= (double)AJW_NUMERIC_DATE_MAX) {
@@ -55,7 +55,7 @@ static const char *quote(char buf[AJW_QUOTE_MAX + 4], const char *s, size_t len)
     return buf;
 }
 
-static ajw_reason_e check_date_types(const json_t *claims, ajw_error_t *err)
+static ajw_reason_e check_date_types(const ajw_val_t *claims, ajw_error_t *err)
 {
     static const char *const names[] = { "exp", "nbf", "iat" };
     long long dummy;
@@ -71,7 +71,7 @@ static ajw_reason_e check_date_types(const json_t *claims, ajw_error_t *err)
 
 /* exp, nbf, iat and max age. Dates are at most ~2.5e11 and leeway is
  * clamped to the same range, so the sums cannot overflow. */
-static ajw_reason_e check_times(const json_t *claims, const ajw_policy_t *pol, long long now,
+static ajw_reason_e check_times(const ajw_val_t *claims, const ajw_policy_t *pol, long long now,
                                 ajw_error_t *err)
 {
     long long leeway = pol->leeway, exp, nbf, iat;
@@ -121,58 +121,57 @@ static int in_list(const apr_array_header_t *list, const char *s, size_t len)
     return 0;
 }
 
-static ajw_reason_e check_iss(const json_t *claims, const ajw_policy_t *pol, ajw_error_t *err)
+static ajw_reason_e check_iss(const ajw_val_t *claims, const ajw_policy_t *pol, ajw_error_t *err)
 {
-    const json_t *iss;
+    const ajw_val_t *iss;
     char q[AJW_QUOTE_MAX + 4];
 
     if (!pol->issuers || pol->issuers->nelts == 0)
         return AJW_OK;
-    iss = json_object_get(claims, "iss");
-    if (!json_is_string(iss))
+    iss = ajw_val_get(claims, "iss");
+    if (!ajw_val_is_string(iss))
         return ajw_error_set(err, AJW_R_BAD_ISSUER, "claim iss is missing or not a string");
-    if (!in_list(pol->issuers, json_string_value(iss), json_string_length(iss)))
+    if (!in_list(pol->issuers, ajw_val_str(iss), ajw_val_strlen(iss)))
         return ajw_error_set(err, AJW_R_BAD_ISSUER, "issuer '%s' is not accepted",
-                             quote(q, json_string_value(iss), json_string_length(iss)));
+                             quote(q, ajw_val_str(iss), ajw_val_strlen(iss)));
     return AJW_OK;
 }
 
-static int aud_matches(const json_t *aud, const apr_array_header_t *audiences)
+static int aud_matches(const ajw_val_t *aud, const apr_array_header_t *audiences)
 {
-    size_t i;
-    const json_t *el;
+    const ajw_val_t *el;
 
-    if (json_is_string(aud))
-        return in_list(audiences, json_string_value(aud), json_string_length(aud));
-    if (json_is_array(aud)) {
-        json_array_foreach(aud, i, el) {
-            if (json_is_string(el) &&
-                in_list(audiences, json_string_value(el), json_string_length(el)))
+    if (ajw_val_is_string(aud))
+        return in_list(audiences, ajw_val_str(aud), ajw_val_strlen(aud));
+    if (ajw_val_is_array(aud)) {
+        ajw_val_foreach(aud, el) {
+            if (ajw_val_is_string(el) &&
+                in_list(audiences, ajw_val_str(el), ajw_val_strlen(el)))
                 return 1;
         }
     }
     return 0;
 }
 
-static ajw_reason_e check_aud(const json_t *claims, const ajw_policy_t *pol, ajw_error_t *err)
+static ajw_reason_e check_aud(const ajw_val_t *claims, const ajw_policy_t *pol, ajw_error_t *err)
 {
-    const json_t *aud;
+    const ajw_val_t *aud;
     char q[AJW_QUOTE_MAX + 4];
 
     if (!pol->audiences || pol->audiences->nelts == 0)
         return AJW_OK;
-    aud = json_object_get(claims, "aud");
+    aud = ajw_val_get(claims, "aud");
     if (!aud)
         return ajw_error_set(err, AJW_R_BAD_AUDIENCE, "claim aud is missing");
     if (aud_matches(aud, pol->audiences))
         return AJW_OK;
-    if (json_is_string(aud))
+    if (ajw_val_is_string(aud))
         return ajw_error_set(err, AJW_R_BAD_AUDIENCE, "audience '%s' is not accepted",
-                             quote(q, json_string_value(aud), json_string_length(aud)));
+                             quote(q, ajw_val_str(aud), ajw_val_strlen(aud)));
     return ajw_error_set(err, AJW_R_BAD_AUDIENCE, "no accepted audience in claim aud");
 }
 
-static ajw_reason_e check_required(const json_t *claims, const ajw_policy_t *pol,
+static ajw_reason_e check_required(const ajw_val_t *claims, const ajw_policy_t *pol,
                                    ajw_error_t *err)
 {
     int i;
@@ -182,19 +181,19 @@ static ajw_reason_e check_required(const json_t *claims, const ajw_policy_t *pol
     for (i = 0; i < pol->required->nelts; i++) {
         const char *name = APR_ARRAY_IDX(pol->required, i, const char *);
         char q[AJW_QUOTE_MAX + 4];
-        if (name && !json_object_get(claims, name))
+        if (name && !ajw_val_get(claims, name))
             return ajw_error_set(err, AJW_R_MISSING_CLAIM, "required claim %s is missing",
                                  quote(q, name, strlen(name)));
     }
     return AJW_OK;
 }
 
-ajw_reason_e ajw_claims_check(const json_t *claims, const ajw_policy_t *pol, long long now,
+ajw_reason_e ajw_claims_check(const ajw_val_t *claims, const ajw_policy_t *pol, long long now,
                               ajw_error_t *err)
 {
     ajw_reason_e rv;
 
-    if (!json_is_object(claims))
+    if (!ajw_val_is_object(claims))
         return ajw_error_set(err, AJW_R_MALFORMED, "claims are not a JSON object");
     rv = check_date_types(claims, err);
     if (rv == AJW_OK)
@@ -212,11 +211,11 @@ ajw_reason_e ajw_claims_check(const json_t *claims, const ajw_policy_t *pol, lon
     return rv;
 }
 
-int ajw_claims_auth_time_ok(const json_t *claims, long long max_age, long long leeway,
+int ajw_claims_auth_time_ok(const ajw_val_t *claims, long long max_age, long long leeway,
                             long long now, const char **why)
 {
     long long at;
-    int has = json_is_object(claims) ? ajw_claims_numeric_date(claims, "auth_time", &at) : 0;
+    int has = ajw_val_is_object(claims) ? ajw_claims_numeric_date(claims, "auth_time", &at) : 0;
 
     leeway = leeway < 0 ? 0 : leeway > AJW_NUMERIC_DATE_MAX ? AJW_NUMERIC_DATE_MAX : leeway;
     max_age = max_age < 0 ? 0 : max_age > AJW_NUMERIC_DATE_MAX ? AJW_NUMERIC_DATE_MAX : max_age;

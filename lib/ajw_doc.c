@@ -70,53 +70,35 @@ static size_t need(const json_t *v)
 static unsigned char *put(const json_t *v, unsigned char *o)
 {
     unsigned char *body;
-    size_t n, i;
+    size_t i;
     const char *k;
     json_t *m;
-    long long iv;
-    double dv;
 
     switch (json_typeof(v)) {
-    case JSON_NULL:  *o = 'n'; return o + 1;
-    case JSON_TRUE:  *o = 't'; return o + 1;
-    case JSON_FALSE: *o = 'f'; return o + 1;
+    case JSON_NULL:
+        return ajw_docw_literal(o, AJW_V_NULL);
+    case JSON_TRUE:
+        return ajw_docw_literal(o, AJW_V_TRUE);
+    case JSON_FALSE:
+        return ajw_docw_literal(o, AJW_V_FALSE);
     case JSON_INTEGER:
-        *o = 'i';
-        iv = (long long)json_integer_value(v);
-        memcpy(o + 1, &iv, 8);
-        return o + 9;
+        return ajw_docw_int(o, (long long)json_integer_value(v));
     case JSON_REAL:
-        *o = 'r';
-        dv = json_real_value(v);
-        memcpy(o + 1, &dv, 8);
-        return o + 9;
+        return ajw_docw_real(o, json_real_value(v));
     case JSON_STRING:
-        n = json_string_length(v);
-        *o = 's';
-        wr32(o + 1, n);
-        memcpy(o + 5, json_string_value(v), n);
-        o[5 + n] = '\0';
-        return o + 6 + n;
+        return ajw_docw_string(o, json_string_value(v), json_string_length(v));
     case JSON_ARRAY:
-        *o = 'a';
-        wr32(o + 1, json_array_size(v));
-        body = o + HDR;
+        body = ajw_docw_open(o, AJW_V_ARRAY);
         json_array_foreach(v, i, m)
             body = put(m, body);
-        wr32(o + 5, (size_t)(body - (o + HDR)));
+        ajw_docw_close(o, json_array_size(v), body);
         return body;
     case JSON_OBJECT:
     default:
-        *o = 'o';
-        wr32(o + 1, json_object_size(v));
-        body = o + HDR;
-        json_object_foreach((json_t *)v, k, m) {
-            n = strlen(k);
-            wr32(body, n);
-            memcpy(body + 4, k, n + 1);
-            body = put(m, body + 4 + n + 1);
-        }
-        wr32(o + 5, (size_t)(body - (o + HDR)));
+        body = ajw_docw_open(o, AJW_V_OBJECT);
+        json_object_foreach((json_t *)v, k, m)
+            body = put(m, ajw_docw_name(body, k, strlen(k)));
+        ajw_docw_close(o, json_object_size(v), body);
         return body;
     }
 }
@@ -146,6 +128,65 @@ const ajw_val_t *ajw_doc_make(const json_t *v, apr_pool_t *p, size_t *size)
     buf = apr_palloc(p, n);
     put(v, buf);
     return buf;
+}
+
+/* --- writing in place ----------------------------------------------------- */
+
+unsigned char *ajw_docw_literal(unsigned char *o, ajw_vtype_e type)
+{
+    *o = (unsigned char)type;
+    return o + 1;
+}
+
+unsigned char *ajw_docw_int(unsigned char *o, long long v)
+{
+    *o = 'i';
+    memcpy(o + 1, &v, 8);
+    return o + 9;
+}
+
+unsigned char *ajw_docw_real(unsigned char *o, double v)
+{
+    *o = 'r';
+    memcpy(o + 1, &v, 8);
+    return o + 9;
+}
+
+unsigned char *ajw_docw_string(unsigned char *o, const char *s, size_t n)
+{
+    *o = 's';
+    wr32(o + 1, n);
+    memcpy(o + 5, s, n);
+    o[5 + n] = '\0';
+    return o + 6 + n;
+}
+
+unsigned char *ajw_docw_open(unsigned char *o, ajw_vtype_e type)
+{
+    *o = (unsigned char)type;
+    wr32(o + 1, 0);
+    wr32(o + 5, 0);
+    return o + HDR;
+}
+
+unsigned char *ajw_docw_name(unsigned char *o, const char *name, size_t n)
+{
+    wr32(o, n);
+    memcpy(o + 4, name, n);
+    o[4 + n] = '\0';
+    return o + 4 + n + 1;
+}
+
+void ajw_docw_close(unsigned char *c, size_t count, const unsigned char *end)
+{
+    wr32(c + 1, count);
+    wr32(c + 5, (size_t)(end - (c + HDR)));
+}
+
+int ajw_docw_has(unsigned char *c, const unsigned char *end, const char *name, size_t n)
+{
+    wr32(c + 5, (size_t)(end - (c + HDR)));    /* the members so far */
+    return ajw_val_getn((const ajw_val_t *)c, name, n) != NULL;
 }
 
 /* --- reading ------------------------------------------------------------ */

@@ -49,6 +49,26 @@ const ajw_val_t *ajw_doc_write(const json_t *v, void *buf, size_t size);
  * ajw_doc_size(v) is 0. */
 const ajw_val_t *ajw_doc_make(const json_t *v, apr_pool_t *p, size_t *size);
 
+/* --- writing in place, for a parser (ajw_json_parse_doc) -------------
+ * A document of a JSON text of len bytes takes at most AJW_DOC_BOUND(len)
+ * bytes (a one-digit number, the costliest byte, takes 9). Each writer
+ * puts one item at o and returns the position after it; a container is
+ * opened (its header reserved), filled with values (an object's each after
+ * its name) and closed with its count. The caller keeps within the bound
+ * and gives strings without NUL bytes. */
+#define AJW_DOC_BOUND(len) (9 * (size_t)(len) + 9)
+unsigned char *ajw_docw_literal(unsigned char *o, ajw_vtype_e type);   /* null, true, false */
+unsigned char *ajw_docw_int(unsigned char *o, long long v);
+unsigned char *ajw_docw_real(unsigned char *o, double v);
+unsigned char *ajw_docw_string(unsigned char *o, const char *s, size_t n);
+unsigned char *ajw_docw_open(unsigned char *o, ajw_vtype_e type);      /* array, object */
+unsigned char *ajw_docw_name(unsigned char *o, const char *name, size_t n);
+/* Close the container opened at c, its values ending at end. */
+void ajw_docw_close(unsigned char *c, size_t count, const unsigned char *end);
+/* Does the object opened at c hold a member `name` (n bytes) among the
+ * ones before `end` (the start of the member being written)? */
+int ajw_docw_has(unsigned char *c, const unsigned char *end, const char *name, size_t n);
+
 /* The bytes v takes in its document (a root: the whole document). 0 for NULL. */
 size_t ajw_val_size(const ajw_val_t *v);
 

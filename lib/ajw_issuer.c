@@ -91,20 +91,20 @@ int ajw_tenant_id_ok(const char *s, size_t len)
     return 1;
 }
 
-const char *ajw_tenant_of(const json_t *claims, const char **why)
+const char *ajw_tenant_of(const ajw_val_t *claims, const char **why)
 {
-    const json_t *tid = json_is_object(claims) ? json_object_get(claims, "tid") : NULL;
+    const ajw_val_t *tid = ajw_val_is_object(claims) ? ajw_val_get(claims, "tid") : NULL;
     if (!tid) {
         *why = "tid claim absent";
         return NULL;
     }
-    if (!json_is_string(tid) || !ajw_tenant_id_ok(json_string_value(tid),
-                                                  json_string_length(tid))) {
+    if (!ajw_val_is_string(tid) || !ajw_tenant_id_ok(ajw_val_str(tid),
+                                                  ajw_val_strlen(tid))) {
         *why = "tid claim is not a tenant id (a GUID in lower-case hex)";
         return NULL;
     }
     *why = NULL;
-    return json_string_value(tid);
+    return ajw_val_str(tid);
 }
 
 int ajw_issuer_template_match(const ajw_issuer_tpl_t *t, const char *iss, size_t iss_len,

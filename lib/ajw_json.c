@@ -86,6 +86,7 @@ typedef struct jp_t {
     char *scratch;              /* unescaped strings */
     size_t scratch_len;
     int fallback;               /* a case left to jansson (a locale's decimal point) */
+    unsigned char *o;           /* ajw_json_parse_doc: where the document goes on */
 } jp_t;
 
 static json_t *jp_value(jp_t *jp, size_t depth);
@@ -288,83 +289,96 @@ static int is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-static json_t *jp_number(jp_t *jp)
+/* A number at jp->s: *real says which of *iv (an integer) and *dv (a
+ * real) it is; 1 on success (jp->s after it), 0 recorded. */
+static int jp_num(jp_t *jp, int *real, long long *iv, double *dv)
 {
     const unsigned char *p = jp->s, *b = p;
-    int neg = 0, real = 0;
-    json_t *v;
+    int neg = 0;
 
+    *real = 0;
     if (p < jp->end && *p == '-') {
         neg = 1;
         p++;
     }
     if (p >= jp->end || !is_digit(*p))
-        return jp_fail(jp, "invalid number");
+        return jp_fail(jp, "invalid number") != NULL;
     if (*p == '0') {
         p++;
         if (p < jp->end && is_digit(*p))
-            return jp_fail(jp, "leading zero");
+            return jp_fail(jp, "leading zero") != NULL;
     }
     else
         while (p < jp->end && is_digit(*p))
             p++;
     if (p < jp->end && *p == '.') {
-        real = 1;
+        *real = 1;
         p++;
         if (p >= jp->end || !is_digit(*p))
-            return jp_fail(jp, "invalid number");
+            return jp_fail(jp, "invalid number") != NULL;
         while (p < jp->end && is_digit(*p))
             p++;
     }
     if (p < jp->end && (*p == 'e' || *p == 'E')) {
-        real = 1;
+        *real = 1;
         p++;
         if (p < jp->end && (*p == '+' || *p == '-'))
             p++;
         if (p >= jp->end || !is_digit(*p))
-            return jp_fail(jp, "invalid number");
+            return jp_fail(jp, "invalid number") != NULL;
         while (p < jp->end && is_digit(*p))
             p++;
     }
-    if (!real) {
+    if (!*real) {
         /* Accumulate negatively: LLONG_MIN has no positive twin. */
         const unsigned char *d = b + neg;
-        json_int_t acc = 0;
+        long long acc = 0;
         for (; d < p; d++) {
             int dig = *d - '0';
             if (acc < (LLONG_MIN + dig) / 10)
-                return jp_fail(jp, "integer out of range");
+                return jp_fail(jp, "integer out of range") != NULL;
             acc = acc * 10 - dig;
         }
         if (!neg) {
             if (acc == LLONG_MIN)
-                return jp_fail(jp, "integer out of range");
+                return jp_fail(jp, "integer out of range") != NULL;
             acc = -acc;
         }
-        v = json_integer(acc);
+        *iv = acc;
     }
     else {
         char buf[64], *endp;
-        double d;
         size_t n = (size_t)(p - b);
         if (n >= sizeof(buf)) {
             /* Long reals are rare in tokens and keys: jansson reads them. */
             jp->fallback = 1;
-            return jp_fail(jp, "long real");
+            return jp_fail(jp, "long real") != NULL;
         }
         memcpy(buf, b, n);
         buf[n] = '\0';
         errno = 0;
-        d = strtod(buf, &endp);
+        *dv = strtod(buf, &endp);
         if (endp != buf + n) {
             jp->fallback = 1;                   /* a locale's decimal point */
-            return jp_fail(jp, "real under another locale");
+            return jp_fail(jp, "real under another locale") != NULL;
         }
-        if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL))
-            return jp_fail(jp, "real out of range");
-        v = json_real(d);
+        if (errno == ERANGE && (*dv == HUGE_VAL || *dv == -HUGE_VAL))
+            return jp_fail(jp, "real out of range") != NULL;
     }
     jp->s = p;
+    return 1;
+}
+
+static json_t *jp_number(jp_t *jp)
+{
+    int real;
+    long long iv = 0;
+    double dv = 0.0;
+    json_t *v;
+
+    if (!jp_num(jp, &real, &iv, &dv))
+        return NULL;
+    v = real ? json_real(dv) : json_integer((json_int_t)iv);
     return v ? v : jp_fail(jp, "out of memory");
 }
 
@@ -539,6 +553,138 @@ static json_t *jp_value(jp_t *jp, size_t depth)
     }
 }
 
+/* --- the same grammar written as a flat document (ajw_doc.h) ----------
+ * Every check above applies unchanged (the lexers are shared); values go
+ * straight into the document at jp->o, within AJW_DOC_BOUND of the input,
+ * with no allocation per value. A duplicate name is looked for among the
+ * members already written, a linear scan: an object with more than
+ * DOC_MEMBERS_MAX members is left to the tree path (jp->fallback), whose
+ * hash table keeps a hostile payload from costing quadratic time. */
+#define DOC_MEMBERS_MAX 64
+
+static int jd_value(jp_t *jp, size_t depth);
+
+static int jd_object(jp_t *jp, size_t depth)
+{
+    unsigned char *c = jp->o;
+    size_t count = 0;
+    const char *k;
+    size_t klen;
+
+    if (depth > jp->max_depth)
+        return jp_fail(jp, "nesting too deep") != NULL;
+    jp->o = ajw_docw_open(c, AJW_V_OBJECT);
+    if (jp_open(jp, '}')) {
+        ajw_docw_close(c, 0, jp->o);
+        return 1;
+    }
+    for (;;) {
+        unsigned char *member = jp->o;
+        const char *name;
+        if (jp->s >= jp->end || *jp->s != '"' || !jp_string(jp, &k, &klen))
+            return jp_fail(jp, "member name expected") != NULL;
+        if (++count > DOC_MEMBERS_MAX) {
+            jp->fallback = 1;
+            return jp_fail(jp, "many members") != NULL;
+        }
+        /* The name is copied out of scratch before the value reuses it. */
+        jp->o = ajw_docw_name(member, k, klen);
+        name = (const char *)member + 4;
+        jp_ws(jp);
+        if (jp->s >= jp->end || *jp->s != ':')
+            return jp_fail(jp, "':' expected") != NULL;
+        jp->s++;
+        jp_ws(jp);
+        if (!jd_value(jp, depth))
+            return 0;
+        if (ajw_docw_has(c, member, name, klen))
+            return jp_fail(jp, "duplicate member name") != NULL;
+        switch (jp_next(jp, '}')) {
+        case 1:
+            continue;
+        case 0:
+            ajw_docw_close(c, count, jp->o);
+            return 1;
+        default:
+            return 0;
+        }
+    }
+}
+
+static int jd_array(jp_t *jp, size_t depth)
+{
+    unsigned char *c = jp->o;
+    size_t count = 0;
+
+    if (depth > jp->max_depth)
+        return jp_fail(jp, "nesting too deep") != NULL;
+    jp->o = ajw_docw_open(c, AJW_V_ARRAY);
+    if (jp_open(jp, ']')) {
+        ajw_docw_close(c, 0, jp->o);
+        return 1;
+    }
+    for (;;) {
+        if (!jd_value(jp, depth))
+            return 0;
+        count++;
+        switch (jp_next(jp, ']')) {
+        case 1:
+            continue;
+        case 0:
+            ajw_docw_close(c, count, jp->o);
+            return 1;
+        default:
+            return 0;
+        }
+    }
+}
+
+static int jd_literal(jp_t *jp, const char *word, size_t n, ajw_vtype_e type)
+{
+    if ((size_t)(jp->end - jp->s) < n || memcmp(jp->s, word, n) != 0)
+        return jp_fail(jp, "invalid literal") != NULL;
+    jp->s += n;
+    jp->o = ajw_docw_literal(jp->o, type);
+    return 1;
+}
+
+/* jp_value's twin: the value at jp->s written at jp->o. */
+static int jd_value(jp_t *jp, size_t depth)
+{
+    const char *str;
+    size_t len;
+    int real;
+    long long iv = 0;
+    double dv = 0.0;
+
+    if (jp->s >= jp->end)
+        return jp_fail(jp, "value expected") != NULL;
+    switch (*jp->s) {
+    case '{':
+        return jd_object(jp, depth + 1);
+    case '[':
+        return jd_array(jp, depth + 1);
+    case '"':
+        if (!jp_string(jp, &str, &len))
+            return 0;
+        jp->o = ajw_docw_string(jp->o, str, len);
+        return 1;
+    case 't':
+        return jd_literal(jp, "true", 4, AJW_V_TRUE);
+    case 'f':
+        return jd_literal(jp, "false", 5, AJW_V_FALSE);
+    case 'n':
+        return jd_literal(jp, "null", 4, AJW_V_NULL);
+    default:
+        if (*jp->s != '-' && !is_digit(*jp->s))
+            return jp_fail(jp, "value expected") != NULL;
+        if (!jp_num(jp, &real, &iv, &dv))
+            return 0;
+        jp->o = real ? ajw_docw_real(jp->o, dv) : ajw_docw_int(jp->o, iv);
+        return 1;
+    }
+}
+
 /* 1-based line and column of position at in buf, for the error text. */
 static void jp_where(const unsigned char *buf, const unsigned char *at, int *line, int *col)
 {
@@ -582,64 +728,131 @@ static ajw_reason_e parse_with_jansson(json_t **out, const char *buf, size_t len
     return AJW_OK;
 }
 
+/* The caps every parse starts with; AJW_OK when buf may be parsed. */
+static ajw_reason_e parse_caps(const char **buf, size_t len, size_t *max_len, size_t *max_depth,
+                               ajw_error_t *err)
+{
+    if (*max_len == 0)
+        *max_len = AJW_MAX_JWKS_LEN_DEFAULT;
+    if (*max_depth == 0)
+        *max_depth = AJW_MAX_JSON_DEPTH;
+    if (!*buf && len)
+        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: no input");
+    if (len > *max_len)
+        return ajw_error_set(err, AJW_R_TOO_LARGE, "JSON: %zu bytes over the cap of %zu",
+                             len, *max_len);
+    if (!*buf)
+        *buf = "";
+    return AJW_OK;
+}
+
+/* Run the strict parser over buf: into a tree (doc NULL; *tree gets it)
+ * or, with doc (AJW_DOC_BOUND(len) bytes), into a document (*doc_end gets
+ * its end). Returns 1 on success, 0 with jp->why / jp->fallback set. */
+static int parse_run(jp_t *jp, const char *buf, size_t len, size_t max_depth, json_t **tree,
+                     unsigned char *doc, unsigned char **doc_end)
+{
+    char small[512];
+    json_t *v = NULL;
+    int ok;
+
+    memset(jp, 0, sizeof(*jp));
+    jp->start = jp->s = (const unsigned char *)buf;
+    jp->end = jp->s + len;
+    jp->max_depth = max_depth;
+    jp->o = doc;
+    jp->scratch = len < sizeof(small) ? small : malloc(len + 1);
+    if (!jp->scratch)
+        return jp_fail(jp, "out of memory") != NULL;
+    jp_ws(jp);
+    if (jp->s >= jp->end || (*jp->s != '{' && *jp->s != '['))
+        ok = jp_fail(jp, "'{' or '[' expected") != NULL;
+    else if (doc)
+        ok = jd_value(jp, 0);
+    else
+        ok = (v = jp_value(jp, 0)) != NULL;
+    if (ok) {
+        jp_ws(jp);
+        if (jp->s != jp->end)
+            ok = jp_fail(jp, "data after the value") != NULL;
+    }
+    if (jp->scratch != small)
+        free(jp->scratch);
+    jp->scratch = NULL;
+    if (!ok && v)
+        json_decref(v);
+    if (ok && tree)
+        *tree = v;
+    if (ok && doc)
+        *doc_end = jp->o;
+    return ok;
+}
+
+/* The failure jp recorded, as ajw_json_parse_object reports it. */
+static ajw_reason_e parse_failed(const jp_t *jp, size_t max_depth, ajw_error_t *err)
+{
+    int line, col;
+    if (!strcmp(jp->why, "nesting too deep"))
+        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: nesting deeper than %zu", max_depth);
+    if (!strcmp(jp->why, "out of memory"))
+        return ajw_error_set(err, AJW_R_INTERNAL, "JSON: out of memory");
+    jp_where(jp->start, jp->at, &line, &col);
+    return ajw_error_set(err, AJW_R_MALFORMED, "JSON: invalid at line %d column %d (%s)",
+                         line, col, jp->why);
+}
+
 static ajw_reason_e parse_checked(json_t **out, const char *buf, size_t len, size_t max_len,
                                   size_t max_depth, int reference, ajw_error_t *err)
 {
     jp_t jp;
-    json_t *v;
-    char small[512];
-    int line, col;
+    json_t *v = NULL;
+    ajw_reason_e rv;
 
     *out = NULL;
-    if (max_len == 0)
-        max_len = AJW_MAX_JWKS_LEN_DEFAULT;
-    if (max_depth == 0)
-        max_depth = AJW_MAX_JSON_DEPTH;
-    if (!buf && len)
-        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: no input");
-    if (len > max_len)
-        return ajw_error_set(err, AJW_R_TOO_LARGE, "JSON: %zu bytes over the cap of %zu",
-                             len, max_len);
-    if (!buf)
-        buf = "";
+    if ((rv = parse_caps(&buf, len, &max_len, &max_depth, err)) != AJW_OK)
+        return rv;
     if (reference)
         return parse_with_jansson(out, buf, len, max_depth, err);
-    memset(&jp, 0, sizeof(jp));
-    jp.start = jp.s = (const unsigned char *)buf;
-    jp.end = jp.s + len;
-    jp.max_depth = max_depth;
-    jp.scratch = len < sizeof(small) ? small : malloc(len + 1);
-    if (!jp.scratch)
-        return ajw_error_set(err, AJW_R_INTERNAL, "JSON: out of memory");
-    jp_ws(&jp);
-    if (jp.s < jp.end && (*jp.s == '{' || *jp.s == '['))
-        v = jp_value(&jp, 0);
-    else
-        v = jp_fail(&jp, "'{' or '[' expected");
-    if (v) {
-        jp_ws(&jp);
-        if (jp.s != jp.end) {
-            json_decref(v);
-            v = jp_fail(&jp, "data after the value");
-        }
-    }
-    if (jp.scratch != small)
-        free(jp.scratch);
-    if (!v && jp.fallback)
-        return parse_with_jansson(out, buf, len, max_depth, err);
-    if (!v) {
-        if (!strcmp(jp.why, "nesting too deep"))
-            return ajw_error_set(err, AJW_R_MALFORMED, "JSON: nesting deeper than %zu",
-                                 max_depth);
-        jp_where(jp.start, jp.at, &line, &col);
-        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: invalid at line %d column %d (%s)",
-                             line, col, jp.why);
-    }
+    if (!parse_run(&jp, buf, len, max_depth, &v, NULL, NULL))
+        return jp.fallback ? parse_with_jansson(out, buf, len, max_depth, err)
+                           : parse_failed(&jp, max_depth, err);
     if (!json_is_object(v)) {
         json_decref(v);
         return ajw_error_set(err, AJW_R_MALFORMED, "JSON: top level is not an object");
     }
     *out = v;
+    return AJW_OK;
+}
+
+ajw_reason_e ajw_json_parse_doc(const ajw_val_t **out, size_t *size, const char *buf,
+                                size_t len, size_t max_len, size_t max_depth,
+                                apr_pool_t *p, ajw_error_t *err)
+{
+    jp_t jp;
+    json_t *v = NULL;
+    unsigned char *doc, *end = NULL;
+    ajw_reason_e rv;
+
+    *out = NULL;
+    *size = 0;
+    if ((rv = parse_caps(&buf, len, &max_len, &max_depth, err)) != AJW_OK)
+        return rv;
+    doc = apr_palloc(p, AJW_DOC_BOUND(len));
+    if (!parse_run(&jp, buf, len, max_depth, NULL, doc, &end)) {
+        if (!jp.fallback)
+            return parse_failed(&jp, max_depth, err);
+        /* What the document writer leaves (a long real, many members):
+         * the tree path, then its document. */
+        if ((rv = parse_checked(&v, buf, len, max_len, max_depth, 0, err)) != AJW_OK)
+            return rv;
+        *out = ajw_doc_make(v, p, size);
+        json_decref(v);
+        return *out ? AJW_OK : ajw_error_set(err, AJW_R_MALFORMED, "JSON: no document");
+    }
+    if (!ajw_val_is_object((const ajw_val_t *)doc))
+        return ajw_error_set(err, AJW_R_MALFORMED, "JSON: top level is not an object");
+    *out = (const ajw_val_t *)doc;
+    *size = (size_t)(end - doc);
     return AJW_OK;
 }
 

@@ -20,6 +20,13 @@ ajw_reason_e ajw_json_parse_object(json_t **out, const char *buf, size_t len,
                                    size_t max_len, size_t max_depth,
                                    apr_pool_t *p, ajw_error_t *err);
 
+/* The same contract, the object written as a flat document (ajw_doc.h)
+ * into p instead of a tree: *out its root, *size its length. The same
+ * inputs are accepted and refused, with the same texts. */
+ajw_reason_e ajw_json_parse_doc(const ajw_val_t **out, size_t *size, const char *buf,
+                                size_t len, size_t max_len, size_t max_depth,
+                                apr_pool_t *p, ajw_error_t *err);
+
 /* The same contract, parsed by jansson's json_loadb itself: the reference
  * ajw_json_parse_object is held to (tests and the differential fuzz target);
  * texts of failures may differ, outcomes and values must not. */

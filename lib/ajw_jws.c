@@ -230,6 +230,15 @@ static ajw_reason_e parse_payload(ajw_jws_t *t, const jws_parts_t *pt, size_t ma
     t->payload_len = len;
     if (!require_object)
         return AJW_OK;
+    if (require_object == AJW_JWS_DOC) {
+        ajw_error_t jerr;
+        rv = ajw_json_parse_doc(&t->doc, &t->doc_size, (const char *)buf, len, max_len,
+                                AJW_MAX_JSON_DEPTH, p, &jerr);
+        if (rv != AJW_OK)
+            return ajw_error_set(err, rv, "token payload: %s", jerr.text);
+        t->iss = ajw_val_get_string(t->doc, "iss", NULL);
+        return AJW_OK;
+    }
     rv = parse_json_part(&t->claims, buf, len, max_len, "payload", p, err);
     if (rv == AJW_OK) {
         iss = json_object_get(t->claims, "iss");

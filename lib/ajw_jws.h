@@ -7,12 +7,15 @@
 #include <apr_pools.h>
 #include "ajw_types.h"
 #include "ajw_jwk.h"
+#include "ajw_doc.h"
 
 /* A parsed, not yet verified, token. All fields live in the pool given to
  * ajw_jws_parse; header and claims are released by that pool's cleanup. */
 typedef struct ajw_jws_t {
     json_t *header;              /* protected header object */
-    json_t *claims;              /* payload object (JWT claims) */
+    json_t *claims;              /* payload object (JWT claims); NULL when parsed as a document */
+    const ajw_val_t *doc;        /* AJW_JWS_DOC: the payload object as a flat document */
+    size_t doc_size;
     ajw_alg_e alg;
     const char *alg_name;        /* header "alg" as written (for logs) */
     const char *kid;             /* header "kid" or NULL */
@@ -46,7 +49,11 @@ ajw_reason_e ajw_jws_parse(ajw_jws_t **out, const char *token, size_t len,
 /* ajw_jws_parse with a choice for the payload: require_object_payload 0
  * accepts any payload bytes (claims is then NULL and iss NULL), for tests of
  * the signature layer on RFC/Wycheproof vectors whose payloads are not JWT
- * claims. Every header rule above applies unchanged. */
+ * claims; AJW_JWS_DOC parses the payload object (same rules) into t->doc,
+ * a flat document (ajw_doc.h), and leaves t->claims NULL: what a verified
+ * access token's claims are read from. Every header rule above applies
+ * unchanged. */
+#define AJW_JWS_DOC 2
 ajw_reason_e ajw_jws_parse_ex(ajw_jws_t **out, const char *token, size_t len,
                               const ajw_policy_t *pol, int require_object_payload,
                               apr_pool_t *p, ajw_error_t *err);

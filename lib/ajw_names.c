@@ -275,41 +275,42 @@ static void put_json_string(out_t *o, const char *s, size_t n)
     put(o, "\"", 1);
 }
 
-static void put_json(out_t *o, const json_t *v)
+static void put_json(out_t *o, const ajw_val_t *v)
 {
     char num[AJW_NUMBER_TEXT_MAX];
     const char *key;
-    json_t *el;
+    const ajw_val_t *el;
     size_t i, n;
 
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        put_json_string(o, json_string_value(v), json_string_length(v));
+    switch (ajw_val_type(v)) {
+    case AJW_V_STRING:
+        put_json_string(o, ajw_val_str(v), ajw_val_strlen(v));
         break;
-    case JSON_INTEGER:
-    case JSON_REAL:
-        n = ajw_json_number_text(v, num);
+    case AJW_V_INT:
+    case AJW_V_REAL:
+        n = ajw_val_number_text(v, num);
         put(o, num, n);
         break;
-    case JSON_TRUE:
+    case AJW_V_TRUE:
         put(o, "true", 4);
         break;
-    case JSON_FALSE:
+    case AJW_V_FALSE:
         put(o, "false", 5);
         break;
-    case JSON_ARRAY:
+    case AJW_V_ARRAY:
         put(o, "[", 1);
-        json_array_foreach(v, i, el) {
-            if (i)
+        i = 0;
+        ajw_val_foreach(v, el) {
+            if (i++)
                 put(o, ",", 1);
             put_json(o, el);
         }
         put(o, "]", 1);
         break;
-    case JSON_OBJECT:
+    case AJW_V_OBJECT:
         put(o, "{", 1);
         i = 0;
-        json_object_foreach((json_t *)v, key, el) {
+        ajw_val_foreach_member(v, key, el) {
             if (i++)
                 put(o, ",", 1);
             put_json_string(o, key, strlen(key));
@@ -318,7 +319,7 @@ static void put_json(out_t *o, const json_t *v)
         }
         put(o, "}", 1);
         break;
-    case JSON_NULL:
+    case AJW_V_NULL:
     default:
         put(o, "null", 4);
         break;
@@ -350,57 +351,57 @@ static int plain_string(const char *s, size_t n)
     return !is_space(c);       /* c is the last character */
 }
 
-static int plain_scalar(const json_t *v)
+static int plain_scalar(const ajw_val_t *v)
 {
-    if (json_is_string(v))
-        return plain_string(json_string_value(v), json_string_length(v));
-    return json_is_number(v) || json_is_boolean(v);
+    if (ajw_val_is_string(v))
+        return plain_string(ajw_val_str(v), ajw_val_strlen(v));
+    return ajw_val_is_number(v) || ajw_val_is_boolean(v);
 }
 
-static void put_plain(out_t *o, const json_t *v)
+static void put_plain(out_t *o, const ajw_val_t *v)
 {
     char num[AJW_NUMBER_TEXT_MAX];
     size_t n;
-    if (json_is_string(v))
-        put(o, json_string_value(v), json_string_length(v));
-    else if (json_is_number(v)) {
-        n = ajw_json_number_text(v, num);
+    if (ajw_val_is_string(v))
+        put(o, ajw_val_str(v), ajw_val_strlen(v));
+    else if (ajw_val_is_number(v)) {
+        n = ajw_val_number_text(v, num);
         put(o, num, n);
     }
     else
-        put(o, json_is_true(v) ? "true" : "false", json_is_true(v) ? 4 : 5);
+        put(o, ajw_val_is_true(v) ? "true" : "false", ajw_val_is_true(v) ? 4 : 5);
 }
 
-static int plain_list(const json_t *v)
+static int plain_list(const ajw_val_t *v)
 {
-    const json_t *el;
-    size_t i;
-    if (!json_is_array(v))
+    const ajw_val_t *el;
+    if (!ajw_val_is_array(v))
         return plain_scalar(v);
-    if (json_array_size(v) == 0)
+    if (ajw_val_count(v) == 0)
         return 0;
-    json_array_foreach(v, i, el) {
+    ajw_val_foreach(v, el) {
         if (!plain_scalar(el))
             return 0;
     }
     return 1;
 }
 
-char *ajw_claim_text(const json_t *v, apr_pool_t *p)
+char *ajw_claim_text(const ajw_val_t *v, apr_pool_t *p)
 {
     out_t o = { NULL, 0, 0, p };
-    const json_t *el;
+    const ajw_val_t *el;
     size_t i;
 
-    if (!v || json_is_null(v))
+    if (!v || ajw_val_is_null(v))
         return NULL;
     if (!plain_list(v))
         put_json(&o, v);
-    else if (!json_is_array(v))
+    else if (!ajw_val_is_array(v))
         put_plain(&o, v);
     else {
-        json_array_foreach(v, i, el) {
-            if (i)
+        i = 0;
+        ajw_val_foreach(v, el) {
+            if (i++)
                 put(&o, ",", 1);
             put_plain(&o, el);
         }
@@ -417,7 +418,7 @@ char *ajw_string_text(const char *s, size_t n, apr_pool_t *p)
     return o.s;
 }
 
-char *ajw_claim_json(const json_t *v, apr_pool_t *p)
+char *ajw_claim_json(const ajw_val_t *v, apr_pool_t *p)
 {
     out_t o = { NULL, 0, 0, p };
     if (!v)

@@ -336,10 +336,10 @@ static int text_matches(const ajw_rq_alt_t *alt, const char *text, size_t len)
 /* A number claim against a numeric expected value: equal as numbers, and
  * exactly (an integer and a real are equal only when the real is that
  * integer, so no large integer rounds onto another). */
-static int number_equals(const ajw_rq_alt_t *alt, const json_t *v)
+static int number_equals(const ajw_rq_alt_t *alt, const ajw_val_t *v)
 {
-    if (json_is_integer(v)) {
-        long long i = (long long)json_integer_value(v);
+    if (ajw_val_is_integer(v)) {
+        long long i = (long long)ajw_val_int(v);
         if (alt->num_kind == NUM_INT)
             return i == alt->num_i;
         /* 2^63 as a double: beyond it no long long is equal. */
@@ -347,57 +347,56 @@ static int number_equals(const ajw_rq_alt_t *alt, const json_t *v)
                alt->num_d == (double)(long long)alt->num_d && (long long)alt->num_d == i;
     }
     if (alt->num_kind == NUM_INT) {
-        double d = json_real_value(v);
+        double d = ajw_val_real(v);
         return d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
                d == (double)(long long)d && (long long)d == alt->num_i;
     }
-    return json_real_value(v) == alt->num_d;
+    return ajw_val_real(v) == alt->num_d;
 }
 
 /* A scalar claim value against alt: strings as is; booleans as the text
  * true/false; numbers by value against an exact numeric value, and by the
  * text the export shows (ajw_json_number_text) against a regex; anything
  * else never matches. */
-static int scalar_matches(const ajw_rq_alt_t *alt, const json_t *v)
+static int scalar_matches(const ajw_rq_alt_t *alt, const ajw_val_t *v)
 {
     char buf[AJW_NUMBER_TEXT_MAX];
     size_t n;
 
-    if (json_is_string(v))
-        return text_matches(alt, json_string_value(v), json_string_length(v));
-    if (json_is_true(v))
+    if (ajw_val_is_string(v))
+        return text_matches(alt, ajw_val_str(v), ajw_val_strlen(v));
+    if (ajw_val_is_true(v))
         return text_matches(alt, "true", 4);
-    if (json_is_false(v))
+    if (ajw_val_is_false(v))
         return text_matches(alt, "false", 5);
-    if (!json_is_number(v))
+    if (!ajw_val_is_number(v))
         return 0;
     if (!alt->is_regex)
         return alt->num_kind && number_equals(alt, v);
-    n = ajw_json_number_text(v, buf);
+    n = ajw_val_number_text(v, buf);
     return n > 0 && text_matches(alt, buf, n);
 }
 
 /* The claim value alt names: [member] first, then the dotted path below it. */
-static const json_t *alt_lookup(const ajw_rq_alt_t *alt, const json_t *claims)
+static const ajw_val_t *alt_lookup(const ajw_rq_alt_t *alt, const ajw_val_t *claims)
 {
-    const json_t *base = claims;
+    const ajw_val_t *base = claims;
     if (alt->member) {
-        base = json_object_get(claims, alt->member);
-        if (!alt->path || !json_is_object(base))
+        base = ajw_val_get(claims, alt->member);
+        if (!alt->path || !ajw_val_is_object(base))
             return alt->path ? NULL : base;
     }
-    return ajw_json_path(base, alt->path);
+    return ajw_val_path(base, alt->path);
 }
 
-static int claim_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
+static int claim_alt_matches(const ajw_rq_alt_t *alt, const ajw_val_t *claims)
 {
-    const json_t *v = alt_lookup(alt, claims);
-    const json_t *el;
-    size_t i;
+    const ajw_val_t *v = alt_lookup(alt, claims);
+    const ajw_val_t *el;
 
-    if (!json_is_array(v))
+    if (!ajw_val_is_array(v))
         return v ? scalar_matches(alt, v) : 0;
-    json_array_foreach(v, i, el) {
+    ajw_val_foreach(v, el) {
         if (scalar_matches(alt, el))
             return 1;
     }
@@ -421,18 +420,17 @@ static int in_space_list(const char *s, size_t len, const char *token, size_t tl
     return 0;
 }
 
-static int scope_in_claim(const json_t *v, const ajw_rq_alt_t *alt, int allow_array)
+static int scope_in_claim(const ajw_val_t *v, const ajw_rq_alt_t *alt, int allow_array)
 {
-    const json_t *el;
-    size_t i;
+    const ajw_val_t *el;
 
-    if (json_is_string(v))
-        return in_space_list(json_string_value(v), json_string_length(v), alt->value,
+    if (ajw_val_is_string(v))
+        return in_space_list(ajw_val_str(v), ajw_val_strlen(v), alt->value,
                              alt->value_len);
-    if (allow_array && json_is_array(v)) {
-        json_array_foreach(v, i, el) {
-            if (json_is_string(el) && json_string_length(el) == alt->value_len &&
-                memcmp(json_string_value(el), alt->value, alt->value_len) == 0)
+    if (allow_array && ajw_val_is_array(v)) {
+        ajw_val_foreach(v, el) {
+            if (ajw_val_is_string(el) && ajw_val_strlen(el) == alt->value_len &&
+                memcmp(ajw_val_str(el), alt->value, alt->value_len) == 0)
                 return 1;
         }
     }
@@ -440,24 +438,24 @@ static int scope_in_claim(const json_t *v, const ajw_rq_alt_t *alt, int allow_ar
 }
 
 /* acr is one string (OpenID Connect Core §2); anything else never matches. */
-static int acr_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
+static int acr_alt_matches(const ajw_rq_alt_t *alt, const ajw_val_t *claims)
 {
-    const json_t *v = json_object_get(claims, "acr");
-    return json_is_string(v) && json_string_length(v) == alt->value_len
-           && memcmp(json_string_value(v), alt->value, alt->value_len) == 0;
+    const ajw_val_t *v = ajw_val_get(claims, "acr");
+    return ajw_val_is_string(v) && ajw_val_strlen(v) == alt->value_len
+           && memcmp(ajw_val_str(v), alt->value, alt->value_len) == 0;
 }
 
-static int scope_alt_matches(const ajw_rq_alt_t *alt, const json_t *claims)
+static int scope_alt_matches(const ajw_rq_alt_t *alt, const ajw_val_t *claims)
 {
-    return scope_in_claim(json_object_get(claims, "scope"), alt, 0) ||
-           scope_in_claim(json_object_get(claims, "scp"), alt, 1);
+    return scope_in_claim(ajw_val_get(claims, "scope"), alt, 0) ||
+           scope_in_claim(ajw_val_get(claims, "scp"), alt, 1);
 }
 
-int ajw_require_eval(const ajw_require_t *rq, const json_t *claims)
+int ajw_require_eval(const ajw_require_t *rq, const ajw_val_t *claims)
 {
     int i;
 
-    if (!rq || !json_is_object(claims))
+    if (!rq || !ajw_val_is_object(claims))
         return 0;
     for (i = 0; i < rq->nalts; i++) {
         const ajw_rq_alt_t *alt = &rq->alts[i];
@@ -521,17 +519,17 @@ bad:
     return APR_EINVAL;
 }
 
-const json_t *ajw_claim_ref_get(const ajw_claim_ref_t *ref, const json_t *claims)
+const ajw_val_t *ajw_claim_ref_get(const ajw_claim_ref_t *ref, const ajw_val_t *claims)
 {
-    const json_t *base = claims;
-    if (!ref || !json_is_object(claims))
+    const ajw_val_t *base = claims;
+    if (!ref || !ajw_val_is_object(claims))
         return NULL;
     if (ref->member) {
-        base = json_object_get(claims, ref->member);
+        base = ajw_val_get(claims, ref->member);
         if (!ref->path)
             return base;
-        if (!json_is_object(base))
+        if (!ajw_val_is_object(base))
             return NULL;
     }
-    return ajw_json_path(base, ref->path);
+    return ajw_val_path(base, ref->path);
 }

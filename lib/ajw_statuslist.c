@@ -11,13 +11,13 @@
 #include "ajw_claims.h"
 #include "ajw_zlib.h"
 
-/* A JSON integer in [0, max] (jansson keeps integers as json_int_t). */
-static int whole_in(const json_t *v, unsigned long long max, unsigned long long *out)
+/* A JSON integer in [0, max]. */
+static int whole_in(const ajw_val_t *v, unsigned long long max, unsigned long long *out)
 {
-    json_int_t i;
-    if (!json_is_integer(v))
+    long long i;
+    if (!ajw_val_is_integer(v))
         return 0;
-    i = json_integer_value(v);
+    i = ajw_val_int(v);
     if (i < 0 || (unsigned long long)i > max)
         return 0;
     *out = (unsigned long long)i;
@@ -34,10 +34,10 @@ static int has_control(const char *s, size_t n)
     return 0;
 }
 
-int ajw_status_ref(const json_t *claims, unsigned long long *idx, const char **uri,
+int ajw_status_ref(const ajw_val_t *claims, unsigned long long *idx, const char **uri,
                    ajw_error_t *err)
 {
-    const json_t *st = json_object_get(claims, "status"), *sl;
+    const ajw_val_t *st = ajw_val_get(claims, "status"), *sl;
     const char *u;
     size_t ulen = 0;
 
@@ -45,22 +45,22 @@ int ajw_status_ref(const json_t *claims, unsigned long long *idx, const char **u
     *uri = NULL;
     if (!st)
         return 0;
-    if (!json_is_object(st)) {
+    if (!ajw_val_is_object(st)) {
         ajw_error_set(err, AJW_R_BAD_CLAIM, "status claim is not an object");
         return -1;
     }
-    if (!(sl = json_object_get(st, "status_list")))
+    if (!(sl = ajw_val_get(st, "status_list")))
         return 0;
-    if (!json_is_object(sl)) {
+    if (!ajw_val_is_object(sl)) {
         ajw_error_set(err, AJW_R_BAD_CLAIM, "status.status_list is not an object");
         return -1;
     }
-    if (!whole_in(json_object_get(sl, "idx"), AJW_STATUSLIST_IDX_MAX, idx)) {
+    if (!whole_in(ajw_val_get(sl, "idx"), AJW_STATUSLIST_IDX_MAX, idx)) {
         ajw_error_set(err, AJW_R_BAD_CLAIM, "status.status_list.idx is not a non-negative "
                       "integer");
         return -1;
     }
-    u = ajw_json_get_string(sl, "uri", &ulen);
+    u = ajw_val_get_string(sl, "uri", &ulen);
     if (!u || ulen == 0 || ulen > AJW_STATUSLIST_URI_MAX || strlen(u) != ulen
         || has_control(u, ulen)) {
         ajw_error_set(err, AJW_R_BAD_CLAIM, "status.status_list.uri is not a string of 1 to %d "
@@ -88,8 +88,9 @@ ajw_reason_e ajw_statuslist_decode(unsigned *bits, const unsigned char **bytes, 
         max_bytes = AJW_STATUSLIST_MAX_BYTES_DEFAULT;
     if (!json_is_object(status_list))
         return ajw_error_set(err, AJW_R_MALFORMED, "status_list is not an object");
-    if (!whole_in(json_object_get(status_list, "bits"), 8, &b)
-        || (b != 1 && b != 2 && b != 4 && b != 8))
+    b = json_is_integer(json_object_get(status_list, "bits"))
+        ? (unsigned long long)json_integer_value(json_object_get(status_list, "bits")) : 0;
+    if (b != 1 && b != 2 && b != 4 && b != 8)
         return ajw_error_set(err, AJW_R_BAD_CLAIM, "status_list.bits is not 1, 2, 4 or 8");
     if (!(lst = ajw_json_get_string(status_list, "lst", &lst_len)))
         return ajw_error_set(err, AJW_R_MALFORMED, "status_list.lst absent or not a string");
@@ -134,18 +135,19 @@ int ajw_statuslist_get(const ajw_statuslist_t *l, unsigned long long idx, unsign
     return ajw_statuslist_entry(l->bytes, l->len, l->bits, idx, status);
 }
 
-/* The claims of a verified Status List Token into l. */
-static ajw_reason_e check_claims(ajw_statuslist_t *l, const json_t *claims, const char *uri,
+/* The claims of a verified Status List Token into l (read as a document,
+ * the list itself from the tree). */
+static ajw_reason_e check_claims(ajw_statuslist_t *l, const json_t *tree, const char *uri,
                                  long long now, long long leeway, size_t max_bytes,
                                  ajw_error_t *err)
 {
     const char *sub;
     size_t sub_len = 0;
     unsigned long long ttl = 0;
-    const json_t *v;
+    const ajw_val_t *claims = ajw_doc_make(tree, l->pool, NULL), *v;
     int r;
 
-    sub = ajw_json_get_string(claims, "sub", &sub_len);
+    sub = ajw_val_get_string(claims, "sub", &sub_len);
     if (!sub || sub_len != strlen(uri) || memcmp(sub, uri, sub_len) != 0)
         return ajw_error_set(err, AJW_R_BAD_CLAIM, "sub %s the uri it was fetched from",
                              sub ? "differs from" : "absent: it must name");
@@ -165,14 +167,15 @@ static ajw_reason_e check_claims(ajw_statuslist_t *l, const json_t *claims, cons
     else if (l->exp + leeway <= now)
         return ajw_error_set(err, AJW_R_EXPIRED, "the list expired %lld s ago", now - l->exp);
     l->ttl = -1;
-    if ((v = json_object_get(claims, "ttl"))) {
+    if ((v = ajw_val_get(claims, "ttl"))) {
         if (!whole_in(v, 253402300799ULL, &ttl))
             return ajw_error_set(err, AJW_R_BAD_CLAIM, "ttl is not a non-negative integer");
         l->ttl = (long long)ttl;
     }
-    if (!(v = json_object_get(claims, "status_list")))
+    if (!ajw_val_get(claims, "status_list"))
         return ajw_error_set(err, AJW_R_MISSING_CLAIM, "status_list absent");
-    return ajw_statuslist_decode(&l->bits, &l->bytes, &l->len, v, max_bytes, l->pool, err);
+    return ajw_statuslist_decode(&l->bits, &l->bytes, &l->len,
+                                 json_object_get(tree, "status_list"), max_bytes, l->pool, err);
 }
 
 ajw_reason_e ajw_statuslist_parse(ajw_statuslist_t **out, const char *jwt, size_t len,

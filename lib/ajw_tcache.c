@@ -2,12 +2,9 @@
  *
  * Entries are immutable once adopted and shared by reference: a hit takes
  * a reference under the shard's mutex and copies nothing. An entry is one
- * allocation (fields, kid, typ) plus its claims tree. The count is a
- * C11 atomic released with release order and freed after an acquire fence,
- * so every holder's reads of the tree happen before the free (jansson's own
- * counts would not give that: its decrement has no acquire before
- * json_delete). Only the thread that drops the last reference touches the
- * tree's jansson count, by freeing it.
+ * allocation: fields, claims document, kid, typ, token, rendering. The
+ * count is a C11 atomic released with release order and freed after an
+ * acquire fence, so every holder's reads happen before the free.
  *
  * Open addressing within a shard: a token's SHA-256 picks the shard and a
  * home slot there, and it may live in any of the PROBE slots from there
@@ -63,25 +60,27 @@ static item_t *item_of(const ajw_tcache_entry_t *e)
     return (item_t *)(void *)e;  /* e is the first member */
 }
 
-/* One allocation: the item, then kid, typ and the claims' JSON with their
- * NULs, then the token's bytes and the rendering. */
+/* One allocation: the item, then the claims document, kid and typ with
+ * their NULs, the token's bytes and the rendering. */
 const ajw_tcache_entry_t *ajw_tcache_adopt(const ajw_tcache_entry_t *e)
 {
+    size_t clen = e->claims ? e->claims_size : 0;
     size_t klen = e->kid ? strlen(e->kid) + 1 : 0, tlen = e->typ ? strlen(e->typ) + 1 : 0;
-    size_t jlen = e->claims_json ? strlen(e->claims_json) + 1 : 0;
     size_t nlen = e->token ? e->token_len : 0, rlen = e->render ? e->render_len : 0;
-    item_t *it = malloc(sizeof(*it) + klen + tlen + jlen + nlen + rlen);
+    item_t *it = malloc(sizeof(*it) + clen + klen + tlen + nlen + rlen);
     char *strs;
     if (!it)
         return NULL;
     it->e = *e;
     strs = (char *)(it + 1);
+    it->e.claims = e->claims ? memcpy(strs, e->claims, clen) : NULL;
+    it->e.claims_size = clen;
+    strs += clen;
     it->e.kid = e->kid ? memcpy(strs, e->kid, klen) : NULL;
     it->e.typ = e->typ ? memcpy(strs + klen, e->typ, tlen) : NULL;
-    it->e.claims_json = e->claims_json ? memcpy(strs + klen + tlen, e->claims_json, jlen) : NULL;
-    it->e.token = e->token ? memcpy(strs + klen + tlen + jlen, e->token, nlen) : NULL;
+    it->e.token = e->token ? memcpy(strs + klen + tlen, e->token, nlen) : NULL;
     it->e.token_len = nlen;
-    it->e.render = e->render ? memcpy(strs + klen + tlen + jlen + nlen, e->render, rlen) : NULL;
+    it->e.render = e->render ? memcpy(strs + klen + tlen + nlen, e->render, rlen) : NULL;
     it->e.render_len = rlen;
     atomic_init(&it->refs, 1);
     return &it->e;
@@ -102,7 +101,6 @@ void ajw_tcache_release(const ajw_tcache_entry_t *e)
     if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_release) != 1)
         return;
     atomic_thread_fence(memory_order_acquire);
-    json_decref(it->e.claims);
     free(it);
 }
 
