@@ -589,8 +589,8 @@ static int cmd_verify(int argc, const char *const *argv, apr_pool_t *p)
     r = ajw_jws_parse(&t, tok, len, &pol, p, &err);
     if (r == AJW_OK)
         r = ajw_jws_verify(t, sets, 1, &used, &err);
-    if (r == AJW_OK)
-        r = ajw_claims_check(t->claims, &pol, now, &err);
+    if (r == AJW_OK)   /* the claims as the module checks them: their flat document */
+        r = ajw_claims_check(ajw_doc_make(t->claims, p, NULL), &pol, now, &err);
     if (r != AJW_OK) {
         printf("rejected: %s: %s\n", ajw_reason_name(r), err.text);
         return 1;
@@ -795,7 +795,7 @@ static int cmd_status(int argc, const char *const *argv, apr_pool_t *p)
         printf("token: not readable: %s: %s\n", ajw_reason_name(r), err.text);
         return 1;
     }
-    ref = ajw_status_ref(t->claims, &idx, &uri, &err);
+    ref = ajw_status_ref(ajw_doc_make(t->claims, p, NULL), &idx, &uri, &err);
     if (ref < 0) {
         printf("reference: malformed: %s\n", err.text);
         return 1;

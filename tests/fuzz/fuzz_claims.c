@@ -12,10 +12,12 @@
 
 /* The export's promise, checked on every claim: no control byte in the
  * text; a text starting with '"', '[' or '{' is JSON equal to the claim;
- * any other is a plain list whose ',' count matches the elements. */
-static void check_text(const json_t *v, apr_pool_t *p)
+ * any other is a plain list whose ',' count matches the elements. dv is
+ * the claim in the document (what is rendered), v the same claim in the
+ * parsed tree (what it must equal). */
+static void check_text(const ajw_val_t *dv, const json_t *v, apr_pool_t *p)
 {
-    const char *t = ajw_claim_text(v, p), *s;
+    const char *t = ajw_claim_text(dv, p), *s;
     size_t commas = 0;
     if (!t)
         return;
@@ -63,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p;
     json_t *claims;
+    const ajw_val_t *doc;
     ajw_error_t err;
     ajw_policy_t pol;
     long long d;
@@ -73,46 +76,50 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     apr_pool_create(&p, root);
     if (ajw_json_parse_object(&claims, (const char *)data, size, 65536, AJW_MAX_JSON_DEPTH, p,
                               &err) == AJW_OK) {
+        /* What the parser accepts always has a document (no NUL in a
+         * string, far below 2^31 bytes); the checks read that. */
+        doc = ajw_doc_make(claims, p, NULL);
+        if (!doc || !ajw_val_is_object(doc))
+            __builtin_trap();
         ajw_policy_init(&pol);
         pol.audiences = apr_array_make(p, 1, sizeof(const char *));
         APR_ARRAY_PUSH(pol.audiences, const char *) = "api";
-        (void)ajw_claims_check(claims, &pol, 1700000000, &err);
-        (void)ajw_claims_numeric_date(claims, "exp", &d);
+        (void)ajw_claims_check(doc, &pol, 1700000000, &err);
+        (void)ajw_claims_numeric_date(doc, "exp", &d);
         for (i = 0; i < 4; i++)
-            (void)ajw_require_eval(rules[i], claims);
-        (void)ajw_claims_auth_time_ok(claims, 300, 60, 1700000000, &tid_why);
+            (void)ajw_require_eval(rules[i], doc);
+        (void)ajw_claims_auth_time_ok(doc, 300, 60, 1700000000, &tid_why);
         {
             /* A tenant id is a GUID and nothing else; a template makes from
              * it exactly one issuer, and never matches more than that. */
-            const char *tid = ajw_tenant_of(claims, &tid_why);
-            const json_t *iss = json_object_get(claims, "iss");
+            const char *tid = ajw_tenant_of(doc, &tid_why);
+            size_t iss_len = 0;
+            const char *iss = ajw_val_get_string(doc, "iss", &iss_len);
             if (tid && !ajw_tenant_id_ok(tid, strlen(tid)))
                 __builtin_trap();
-            if (json_is_string(iss) && tid
-                && ajw_issuer_template_match(tpl, json_string_value(iss), json_string_length(iss),
-                                             tid)
-                && strcmp(json_string_value(iss), apr_pstrcat(p, "https://login.example/", tid,
-                                                              "/v2.0", NULL)))
+            if (iss && tid
+                && ajw_issuer_template_match(tpl, iss, iss_len, tid)
+                && strcmp(iss, apr_pstrcat(p, "https://login.example/", tid, "/v2.0", NULL)))
                 __builtin_trap();
         }
-        (void)ajw_claim_text(claims, p);
-        (void)ajw_claim_json(claims, p);
+        (void)ajw_claim_text(doc, p);
+        (void)ajw_claim_json(doc, p);
         {
             const char *key;
-            json_t *v;
-            json_object_foreach(claims, key, v)
-                check_text(v, p);
+            const ajw_val_t *v;
+            ajw_val_foreach_member(doc, key, v)
+                check_text(v, json_object_get(claims, key), p);
         }
         {
-            const json_t *sub = json_object_get(claims, "sub");
+            size_t sub_len = 0;
+            const char *sub = ajw_val_get_string(doc, "sub", &sub_len);
             char why[AJW_USER_WHY_MAX];
-            if (json_is_string(sub)) {
-                (void)ajw_user_text_problem(json_string_value(sub), json_string_length(sub), why);
-                (void)ajw_user_names_issuer(json_string_value(sub), json_string_length(sub),
-                                            "https://a.example");
+            if (sub) {
+                (void)ajw_user_text_problem(sub, sub_len, why);
+                (void)ajw_user_names_issuer(sub, sub_len, "https://a.example");
             }
         }
-        (void)ajw_json_path(claims, "a.b.c");
+        (void)ajw_val_path(doc, "a.b.c");
     }
     apr_pool_destroy(p);
     return 0;

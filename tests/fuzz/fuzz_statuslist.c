@@ -49,9 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 != -1)
                 __builtin_trap();
         }
-        if (ajw_status_ref(obj, &idx, &uri, &err) == 1
-            && (idx > AJW_STATUSLIST_IDX_MAX || !uri || !*uri))
-            __builtin_trap();
+        {
+            /* The reference is read in the claims' document. */
+            const ajw_val_t *doc = ajw_doc_make(obj, p, NULL);
+            if (!doc)
+                __builtin_trap();
+            if (ajw_status_ref(doc, &idx, &uri, &err) == 1
+                && (idx > AJW_STATUSLIST_IDX_MAX || !uri || !*uri))
+                __builtin_trap();
+        }
     }
     if (ajw_zlib_inflate(&out, &len, data, size, CAP, &why, p) == APR_SUCCESS && len > CAP)
         __builtin_trap();

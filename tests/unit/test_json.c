@@ -224,32 +224,36 @@ static void test_error_text_has_no_input(void **state)
 
 static void test_path(void **state)
 {
-    json_t *v = NULL, *r;
+    json_t *v = NULL;
+    const ajw_val_t *d, *r;
     (void)state;
     assert_int_equal(parse(&v, "{\"realm_access\":{\"roles\":[\"a\",\"b\"]},"
                                "\"a.b\":\"dotted\",\"a\":{\"b\":\"nested\",\"bc\":1},"
                                "\"x\":{\"y\":{\"z\":true}},\"s\":\"str\"}"),
                      AJW_OK);
-    r = ajw_json_path(v, "realm_access.roles");
-    assert_true(json_is_array(r));
-    assert_int_equal(json_array_size(r), 2);
+    d = ajw_doc_make(v, pool, NULL);
+    assert_non_null(d);
+    r = ajw_val_path(d, "realm_access.roles");
+    assert_true(ajw_val_is_array(r));
+    assert_int_equal(ajw_val_count(r), 2);
     /* a literal "a.b" member never answers for the nested path a.b */
-    assert_string_equal(json_string_value(ajw_json_path(v, "a.b")), "nested");
-    assert_true(json_is_true(ajw_json_path(v, "x.y.z")));
-    assert_true(json_is_object(ajw_json_path(v, "x.y")));
-    assert_null(ajw_json_path(v, "realm_access.role"));   /* prefix */
-    assert_null(ajw_json_path(v, "realm_acces.roles"));
-    assert_null(ajw_json_path(v, "realm_access.roles.x"));
-    assert_null(ajw_json_path(v, "realm"));
-    assert_null(ajw_json_path(v, "s.x"));
-    assert_null(ajw_json_path(v, "x.y.z.w"));
-    assert_null(ajw_json_path(v, "x..y"));
-    assert_null(ajw_json_path(v, ".x"));
-    assert_null(ajw_json_path(v, "x."));
-    assert_null(ajw_json_path(v, ""));
-    assert_null(ajw_json_path(NULL, "x"));
-    assert_null(ajw_json_path(v, NULL));
-    assert_int_equal(json_integer_value(ajw_json_path(v, "a.bc")), 1);
+    assert_string_equal(ajw_val_str(ajw_val_path(d, "a.b")), "nested");
+    assert_true(ajw_val_is_true(ajw_val_path(d, "x.y.z")));
+    assert_true(ajw_val_is_object(ajw_val_path(d, "x.y")));
+    assert_null(ajw_val_path(d, "realm_access.role"));   /* prefix */
+    assert_null(ajw_val_path(d, "realm_acces.roles"));
+    assert_null(ajw_val_path(d, "realm_access.roles.x"));
+    assert_null(ajw_val_path(d, "realm"));
+    assert_null(ajw_val_path(d, "s.x"));
+    assert_null(ajw_val_path(d, "x.y.z.w"));
+    assert_null(ajw_val_path(d, "x..y"));
+    assert_null(ajw_val_path(d, ".x"));
+    assert_null(ajw_val_path(d, "x."));
+    assert_null(ajw_val_path(d, ""));
+    assert_null(ajw_val_path(NULL, "x"));
+    assert_null(ajw_val_path(d, NULL));
+    assert_true(ajw_val_is_integer(ajw_val_path(d, "a.bc")));
+    assert_int_equal(ajw_val_int(ajw_val_path(d, "a.bc")), 1);
 }
 
 /* The issue-6 confusion: a literal dotted member must neither grant nor
@@ -257,12 +261,23 @@ static void test_path(void **state)
 static void test_path_literal_dotted_member(void **state)
 {
     json_t *v = NULL;
+    const ajw_val_t *d;
     (void)state;
     assert_int_equal(parse(&v, "{\"realm_access\":{\"roles\":[\"user\"]},"
                                "\"realm_access.roles\":\"admin\",\"only.literal\":1}"),
                      AJW_OK);
-    assert_true(json_is_array(ajw_json_path(v, "realm_access.roles")));
-    assert_null(ajw_json_path(v, "only.literal"));
+    d = ajw_doc_make(v, pool, NULL);
+    assert_non_null(d);
+    assert_true(ajw_val_is_array(ajw_val_path(d, "realm_access.roles")));
+    assert_null(ajw_val_path(d, "only.literal"));
+}
+
+/* A value's document (in pool), for the number texts below. */
+static const ajw_val_t *doc_of(const json_t *v)
+{
+    const ajw_val_t *d = ajw_doc_make(v, pool, NULL);
+    assert_non_null(d);
+    return d;
 }
 
 /* Number texts as the export shows them and regexes see them. */
@@ -281,13 +296,13 @@ static void test_number_text(void **state)
     for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         json_t *n = json_loads(nums[i].json, JSON_DECODE_ANY, NULL);
         assert_non_null(n);
-        assert_int_equal(ajw_json_number_text(n, buf), strlen(nums[i].want));
+        assert_int_equal(ajw_val_number_text(doc_of(n), buf), strlen(nums[i].want));
         assert_string_equal(buf, nums[i].want);
         json_decref(n);
     }
-    assert_int_equal(ajw_json_number_text(s, buf), 0);
+    assert_int_equal(ajw_val_number_text(doc_of(s), buf), 0);
     assert_string_equal(buf, "");
-    assert_int_equal(ajw_json_number_text(NULL, buf), 0);
+    assert_int_equal(ajw_val_number_text(NULL, buf), 0);
     json_decref(s);
 }
 
@@ -303,7 +318,7 @@ static void test_render_integers(void **state)
         char want[32];
         json_t *n = json_integer(ints[i]);
         snprintf(want, sizeof(want), "%lld", (long long)ints[i]);
-        ajw_json_number_text(n, buf);
+        ajw_val_number_text(doc_of(n), buf);
         assert_string_equal(buf, want);
         json_decref(n);
     }

@@ -23,6 +23,18 @@ static json_t *load(const char *text)
     return v;
 }
 
+/* The claims as rules read them: text → jansson tree → flat document (in
+ * pool). */
+static const ajw_val_t *doc(const char *text)
+{
+    json_t *v = load(text);
+    const ajw_val_t *d = ajw_doc_make(v, pool, NULL);
+    json_decref(v);
+    if (!d)
+        fail_msg("no document for test JSON %s", text);
+    return d;
+}
+
 typedef struct {
     const char *rule;   /* one alternative */
     const char *claims;
@@ -36,7 +48,7 @@ static void run_claim_cases(const rq_case_t *cases, size_t n)
         ajw_require_t *rq = NULL;
         const char *why = NULL;
         const char *argv[1];
-        json_t *c = load(cases[i].claims);
+        const ajw_val_t *c = doc(cases[i].claims);
         int got;
         argv[0] = cases[i].rule;
         if (ajw_require_claim_compile(&rq, 1, argv, &ajw_regex_posix, pool, &why) != APR_SUCCESS)
@@ -45,7 +57,6 @@ static void run_claim_cases(const rq_case_t *cases, size_t n)
         if (got != cases[i].want)
             fail_msg("case %zu: '%s' on %s: got %d want %d", i, cases[i].rule, cases[i].claims,
                      got, cases[i].want);
-        json_decref(c);
     }
 }
 
@@ -197,23 +208,19 @@ static void test_claim_alternatives_and_text(void **state)
     const char *argv[] = { "role:admin", "group~^ops-", "level:5" };
     ajw_require_t *rq;
     const char *why;
-    json_t *c;
+    const ajw_val_t *c;
     (void)state;
     assert_int_equal(ajw_require_claim_compile(&rq, 3, argv, &ajw_regex_posix, pool, &why),
                      APR_SUCCESS);
     assert_string_equal(ajw_require_text(rq), "role:admin group~^ops- level:5");
-    c = load("{\"role\":\"user\",\"group\":\"ops-west\"}");
+    c = doc("{\"role\":\"user\",\"group\":\"ops-west\"}");
     assert_int_equal(ajw_require_eval(rq, c), 1);
-    json_decref(c);
-    c = load("{\"role\":\"user\",\"group\":\"dev\",\"level\":5}");
+    c = doc("{\"role\":\"user\",\"group\":\"dev\",\"level\":5}");
     assert_int_equal(ajw_require_eval(rq, c), 1);
-    json_decref(c);
-    c = load("{\"role\":\"user\",\"group\":\"dev\",\"level\":4}");
+    c = doc("{\"role\":\"user\",\"group\":\"dev\",\"level\":4}");
     assert_int_equal(ajw_require_eval(rq, c), 0);
-    json_decref(c);
-    c = load("[\"role\"]");
+    c = doc("[\"role\"]");
     assert_int_equal(ajw_require_eval(rq, c), 0);
-    json_decref(c);
     assert_int_equal(ajw_require_eval(NULL, NULL), 0);
 }
 
@@ -364,12 +371,11 @@ static void test_scope(void **state)
     assert_int_equal(ajw_require_scope_compile(&rq, 2, argv, pool, &why), APR_SUCCESS);
     assert_string_equal(ajw_require_text(rq), "write admin");
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        json_t *c = load(cases[i].claims);
+        const ajw_val_t *c = doc(cases[i].claims);
         int got = ajw_require_eval(rq, c);
         if (got != cases[i].want)
             fail_msg("scope case %zu (%s): got %d want %d", i, cases[i].claims, got,
                      cases[i].want);
-        json_decref(c);
     }
 }
 
@@ -421,19 +427,29 @@ static void test_regex_engine(void **state)
     const char *why = NULL;
     ajw_require_t *rq;
     json_t *c;
+    const ajw_val_t *d;
     (void)state;
     assert_int_equal(ajw_require_claim_compile(&rq, 2, argv, &double_engine, pool, &why),
                      APR_SUCCESS);
     c = json_pack("{s:s}", "email", "\\d+");
-    assert_int_equal(ajw_require_eval(rq, c), 1);
+    d = ajw_doc_make(c, pool, NULL);
+    assert_non_null(d);
+    assert_int_equal(ajw_require_eval(rq, d), 1);
     assert_int_equal(double_last_len, 3);
     json_decref(c);
     c = json_pack("{s:s, s:i}", "email", "123", "n", 3);
-    assert_int_equal(ajw_require_eval(rq, c), 1);     /* n~3 on the number's text */
+    d = ajw_doc_make(c, pool, NULL);
+    assert_non_null(d);
+    assert_int_equal(ajw_require_eval(rq, d), 1);     /* n~3 on the number's text */
     json_decref(c);
+    /* A NUL-holding value has no document at all (the parser refuses \u0000
+     * before), so it can never reach the engine: no claims, no match. */
     c = json_pack("{s:s#}", "email", "\\d+\0x", (size_t)5);
+    d = ajw_doc_make(c, pool, NULL);
+    assert_null(d);
+    assert_int_equal(ajw_doc_size(c), 0);
     double_calls = 0;
-    assert_int_equal(ajw_require_eval(rq, c), 0);     /* never handed a NUL-holding value */
+    assert_int_equal(ajw_require_eval(rq, d), 0);     /* never handed a NUL-holding value */
     assert_int_equal(double_calls, 0);
     json_decref(c);
     assert_int_not_equal(ajw_require_claim_compile(&rq, 1, bad, &double_engine, pool, &why),
@@ -476,14 +492,19 @@ static void test_acr(void **state)
     assert_null(ajw_require_warning(rq, pool));
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_error_t jerr;
-        json_t *c = json_loads(cases[i].claims, JSON_ALLOW_NUL, &jerr);
+        json_t *tree = json_loads(cases[i].claims, JSON_ALLOW_NUL, &jerr);
+        const ajw_val_t *c;
         int got;
-        if (!c)
+        if (!tree)
             fail_msg("bad test JSON %s", cases[i].claims);
+        c = ajw_doc_make(tree, pool, NULL);
+        /* only a string holding a NUL byte has no document; it never matches */
+        if (!c && (ajw_doc_size(tree) != 0 || cases[i].want))
+            fail_msg("acr case %zu (%s): no document", i, cases[i].claims);
         got = ajw_require_eval(rq, c);
         if (got != cases[i].want)
             fail_msg("acr case %zu (%s): got %d want %d", i, cases[i].claims, got, cases[i].want);
-        json_decref(c);
+        json_decref(tree);
     }
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *a2[2] = { "ok", bad[i] };
@@ -527,16 +548,15 @@ static void test_claim_ref(void **state)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ajw_claim_ref_t *ref = NULL;
         const char *why = NULL;
-        json_t *claims = load(cases[i].claims);
-        const json_t *v;
+        const ajw_val_t *claims = doc(cases[i].claims);
+        const ajw_val_t *v;
         if (ajw_claim_ref_compile(&ref, cases[i].ref, pool, &why) != APR_SUCCESS)
             fail_msg("case %zu: %s", i, why);
         v = ajw_claim_ref_get(ref, claims);
         if (!cases[i].want)
             assert_null(v);
         else
-            assert_string_equal(json_string_value(v), cases[i].want);
-        json_decref(claims);
+            assert_string_equal(ajw_val_str(v), cases[i].want);
     }
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ajw_claim_ref_t *ref = NULL;
@@ -546,9 +566,8 @@ static void test_claim_ref(void **state)
         assert_non_null(strstr(why, "claim '"));
     }
     {
-        json_t *empty = load("{}");
+        const ajw_val_t *empty = doc("{}");
         assert_null(ajw_claim_ref_get(NULL, empty));
-        json_decref(empty);
     }
 }
 

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
 #include <cmocka.h>
@@ -28,22 +29,41 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A held entry (one reference, the caller's) for token tok, user sub. */
+/* A held entry (one reference, the caller's) for token tok, user sub. The
+ * claims document is written into a malloc'ed buffer that is wiped and
+ * freed once adopted: every later read of the entry's claims proves that
+ * the entry holds its own copy. No pool: worker threads call this too. */
 static const ajw_tcache_entry_t *make_entry_tok(const char *sub, unsigned long long gen,
                                                 const char *tok)
 {
     ajw_tcache_entry_t e;
+    const ajw_tcache_entry_t *h;
+    json_t *claims = json_pack("{s:s}", "sub", sub);
+    size_t size = ajw_doc_size(claims);
+    void *buf = size ? malloc(size) : NULL;
     memset(&e, 0, sizeof(e));
     e.token = tok;
     e.token_len = strlen(tok);
     e.kid = sub;
     e.typ = "at+jwt";
-    e.claims = json_pack("{s:s}", "sub", sub);
-    e.claims_json = "{\"sub\":\"x\"}";
+    e.claims = buf ? ajw_doc_write(claims, buf, size) : NULL;
+    e.claims_size = size;
     e.source = &pool;
     e.generation = gen;
     e.alg = AJW_ALG_ES256;
-    return ajw_tcache_adopt(&e);
+    h = e.claims ? ajw_tcache_adopt(&e) : NULL;
+    if (buf) {
+        memset(buf, 0, size);
+        free(buf);
+    }
+    json_decref(claims);
+    return h;
+}
+
+/* The "sub" claim of a held entry, read in its document. */
+static const char *sub_of(const ajw_tcache_entry_t *e)
+{
+    return ajw_val_get_string(e->claims, "sub", NULL);
 }
 
 /* An entry whose token is sub. */
@@ -57,14 +77,69 @@ static void test_no_kid_typ(void **state)
     ajw_tcache_entry_t e;
     const ajw_tcache_entry_t *h;
     (void)state;
+    json_t *empty = json_object();
     memset(&e, 0, sizeof(e));
-    e.claims = json_object();
+    e.claims = ajw_doc_make(empty, pool, &e.claims_size);
+    json_decref(empty);
+    assert_non_null(e.claims);
     h = ajw_tcache_adopt(&e);
     assert_non_null(h);
     assert_null(h->kid);
     assert_null(h->typ);
-    assert_null(h->claims_json);
+    assert_true(ajw_val_is_object(h->claims));
+    assert_int_equal(ajw_val_count(h->claims), 0);
+    assert_int_equal(h->claims_size, e.claims_size);
     ajw_tcache_release(h);
+}
+
+/* ajw_tcache_adopt copies the claims document: the held entry's claims are
+ * another pointer with the same bytes, still readable once the source
+ * document's pool is cleared (and its bytes overwritten). */
+static void test_adopt_copies_claims(void **state)
+{
+    apr_pool_t *src;
+    ajw_tcache_entry_t e;
+    const ajw_tcache_entry_t *h;
+    const ajw_val_t *roles, *r;
+    json_t *tree;
+    void *saved;
+    size_t i = 0;
+    (void)state;
+    assert_int_equal(apr_pool_create(&src, pool), APR_SUCCESS);
+    tree = json_pack("{s:s, s:i, s:[s,s], s:{s:b}}", "sub", "alice", "exp", 4102444800LL,
+                     "roles", "user", "admin", "x", "y", 1);
+    assert_non_null(tree);
+    memset(&e, 0, sizeof(e));
+    e.token = "a.b.c";
+    e.token_len = 5;
+    e.claims = ajw_doc_make(tree, src, &e.claims_size);
+    json_decref(tree);
+    assert_non_null(e.claims);
+    assert_int_equal(e.claims_size, ajw_val_size(e.claims));
+    saved = malloc(e.claims_size);
+    assert_non_null(saved);
+    memcpy(saved, e.claims, e.claims_size);
+    h = ajw_tcache_adopt(&e);
+    assert_non_null(h);
+    assert_ptr_not_equal(h->claims, e.claims);                /* a copy ... */
+    assert_int_equal(h->claims_size, e.claims_size);
+    assert_memory_equal(h->claims, e.claims, e.claims_size);  /* ... of the same bytes */
+    /* The source goes away: overwritten, then its pool cleared. */
+    memset((void *)e.claims, 0xa5, e.claims_size);
+    apr_pool_clear(src);
+    assert_memory_equal(h->claims, saved, h->claims_size);
+    assert_int_equal(ajw_val_size(h->claims), h->claims_size);
+    assert_string_equal(ajw_val_get_string(h->claims, "sub", NULL), "alice");
+    assert_int_equal(ajw_val_int(ajw_val_get(h->claims, "exp")), 4102444800LL);
+    assert_true(ajw_val_is_true(ajw_val_path(h->claims, "x.y")));
+    roles = ajw_val_get(h->claims, "roles");
+    assert_int_equal(ajw_val_count(roles), 2);
+    ajw_val_foreach(roles, r)
+        assert_string_equal(ajw_val_str(r), i++ ? "admin" : "user");
+    assert_int_equal(i, 2);
+    ajw_tcache_release(h);
+    free(saved);
+    apr_pool_destroy(src);
 }
 
 static ajw_tcache_key_t key_of(const char *tok, size_t len)
@@ -105,14 +180,14 @@ static void test_put_get(void **state)
     assert_int_equal(get(tc, "a.b.c", 5, 100, &hit), 1);
     assert_ptr_equal(hit, e);             /* shared, not copied */
     assert_ptr_equal(hit->claims, e->claims);
-    assert_int_equal(hit->claims->refcount, 1);  /* jansson counts untouched */
+    assert_int_equal(hit->claims_size, e->claims_size);
+    assert_int_equal(ajw_val_size(hit->claims), hit->claims_size);
     assert_int_equal(hit->generation, 3);
     assert_ptr_equal(hit->source, &pool);
     assert_int_equal(hit->alg, AJW_ALG_ES256);
-    assert_string_equal(json_string_value(json_object_get(hit->claims, "sub")), "alice");
+    assert_string_equal(sub_of(hit), "alice");   /* its source buffer is long gone */
     assert_string_equal(hit->kid, "alice");
     assert_string_equal(hit->typ, "at+jwt");
-    assert_string_equal(hit->claims_json, "{\"sub\":\"x\"}");   /* the entry's own copy */
     ajw_tcache_release(hit);
     /* Only the full token matches: a prefix or a different length misses. */
     assert_int_equal(get(tc, "a.b.c", 4, 100, &hit), 0);
@@ -126,10 +201,10 @@ static void test_put_get(void **state)
     hit = make_entry_tok("bob", 4, "a.b.c");
     ajw_tcache_put(tc, &k, 300, hit);
     ajw_tcache_release(hit);
-    assert_string_equal(json_string_value(json_object_get(hit2->claims, "sub")), "alice");
+    assert_string_equal(sub_of(hit2), "alice");
     ajw_tcache_release(hit2);             /* the last reference: freed (ASan: no leak) */
     assert_int_equal(get(tc, "a.b.c", 5, 100, &hit), 1);
-    assert_string_equal(json_string_value(json_object_get(hit->claims, "sub")), "bob");
+    assert_string_equal(sub_of(hit), "bob");
     ajw_tcache_release(hit);
 }
 
@@ -245,7 +320,7 @@ static void test_same_head_and_tail(void **state)
     ajw_tcache_release(e);
     assert_int_equal(ajw_tcache_count(tc), 2);
     assert_int_equal(get(tc, b, 300, 10, &hit), 1);
-    assert_string_equal(json_string_value(json_object_get(hit->claims, "sub")), "bob");
+    assert_string_equal(sub_of(hit), "bob");
     ajw_tcache_release(hit);
 }
 
@@ -273,7 +348,7 @@ static void test_release_with_pool(void **state)
     assert_int_equal(apr_pool_create(&p, pool), APR_SUCCESS);
     ajw_tcache_release_with(ajw_tcache_hold(e), p);
     ajw_tcache_release(e);
-    assert_string_equal(json_string_value(json_object_get(e->claims, "sub")), "carol");
+    assert_string_equal(sub_of(e), "carol");
     apr_pool_destroy(p);                   /* the last reference (ASan: no leak) */
 }
 
@@ -312,7 +387,8 @@ static void *worker(void *arg)
         seed = seed * 1103515245u + 12345u;
         snprintf(tok, sizeof(tok), "tok-%u", (seed >> 8) % 64);
         if (get(tc, tok, strlen(tok), 100, &hit)) {
-            if (strcmp(json_string_value(json_object_get(hit->claims, "sub")), tok) != 0)
+            const char *sub = sub_of(hit);
+            if (!sub || strcmp(sub, tok) != 0)
                 return (void *)1;
             ajw_tcache_release(hit);
         }
@@ -352,6 +428,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_kid_typ, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_copies_claims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharded_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_one, setup, teardown),
