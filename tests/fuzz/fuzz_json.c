@@ -121,6 +121,30 @@ static void check_doc(const json_t *a, apr_pool_t *p)
         __builtin_trap();
 }
 
+/* The parser writing a document must decide as the tree parser did (ra,
+ * ea), with the same text, and write the very bytes of the tree's document. */
+static void check_parse_doc(const uint8_t *data, size_t size, size_t depth, ajw_reason_e ra,
+                            const json_t *a, const ajw_error_t *ea, apr_pool_t *p)
+{
+    const ajw_val_t *d = NULL, *want;
+    size_t n = 0, wn = 0;
+    ajw_error_t ed;
+    ajw_reason_e rd;
+
+    memset(&ed, 0, sizeof(ed));
+    rd = ajw_json_parse_doc(&d, &n, (const char *)data, size, 1 << 20, depth, p, &ed);
+    if (rd != ra)
+        __builtin_trap();
+    if (rd != AJW_OK) {
+        if (d || n || strcmp(ed.text, ea->text))
+            __builtin_trap();
+        return;
+    }
+    want = ajw_doc_make(a, p, &wn);
+    if (!d || !want || n != wn || ajw_val_size(d) != n || memcmp(d, want, n))
+        __builtin_trap();
+}
+
 static void one(const uint8_t *data, size_t size, size_t depth, apr_pool_t *p)
 {
     json_t *a = NULL, *b = NULL;
@@ -136,6 +160,7 @@ static void one(const uint8_t *data, size_t size, size_t depth, apr_pool_t *p)
         __builtin_trap();
     if (ra == AJW_OK)
         check_doc(a, p);
+    check_parse_doc(data, size, depth, ra, a, &ea, p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -138,6 +138,62 @@ static void test_long_escaped_string(void **state)
     assert_memory_equal(got, "a\xc3\xa9" "a\xc3\xa9", 6);
 }
 
+/* The document parser decides every case as the tree parser does, with
+ * the same text, and writes the tree's document byte for byte. */
+static ajw_reason_e doc_agrees(const char *in, size_t len, size_t depth)
+{
+    json_t *t = NULL;
+    const ajw_val_t *d = NULL, *want;
+    size_t n = 0, wn = 0;
+    ajw_error_t et, ed;
+    ajw_reason_e rt, rd;
+    memset(&et, 0, sizeof(et));
+    memset(&ed, 0, sizeof(ed));
+    rt = ajw_json_parse_object(&t, in, len, 1 << 20, depth, pool, &et);
+    rd = ajw_json_parse_doc(&d, &n, in, len, 1 << 20, depth, pool, &ed);
+    assert_int_equal(rd, rt);
+    if (rt != AJW_OK) {
+        assert_null(d);
+        assert_string_equal(ed.text, et.text);
+        return rd;
+    }
+    want = ajw_doc_make(t, pool, &wn);
+    assert_non_null(d);
+    assert_int_equal(n, wn);
+    assert_memory_equal(d, want, n);
+    return rd;
+}
+
+static ajw_reason_e doc_agrees_s(const char *in, size_t depth)
+{
+    return doc_agrees(in, strlen(in), depth);
+}
+
+static void test_parse_doc(void **state)
+{
+    char big[4096], *o;
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        doc_agrees(cases[i].in, strlen(cases[i].in), AJW_MAX_JSON_DEPTH);
+    assert_int_equal(doc_agrees_s("{\"a\":{\"b\":{}}}", 2), AJW_R_MALFORMED);   /* too deep */
+    assert_int_equal(doc_agrees_s("{\"a\":{\"b\":{}}}", 3), AJW_OK);
+    assert_int_equal(doc_agrees_s("{\"r\":1.000000000000000000000000000000000000000000000000"
+                                  "00000000000001}", 0), AJW_OK);           /* a long real */
+    assert_int_equal(doc_agrees_s("{\"a\\u0062\":1,\"ab\":2}", 0),
+                     AJW_R_MALFORMED);                                  /* escaped duplicate */
+    doc_agrees_s("{\"s\":\"\\u00e9\\n\",\"t\":[true,false,null,-0,1e3]}", 0);
+    /* More members than the document writer scans for duplicates: the
+     * tree path decides, the result is the same document. */
+    for (i = 0, o = big; i < 100; i++)
+        o += sprintf(o, "%s\"k%zu\":%zu", i ? "," : "{", i, i);
+    strcpy(o, "}");
+    assert_int_equal(doc_agrees(big, strlen(big), 0), AJW_OK);
+    big[strlen(big) - 1] = '\0';
+    strcat(big, ",\"k7\":1}");                                     /* a duplicate past 64 */
+    assert_int_equal(doc_agrees(big, strlen(big), 0), AJW_R_MALFORMED);
+}
+
 static void test_table(void **state)
 {
     size_t i;
@@ -354,6 +410,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_parse_doc),
         cmocka_unit_test(test_table_agrees_with_jansson),
         cmocka_unit_test(test_stricter_than_jansson_on_nul),
         cmocka_unit_test(test_long_escaped_string),

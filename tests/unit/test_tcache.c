@@ -106,7 +106,7 @@ static void test_adopt_copies_claims(void **state)
     size_t i = 0;
     (void)state;
     assert_int_equal(apr_pool_create(&src, pool), APR_SUCCESS);
-    tree = json_pack("{s:s, s:i, s:[s,s], s:{s:b}}", "sub", "alice", "exp", 4102444800LL,
+    tree = json_pack("{s:s, s:I, s:[s,s], s:{s:b}}", "sub", "alice", "exp", 4102444800LL,
                      "roles", "user", "admin", "x", "y", 1);
     assert_non_null(tree);
     memset(&e, 0, sizeof(e));
