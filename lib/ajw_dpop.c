@@ -422,47 +422,47 @@ cleanup:
 }
 
 /* iat as whole seconds: an integer, or a real (fraction dropped). */
-static int numeric_date(const json_t *v, long long *out)
+static int numeric_date(const ajw_val_t *v, long long *out)
 {
     double d;
-    if (json_is_integer(v)) {
-        *out = (long long)json_integer_value(v);
+    if (ajw_val_is_integer(v)) {
+        *out = (long long)ajw_val_int(v);
         return 1;
     }
-    if (!json_is_real(v))
+    if (!ajw_val_is_real(v))
         return 0;
-    d = json_real_value(v);
+    d = ajw_val_real(v);
     if (!(d > -1e15 && d < 1e15))
         return 0;
     *out = (long long)d;
     return 1;
 }
 
-static ajw_reason_e proof_claims(ajw_dpop_proof_t *pr, const json_t *c,
+static ajw_reason_e proof_claims(ajw_dpop_proof_t *pr, const ajw_val_t *c,
                                  const ajw_dpop_req_t *req, apr_pool_t *p, ajw_error_t *err)
 {
     const char *htm, *htu, *ath, *norm, *want;
     size_t htulen, athlen;
 
-    pr->jti = ajw_json_get_string(c, "jti", &pr->jti_len);
+    pr->jti = ajw_val_get_string(c, "jti", &pr->jti_len);
     if (!pr->jti || pr->jti_len == 0)
         return ajw_error_set(err, AJW_R_MISSING_CLAIM, "proof jti absent, empty or not a string");
     if (pr->jti_len > AJW_DPOP_MAX_JTI)
         return ajw_error_set(err, AJW_R_BAD_CLAIM, "proof jti longer than %d bytes",
                              AJW_DPOP_MAX_JTI);
-    if (!(htm = ajw_json_get_string(c, "htm", NULL)))
+    if (!(htm = ajw_val_get_string(c, "htm", NULL)))
         return ajw_error_set(err, AJW_R_MISSING_CLAIM, "proof htm absent or not a string");
     if (strcmp(htm, req->method))
         return ajw_error_set(err, AJW_R_BAD_CLAIM, "proof htm differs from the method %s",
                              req->method);
-    if (!(htu = ajw_json_get_string(c, "htu", &htulen)))
+    if (!(htu = ajw_val_get_string(c, "htu", &htulen)))
         return ajw_error_set(err, AJW_R_MISSING_CLAIM, "proof htu absent or not a string");
     norm = ajw_dpop_htu_normalize(htu, htulen, p);
     if (!norm)
         return ajw_error_set(err, AJW_R_BAD_CLAIM, "proof htu is not an http(s) URL");
     if (strcmp(norm, req->htu))
         return ajw_error_set(err, AJW_R_BAD_CLAIM, "proof htu differs from the request URL");
-    if (!numeric_date(json_object_get(c, "iat"), &pr->iat))
+    if (!numeric_date(ajw_val_get(c, "iat"), &pr->iat))
         return ajw_error_set(err, AJW_R_MISSING_CLAIM, "proof iat absent or not a number");
     if (pr->iat > req->now + req->leeway)
         return ajw_error_set(err, AJW_R_ISSUED_IN_FUTURE, "proof iat is %lld s in the future",
@@ -470,11 +470,11 @@ static ajw_reason_e proof_claims(ajw_dpop_proof_t *pr, const json_t *c,
     if (pr->iat < req->now - req->window - req->leeway)
         return ajw_error_set(err, AJW_R_TOO_OLD, "proof iat is %lld s old (window %lld s, "
                              "leeway %lld s)", req->now - pr->iat, req->window, req->leeway);
-    if (json_object_get(c, "nonce")
-        && !(pr->nonce = ajw_json_get_string(c, "nonce", &pr->nonce_len)))
+    if (ajw_val_get(c, "nonce")
+        && !(pr->nonce = ajw_val_get_string(c, "nonce", &pr->nonce_len)))
         return ajw_error_set(err, AJW_R_BAD_CLAIM, "proof nonce is not a string");
     if (req->token) {
-        if (!(ath = ajw_json_get_string(c, "ath", &athlen)))
+        if (!(ath = ajw_val_get_string(c, "ath", &athlen)))
             return ajw_error_set(err, AJW_R_MISSING_CLAIM, "proof ath absent or not a string");
         if (!(want = ajw_dpop_sha256_b64u(req->token, req->token_len, p)))
             return ajw_error_set(err, AJW_R_INTERNAL, "SHA-256 failed");
@@ -497,12 +497,12 @@ ajw_reason_e ajw_dpop_check(ajw_dpop_proof_t **out, const char *proof, size_t le
     pol.algs = req->algs & AJW_ALGS_DEFAULT;
     pol.max_token_len = AJW_DPOP_MAX_LEN;
     pol.typ = AJW_DPOP_TYP;
-    if ((rv = ajw_jws_parse(&t, proof, len, &pol, p, err)) != AJW_OK)
+    if ((rv = ajw_jws_parse_ex(&t, proof, len, &pol, AJW_JWS_DOC, p, err)) != AJW_OK)
         goto cleanup;
     pr->alg_name = t->alg_name;
     if ((rv = proof_key(&pr->jkt, t, req->jkt, p, err)) != AJW_OK)
         goto cleanup;
-    if ((rv = proof_claims(pr, t->claims, req, p, err)) != AJW_OK)
+    if ((rv = proof_claims(pr, t->doc, req, p, err)) != AJW_OK)
         goto cleanup;
     *out = pr;
 cleanup:

@@ -1,5 +1,5 @@
-/* ajw_json.c — the jansson wrapper: strict parsing, pool ownership,
- * dotted-path lookup and rendering of claim values. */
+/* ajw_json.c — the jansson wrapper: strict parsing (into jansson values or
+ * a flat document), pool ownership, number texts. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
