@@ -531,13 +531,13 @@ static ajw_reason_e pick_sources(request_rec *r, const ajw_dir_conf *c, const ch
 }
 
 /* Is a cached verification still good here: made with keys of a source this
- * location trusts for that issuer, and of the source's current key set? */
+ * location trusts for that issuer (iss: the entry's), and of the source's
+ * current key set? */
 static int cache_entry_usable(request_rec *r, const ajw_dir_conf *c,
-                              const ajw_tcache_entry_t *hit, ajw_policy_t *pol)
+                              const ajw_tcache_entry_t *hit, const char *iss, ajw_policy_t *pol)
 {
     apr_array_header_t *srcs;
     ajw_error_t err;
-    const char *iss = ajw_val_get_string(hit->claims, "iss", NULL);
     int i;
     if (pick_sources(r, c, iss, hit->claims, pol, &srcs, &err) != AJW_OK)
         return 0;
@@ -793,7 +793,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
         f->alg = ajw_alg_name(held->alg);
         f->iss = ajw_val_get_string(held->claims, "iss", NULL);
         f->src = held->source;
-        if (cache_entry_usable(r, c, held, &pol)) {
+        if (cache_entry_usable(r, c, held, f->iss, &pol)) {
             ajw_metrics_cache(1);
             rc = ajw_jws_check_cached(held->alg, held->typ, &pol, &f->err);
             if (rc == AJW_OK)

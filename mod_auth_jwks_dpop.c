@@ -584,11 +584,12 @@ static int check_cert(request_rec *r, const ajw_dir_conf *c, const char *x5t)
 int ajw_dpop_check_request(request_rec *r, const ajw_dir_conf *c, int dpop_scheme,
                            const char *token, size_t len, const ajw_val_t *claims)
 {
-    const ajw_val_t *cnf = ajw_val_get(claims, "cnf"), *v;
+    const ajw_val_t *cnf, *v;
     const char *jkt = NULL, *x5t = NULL;
     int st;
     if (c->dpop == AJW_DPOP_OFF && c->cert_bound == AJW_CERT_OFF)
         return OK;
+    cnf = ajw_val_get(claims, "cnf");
     if (cnf && !ajw_val_is_object(cnf))
         return refuse(r, "invalid_token", "The token has an invalid claim",
                       "token rejected: binding: cnf claim is not an object");

@@ -128,9 +128,46 @@ static const char *render_body(const char *render, size_t len, const ajw_dir_con
     return p + n + 1;
 }
 
+/* A record's lengths are written in 7-bit groups, low first, the high bit
+ * saying another group follows: one byte for anything under 128 (nearly
+ * every name and value), so a record costs its bytes and three more. */
+static size_t len_size(size_t n)
+{
+    size_t k = 1;
+    while (n >= 0x80) {
+        n >>= 7;
+        k++;
+    }
+    return k;
+}
+
+static char *len_put(char *o, size_t n)
+{
+    while (n >= 0x80) {
+        *o++ = (char)(0x80 | (n & 0x7f));
+        n >>= 7;
+    }
+    *o++ = (char)n;
+    return o;
+}
+
+static const char *len_get(const char *p, size_t *n)
+{
+    unsigned shift = 0;
+    size_t v = 0;
+    unsigned char b;
+    do {
+        b = (unsigned char)*p++;
+        v |= (size_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while (b & 0x80);
+    *n = v;
+    return p;
+}
+
 /* The prefixed claims and the module's own names in one block of r->pool:
  * ident NUL, then records of kind (1 byte), the name's and the value's
- * lengths (4 bytes each, host order), name NUL, value NUL. */
+ * lengths (len_put), name NUL, value NUL. */
 static const char *render_pack(request_rec *r, const ajw_dir_conf *c,
                                const apr_array_header_t *rec, size_t *len)
 {
@@ -138,20 +175,20 @@ static const char *render_pack(request_rec *r, const ajw_dir_conf *c,
     size_t n = strlen(ident) + 1;
     char *out, *o;
     int i;
-    for (i = 0; i + 2 < rec->nelts; i += 3)
-        n += 1 + 2 * sizeof(apr_uint32_t) + strlen(APR_ARRAY_IDX(rec, i + 1, const char *)) + 1
-             + strlen(APR_ARRAY_IDX(rec, i + 2, const char *)) + 1;
+    for (i = 0; i + 2 < rec->nelts; i += 3) {
+        size_t nl = strlen(APR_ARRAY_IDX(rec, i + 1, const char *));
+        size_t vl = strlen(APR_ARRAY_IDX(rec, i + 2, const char *));
+        n += 1 + len_size(nl) + len_size(vl) + nl + 1 + vl + 1;
+    }
     out = o = apr_palloc(r->pool, n);
     memcpy(o, ident, strlen(ident) + 1);
     o += strlen(ident) + 1;
     for (i = 0; i + 2 < rec->nelts; i += 3) {
         const char *name = APR_ARRAY_IDX(rec, i + 1, const char *);
         const char *value = APR_ARRAY_IDX(rec, i + 2, const char *);
-        apr_uint32_t nl = (apr_uint32_t)strlen(name), vl = (apr_uint32_t)strlen(value);
+        size_t nl = strlen(name), vl = strlen(value);
         *o++ = APR_ARRAY_IDX(rec, i, const char *)[0];
-        memcpy(o, &nl, sizeof(nl));
-        memcpy(o + sizeof(nl), &vl, sizeof(vl));
-        o += 2 * sizeof(apr_uint32_t);
+        o = len_put(len_put(o, nl), vl);
         memcpy(o, name, nl + 1);
         o += nl + 1;
         memcpy(o, value, vl + 1);
@@ -192,10 +229,8 @@ static void render_apply(request_rec *r, const ajw_dir_conf *c, const char *p,
     while (p < end) {
         char kind = *p++;
         const char *name, *value;
-        apr_uint32_t nl, vl;
-        memcpy(&nl, p, sizeof(nl));
-        memcpy(&vl, p + sizeof(nl), sizeof(vl));
-        name = p + 2 * sizeof(apr_uint32_t);
+        size_t nl, vl;
+        name = len_get(len_get(p, &nl), &vl);
         value = name + nl + 1;
         p = value + vl + 1;
         if (own ? kind == 'e' : kind == 'E') {

@@ -11,9 +11,9 @@
 /* Values are quoted in error texts only up to this many bytes. */
 #define AJW_QUOTE_MAX 64
 
-int ajw_claims_numeric_date(const ajw_val_t *claims, const char *name, long long *out)
+/* date_of: a NumericDate value v as ajw_claims_numeric_date reads it. */
+static int date_of(const ajw_val_t *v, long long *out)
 {
-    const ajw_val_t *v = claims ? ajw_val_get(claims, name) : NULL;
     int rv = -1;
 
     if (!v)
@@ -21,7 +21,7 @@ int ajw_claims_numeric_date(const ajw_val_t *claims, const char *name, long long
     if (ajw_val_is_integer(v)) {
         long long i = ajw_val_int(v);
         if (i >= 0 && i <= AJW_NUMERIC_DATE_MAX) {
-            *out = (long long)i;
+            *out = i;
             rv = 1;
         }
     }
@@ -36,6 +36,41 @@ int ajw_claims_numeric_date(const ajw_val_t *claims, const char *name, long long
         }
     }
     return rv;
+}
+
+int ajw_claims_numeric_date(const ajw_val_t *claims, const char *name, long long *out)
+{
+    return date_of(claims ? ajw_val_get(claims, name) : NULL, out);
+}
+
+/* The registered claims the check reads, found in one walk over the
+ * members (a name is unique in a document). */
+typedef struct registered_t {
+    const ajw_val_t *exp, *nbf, *iat, *iss, *aud;
+} registered_t;
+
+static void registered(const ajw_val_t *claims, registered_t *rg)
+{
+    const ajw_val_t *v;
+    const char *k;
+
+    memset(rg, 0, sizeof(*rg));
+    ajw_val_foreach_member(claims, k, v) {
+        if (!k[0] || !k[1] || !k[2] || k[3])
+            continue;                      /* only three-letter names are read here */
+        switch (k[0]) {
+        case 'e': if (k[1] == 'x' && k[2] == 'p') rg->exp = v; break;
+        case 'n': if (k[1] == 'b' && k[2] == 'f') rg->nbf = v; break;
+        case 'i':
+            if (k[1] == 'a' && k[2] == 't')
+                rg->iat = v;
+            else if (k[1] == 's' && k[2] == 's')
+                rg->iss = v;
+            break;
+        case 'a': if (k[1] == 'u' && k[2] == 'd') rg->aud = v; break;
+        default: break;
+        }
+    }
 }
 
 /* Copy (s, len) into buf for an error text: printable ASCII only (others
@@ -55,14 +90,15 @@ static const char *quote(char buf[AJW_QUOTE_MAX + 4], const char *s, size_t len)
     return buf;
 }
 
-static ajw_reason_e check_date_types(const ajw_val_t *claims, ajw_error_t *err)
+static ajw_reason_e check_date_types(const registered_t *rg, ajw_error_t *err)
 {
+    const ajw_val_t *const vals[] = { rg->exp, rg->nbf, rg->iat };
     static const char *const names[] = { "exp", "nbf", "iat" };
     long long dummy;
     size_t i;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (ajw_claims_numeric_date(claims, names[i], &dummy) < 0)
+        if (date_of(vals[i], &dummy) < 0)
             return ajw_error_set(err, AJW_R_BAD_CLAIM,
                                  "claim %s is not a valid NumericDate", names[i]);
     }
@@ -71,7 +107,7 @@ static ajw_reason_e check_date_types(const ajw_val_t *claims, ajw_error_t *err)
 
 /* exp, nbf, iat and max age. Dates are at most ~2.5e11 and leeway is
  * clamped to the same range, so the sums cannot overflow. */
-static ajw_reason_e check_times(const ajw_val_t *claims, const ajw_policy_t *pol, long long now,
+static ajw_reason_e check_times(const registered_t *rg, const ajw_policy_t *pol, long long now,
                                 ajw_error_t *err)
 {
     long long leeway = pol->leeway, exp, nbf, iat;
@@ -81,17 +117,17 @@ static ajw_reason_e check_times(const ajw_val_t *claims, const ajw_policy_t *pol
         leeway = 0;
     if (leeway > AJW_NUMERIC_DATE_MAX)
         leeway = AJW_NUMERIC_DATE_MAX;
-    has_exp = ajw_claims_numeric_date(claims, "exp", &exp);
+    has_exp = date_of(rg->exp, &exp);
     if (!has_exp && pol->require_exp)
         return ajw_error_set(err, AJW_R_EXPIRED, "claim exp is missing");
     if (has_exp && exp + leeway <= now)
         return ajw_error_set(err, AJW_R_EXPIRED, "token expired at %lld (now %lld, leeway %lld)",
                              exp, now, leeway);
-    if (ajw_claims_numeric_date(claims, "nbf", &nbf) == 1 && nbf - leeway > now)
+    if (date_of(rg->nbf, &nbf) == 1 && nbf - leeway > now)
         return ajw_error_set(err, AJW_R_NOT_YET_VALID,
                              "token not valid before %lld (now %lld, leeway %lld)",
                              nbf, now, leeway);
-    has_iat = ajw_claims_numeric_date(claims, "iat", &iat);
+    has_iat = date_of(rg->iat, &iat);
     if (has_iat && iat - leeway > now)
         return ajw_error_set(err, AJW_R_ISSUED_IN_FUTURE,
                              "token issued in the future at %lld (now %lld, leeway %lld)",
@@ -121,14 +157,13 @@ static int in_list(const apr_array_header_t *list, const char *s, size_t len)
     return 0;
 }
 
-static ajw_reason_e check_iss(const ajw_val_t *claims, const ajw_policy_t *pol, ajw_error_t *err)
+static ajw_reason_e check_iss(const registered_t *rg, const ajw_policy_t *pol, ajw_error_t *err)
 {
-    const ajw_val_t *iss;
+    const ajw_val_t *iss = rg->iss;
     char q[AJW_QUOTE_MAX + 4];
 
     if (!pol->issuers || pol->issuers->nelts == 0)
         return AJW_OK;
-    iss = ajw_val_get(claims, "iss");
     if (!ajw_val_is_string(iss))
         return ajw_error_set(err, AJW_R_BAD_ISSUER, "claim iss is missing or not a string");
     if (!in_list(pol->issuers, ajw_val_str(iss), ajw_val_strlen(iss)))
@@ -153,14 +188,13 @@ static int aud_matches(const ajw_val_t *aud, const apr_array_header_t *audiences
     return 0;
 }
 
-static ajw_reason_e check_aud(const ajw_val_t *claims, const ajw_policy_t *pol, ajw_error_t *err)
+static ajw_reason_e check_aud(const registered_t *rg, const ajw_policy_t *pol, ajw_error_t *err)
 {
-    const ajw_val_t *aud;
+    const ajw_val_t *aud = rg->aud;
     char q[AJW_QUOTE_MAX + 4];
 
     if (!pol->audiences || pol->audiences->nelts == 0)
         return AJW_OK;
-    aud = ajw_val_get(claims, "aud");
     if (!aud)
         return ajw_error_set(err, AJW_R_BAD_AUDIENCE, "claim aud is missing");
     if (aud_matches(aud, pol->audiences))
@@ -191,17 +225,19 @@ static ajw_reason_e check_required(const ajw_val_t *claims, const ajw_policy_t *
 ajw_reason_e ajw_claims_check(const ajw_val_t *claims, const ajw_policy_t *pol, long long now,
                               ajw_error_t *err)
 {
+    registered_t rg;
     ajw_reason_e rv;
 
     if (!ajw_val_is_object(claims))
         return ajw_error_set(err, AJW_R_MALFORMED, "claims are not a JSON object");
-    rv = check_date_types(claims, err);
+    registered(claims, &rg);
+    rv = check_date_types(&rg, err);
     if (rv == AJW_OK)
-        rv = check_times(claims, pol, now, err);
+        rv = check_times(&rg, pol, now, err);
     if (rv == AJW_OK)
-        rv = check_iss(claims, pol, err);
+        rv = check_iss(&rg, pol, err);
     if (rv == AJW_OK)
-        rv = check_aud(claims, pol, err);
+        rv = check_aud(&rg, pol, err);
     if (rv == AJW_OK)
         rv = check_required(claims, pol, err);
     if (rv == AJW_OK && err) {

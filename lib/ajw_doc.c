@@ -191,23 +191,26 @@ int ajw_docw_has(unsigned char *c, const unsigned char *end, const char *name, s
 
 /* --- reading ------------------------------------------------------------ */
 
-size_t ajw_val_size(const ajw_val_t *v)
+/* The bytes of the value at p (not NULL). */
+static inline size_t vsize(cur_t p)
 {
-    cur_t p = (cur_t)v;
-    if (!p)
-        return 0;
     switch (*p) {
+    case 's':
+        return 6 + (size_t)rd32(p + 1);
+    case 'a':
+    case 'o':
+        return HDR + (size_t)rd32(p + 5);
     case 'i':
     case 'r':
         return 9;
-    case 's':
-        return 6 + rd32(p + 1);
-    case 'a':
-    case 'o':
-        return HDR + rd32(p + 5);
     default:
         return 1;
     }
+}
+
+size_t ajw_val_size(const ajw_val_t *v)
+{
+    return v ? vsize((cur_t)v) : 0;
 }
 
 ajw_vtype_e ajw_val_type(const ajw_val_t *v)
@@ -255,7 +258,7 @@ const ajw_val_t *ajw_val_next(const ajw_val_t *c, const ajw_val_t *v, const char
 {
     if (!c || !v)
         return NULL;
-    return at((cur_t)c, (cur_t)v + ajw_val_size(v), name);
+    return at((cur_t)c, (cur_t)v + vsize((cur_t)v), name);
 }
 
 const ajw_val_t *ajw_val_getn(const ajw_val_t *obj, const char *name, size_t n)
@@ -264,12 +267,14 @@ const ajw_val_t *ajw_val_getn(const ajw_val_t *obj, const char *name, size_t n)
     if (!p || *p != 'o' || !name)
         return NULL;
     end = p + HDR + rd32(p + 5);
+    /* Most names differ in length or first byte: memcmp runs for the rest. */
     for (q = p + HDR; q < end; ) {
         size_t kl = rd32(q);
         cur_t val = q + 4 + kl + 1;
-        if (kl == n && memcmp(q + 4, name, n) == 0)
+        if (kl == n && (n == 0 || (q[4] == (unsigned char)name[0]
+                                   && memcmp(q + 5, name + 1, n - 1) == 0)))
             return (const ajw_val_t *)val;
-        q = val + ajw_val_size((const ajw_val_t *)val);
+        q = val + vsize(val);
     }
     return NULL;
 }
