@@ -83,8 +83,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p;
     ajw_policy_t pol;
-    ajw_jws_t *t = NULL;
-    ajw_error_t err;
+    ajw_jws_t *t = NULL, *td = NULL;
+    ajw_error_t err, errd;
+    ajw_reason_e rc, rd;
     const char *tok;
     size_t len = size;
     if (!root) {
@@ -100,7 +101,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tok = structured(data, size, &len, p);
     if (!tok)
         tok = (const char *)data;
-    if (ajw_jws_parse(&t, tok, len, &pol, p, &err) == AJW_OK) {
+    rc = ajw_jws_parse(&t, tok, len, &pol, p, &err);
+    /* The request path parses the claims straight into a document: the same
+     * outcome, the same text, and the tree's document byte for byte. */
+    rd = ajw_jws_parse_ex(&td, tok, len, &pol, AJW_JWS_DOC, p, &errd);
+    if (rd != rc || (rc != AJW_OK && strcmp(err.text, errd.text)))
+        __builtin_trap();
+    if (rc == AJW_OK) {
+        size_t n = 0;
+        const ajw_val_t *want = ajw_doc_make(t->claims, p, &n);
+        if (td->claims || !td->doc || !want || td->doc_size != n || memcmp(td->doc, want, n)
+            || (t->iss == NULL) != (td->iss == NULL) || (t->iss && strcmp(t->iss, td->iss)))
+            __builtin_trap();
+    }
+    if (rc == AJW_OK) {
         const ajw_keyset_t *sets[2] = { keys, keys };
         const ajw_key_t *used = NULL;
         /* No fuzzer can forge these signatures: reaching OK is a bug. */
