@@ -27,28 +27,39 @@ int ajw_claim_name_exportable(const char *claim)
     return n > 0;
 }
 
+/* prefix + claim mapped for a variable (a-z upper-cased) or a header ('_'
+ * as '-'), checked and copied in one pass; NULL when not exportable. */
+static char *mapped_name(apr_pool_t *p, const char *prefix, const char *claim, int header)
+{
+    size_t pl = strlen(prefix), n, i;
+    char *out;
+    for (n = 0; claim[n]; n++)
+        if (!name_byte_ok(claim[n]) || n >= AJW_CLAIM_NAME_MAX)
+            return NULL;
+    if (n == 0)
+        return NULL;
+    out = apr_palloc(p, pl + n + 1);
+    memcpy(out, prefix, pl);
+    for (i = 0; i < n; i++) {
+        char c = claim[i];
+        if (header)
+            c = c == '_' ? '-' : c;
+        else if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        out[pl + i] = c;
+    }
+    out[pl + n] = '\0';
+    return out;
+}
+
 char *ajw_env_name(apr_pool_t *p, const char *prefix, const char *claim)
 {
-    char *n, *s;
-    if (!ajw_claim_name_exportable(claim))
-        return NULL;
-    n = apr_pstrcat(p, prefix, claim, NULL);
-    for (s = n + strlen(prefix); *s; s++)
-        if (*s >= 'a' && *s <= 'z')
-            *s = (char)(*s - 'a' + 'A');
-    return n;
+    return mapped_name(p, prefix, claim, 0);
 }
 
 char *ajw_header_name(apr_pool_t *p, const char *prefix, const char *claim)
 {
-    char *n, *s;
-    if (!ajw_claim_name_exportable(claim))
-        return NULL;
-    n = apr_pstrcat(p, prefix, claim, NULL);
-    for (s = n + strlen(prefix); *s; s++)
-        if (*s == '_')
-            *s = '-';
-    return n;
+    return mapped_name(p, prefix, claim, 1);
 }
 
 /* Every name the module (or httpd, from r->user) sets from the token. */
