@@ -837,6 +837,9 @@ ajw_reason_e ajw_json_parse_doc(const ajw_val_t **out, size_t *size, const char 
     *size = 0;
     if ((rv = parse_caps(&buf, len, &max_len, &max_depth, err)) != AJW_OK)
         return rv;
+    if (len > ((size_t)1 << 27))              /* a document's lengths are 32-bit */
+        return ajw_error_set(err, AJW_R_TOO_LARGE, "JSON: %zu bytes over the cap of %zu",
+                             len, (size_t)1 << 27);
     doc = apr_palloc(p, AJW_DOC_BOUND(len));
     if (!parse_run(&jp, buf, len, max_depth, NULL, doc, &end)) {
         if (!jp.fallback)
