@@ -564,20 +564,29 @@ static json_t *jp_value(jp_t *jp, size_t depth)
 
 static int jd_value(jp_t *jp, size_t depth);
 
+/* A container at jp->s opened at c (its header reserved): 1 when it is
+ * empty (and closed), 0 (recorded) when too deep, -1 when values follow. */
+static int jd_open(jp_t *jp, unsigned char *c, ajw_vtype_e type, char close, size_t depth)
+{
+    if (depth > jp->max_depth)
+        return jp_fail(jp, "nesting too deep") != NULL;
+    jp->o = ajw_docw_open(c, type);
+    if (!jp_open(jp, close))
+        return -1;
+    ajw_docw_close(c, 0, jp->o);
+    return 1;
+}
+
 static int jd_object(jp_t *jp, size_t depth)
 {
     unsigned char *c = jp->o;
     size_t count = 0;
     const char *k;
     size_t klen;
+    int empty = jd_open(jp, c, AJW_V_OBJECT, '}', depth);
 
-    if (depth > jp->max_depth)
-        return jp_fail(jp, "nesting too deep") != NULL;
-    jp->o = ajw_docw_open(c, AJW_V_OBJECT);
-    if (jp_open(jp, '}')) {
-        ajw_docw_close(c, 0, jp->o);
-        return 1;
-    }
+    if (empty >= 0)
+        return empty;
     for (;;) {
         unsigned char *member = jp->o;
         const char *name;
@@ -615,14 +624,10 @@ static int jd_array(jp_t *jp, size_t depth)
 {
     unsigned char *c = jp->o;
     size_t count = 0;
+    int empty = jd_open(jp, c, AJW_V_ARRAY, ']', depth);
 
-    if (depth > jp->max_depth)
-        return jp_fail(jp, "nesting too deep") != NULL;
-    jp->o = ajw_docw_open(c, AJW_V_ARRAY);
-    if (jp_open(jp, ']')) {
-        ajw_docw_close(c, 0, jp->o);
-        return 1;
-    }
+    if (empty >= 0)
+        return empty;
     for (;;) {
         if (!jd_value(jp, depth))
             return 0;
