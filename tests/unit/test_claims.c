@@ -10,25 +10,17 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 
+#include "tu_vectors.h"
 #include "ajw_claims.h"
 
 static apr_pool_t *pool;
-
-static json_t *load(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (!v)
-        fail_msg("bad test JSON %s: %s", text, jerr.text);
-    return v;
-}
 
 /* The claims as the checks see them: text → jansson tree → flat document
  * (in pool). NULL when the tree cannot be a document (a string holding a
  * NUL byte, which the strict parser never lets through anyway). */
 static const ajw_val_t *doc(const char *text)
 {
-    json_t *v = load(text);
+    json_t *v = tu_json(text, JSON_ALLOW_NUL);
     const ajw_val_t *d = ajw_doc_make(v, pool, NULL);
     json_decref(v);
     return d;
@@ -198,7 +190,7 @@ static void run_simple(const ajw_policy_t *pol, const simple_case_t *cases, size
     size_t i;
     for (i = 0; i < n; i++) {
         ajw_error_t err;
-        json_t *tree = load(cases[i].claims);
+        json_t *tree = tu_json(cases[i].claims, JSON_ALLOW_NUL);
         const ajw_val_t *c = ajw_doc_make(tree, pool, NULL);
         ajw_reason_e rv;
         memset(&err, 0, sizeof(err));

@@ -15,17 +15,9 @@
 #include <apr_pools.h>
 
 #include "ajw_doc.h"
+#include "tu_vectors.h"
 
 static apr_pool_t *pool;
-
-static json_t *load(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (!v)
-        fail_msg("bad test JSON %s: %s", text, jerr.text);
-    return v;
-}
 
 /* v's document in pool: made, its size reported and equal to the root's. */
 static const ajw_val_t *doc_of(const json_t *v)
@@ -40,7 +32,7 @@ static const ajw_val_t *doc_of(const json_t *v)
 
 static const ajw_val_t *doc_text(const char *text)
 {
-    json_t *v = load(text);
+    json_t *v = tu_json(text, 0);
     const ajw_val_t *d = doc_of(v);
     json_decref(v);                       /* the document owes nothing to the tree */
     return d;
@@ -405,7 +397,7 @@ static void test_sizes(void **state)
     (void)state;
     assert_int_equal(ajw_doc_size(NULL), 0);
     for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-        json_t *v = load(texts[i]);
+        json_t *v = tu_json(texts[i], 0);
         size_t n = ajw_doc_size(v);
         const ajw_val_t *d = doc_of(v);             /* checks val_size(root) == doc_size */
         assert_true(n > 0);
@@ -421,7 +413,7 @@ static void test_sizes(void **state)
 
 static void test_write(void **state)
 {
-    json_t *v = load("{\"sub\":\"alice\",\"roles\":[\"a\",\"b\"],\"n\":-3}");
+    json_t *v = tu_json("{\"sub\":\"alice\",\"roles\":[\"a\",\"b\"],\"n\":-3}", 0);
     size_t n = ajw_doc_size(v);
     unsigned char *buf = malloc(n + 8);
     const ajw_val_t *d;
@@ -489,9 +481,9 @@ static void test_embedded_nul(void **state)
 static void test_copy(void **state)
 {
     apr_pool_t *src;
-    json_t *v = load("{\"sub\":\"alice\",\"exp\":4102444800,\"r\":0.25,"
+    json_t *v = tu_json("{\"sub\":\"alice\",\"exp\":4102444800,\"r\":0.25,"
                      "\"realm_access\":{\"roles\":[\"user\",\"admin\"]},\"t\":true,"
-                     "\"e\":[],\"o\":{},\"n\":null,\"u\":\"\\u00e9\"}");
+                     "\"e\":[],\"o\":{},\"n\":null,\"u\":\"\\u00e9\"}", 0);
     size_t size = 0, i;
     const ajw_val_t *d, *c, *m;
     unsigned char *buf;

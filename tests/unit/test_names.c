@@ -12,18 +12,10 @@
 #include <apr_general.h>
 #include <apr_pools.h>
 
+#include "tu_vectors.h"
 #include "ajw_names.h"
 
 static apr_pool_t *pool;
-
-static json_t *load(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (!v)
-        fail_msg("bad test JSON %s: %s", text, jerr.text);
-    return v;
-}
 
 /* v's flat document (in pool), as the renderers read claims. */
 static const ajw_val_t *doc_of(const json_t *v)
@@ -160,7 +152,7 @@ static void test_claim_text(void **state)
     size_t i;
     (void)state;
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        json_t *v = load(cases[i].json);
+        json_t *v = tu_json(cases[i].json, 0);
         const char *got = ajw_claim_text(doc_of(v), pool);
         if (cases[i].want ? !got || strcmp(got, cases[i].want) : got != NULL)
             fail_msg("case %zu %s: got [%s] want [%s]", i, cases[i].json, got ? got : "(null)",
@@ -181,12 +173,12 @@ static void test_claim_text_split(void **state)
     size_t i, j;
     (void)state;
     for (i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
-        json_t *v = load(arrays[i]), *el;
+        json_t *v = tu_json(arrays[i], 0), *el;
         const char *t = ajw_claim_text(doc_of(v), pool), *s;
         for (s = t; *s; s++)
             assert_false((unsigned char)*s < 0x20 || *s == 0x7f);
         if (t[0] == '"' || t[0] == '[' || t[0] == '{') {
-            json_t *back = load(t);
+            json_t *back = tu_json(t, 0);
             assert_true(json_equal(back, v));
             json_decref(back);
         }
@@ -209,7 +201,7 @@ static void test_claim_text_split(void **state)
 
 static void test_claim_json(void **state)
 {
-    json_t *v = load("{\"sub\":\"a\\nb\",\"r\":0.1,\"i\":-3,\"a\":[true,null,{}],\"u\":\"\\u2028\"}");
+    json_t *v = tu_json("{\"sub\":\"a\\nb\",\"r\":0.1,\"i\":-3,\"a\":[true,null,{}],\"u\":\"\\u2028\"}", 0);
     (void)state;
     assert_string_equal(ajw_claim_json(doc_of(v), pool),
                         "{\"sub\":\"a\\nb\",\"r\":0.1,\"i\":-3,\"a\":[true,null,{}],"

@@ -10,24 +10,16 @@
 #include <apr_pools.h>
 #include <apr_strings.h>
 
+#include "tu_vectors.h"
 #include "ajw_require.h"
 
 static apr_pool_t *pool;
-
-static json_t *load(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (!v)
-        fail_msg("bad test JSON %s: %s", text, jerr.text);
-    return v;
-}
 
 /* The claims as rules read them: text → jansson tree → flat document (in
  * pool). */
 static const ajw_val_t *doc(const char *text)
 {
-    json_t *v = load(text);
+    json_t *v = tu_json(text, 0);
     const ajw_val_t *d = ajw_doc_make(v, pool, NULL);
     json_decref(v);
     if (!d)

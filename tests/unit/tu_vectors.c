@@ -96,3 +96,14 @@ unsigned char *tu_hex_decode(const char *hex, size_t *len)
     *len = n / 2;
     return out;
 }
+
+json_t *tu_json(const char *text, size_t flags)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY | flags, &jerr);
+    if (!v) {
+        fprintf(stderr, "bad test JSON %s: %s\n", text, jerr.text);
+        abort();
+    }
+    return v;
+}

@@ -23,6 +23,11 @@ char *tu_read_file(const char *path, size_t *len);
 json_t *tu_load_json_vector(const char *rel);
 json_t *tu_load_json_file(const char *path);
 
+/* Test JSON text (any value; flags are added to JSON_DECODE_ANY) as a
+ * jansson tree the caller releases. Bad text is the test's own mistake:
+ * the message goes to stderr and the test aborts. */
+json_t *tu_json(const char *text, size_t flags);
+
 /* Decode hex (even length, 0-9a-fA-F) to bytes; "" gives a 1-byte buffer
  * and *len 0. NULL on bad input. */
 unsigned char *tu_hex_decode(const char *hex, size_t *len);
