@@ -810,7 +810,7 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
         return f->err.code;
     /* The claims are parsed straight into a flat document (ajw_doc.h),
      * which every reader reads and the token cache keeps as it is. */
-    rc = ajw_jws_parse_ex(&t, tok, len, &pol, AJW_JWS_DOC, r->pool, &f->err);
+    rc = ajw_jws_parse_ex(&t, tok, len, &pol, AJW_JWS_DOC_ALL, r->pool, &f->err);
     if (rc != AJW_OK)
         return rc;
     f->kid = t->kid;
@@ -839,9 +839,10 @@ static ajw_reason_e verify(request_rec *r, const ajw_dir_conf *c, const char *to
      * into one block; the request then reads the entry's copies. */
     ent.claims = doc;
     ent.kid = t->kid;
-    ent.typ = ajw_json_get_string(t->header, "typ", NULL);
+    ent.typ = t->typ;
     ent.alg = t->alg;
-    ent.render = ajw_export_render(r, c, doc, t->alg_name, t->kid, &ent.render_len);
+    ent.render = ajw_export_render(r, c, doc, (const char *)t->payload, t->payload_len,
+                                   t->alg_name, t->kid, &ent.render_len);
     ent.token = tok;
     ent.token_len = len;
     if (!(held = ajw_tcache_adopt(&ent)))

@@ -256,9 +256,13 @@ void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *c
  * prefixes; not the mappings, which are made on each request), rendered
  * once into one block of r->pool (*len bytes) for a token-cache entry to
  * keep: a hit with the same settings replays it instead of rendering every
- * claim again. NULL when claims is NULL. Sets nothing in r. */
+ * claim again. payload (payload_len bytes; may be NULL) is the JSON text
+ * claims were parsed from: JWT_CLAIMS is that text itself when it is what
+ * the rendering would be (ajw_claim_json_is_verbatim). NULL when claims is
+ * NULL. Sets nothing in r. */
 const char *ajw_export_render(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
-                              const char *alg, const char *kid, size_t *len);
+                              const char *payload, size_t payload_len, const char *alg,
+                              const char *kid, size_t *len);
 
 /* Revocation (mod_auth_jwks_revoke.c): Token Status List and AuthJWKSRevoked. */
 /* Directive setters. */

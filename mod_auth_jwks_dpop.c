@@ -2,7 +2,7 @@
  *   - DPoP (RFC 9449): Authorization: DPoP <token> plus one DPoP proof
  *     header, checked on every request (the token cache may hold the token's
  *     verification, never the proof's); jti remembered server-wide in a
- *     replay table in shared memory under a global mutex;
+ *     replay table in shared memory that locks itself (lib/ajw_dpop.c);
  *   - certificate-bound tokens (RFC 8705 §3): cnf.x5t#S256 against the
  *     client certificate mod_ssl saw on this connection;
  *   - protected-resource metadata (RFC 9728): the well-known document.
@@ -16,7 +16,6 @@
 #include <apr_uri.h>
 #include <apr_lib.h>
 #include <apr_shm.h>
-#include <apr_global_mutex.h>
 #include <apr_optional.h>
 
 #include "httpd.h"
@@ -48,15 +47,14 @@ APLOG_USE_MODULE(auth_jwks);
 #define PRM_WELL_KNOWN      "/.well-known/oauth-protected-resource"
 #define PRM_HANDLER         "auth-jwks-resource-metadata"
 
-/* The replay table and its lock. Made once in the parent (post_config) and
- * kept in the process pool, so it lives across graceful and full restarts
- * of the same parent, and every generation of children shares one table and
- * one lock. Children inherit the mapping by fork. Entries are written only
- * under `mutex`. */
+/* The replay table. Made once in the parent (post_config) and kept in the
+ * process pool, so it lives across graceful and full restarts of the same
+ * parent, and every generation of children shares one table. Children
+ * inherit the mapping by fork. The table locks itself (ajw_replay_add):
+ * process-shared locks inside the mapping, no lock file and no system call
+ * per proof, whatever `Mutex` mechanism the server defaults to. */
 typedef struct replay_store_t {
     apr_shm_t *shm;
-    apr_global_mutex_t *mutex;
-    const char *lockfile;
     ajw_replay_t *table;
     size_t entries;
 } replay_store_t;
@@ -404,7 +402,6 @@ static int replay_check(request_rec *r, const ajw_dpop_proof_t *pr, long long no
     unsigned char key[32];
     unsigned long long owner = ajw_replay_owner(pr->jkt);
     ajw_replay_e rc;
-    apr_status_t rv;
     if (!replay || !replay->table) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "DPoP replay cache unavailable; refusing");
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -414,14 +411,13 @@ static int replay_check(request_rec *r, const ajw_dpop_proof_t *pr, long long no
                       "key and jti; refusing");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if ((rv = apr_global_mutex_lock(replay->mutex)) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "DPoP replay cache: lock failed");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
     /* Kept until the proof's iat falls out of the window: after that the
      * iat check refuses it anyway. */
     rc = ajw_replay_add(replay->table, key, owner, pr->iat + replay_horizon + 1, now);
-    apr_global_mutex_unlock(replay->mutex);
+    if (rc == AJW_REPLAY_LOCK_FAILED) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "DPoP replay cache: lock failed; refusing");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (rc == AJW_REPLAY_SEEN)
         return refuse(r, "invalid_dpop_proof", "The DPoP proof was used before",
                       "DPoP proof rejected: replay: jti seen before within the window "
@@ -738,6 +734,9 @@ static int dpop_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     dpop_used = 0;
     replay_entries = -1;
     prm_all = NULL;
+    /* The replay table no longer takes a global mutex (it locks itself);
+     * the type stays registered so that a `Mutex ... auth-jwks-dpop` line
+     * written for an earlier version still parses. */
     return ap_mutex_register(pconf, DPOP_MUTEX, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
            ? OK : !OK;
 }
@@ -759,6 +758,12 @@ static long long conf_max(apr_pool_t *p, const ap_directive_t *d, const char *na
             best = v;
     }
     return best;
+}
+
+static apr_status_t replay_fini(void *data)
+{
+    ajw_replay_fini(data);
+    return APR_SUCCESS;
 }
 
 /* Make the replay store once per parent process (kept in the process pool). */
@@ -815,29 +820,17 @@ static int dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
         return !OK;
     }
     st->table = ajw_replay_init(apr_shm_baseaddr_get(st->shm), apr_shm_size_get(st->shm));
-    rv = ap_global_mutex_create(&st->mutex, &st->lockfile, DPOP_MUTEX, NULL, s, pp, 0);
-    if (rv != APR_SUCCESS || !st->table) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "DPoP replay cache: cannot create its "
-                     "global mutex");
+    if (!st->table) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "DPoP replay cache: cannot make its "
+                     "process-shared locks");
         return !OK;
     }
+    /* registered after the shm's own cleanup, so it runs first */
+    apr_pool_cleanup_register(pp, st->table, replay_fini, apr_pool_cleanup_null);
     st->entries = entries;
     apr_pool_userdata_set(st, DPOP_STORE_KEY, apr_pool_cleanup_null, pp);
     replay = st;
     return OK;
-}
-
-static void dpop_child_init(apr_pool_t *pchild, server_rec *s)
-{
-    apr_status_t rv;
-    if (!replay)
-        return;
-    rv = apr_global_mutex_child_init(&replay->mutex, replay->lockfile, pchild);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "DPoP replay cache: mutex child init "
-                     "failed; DPoP requests will be refused");
-        replay = NULL;
-    }
 }
 
 void ajw_dpop_register_hooks(apr_pool_t *p)
@@ -845,7 +838,6 @@ void ajw_dpop_register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_pre_config(dpop_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(dpop_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(dpop_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(prm_translate, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(prm_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(prm_handler, NULL, NULL, APR_HOOK_MIDDLE);

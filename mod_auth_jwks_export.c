@@ -44,24 +44,32 @@ static void export_mapped(request_rec *r, const apr_array_header_t *maps, int he
     }
 }
 
+/* One record of a rendering: what sink_put would have set. */
+typedef struct rec_t {
+    char kind;                    /* 'E' 'H' prefixed claims, 'e' 'h' the module's own */
+    const char *name, *value;     /* the value may point into the claims document */
+    size_t nlen, vlen;
+} rec_t;
+
 /* Where one claim's exports go: into r's tables, or as records of a
- * rendering (ajw_export_render), or both. */
+ * rendering (ajw_export_render), never both. */
 typedef struct sink_t {
     request_rec *r;
-    apr_array_header_t *rec;      /* rendering records, NULL when none is made */
-    int apply;                    /* set r's tables */
+    apr_array_header_t *rec;      /* rendering records (rec_t), NULL when r's tables are set */
 } sink_t;
 
-static void sink_put(sink_t *k, char kind, const char *name, const char *value)
+static void sink_put(sink_t *k, char kind, const char *name, size_t nlen, const char *value,
+                     size_t vlen)
 {
     if (k->rec) {
-        APR_ARRAY_PUSH(k->rec, const char *) = apr_pstrmemdup(k->r->pool, &kind, 1);
-        APR_ARRAY_PUSH(k->rec, const char *) = name;
-        APR_ARRAY_PUSH(k->rec, const char *) = value;
+        rec_t *e = apr_array_push(k->rec);
+        e->kind = kind;
+        e->name = name;
+        e->nlen = nlen;
+        e->value = value;
+        e->vlen = vlen;
     }
-    if (!k->apply)
-        return;
-    if (kind == 'E')
+    else if (kind == 'E' || kind == 'e')
         apr_table_setn(k->r->subprocess_env, name, value);
     else
         apr_table_setn(k->r->headers_in, name, value);
@@ -74,6 +82,7 @@ static void export_one(sink_t *k, const ajw_dir_conf *c, int env, int hdr,
 {
     request_rec *r = k->r;
     const char *text, *name;
+    size_t tlen = 0;
     if (!ajw_claim_name_exportable(key)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "claim %s not exported under the prefix: "
                       "only names of a-z, 0-9 and _ map one to one (JWT_CLAIMS has it; "
@@ -81,7 +90,10 @@ static void export_one(sink_t *k, const ajw_dir_conf *c, int env, int hdr,
                       ajw_mod_log_item(r->pool, key));
         return;
     }
-    if (!(text = ajw_claim_text(v, r->pool)))
+    /* A rendering copies the texts (render_pack): a plain string claim is
+     * then read where it is, in the document */
+    text = k->rec ? ajw_claim_text_ref(v, r->pool, &tlen) : ajw_claim_text(v, r->pool);
+    if (!text)
         return;                                  /* null: as if absent */
     if (env) {
         name = ajw_env_name(r->pool, c->claim_prefix, key);
@@ -89,15 +101,17 @@ static void export_one(sink_t *k, const ajw_dir_conf *c, int env, int hdr,
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "claim %s not exported: %s is the "
                           "module's own", key, name);
         else
-            sink_put(k, 'E', name, text);
+            sink_put(k, 'E', name, strlen(name), text, k->rec ? tlen : 0);
     }
     if (hdr) {
         name = ajw_header_name(r->pool, c->header_prefix, key);
         if (ajw_header_name_reserved(name))
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "claim %s not exported: header %s is "
                           "the module's own", key, name);
-        else
-            sink_put(k, 'H', name, ajw_header_value(r->pool, text));
+        else {
+            const char *hv = ajw_header_value(r->pool, text);
+            sink_put(k, 'H', name, strlen(name), hv, strlen(hv));
+        }
     }
 }
 
@@ -169,30 +183,27 @@ static const char *len_get(const char *p, size_t *n)
  * ident NUL, then records of kind (1 byte), the name's and the value's
  * lengths (len_put), name NUL, value NUL. */
 static const char *render_pack(request_rec *r, const ajw_dir_conf *c,
-                               const apr_array_header_t *rec, size_t *len)
+                               const apr_array_header_t *recs, size_t *len)
 {
     const char *ident = render_ident(r->pool, c);
-    size_t n = strlen(ident) + 1;
+    size_t il = strlen(ident) + 1, n = il;
+    const rec_t *e = (const rec_t *)recs->elts;
     char *out, *o;
     int i;
-    for (i = 0; i + 2 < rec->nelts; i += 3) {
-        size_t nl = strlen(APR_ARRAY_IDX(rec, i + 1, const char *));
-        size_t vl = strlen(APR_ARRAY_IDX(rec, i + 2, const char *));
-        n += 1 + len_size(nl) + len_size(vl) + nl + 1 + vl + 1;
-    }
+    for (i = 0; i < recs->nelts; i++)
+        n += 1 + len_size(e[i].nlen) + len_size(e[i].vlen) + e[i].nlen + 1 + e[i].vlen + 1;
     out = o = apr_palloc(r->pool, n);
-    memcpy(o, ident, strlen(ident) + 1);
-    o += strlen(ident) + 1;
-    for (i = 0; i + 2 < rec->nelts; i += 3) {
-        const char *name = APR_ARRAY_IDX(rec, i + 1, const char *);
-        const char *value = APR_ARRAY_IDX(rec, i + 2, const char *);
-        size_t nl = strlen(name), vl = strlen(value);
-        *o++ = APR_ARRAY_IDX(rec, i, const char *)[0];
-        o = len_put(len_put(o, nl), vl);
-        memcpy(o, name, nl + 1);
-        o += nl + 1;
-        memcpy(o, value, vl + 1);
-        o += vl + 1;
+    memcpy(o, ident, il);
+    o += il;
+    for (i = 0; i < recs->nelts; i++) {
+        *o++ = e[i].kind;
+        o = len_put(len_put(o, e[i].nlen), e[i].vlen);
+        memcpy(o, e[i].name, e[i].nlen);
+        o += e[i].nlen;
+        *o++ = '\0';
+        memcpy(o, e[i].value, e[i].vlen);
+        o += e[i].vlen;
+        *o++ = '\0';
     }
     *len = n;
     return out;
@@ -248,47 +259,38 @@ static void render_apply(request_rec *r, const ajw_dir_conf *c, const char *p,
     }
 }
 
-/* The module's own names: JWT_CLAIMS (the claims' JSON), JWT_ALG, JWT_KID
- * (absent when the token has no kid) and the X-JWT-Claims header. */
-static void export_own(sink_t *k, const ajw_dir_conf *c, const char *payload, const char *alg,
-                       const char *kid)
+/* The module's own names: JWT_CLAIMS (the claims' JSON, plen bytes),
+ * JWT_ALG, JWT_KID (absent when the token has no kid) and the X-JWT-Claims
+ * header. */
+static void export_own(sink_t *k, const ajw_dir_conf *c, const char *payload, size_t plen,
+                       const char *alg, const char *kid)
 {
     request_rec *r = k->r;
     int env = (c->pass & PASS_ENV) != 0, hdr = (c->pass & PASS_HEADERS) != 0;
     if (env) {
+        /* the IdP's, yet rendered like a claim: no control character */
         const char *kt = kid ? ajw_string_text(kid, strlen(kid), r->pool) : NULL;
-        if (k->apply) {
+        if (!k->rec) {                 /* set, not added: a mapping may have taken them */
             apr_table_set(r->subprocess_env, "JWT_CLAIMS", payload);
             apr_table_set(r->subprocess_env, "JWT_ALG", alg);
-            if (kt) /* the IdP's, yet rendered like a claim: no control character */
+            if (kt)
                 apr_table_setn(r->subprocess_env, "JWT_KID", kt);
             else
                 apr_table_unset(r->subprocess_env, "JWT_KID");
         }
-        if (k->rec) {
-            APR_ARRAY_PUSH(k->rec, const char *) = "e";
-            APR_ARRAY_PUSH(k->rec, const char *) = "JWT_CLAIMS";
-            APR_ARRAY_PUSH(k->rec, const char *) = payload;
-            APR_ARRAY_PUSH(k->rec, const char *) = "e";
-            APR_ARRAY_PUSH(k->rec, const char *) = "JWT_ALG";
-            APR_ARRAY_PUSH(k->rec, const char *) = alg;
-            if (kt) {
-                APR_ARRAY_PUSH(k->rec, const char *) = "e";
-                APR_ARRAY_PUSH(k->rec, const char *) = "JWT_KID";
-                APR_ARRAY_PUSH(k->rec, const char *) = kt;
-            }
+        else {
+            sink_put(k, 'e', "JWT_CLAIMS", 10, payload, plen);
+            sink_put(k, 'e', "JWT_ALG", 7, alg, strlen(alg));
+            if (kt)
+                sink_put(k, 'e', "JWT_KID", 7, kt, strlen(kt));
         }
     }
     if (hdr) {
-        const char *b = ajw_b64url_encode((const unsigned char *)payload, strlen(payload),
-                                          r->pool);
-        if (k->apply)
+        const char *b = ajw_b64url_encode((const unsigned char *)payload, plen, r->pool);
+        if (!k->rec)
             apr_table_set(r->headers_in, AJW_CLAIMS_HEADER, b);
-        if (k->rec) {
-            APR_ARRAY_PUSH(k->rec, const char *) = "h";
-            APR_ARRAY_PUSH(k->rec, const char *) = AJW_CLAIMS_HEADER;
-            APR_ARRAY_PUSH(k->rec, const char *) = b;
-        }
+        else
+            sink_put(k, 'h', AJW_CLAIMS_HEADER, strlen(AJW_CLAIMS_HEADER), b, strlen(b));
     }
 }
 
@@ -317,19 +319,21 @@ void ajw_export_claims(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *c
     }
     k.r = r;
     k.rec = NULL;
-    k.apply = 1;
     if (env || hdr) {
         ajw_val_foreach_member(claims, key, v)
             export_one(&k, c, env, hdr, key, v);
     }
     export_mapped(r, c->map_headers, 1, claims);
     export_mapped(r, c->map_envs, 0, claims);
-    if (env || hdr)
-        export_own(&k, c, ajw_claim_json(claims, r->pool), alg, kid);
+    if (env || hdr) {
+        const char *json = ajw_claim_json(claims, r->pool);
+        export_own(&k, c, json, strlen(json), alg, kid);
+    }
 }
 
 const char *ajw_export_render(request_rec *r, const ajw_dir_conf *c, const ajw_val_t *claims,
-                              const char *alg, const char *kid, size_t *len)
+                              const char *payload, size_t payload_len, const char *alg,
+                              const char *kid, size_t *len)
 {
     int env = (c->pass & PASS_ENV) != 0, hdr = (c->pass & PASS_HEADERS) != 0;
     const char *key;
@@ -340,12 +344,18 @@ const char *ajw_export_render(request_rec *r, const ajw_dir_conf *c, const ajw_v
     if (!claims)
         return NULL;
     k.r = r;
-    k.rec = apr_array_make(r->pool, 32, sizeof(const char *));
-    k.apply = 0;
+    k.rec = apr_array_make(r->pool, 16, sizeof(rec_t));
     if (env || hdr) {
+        const char *json = payload;
+        size_t jlen = payload_len;
         ajw_val_foreach_member(claims, key, v)
             export_one(&k, c, env, hdr, key, v);
-        export_own(&k, c, ajw_claim_json(claims, r->pool), alg, kid);
+        /* compact JSON as most issuers write it is its own rendering */
+        if (!payload || !ajw_claim_json_is_verbatim(payload, payload_len)) {
+            json = ajw_claim_json(claims, r->pool);
+            jlen = strlen(json);
+        }
+        export_own(&k, c, json, jlen, alg, kid);
     }
     return render_pack(r, c, k.rec, len);
 }

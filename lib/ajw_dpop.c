@@ -2,6 +2,7 @@
  * and certificate thumbprints (RFC 8705). The proof is hostile input: it is
  * size-capped before any work, parsed by the same strict JWS code as tokens,
  * and no byte of it reaches an error text. */
+#include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -573,10 +574,19 @@ typedef struct replay_entry_t {
     unsigned char key[REPLAY_KEY_BYTES];
 } replay_entry_t;
 
+/* Buckets share REPLAY_STRIPES locks (bucket % stripes): two proofs wait
+ * for each other only when their buckets share a stripe. The locks are
+ * process-shared and robust pthread mutexes inside the table itself, so a
+ * check costs no system call unless two proofs meet on a stripe, and a
+ * process that dies holding one does not stop the others. */
+#define REPLAY_STRIPES 64
+
 struct ajw_replay_t {
     uint32_t magic;
     uint32_t pad;
     uint64_t nbuckets;
+    uint64_t takeovers;               /* locks taken over from a dead holder (atomic) */
+    pthread_mutex_t lock[REPLAY_STRIPES];
     replay_entry_t e[];               /* nbuckets * AJW_REPLAY_WAYS */
 };
 
@@ -591,13 +601,42 @@ size_t ajw_replay_size(size_t entries)
 ajw_replay_t *ajw_replay_init(void *mem, size_t size)
 {
     ajw_replay_t *t = mem;
+    pthread_mutexattr_t a;
     size_t per = AJW_REPLAY_WAYS * sizeof(replay_entry_t);
+    int i, ok;
     if (!mem || size < sizeof(ajw_replay_t) + per)
         return NULL;
     memset(mem, 0, size);
+    if (pthread_mutexattr_init(&a) != 0)
+        return NULL;
+    ok = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) == 0
+         && pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) == 0;
+    for (i = 0; ok && i < REPLAY_STRIPES; i++)
+        ok = pthread_mutex_init(&t->lock[i], &a) == 0;
+    pthread_mutexattr_destroy(&a);
+    if (!ok) {
+        while (i-- > 0)
+            pthread_mutex_destroy(&t->lock[i]);
+        return NULL;
+    }
     t->magic = REPLAY_MAGIC;
     t->nbuckets = (uint64_t)((size - sizeof(ajw_replay_t)) / per);
     return t;
+}
+
+void ajw_replay_fini(ajw_replay_t *t)
+{
+    int i;
+    if (!t || t->magic != REPLAY_MAGIC)
+        return;
+    for (i = 0; i < REPLAY_STRIPES; i++)
+        pthread_mutex_destroy(&t->lock[i]);
+    t->magic = 0;
+}
+
+unsigned long long ajw_replay_takeovers(const ajw_replay_t *t)
+{
+    return t ? __atomic_load_n(&t->takeovers, __ATOMIC_RELAXED) : 0;
 }
 
 size_t ajw_replay_capacity(const ajw_replay_t *t)
@@ -629,15 +668,12 @@ unsigned long long ajw_replay_owner(const char *jkt)
     return tag ? tag : 1;
 }
 
-ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32],
-                            unsigned long long owner, long long expires, long long now)
+/* The bucket's work, its stripe held. */
+static ajw_replay_e replay_add_locked(replay_entry_t *b, const unsigned char key[32],
+                                      uint64_t owner, long long expires, long long now)
 {
-    uint64_t h = 0;
-    replay_entry_t *b, *free_e = NULL, *own_oldest = NULL;
+    replay_entry_t *free_e = NULL, *own_oldest = NULL;
     int i, own = 0;
-    for (i = 0; i < 8; i++)           /* bucket from bytes the stored part does not hold */
-        h = (h << 8) | key[REPLAY_KEY_BYTES + i];
-    b = &t->e[(h % t->nbuckets) * AJW_REPLAY_WAYS];
     for (i = 0; i < AJW_REPLAY_WAYS; i++) {
         if (b[i].expires > now) {
             if (!memcmp(b[i].key, key, REPLAY_KEY_BYTES))
@@ -666,4 +702,30 @@ ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32],
     free_e->owner = owner;
     free_e->expires = expires > 0 ? expires : 1;
     return AJW_REPLAY_NEW;
+}
+
+ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32],
+                            unsigned long long owner, long long expires, long long now)
+{
+    uint64_t h = 0, bucket;
+    pthread_mutex_t *m;
+    ajw_replay_e rc;
+    int i, lr;
+    for (i = 0; i < 8; i++)           /* bucket from bytes the stored part does not hold */
+        h = (h << 8) | key[REPLAY_KEY_BYTES + i];
+    bucket = h % t->nbuckets;
+    m = &t->lock[bucket % REPLAY_STRIPES];
+    lr = pthread_mutex_lock(m);
+    /* Its holder died: the bucket's entries are whole or torn. A torn one
+     * holds a key no proof hashes to, or has expired; either way no live
+     * entry was lost but the one being written. The stripe goes on. */
+    if (lr == EOWNERDEAD) {
+        lr = pthread_mutex_consistent(m);
+        __atomic_fetch_add(&t->takeovers, 1, __ATOMIC_RELAXED);
+    }
+    if (lr != 0)
+        return AJW_REPLAY_LOCK_FAILED;
+    rc = replay_add_locked(&t->e[bucket * AJW_REPLAY_WAYS], key, owner, expires, now);
+    pthread_mutex_unlock(m);
+    return rc;
 }

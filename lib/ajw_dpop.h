@@ -98,8 +98,10 @@ ajw_reason_e ajw_dpop_nonce_check(long long *age,
 
 /* --- replay table ---------------------------------------------------
  * A fixed-size set of (key, owner, expiry) held in caller memory, e.g.
- * shared memory mapped by every child process. Not locked here: the caller
- * holds a lock (a global mutex in the module) around ajw_replay_add. Entries
+ * shared memory mapped by every child process. It locks itself: buckets
+ * share a few dozen process-shared, robust mutexes kept in the table, so
+ * ajw_replay_add is safe from any thread of any process that maps it and
+ * costs no system call unless two proofs meet on one lock. Entries
  * are kept in buckets of AJW_REPLAY_WAYS; an expired entry is reused. One
  * proof key (its owner tag) holds at most AJW_REPLAY_PER_KEY live entries of
  * a bucket, so one client choosing its jti values fills at most that share
@@ -116,15 +118,21 @@ typedef enum {
     AJW_REPLAY_NEW = 0,       /* stored */
     AJW_REPLAY_SEEN,          /* a live entry holds the key: a replay */
     AJW_REPLAY_FULL,          /* no room in its bucket; nothing stored */
-    AJW_REPLAY_NEW_EVICTED    /* stored in place of the owner's own oldest live entry */
+    AJW_REPLAY_NEW_EVICTED,   /* stored in place of the owner's own oldest live entry */
+    AJW_REPLAY_LOCK_FAILED    /* its lock could not be taken; nothing stored */
 } ajw_replay_e;
 
 /* Bytes needed for at least `entries` entries (at least one bucket). */
 size_t ajw_replay_size(size_t entries);
 
-/* Format size bytes at mem (aligned for 8-byte integers) as an empty table.
- * NULL when size is too small for one bucket. */
+/* Format size bytes at mem (aligned for 8-byte integers) as an empty table,
+ * its locks made process-shared: once, in the process that maps the memory,
+ * before any other process or thread uses it. NULL when size is too small
+ * for one bucket or the locks cannot be made. */
 ajw_replay_t *ajw_replay_init(void *mem, size_t size);
+
+/* Destroy the table's locks (a table no process uses any more). */
+void ajw_replay_fini(ajw_replay_t *t);
 
 /* The replay key of a proof: SHA-256 over jkt, a NUL and jti, so that one
  * client's jti values never collide with another's. 0 on success. */
@@ -139,11 +147,16 @@ unsigned long long ajw_replay_owner(const char *jkt);
  * or expired entry of its bucket while the owner holds fewer than
  * AJW_REPLAY_PER_KEY live entries there (AJW_REPLAY_NEW), else in place of
  * the owner's live entry there that expires first (AJW_REPLAY_NEW_EVICTED);
- * AJW_REPLAY_FULL when the bucket is full of other owners' live entries. */
+ * AJW_REPLAY_FULL when the bucket is full of other owners' live entries;
+ * AJW_REPLAY_LOCK_FAILED when the bucket's lock cannot be taken (the caller
+ * fails closed). A lock whose holder died is taken over (robust). */
 ajw_replay_e ajw_replay_add(ajw_replay_t *t, const unsigned char key[32],
                             unsigned long long owner, long long expires, long long now);
 
 /* Capacity in entries. */
 size_t ajw_replay_capacity(const ajw_replay_t *t);
+
+/* How many times a lock was taken over from a process that died holding it. */
+unsigned long long ajw_replay_takeovers(const ajw_replay_t *t);
 
 #endif

@@ -114,22 +114,71 @@ static ajw_reason_e typ_allowed(const char *typ, size_t len, const ajw_policy_t 
     return AJW_OK;
 }
 
-/* alg: known, asymmetric, and allowed by the policy. */
-static ajw_reason_e check_alg(ajw_jws_t *t, const ajw_policy_t *pol, ajw_error_t *err)
-{
-    const json_t *v = json_object_get(t->header, "alg");
-    char q[AJW_QUOTE_MAX + 8];
+/* The header members the rules read, from a tree or a document: kind 0
+ * absent, 1 a string (s, len), 2 anything else. */
+typedef struct {
+    int kind;
+    const char *s;
     size_t len;
+} hmember_t;
 
-    if (!json_is_string(v))
+typedef struct {
+    hmember_t alg, typ, kid;
+    int crit, b64;              /* present at all */
+} hview_t;
+
+static void hmember_tree(hmember_t *m, const json_t *h, const char *name)
+{
+    const json_t *v = json_object_get(h, name);
+    m->kind = !v ? 0 : json_is_string(v) ? 1 : 2;
+    m->s = m->kind == 1 ? json_string_value(v) : NULL;
+    m->len = m->kind == 1 ? json_string_length(v) : 0;
+}
+
+static void hview_tree(hview_t *h, const json_t *header)
+{
+    hmember_tree(&h->alg, header, "alg");
+    hmember_tree(&h->typ, header, "typ");
+    hmember_tree(&h->kid, header, "kid");
+    h->crit = json_object_get(header, "crit") != NULL;
+    h->b64 = json_object_get(header, "b64") != NULL;
+}
+
+/* One walk over a document header's members. */
+static void hview_doc(hview_t *h, const ajw_val_t *header)
+{
+    const char *name;
+    const ajw_val_t *v;
+    memset(h, 0, sizeof(*h));
+    ajw_val_foreach_member(header, name, v) {
+        hmember_t *m = !strcmp(name, "alg") ? &h->alg : !strcmp(name, "typ") ? &h->typ
+                       : !strcmp(name, "kid") ? &h->kid : NULL;
+        if (m) {
+            m->kind = ajw_val_is_string(v) ? 1 : 2;
+            m->s = m->kind == 1 ? ajw_val_str(v) : NULL;
+            m->len = m->kind == 1 ? ajw_val_strlen(v) : 0;
+        }
+        else if (!strcmp(name, "crit"))
+            h->crit = 1;
+        else if (!strcmp(name, "b64"))
+            h->b64 = 1;
+    }
+}
+
+/* alg: known, asymmetric, and allowed by the policy. */
+static ajw_reason_e check_alg(ajw_jws_t *t, const hview_t *h, const ajw_policy_t *pol,
+                              ajw_error_t *err)
+{
+    char q[AJW_QUOTE_MAX + 8];
+
+    if (h->alg.kind != 1)
         return ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED, "header alg is %s",
-                             v ? "not a string" : "missing");
-    len = json_string_length(v);
-    t->alg_name = json_string_value(v);
-    t->alg = ajw_alg_from_name(t->alg_name, len);
+                             h->alg.kind ? "not a string" : "missing");
+    t->alg_name = h->alg.s;
+    t->alg = ajw_alg_from_name(h->alg.s, h->alg.len);
     if (t->alg == AJW_ALG_UNKNOWN)
         return ajw_error_set(err, AJW_R_ALG_NOT_ALLOWED, "alg '%s' is unknown",
-                             printable(q, sizeof(q), t->alg_name, len));
+                             printable(q, sizeof(q), h->alg.s, h->alg.len));
     return alg_allowed(t->alg, pol, err);
 }
 
@@ -159,31 +208,28 @@ int ajw_jws_typ_equal(const char *a, size_t alen, const char *b, size_t blen)
 }
 
 /* crit, b64, typ and kid: everything in the header besides alg. */
-static ajw_reason_e check_header_members(ajw_jws_t *t, const ajw_policy_t *pol,
-                                         ajw_error_t *err)
+static ajw_reason_e check_header_members(ajw_jws_t *t, const hview_t *h,
+                                         const ajw_policy_t *pol, ajw_error_t *err)
 {
-    const json_t *typ = json_object_get(t->header, "typ");
-    const json_t *kid = json_object_get(t->header, "kid");
     ajw_reason_e rv;
 
     /* We implement no extension, so any crit list names one we don't know. */
-    if (json_object_get(t->header, "crit"))
+    if (h->crit)
         return ajw_error_set(err, AJW_R_UNSUPPORTED, "header crit is not supported");
     /* RFC 7797: even b64:true is refused, a JWT never needs the member. */
-    if (json_object_get(t->header, "b64"))
+    if (h->b64)
         return ajw_error_set(err, AJW_R_UNSUPPORTED, "header b64 (RFC 7797) is not supported");
-    if (typ && !json_is_string(typ))
+    if (h->typ.kind == 2)
         return ajw_error_set(err, AJW_R_MALFORMED, "header typ is not a string");
-    rv = typ_allowed(typ ? json_string_value(typ) : NULL, typ ? json_string_length(typ) : 0,
-                     pol, err);
+    rv = typ_allowed(h->typ.s, h->typ.len, pol, err);
     if (rv != AJW_OK)
         return rv;
-    if (kid && !json_is_string(kid))
+    if (h->kid.kind == 2)
         return ajw_error_set(err, AJW_R_MALFORMED, "header kid is not a string");
-    if (kid) {
-        t->kid = json_string_value(kid);
-        t->kid_len = json_string_length(kid);
-    }
+    t->typ = h->typ.s;
+    t->typ_len = h->typ.len;
+    t->kid = h->kid.s;
+    t->kid_len = h->kid.len;
     return AJW_OK;
 }
 
@@ -191,28 +237,46 @@ ajw_reason_e ajw_jws_check_header(const json_t *header, const ajw_policy_t *pol,
                                   ajw_error_t *err)
 {
     ajw_jws_t t;
+    hview_t h;
     ajw_reason_e rv;
     memset(&t, 0, sizeof(t));
-    t.header = (json_t *)header;   /* read only: the checks never modify it */
-    rv = check_alg(&t, pol, err);
+    hview_tree(&h, header);
+    rv = check_alg(&t, &h, pol, err);
     if (rv == AJW_OK)
-        rv = check_header_members(&t, pol, err);
+        rv = check_header_members(&t, &h, pol, err);
     return rv;
 }
 
 static ajw_reason_e parse_header(ajw_jws_t *t, const jws_parts_t *pt, size_t max_len,
-                                 const ajw_policy_t *pol, apr_pool_t *p, ajw_error_t *err)
+                                 int mode, const ajw_policy_t *pol, apr_pool_t *p,
+                                 ajw_error_t *err)
 {
     unsigned char *buf;
     size_t len;
+    hview_t h;
     ajw_reason_e rv = decode_part(&buf, &len, pt->part[0], pt->len[0], "header", p, err);
 
-    if (rv == AJW_OK)
+    if (rv != AJW_OK)
+        return rv;
+    if (mode == AJW_JWS_DOC_ALL) {
+        const ajw_val_t *d;
+        size_t n;
+        ajw_error_t jerr;
+        rv = ajw_json_parse_doc(&d, &n, (const char *)buf, len, max_len, AJW_MAX_JSON_DEPTH, p,
+                                &jerr);
+        if (rv != AJW_OK)
+            return ajw_error_set(err, rv, "token header: %s", jerr.text);
+        hview_doc(&h, d);
+    }
+    else {
         rv = parse_json_part(&t->header, buf, len, max_len, "header", p, err);
+        if (rv != AJW_OK)
+            return rv;
+        hview_tree(&h, t->header);
+    }
+    rv = check_alg(t, &h, pol, err);
     if (rv == AJW_OK)
-        rv = check_alg(t, pol, err);
-    if (rv == AJW_OK)
-        rv = check_header_members(t, pol, err);
+        rv = check_header_members(t, &h, pol, err);
     return rv;
 }
 
@@ -230,7 +294,7 @@ static ajw_reason_e parse_payload(ajw_jws_t *t, const jws_parts_t *pt, size_t ma
     t->payload_len = len;
     if (!require_object)
         return AJW_OK;
-    if (require_object == AJW_JWS_DOC) {
+    if (require_object == AJW_JWS_DOC || require_object == AJW_JWS_DOC_ALL) {
         ajw_error_t jerr;
         rv = ajw_json_parse_doc(&t->doc, &t->doc_size, (const char *)buf, len, max_len,
                                 AJW_MAX_JSON_DEPTH, p, &jerr);
@@ -269,7 +333,7 @@ ajw_reason_e ajw_jws_parse_ex(ajw_jws_t **out, const char *token, size_t len,
     if (rv != AJW_OK)
         goto cleanup;
     t = apr_pcalloc(p, sizeof(*t));
-    rv = parse_header(t, &pt, max_len, pol, p, err);
+    rv = parse_header(t, &pt, max_len, require_object_payload, pol, p, err);
     if (rv == AJW_OK)
         rv = parse_payload(t, &pt, max_len, require_object_payload, p, err);
     /* Checked after the header so that an unsecured token ("alg":"none",
@@ -322,7 +386,7 @@ ajw_reason_e ajw_jws_verify(const ajw_jws_t *t, const ajw_keyset_t *const *sets,
                             const ajw_key_t **used, ajw_error_t *err)
 {
     char q[AJW_QUOTE_MAX + 8];
-    const char *kid = t->kid ? printable(q, sizeof(q), t->kid, t->kid_len) : NULL;
+    const char *kid;
     ajw_reason_e rv = AJW_R_NO_KEY;
     int s, i, tried = 0, internal = 0, capped = 0;
 
@@ -354,8 +418,10 @@ ajw_reason_e ajw_jws_verify(const ajw_jws_t *t, const ajw_keyset_t *const *sets,
             err->code = AJW_OK;
             err->text[0] = '\0';
         }
+        return rv;
     }
-    else if (tried == 0)
+    kid = t->kid ? printable(q, sizeof(q), t->kid, t->kid_len) : NULL;   /* for the text */
+    if (tried == 0)
         rv = ajw_error_set(err, AJW_R_NO_KEY, "no key fits kid %s%s%s and alg %s",
                            kid ? "'" : "(none)", kid ? kid : "", kid ? "'" : "",
                            ajw_alg_name(t->alg));

@@ -12,7 +12,7 @@
 /* A parsed, not yet verified, token. All fields live in the pool given to
  * ajw_jws_parse; header and claims are released by that pool's cleanup. */
 typedef struct ajw_jws_t {
-    json_t *header;              /* protected header object */
+    json_t *header;              /* protected header object; NULL under AJW_JWS_DOC_ALL */
     json_t *claims;              /* payload object (JWT claims); NULL when parsed as a document */
     const ajw_val_t *doc;        /* AJW_JWS_DOC: the payload object as a flat document */
     size_t doc_size;
@@ -20,6 +20,8 @@ typedef struct ajw_jws_t {
     const char *alg_name;        /* header "alg" as written (for logs) */
     const char *kid;             /* header "kid" or NULL */
     size_t kid_len;
+    const char *typ;             /* header "typ" or NULL */
+    size_t typ_len;
     const char *iss;             /* claims "iss" when a string, else NULL (UNVERIFIED until ajw_jws_verify) */
     const unsigned char *signing_input;  /* "b64(header).b64(payload)" */
     size_t signing_input_len;
@@ -51,9 +53,12 @@ ajw_reason_e ajw_jws_parse(ajw_jws_t **out, const char *token, size_t len,
  * the signature layer on RFC/Wycheproof vectors whose payloads are not JWT
  * claims; AJW_JWS_DOC parses the payload object (same rules) into t->doc,
  * a flat document (ajw_doc.h), and leaves t->claims NULL: what a verified
- * access token's claims are read from. Every header rule above applies
- * unchanged. */
+ * access token's claims are read from. AJW_JWS_DOC_ALL does the same and
+ * reads the header from a document too, leaving t->header NULL (alg, kid
+ * and typ are in t): for a caller that needs no other header member.
+ * Every header rule above applies unchanged, with the same error texts. */
 #define AJW_JWS_DOC 2
+#define AJW_JWS_DOC_ALL 3
 ajw_reason_e ajw_jws_parse_ex(ajw_jws_t **out, const char *token, size_t len,
                               const ajw_policy_t *pol, int require_object_payload,
                               apr_pool_t *p, ajw_error_t *err);

@@ -211,22 +211,43 @@ typedef struct {
     apr_pool_t *p;
 } out_t;
 
-static void put(out_t *o, const char *s, size_t n)
+/* Room for n more bytes and the final NUL: the buffer at least doubles, so
+ * a rendering grows a few times, not once a piece. */
+static void grow(out_t *o, size_t n)
 {
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 64;
-        char *grown;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        grown = apr_palloc(o->p, cap);
-        if (o->len)
-            memcpy(grown, o->s, o->len);
-        o->s = grown;
-        o->cap = cap;
-    }
+    size_t cap = o->cap ? o->cap : 64;
+    char *grown;
+    while (cap < o->len + n + 1)
+        cap *= 2;
+    grown = apr_palloc(o->p, cap);
+    if (o->len)
+        memcpy(grown, o->s, o->len);
+    o->s = grown;
+    o->cap = cap;
+}
+
+/* The NUL is written once, by done(): a rendering is a hundred pieces. */
+static inline void put(out_t *o, const char *s, size_t n)
+{
+    if (o->len + n + 1 > o->cap)
+        grow(o, n);
     memcpy(o->s + o->len, s, n);
     o->len += n;
+}
+
+static inline void put1(out_t *o, char c)
+{
+    if (o->len + 2 > o->cap)
+        grow(o, 1);
+    o->s[o->len++] = c;
+}
+
+static char *done(out_t *o)
+{
+    if (!o->s)
+        grow(o, 0);
     o->s[o->len] = '\0';
+    return o->s;
 }
 
 static void put_json_string(out_t *o, const char *s, size_t n)
@@ -235,7 +256,7 @@ static void put_json_string(out_t *o, const char *s, size_t n)
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, run = 0;
 
-    put(o, "\"", 1);
+    put1(o, '"');
     while (i < n) {
         uint32_t c;
         size_t len;
@@ -283,7 +304,7 @@ static void put_json_string(out_t *o, const char *s, size_t n)
         i += len;
     }
     put(o, s + i - run, run);
-    put(o, "\"", 1);
+    put1(o, '"');
 }
 
 static void put_json(out_t *o, const ajw_val_t *v)
@@ -309,26 +330,26 @@ static void put_json(out_t *o, const ajw_val_t *v)
         put(o, "false", 5);
         break;
     case AJW_V_ARRAY:
-        put(o, "[", 1);
+        put1(o, '[');
         i = 0;
         ajw_val_foreach(v, el) {
             if (i++)
-                put(o, ",", 1);
+                put1(o, ',');
             put_json(o, el);
         }
-        put(o, "]", 1);
+        put1(o, ']');
         break;
     case AJW_V_OBJECT:
-        put(o, "{", 1);
+        put1(o, '{');
         i = 0;
         ajw_val_foreach_member(v, key, el) {
             if (i++)
-                put(o, ",", 1);
+                put1(o, ',');
             put_json_string(o, key, strlen(key));
-            put(o, ":", 1);
+            put1(o, ':');
             put_json(o, el);
         }
-        put(o, "}", 1);
+        put1(o, '}');
         break;
     case AJW_V_NULL:
     default:
@@ -397,27 +418,51 @@ static int plain_list(const ajw_val_t *v)
     return 1;
 }
 
+/* A plain list of more than one element, or anything not plain, is
+ * rendered into o; a plain scalar is left to the caller (returns 0). */
+static int claim_text_render(out_t *o, const ajw_val_t *v)
+{
+    const ajw_val_t *el;
+    size_t i;
+    if (!plain_list(v)) {
+        put_json(o, v);
+        return 1;
+    }
+    if (!ajw_val_is_array(v))
+        return 0;
+    i = 0;
+    ajw_val_foreach(v, el) {
+        if (i++)
+            put1(o, ',');
+        put_plain(o, el);
+    }
+    return 1;
+}
+
 char *ajw_claim_text(const ajw_val_t *v, apr_pool_t *p)
 {
     out_t o = { NULL, 0, 0, p };
-    const ajw_val_t *el;
-    size_t i;
-
     if (!v || ajw_val_is_null(v))
         return NULL;
-    if (!plain_list(v))
-        put_json(&o, v);
-    else if (!ajw_val_is_array(v))
+    if (!claim_text_render(&o, v))
         put_plain(&o, v);
-    else {
-        i = 0;
-        ajw_val_foreach(v, el) {
-            if (i++)
-                put(&o, ",", 1);
-            put_plain(&o, el);
+    return done(&o);
+}
+
+const char *ajw_claim_text_ref(const ajw_val_t *v, apr_pool_t *p, size_t *len)
+{
+    out_t o = { NULL, 0, 0, p };
+    if (!v || ajw_val_is_null(v))
+        return NULL;
+    if (!claim_text_render(&o, v)) {
+        if (ajw_val_is_string(v)) {           /* itself, where it is */
+            *len = ajw_val_strlen(v);
+            return ajw_val_str(v);
         }
+        put_plain(&o, v);
     }
-    return o.s ? o.s : apr_pstrdup(p, "");
+    *len = o.len;
+    return done(&o);
 }
 
 char *ajw_string_text(const char *s, size_t n, apr_pool_t *p)
@@ -426,16 +471,55 @@ char *ajw_string_text(const char *s, size_t n, apr_pool_t *p)
     if (plain_string(s, n))
         return apr_pstrmemdup(p, s, n);
     put_json_string(&o, s, n);
-    return o.s;
+    return done(&o);
 }
 
 char *ajw_claim_json(const ajw_val_t *v, apr_pool_t *p)
 {
+    /* The document's size is near the text's (a string is 4 bytes of
+     * length for 2 quotes, a member 5 for 3): one buffer, seldom grown. */
     out_t o = { NULL, 0, 0, p };
     if (!v)
         return apr_pstrdup(p, "");
+    grow(&o, ajw_val_size(v) + 32);
     put_json(&o, v);
-    return o.s;
+    return done(&o);
+}
+
+/* Bytes a string may hold and still be written back as they are: printable
+ * ASCII but '"' and '\\'. Built by the compiler: constant, no first use. */
+#define VB(c) ((c) >= 0x20 && (c) <= 0x7e && (c) != '"' && (c) != '\\')
+#define VB4(c) VB(c), VB((c) + 1), VB((c) + 2), VB((c) + 3)
+#define VB16(c) VB4(c), VB4((c) + 4), VB4((c) + 8), VB4((c) + 12)
+#define VB64(c) VB16(c), VB16((c) + 16), VB16((c) + 32), VB16((c) + 48)
+static const unsigned char verbatim_byte[256] = { VB64(0), VB64(64), VB64(128), VB64(192) };
+
+int ajw_claim_json_is_verbatim(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s, *end = u + n;
+    unsigned char prev = 0;
+    while (u < end) {
+        unsigned char c = *u++;
+        if (c == '"') {                       /* a string: printable ASCII, no escape */
+            while (u < end && verbatim_byte[*u])
+                u++;
+            if (u == end || *u != '"')
+                return 0;
+            u++;
+            prev = '"';
+            continue;
+        }
+        /* Outside strings: no white space, no fraction or exponent (a real
+         * is written back in its shortest form), no "-0" (written "0"). An
+         * 'e' after a digit is an exponent; in true and false it follows a
+         * letter. */
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '.' || c == 'E'
+            || c == '+' || (c == 'e' && prev >= '0' && prev <= '9')
+            || (c == '0' && prev == '-'))
+            return 0;
+        prev = c;
+    }
+    return 1;
 }
 
 char *ajw_header_value(apr_pool_t *p, const char *v)

@@ -59,6 +59,12 @@ const char *ajw_header_prefix_shadows(const char *prefix);
  * does not start with '"', '[' or '{' at ',' yields exactly the elements. */
 char *ajw_claim_text(const ajw_val_t *v, apr_pool_t *p);
 
+/* ajw_claim_text, for a caller that copies the text before v's document
+ * goes: a string claim that is plain comes back as v's own bytes (no copy),
+ * anything else is rendered into p. *len is the text's length; NULL (and
+ * *len untouched) for NULL, null or absent. */
+const char *ajw_claim_text_ref(const ajw_val_t *v, apr_pool_t *p, size_t *len);
+
 /* The text of a string (n bytes of UTF-8) as ajw_claim_text renders a
  * string claim: itself when plain, else a JSON string ("a,b" → "\"a,b\"").
  * For values the module sets from the token that are not claims (JWT_KID). */
@@ -67,6 +73,13 @@ char *ajw_string_text(const char *s, size_t n, apr_pool_t *p);
 /* Compact JSON of any value with the escaping described above (JWT_CLAIMS,
  * X-JWT-Claims); "" when v is NULL. Object members in their stored order. */
 char *ajw_claim_json(const ajw_val_t *v, apr_pool_t *p);
+
+/* Is s (n bytes that ajw_json_parse_doc accepted) already, byte for byte,
+ * what ajw_claim_json renders of the value parsed from it? 1 when it holds
+ * no white space outside strings, no real number, no "-0", and its strings
+ * only printable ASCII without escapes (the compact JSON most issuers
+ * write): the caller may then use s itself. 0 says nothing either way. */
+int ajw_claim_json_is_verbatim(const char *s, size_t n);
 
 /* A header value: printable ASCII kept, '%' and every other byte (controls,
  * DEL, non-ASCII) as %XX, so a claim can never split a header or smuggle

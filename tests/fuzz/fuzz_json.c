@@ -9,12 +9,15 @@
  * Whatever ours accepts is also made into a flat document (ajw_doc.h), which
  * must agree with the tree value for value: types, numbers, string bytes
  * and lengths, member names and order, counts, sizes; and so must a copy of
- * it at an odd address (position independent, read without alignment). */
+ * it at an odd address (position independent, read without alignment).
+ * Text that ajw_claim_json_is_verbatim calls its own rendering must be
+ * exactly what ajw_claim_json renders of its document. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_general.h>
 #include "ajw_json.h"
+#include "ajw_names.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -143,6 +146,12 @@ static void check_parse_doc(const uint8_t *data, size_t size, size_t depth, ajw_
     want = ajw_doc_make(a, p, &wn);
     if (!d || !want || n != wn || ajw_val_size(d) != n || memcmp(d, want, n))
         __builtin_trap();
+    /* text said to be its own rendering must be, byte for byte */
+    if (ajw_claim_json_is_verbatim((const char *)data, size)) {
+        const char *r = ajw_claim_json(d, p);
+        if (strlen(r) != size || memcmp(r, data, size))
+            __builtin_trap();
+    }
 }
 
 static void one(const uint8_t *data, size_t size, size_t depth, apr_pool_t *p)

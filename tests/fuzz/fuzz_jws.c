@@ -83,9 +83,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p;
     ajw_policy_t pol;
-    ajw_jws_t *t = NULL, *td = NULL;
-    ajw_error_t err, errd;
-    ajw_reason_e rc, rd;
+    ajw_jws_t *t = NULL, *td = NULL, *ta = NULL;
+    ajw_error_t err, errd, erra;
+    ajw_reason_e rc, rd, ra;
     const char *tok;
     size_t len = size;
     if (!root) {
@@ -112,6 +112,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const ajw_val_t *want = ajw_doc_make(t->claims, p, &n);
         if (td->claims || !td->doc || !want || td->doc_size != n || memcmp(td->doc, want, n)
             || (t->iss == NULL) != (td->iss == NULL) || (t->iss && strcmp(t->iss, td->iss)))
+            __builtin_trap();
+    }
+    /* And with the header read from a document as well (access tokens):
+     * the same outcome and text, the same alg, kid and typ. */
+    ra = ajw_jws_parse_ex(&ta, tok, len, &pol, AJW_JWS_DOC_ALL, p, &erra);
+    if (ra != rc || (rc != AJW_OK && strcmp(err.text, erra.text)))
+        __builtin_trap();
+    if (rc == AJW_OK) {
+        if (ta->header || ta->alg != t->alg || strcmp(ta->alg_name, t->alg_name)
+            || ta->kid_len != t->kid_len || (ta->kid == NULL) != (t->kid == NULL)
+            || (t->kid && memcmp(ta->kid, t->kid, t->kid_len))
+            || ta->typ_len != t->typ_len || (ta->typ == NULL) != (t->typ == NULL)
+            || (t->typ && memcmp(ta->typ, t->typ, t->typ_len))
+            || ta->doc_size != td->doc_size || memcmp(ta->doc, td->doc, td->doc_size))
             __builtin_trap();
     }
     if (rc == AJW_OK) {

@@ -528,6 +528,28 @@ def test_concurrent_replay_only_one_wins(make_httpd, jwks_server, keys, pkey, ex
         assert sorted(codes) == [200] + [401] * 7, codes
 
 
+def test_mutex_line_of_earlier_versions_still_parses(make_httpd, jwks_server, keys, pkey,
+                                                     expect_log):
+    """The replay table locks itself (process-shared locks in its shared
+    memory, whatever the server's default Mutex mechanism): a `Mutex ...
+    auth-jwks-dpop` line written for an earlier version is still accepted,
+    and replays are still refused across children."""
+    expect_log(PROOF_REJECTED % "replay", required=True)
+    h = make_httpd("", mpm="prefork", start=False)
+    h.write_conf(conf(jwks_server.url()) + "Mutex fcntl:%s/run auth-jwks-dpop\n" % h.root
+                 + "StartServers 3\nMinSpareServers 3\nMaxSpareServers 4\n"
+                 "MaxConnectionsPerChild 1\n")
+    h.start()
+    t = bound_token(keys, pkey)
+    p = proof(pkey, "GET", url(h, "/dp/env"), t)
+    assert dget(h, "/dp/env", t, p).status_code == 200
+    for _ in range(4):           # each on a fresh connection, so a fresh child
+        with requests.Session() as s:
+            r = s.get(h.url("/dp/env"), headers={"Authorization": "DPoP " + t, "DPoP": p,
+                                                 "Connection": "close"}, timeout=TIMEOUT)
+        assert_dpop_refused(r)
+
+
 def test_concurrent_threads_event_mpm(srv, keys, pkey, expect_log):
     """event MPM: many threads of one process share the table too."""
     import concurrent.futures as cf

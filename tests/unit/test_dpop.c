@@ -8,6 +8,14 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -601,6 +609,131 @@ static void test_replay(void **state)
     assert_null(ajw_replay_init(mem, 8));
 }
 
+/* Every thread of every process that maps the table sees one table: 4
+ * processes of 2 threads each add the same key at once, round after round
+ * (all wait for each other before each round); each key is new exactly
+ * once and a replay the 7 other times. */
+#define XP_KEYS 1000
+#define XP_PROCS 4
+#define XP_THREADS 2
+#define XP_ALL (XP_PROCS * XP_THREADS)
+
+typedef struct {
+    ajw_replay_t *t;
+    const unsigned char (*keys)[32];
+    int *nnew, *nseen, *nother, *arrived;
+} xp_arg_t;
+
+static void *xp_thread(void *data)
+{
+    xp_arg_t *a = data;
+    int i;
+    for (i = 0; i < XP_KEYS; i++) {
+        ajw_replay_e rc;
+        __atomic_fetch_add(&a->arrived[i], 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&a->arrived[i], __ATOMIC_SEQ_CST) < XP_ALL)
+            sched_yield();
+        rc = ajw_replay_add(a->t, a->keys[i], (unsigned long long)i + 1, 1000, 10);
+        __atomic_fetch_add(rc == AJW_REPLAY_NEW ? &a->nnew[i] : rc == AJW_REPLAY_SEEN
+                           ? &a->nseen[i] : &a->nother[i], 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static void test_replay_processes(void **state)
+{
+    size_t sz = ajw_replay_size(16384), shared = sz + 4 * XP_KEYS * sizeof(int)
+                + XP_KEYS * 32;
+    unsigned char *mem = mmap(NULL, shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                              -1, 0);
+    ajw_replay_t *t;
+    unsigned char (*keys)[32];
+    int *nnew, *nseen, *nother, *arrived, i, status;
+    pid_t kids[XP_PROCS];
+    (void)state;
+    assert_true(mem != MAP_FAILED);
+    t = ajw_replay_init(mem, sz);
+    assert_non_null(t);
+    nnew = (int *)(mem + sz);
+    nseen = nnew + XP_KEYS;
+    nother = nseen + XP_KEYS;
+    arrived = nother + XP_KEYS;
+    keys = (unsigned char (*)[32])(arrived + XP_KEYS);
+    for (i = 0; i < XP_KEYS; i++) {
+        char jti[16];
+        snprintf(jti, sizeof(jti), "x%d", i);
+        key_of(keys[i], jti);
+    }
+    for (i = 0; i < XP_PROCS; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            pthread_t th[XP_THREADS];
+            xp_arg_t a = { t, (const unsigned char (*)[32])keys, nnew, nseen, nother, arrived };
+            int j;
+            for (j = 0; j < XP_THREADS; j++)
+                if (pthread_create(&th[j], NULL, xp_thread, &a) != 0)
+                    _exit(3);
+            for (j = 0; j < XP_THREADS; j++)
+                pthread_join(th[j], NULL);
+            _exit(0);
+        }
+    }
+    for (i = 0; i < XP_PROCS; i++) {
+        assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    for (i = 0; i < XP_KEYS; i++) {
+        if (nnew[i] != 1 || nseen[i] != XP_ALL - 1 || nother[i] != 0)
+            fail_msg("key %d: new %d, seen %d, other %d", i, nnew[i], nseen[i], nother[i]);
+    }
+    assert_int_equal(ajw_replay_takeovers(t), 0);
+    ajw_replay_fini(t);
+    munmap(mem, shared);
+}
+
+/* A process killed while it holds a lock of the table does not stop the
+ * others: the lock is taken over (robust), counted, and the table works on.
+ * One bucket, so every add takes the same lock; killed 40 times mid-loop,
+ * the child holds it at least once (each add spends most of its time
+ * under it). */
+static void test_replay_dead_holder(void **state)
+{
+    size_t sz = ajw_replay_size(1);
+    void *mem = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ajw_replay_t *t;
+    unsigned char k[32];
+    int round, status;
+    (void)state;
+    assert_true(mem != MAP_FAILED);
+    t = ajw_replay_init(mem, sz);
+    assert_non_null(t);
+    key_of(k, "held");
+    alarm(60);                       /* a lock never taken over hangs: fail, not hang */
+    for (round = 0; round < 40; round++) {
+        struct timespec pause = { 0, 200000 + (round % 7) * 37000 };
+        pid_t kid = fork();
+        assert_true(kid >= 0);
+        if (kid == 0) {
+            unsigned long long n = 0;
+            for (;;)
+                (void)ajw_replay_add(t, k, (n++ % 5) + 1, 1000, 10);
+        }
+        nanosleep(&pause, NULL);
+        kill(kid, SIGKILL);
+        assert_int_equal(waitpid(kid, &status, 0), kid);
+        assert_true(ajw_replay_add(t, k, 9, 1000, 10) != AJW_REPLAY_LOCK_FAILED);
+    }
+    alarm(0);
+    assert_true(ajw_replay_takeovers(t) >= 1);
+    /* and it still remembers */
+    key_of(k, "after");
+    assert_int_equal(ajw_replay_add(t, k, 77, 2000, 1500), AJW_REPLAY_NEW);
+    assert_int_equal(ajw_replay_add(t, k, 77, 2000, 1500), AJW_REPLAY_SEEN);
+    ajw_replay_fini(t);
+    munmap(mem, sz);
+}
+
 /* A bucket full of live entries of other keys: nothing is evicted, every
  * remembered jti is still detected, the new proof is refused. */
 static void test_replay_full_fails_closed(void **state)
@@ -773,6 +906,8 @@ int main(void)
         cmocka_unit_test(test_binding_before_signature),
         cmocka_unit_test(test_policy_and_binding),
         cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_replay_processes),
+        cmocka_unit_test(test_replay_dead_holder),
         cmocka_unit_test(test_replay_full_fails_closed),
         cmocka_unit_test(test_replay_share_per_key),
         cmocka_unit_test(test_nonce_claim),

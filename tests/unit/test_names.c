@@ -12,6 +12,7 @@
 #include <apr_general.h>
 #include <apr_pools.h>
 
+#include "ajw_json.h"
 #include "tu_vectors.h"
 #include "ajw_names.h"
 
@@ -219,6 +220,75 @@ static void test_claim_json(void **state)
     json_decref(v);
 }
 
+/* Text said to be its own rendering is, byte for byte; text that is not
+ * (white space, reals, escapes, non-ASCII, "-0") is said not to be. */
+static void test_claim_json_verbatim(void **state)
+{
+    static const struct {
+        const char *text;
+        int verbatim;
+    } cases[] = {
+        { "{\"sub\":\"u-1\",\"exp\":1764990000,\"n\":-5,\"z\":0,\"t\":true,\"f\":false}", 1 },
+        { "{\"a\":[1,\"x y\",null,{\"e\":\"e1\"}],\"o\":{},\"l\":[]}", 1 },
+        { "{\"url\":\"https://idp.example/a/b\",\"s\":\"true 1e5 -0 .5\"}", 1 },
+        { "{}", 1 },
+        { "{\"a\":1 }", 0 },
+        { "{ \"a\":1}", 0 },
+        { "{\"a\":\n1}", 0 },
+        { "{\"a\":1.5}", 0 },
+        { "{\"a\":1.0}", 0 },
+        { "{\"a\":1e5}", 0 },
+        { "{\"a\":1E5}", 0 },
+        { "{\"a\":2e-1}", 0 },
+        { "{\"a\":-0}", 0 },
+        { "{\"a\":[-0]}", 0 },
+        { "{\"a\":\"\\/\"}", 0 },
+        { "{\"a\":\"\\u0041\"}", 0 },
+        { "{\"a\":\"caf\xc3\xa9\"}", 0 },
+        { "{\"a\\n\":1}", 0 },
+        { "{\"a\":\"\x7f\"}", 0 },
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *t = cases[i].text;
+        const ajw_val_t *d = NULL;
+        size_t n = 0;
+        ajw_error_t e;
+        int v = ajw_claim_json_is_verbatim(t, strlen(t));
+        if (v != cases[i].verbatim)
+            fail_msg("case %zu %s: verbatim %d", i, t, v);
+        if (ajw_json_parse_doc(&d, &n, t, strlen(t), 1 << 16, 16, pool, &e) != AJW_OK)
+            fail_msg("case %zu %s: does not parse: %s", i, t, e.text);
+        if (v)        /* when not, the rendering may or may not differ ("1.5") */
+            assert_string_equal(ajw_claim_json(d, pool), t);
+    }
+}
+
+/* The reference variant: a plain string claim is the document's own bytes,
+ * anything else the text ajw_claim_text renders. */
+static void test_claim_text_ref(void **state)
+{
+    static const char *const texts[] = { "\"plain\"", "\"a,b\"", "[\"a\",\"b\"]", "7", "true",
+                                         "{\"x\":1}", "\"\"", "[\"only\"]" };
+    size_t i, len = 99;
+    (void)state;
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        json_t *j = tu_json(texts[i], 0);
+        const ajw_val_t *v = doc_of(j);
+        const char *r = ajw_claim_text_ref(v, pool, &len);
+        assert_non_null(r);
+        assert_string_equal(r, ajw_claim_text(v, pool));
+        assert_int_equal(len, strlen(r));
+        if (i == 0)
+            assert_ptr_equal(r, ajw_val_str(v));
+        json_decref(j);
+    }
+    len = 99;
+    assert_null(ajw_claim_text_ref(NULL, pool, &len));
+    assert_int_equal(len, 99);
+}
+
 static void test_header_value(void **state)
 {
     (void)state;
@@ -323,6 +393,8 @@ int main(void)
         cmocka_unit_test(test_claim_text),
         cmocka_unit_test(test_claim_text_split),
         cmocka_unit_test(test_claim_json),
+        cmocka_unit_test(test_claim_json_verbatim),
+        cmocka_unit_test(test_claim_text_ref),
         cmocka_unit_test(test_header_value),
         cmocka_unit_test(test_user_text),
         cmocka_unit_test(test_user_names_issuer),
