@@ -69,6 +69,15 @@ signature check (ajw_crypt_verify and what it calls): what a miss costs
 beyond its signature, over a hit. Two lives run at once (instruction counts do not
 depend on load), after the timed rows, so they do not disturb them.
 
+Profile rows (BENCH_GOALS_PROFILE, default 1; perf, root): after the timed
+rounds, one more run each of static, RS256 miss, ES256 miss, the bound token
+as Bearer and DPoP (event), sampled by `perf record` at 999 Hz on the httpd
+children; each row's CPU per request (from /proc, as in the rounds) is split
+in proportion to where the samples fell: the module (mod_auth_jwks.so, with
+lib/ linked in, and jansson), libcrypto, the kernel, and the rest of the
+process (httpd, APR, libc). The split of a miss against the static file is
+the profile behind goal 2's CPU rows.
+
 BENCH_GOALS_DPOP_RPS (default 8000): proofs minted per second of each DPoP
 run and round; a run that uses them up is NOT VALID (raise it).
 BENCH_GOALS_MISS_TOKENS: fewer distinct tokens mint faster; the cache of
@@ -99,6 +108,11 @@ N_MISS = int(os.environ.get("BENCH_GOALS_MISS_TOKENS", "20000"))
 INSTR = os.environ.get("BENCH_GOALS_INSTR", "1") != "0"
 INSTR_N = max(40, int(os.environ.get("BENCH_GOALS_INSTR_N", "100")))
 DPOP_RPS = int(os.environ.get("BENCH_GOALS_DPOP_RPS", "8000"))  # proofs minted per second of run
+PROFILE = os.environ.get("BENCH_GOALS_PROFILE", "1") != "0"
+PROFILE_HZ = 999
+# what the profile rows attribute CPU to, by the shared object a sample is in
+PROFILE_GROUPS = (("module", ("mod_auth_jwks.so", "libjansson")), ("libcrypto", ("libcrypto",)),
+                  ("kernel", ("[kernel",)), ("httpd+APR+libc", ("",)))
 MISS_CACHE = 128
 MEM_CACHE = 8192
 N_FLOOD = 1000       # of each kind
@@ -492,7 +506,7 @@ def main():
         ath = H.b64u(hashlib.sha256(bound.encode()).digest())
         n_proofs = DPOP_RPS * SECONDS
         proofs = []
-        for rnd in range(ROUNDS):
+        for rnd in range(ROUNDS + (1 if PROFILE else 0)):
             proofs.append(parallel(_proof_chunk, [
                 (n_proofs // 8, dpop_base + PATH, ath, client.export_public(as_dict=True))] * 8,
                 pool))
@@ -659,6 +673,11 @@ def main():
         r = R["static"].run(0)
         statics.append((r["rps"], R["static"].all_cpu[-1]))
         result["statics"] = statics
+        if PROFILE:
+            result["profile"] = profile_rows(R, tmp, s_dpop[-1] if len(s_dpop) > ROUNDS
+                                             else None)
+        else:
+            result["profile"] = (None, "BENCH_GOALS_PROFILE=0")
         result["flood_fetches"] = idp.count("/jwks-flood.json")
         result["flood_life"] = time.monotonic() - result["flood_t0"]
 
@@ -713,6 +732,78 @@ def main():
     return rc
 
 
+def perf_usable():
+    """None when `perf record` can sample this machine's processes, else why not."""
+    if not shutil.which("perf"):
+        return "perf not found (Debian package linux-perf)"
+    if os.geteuid() != 0:
+        return "needs root (perf attaches to the httpd children)"
+    try:
+        r = subprocess.run(["perf", "record", "-F", str(PROFILE_HZ), "-o", "/dev/null", "--",
+                            "true"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        return "perf record failed: %s" % e
+    return None if r.returncode == 0 else "perf record failed: %s" % r.stderr.strip()[-200:]
+
+
+def profile_split(report_text):
+    """{group: share of the samples} from `perf report --sort dso -n` text."""
+    counts = {g: 0 for g, _ in PROFILE_GROUPS}
+    total = 0
+    for line in report_text.splitlines():
+        f = line.split()
+        if line.startswith("#") or len(f) < 3 or not f[0].endswith("%"):
+            continue
+        try:
+            n = int(f[1])
+        except ValueError:
+            continue
+        dso = f[2]
+        total += n
+        for g, marks in PROFILE_GROUPS:
+            if any(m and m in dso for m in marks) or marks == ("",):
+                counts[g] += n
+                break
+    return {g: c / float(total) for g, c in counts.items()} if total else {}
+
+
+def profile_rows(R, tmp, dpop_script):
+    """({row key: {"cpu": us per request, group: us per request}}, None) or
+    (None, why): one more run of each profiled row under perf record."""
+    why = perf_usable()
+    if why:
+        return None, why
+    out = {}
+    for key in ("static", "miss RS256", "miss ES256", "bearer", "dpop"):
+        row = R.get(key)
+        if not row or row.skip or (key == "dpop" and not dpop_script):
+            continue
+        srv = row.srv
+        data = os.path.join(tmp, "perf-%s.data" % key.replace(" ", "-"))
+        pids = [str(p) for p in srv.children()]
+        rec = subprocess.Popen(["perf", "record", "-F", str(PROFILE_HZ), "-o", data, "-p",
+                                ",".join(pids), "--", "sleep", str(SECONDS)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t0 = B.cpu_ticks(srv)
+        r = wrk(srv.url(row.path), dpop_script if key == "dpop" else row.script, SECONDS)
+        t1 = B.cpu_ticks(srv)
+        try:
+            rec.wait(timeout=SECONDS + 60)
+        except subprocess.TimeoutExpired:
+            rec.kill()
+            return None, "perf record did not end"
+        rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "-n", "--sort",
+                              "dso", "--stdio"], capture_output=True, text=True, timeout=120)
+        share = profile_split(rep.stdout)
+        if not r["done"] or not share or r["wrong"] or r.get("exhausted"):
+            return None, "profile run of %s not valid (%d answers, %d wrong)" % (
+                key, r["done"], r["wrong"])
+        ticks = sum(v - t0.get(pid, 0) for pid, v in t1.items())
+        cpu = 1e6 * ticks / CLK_TCK / r["done"]
+        out[key] = dict({g: cpu * share[g] for g in share}, cpu=cpu)
+    return out, None
+
+
 def fmt(x, f="%.0f"):
     return f % x if x is not None else "?"
 
@@ -743,6 +834,17 @@ def report(R, rows, result, speed, skipped, log, tok_len, mint_s, t_rs):
         print("  SKIPPED %s: %s" % (name, why))
     for ln in log:
         print("  " + ln)
+    prof, why_p = result.get("profile", (None, "not run"))
+    if prof:
+        groups = [g for g, _ in PROFILE_GROUPS]
+        print("\n  where the CPU goes (perf record %d Hz over one more run of each row; us per "
+              "request, the row's CPU split as its samples fell):" % PROFILE_HZ)
+        print("  %-44s %8s" % ("row", "cpu us") + "".join(" %15s" % g for g in groups))
+        for key, v in prof.items():
+            print("  %-44s %8.1f" % (R[key].name, v["cpu"])
+                  + "".join(" %15.1f" % v.get(g, 0) for g in groups))
+    else:
+        print("\n  where the CPU goes: not profiled (%s)" % why_p)
 
     G = []   # (goal, target, measured, met, from)
 
@@ -809,6 +911,25 @@ def report(R, rows, result, speed, skipped, log, tok_len, mint_s, t_rs):
                  "(information)", "%+.0f" % beyond, None,
                  "callgrind: %.0f per miss without ajw_crypt_verify and its callees, vs %.0f "
                  "per hit" % (instr["miss %s beyond verify" % a], instr["hit " + a]))
+        if prof and "miss " + a in prof and "static" in prof:
+            pm, ps_ = prof["miss " + a], prof["static"]
+            d = {g: pm.get(g, 0) - ps_.get(g, 0) for g, _ in PROFILE_GROUPS}
+            goal("2 miss %s: where it goes over static (perf)" % a, "(information)",
+                 "module %+.1f us" % d["module"], None,
+                 "per request, miss vs static run: module %+.1f, libcrypto %+.1f (openssl "
+                 "verify %s us), httpd+APR+libc %+.1f, kernel %+.1f; cpu %.0f vs %.0f us" % (
+                     d["module"], d["libcrypto"], fmt(sig, "%.1f"), d["httpd+APR+libc"],
+                     d["kernel"], pm["cpu"], ps_["cpu"]))
+        if peer_rows and sig is not None and static.cpu:
+            # what req/s a miss would reach if it cost the static file plus its
+            # signature and nothing else (req/s taken as inversely proportional
+            # to httpd's CPU per request), over the better peer's
+            ceil = static.rps * static.cpu / (static.cpu + sig) / best.rps
+            goal("2 miss %s: ours / better peer if a miss cost only its signature" % a,
+                 "(information)", "%.2f" % ceil, None,
+                 "static %.0f req/s x %.0f / (%.0f + %.1f) us, vs %.0f req/s: the most the "
+                 "ratio can read on this machine" % (static.rps, static.cpu, static.cpu, sig,
+                                                     best.rps))
     d, b = R["dpop"], R["bearer"]
     p256 = speed.get("ES256")
     if p256 is not None:
@@ -817,6 +938,15 @@ def report(R, rows, result, speed, skipped, log, tok_len, mint_s, t_rs):
              "%.0f us" % d.cpu, d.cpu <= tgt and valid("dpop", "bearer"),
              "bearer hit %.0f us + verify %.1f us + 20; %d requests, %d not 200/unused proof" % (
                  b.cpu, p256, d.done, d.bad))
+    if prof and "dpop" in prof and "bearer" in prof:
+        pd, pb = prof["dpop"], prof["bearer"]
+        dd = {g: pd.get(g, 0) - pb.get(g, 0) for g, _ in PROFILE_GROUPS}
+        goal("3 DPoP: where it goes over Bearer (perf)", "(information)",
+             "module %+.1f us" % dd["module"], None,
+             "per request, DPoP vs Bearer run: module %+.1f, libcrypto %+.1f (openssl P-256 "
+             "verify %s us), httpd+APR+libc %+.1f, kernel %+.1f; cpu %.0f vs %.0f us" % (
+                 dd["module"], dd["libcrypto"], fmt(p256, "%.1f"), dd["httpd+APR+libc"],
+                 dd["kernel"], pd["cpu"], pb["cpu"]))
     if "o2dpop" in R and not R["o2dpop"].skip and R["o2dpop"].bad == 0:
         o = R["o2dpop"]
         goal("3 DPoP: ours / mod_oauth2 req/s", ">= 1.5", "%.2f" % (d.rps / o.rps),
