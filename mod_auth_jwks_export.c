@@ -118,8 +118,9 @@ static void export_one(sink_t *k, const ajw_dir_conf *c, int env, int hdr,
 /* A rendering is made for one way of exporting: these settings of c. */
 static const char *render_ident(apr_pool_t *p, const ajw_dir_conf *c)
 {
-    return apr_psprintf(p, "%d\037%s\037%s", c->pass, c->claim_prefix ? c->claim_prefix : "",
-                        c->header_prefix ? c->header_prefix : "");
+    char pass[2] = { (char)('0' + c->pass), '\0' };   /* a few bits: one digit */
+    return apr_pstrcat(p, pass, "\037", c->claim_prefix ? c->claim_prefix : "", "\037",
+                       c->header_prefix ? c->header_prefix : "", NULL);
 }
 
 /* Does rendering (len bytes) start with c's ident? Compared in place. */

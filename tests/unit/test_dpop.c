@@ -694,13 +694,15 @@ static void test_replay_processes(void **state)
 
 /* A process killed while it holds a lock of the table does not stop the
  * others: the lock is taken over (robust), counted, and the table works on.
- * One bucket, so every add takes the same lock; killed 40 times mid-loop,
- * the child holds it at least once (each add spends most of its time
- * under it). */
+ * One bucket, so every add takes the same lock; killed 40 times while it
+ * adds in a loop, the child holds it at least once (each add spends most
+ * of its time under it). */
 static void test_replay_dead_holder(void **state)
 {
-    size_t sz = ajw_replay_size(1);
-    void *mem = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    size_t sz = ajw_replay_size(1), whole = sz + 64;
+    unsigned char *mem = mmap(NULL, whole, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                              -1, 0);
+    int *running = (int *)(mem + sz + 32);  /* set by the child once it is adding */
     ajw_replay_t *t;
     unsigned char k[32];
     int round, status;
@@ -709,16 +711,22 @@ static void test_replay_dead_holder(void **state)
     t = ajw_replay_init(mem, sz);
     assert_non_null(t);
     key_of(k, "held");
-    alarm(60);                       /* a lock never taken over hangs: fail, not hang */
+    alarm(120);                      /* a lock never taken over hangs: fail, not hang */
     for (round = 0; round < 40; round++) {
-        struct timespec pause = { 0, 200000 + (round % 7) * 37000 };
-        pid_t kid = fork();
+        struct timespec pause = { 0, 100000 + (round % 7) * 37000 }, poll = { 0, 50000 };
+        pid_t kid;
+        __atomic_store_n(running, 0, __ATOMIC_SEQ_CST);
+        kid = fork();
         assert_true(kid >= 0);
         if (kid == 0) {
             unsigned long long n = 0;
-            for (;;)
+            for (;;) {
                 (void)ajw_replay_add(t, k, (n++ % 5) + 1, 1000, 10);
+                __atomic_store_n(running, 1, __ATOMIC_SEQ_CST);
+            }
         }
+        while (!__atomic_load_n(running, __ATOMIC_SEQ_CST))     /* however slow fork is */
+            nanosleep(&poll, NULL);
         nanosleep(&pause, NULL);
         kill(kid, SIGKILL);
         assert_int_equal(waitpid(kid, &status, 0), kid);
@@ -731,7 +739,7 @@ static void test_replay_dead_holder(void **state)
     assert_int_equal(ajw_replay_add(t, k, 77, 2000, 1500), AJW_REPLAY_NEW);
     assert_int_equal(ajw_replay_add(t, k, 77, 2000, 1500), AJW_REPLAY_SEEN);
     ajw_replay_fini(t);
-    munmap(mem, sz);
+    munmap(mem, whole);
 }
 
 /* A bucket full of live entries of other keys: nothing is evicted, every
