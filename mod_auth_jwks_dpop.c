@@ -41,7 +41,10 @@
 APLOG_USE_MODULE(auth_jwks);
 
 #define DPOP_MUTEX          "auth-jwks-dpop"
-#define DPOP_STORE_KEY      "auth_jwks_dpop_replay"
+/* The store outlives the module's code across restarts (a graceful restart
+ * may load a newer build): its key names the layout, so a build with
+ * another layout of replay_store_t or of the table makes its own. */
+#define DPOP_STORE_KEY      "auth_jwks_dpop_replay_v2"
 #define DPOP_SECRET_KEY     "auth_jwks_dpop_nonce_secret"
 #define REPLAY_DEFAULT      65536
 #define PRM_WELL_KNOWN      "/.well-known/oauth-protected-resource"
@@ -760,12 +763,6 @@ static long long conf_max(apr_pool_t *p, const ap_directive_t *d, const char *na
     return best;
 }
 
-static apr_status_t replay_fini(void *data)
-{
-    ajw_replay_fini(data);
-    return APR_SUCCESS;
-}
-
 /* Make the replay store once per parent process (kept in the process pool). */
 static int dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
@@ -825,8 +822,8 @@ static int dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
                      "process-shared locks");
         return !OK;
     }
-    /* registered after the shm's own cleanup, so it runs first */
-    apr_pool_cleanup_register(pp, st->table, replay_fini, apr_pool_cleanup_null);
+    /* No cleanup of ours on the process pool: the module's code may be
+     * unloaded before that pool is; the locks hold no kernel resource. */
     st->entries = entries;
     apr_pool_userdata_set(st, DPOP_STORE_KEY, apr_pool_cleanup_null, pp);
     replay = st;

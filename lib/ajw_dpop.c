@@ -565,7 +565,7 @@ ajw_reason_e ajw_dpop_nonce_check(long long *age,
 /* ------------------------------------------------------------------ */
 /* Replay table                                                         */
 
-#define REPLAY_MAGIC 0x616a7773u      /* "ajws" */
+#define REPLAY_MAGIC 0x616a7732u      /* "ajw2": the layout with locks */
 #define REPLAY_KEY_BYTES 16           /* of the 32-byte key: 128 bits against collisions */
 
 typedef struct replay_entry_t {
@@ -658,10 +658,23 @@ int ajw_replay_key(unsigned char key[32], const char *jkt, const char *jti, size
 
 unsigned long long ajw_replay_owner(const char *jkt)
 {
+    const unsigned char *b64 = ajw_b64_table(1);
     unsigned char h[32];
     unsigned long long tag = 0;
     int i;
-    if (!jkt || ajw_crypt_sha256(h, jkt, strlen(jkt)) != 0)
+    if (!jkt)
+        return 0;
+    /* A thumbprint (43 characters of base64url) already is a SHA-256: its
+     * first 8 bytes, read from its first 11 characters, are the tag. */
+    if (strlen(jkt) == 43) {
+        for (i = 0; i < 11 && b64[(unsigned char)jkt[i]] < 64; i++)
+            tag = i < 10 ? (tag << 6) | b64[(unsigned char)jkt[i]]
+                         : (tag << 4) | (unsigned)(b64[(unsigned char)jkt[i]] >> 2);
+        if (i == 11)
+            return tag ? tag : 1;
+        tag = 0;
+    }
+    if (ajw_crypt_sha256(h, jkt, strlen(jkt)) != 0)
         return 0;
     for (i = 0; i < 8; i++)
         tag = (tag << 8) | h[i];

@@ -131,15 +131,18 @@ size_t ajw_replay_size(size_t entries);
  * for one bucket or the locks cannot be made. */
 ajw_replay_t *ajw_replay_init(void *mem, size_t size);
 
-/* Destroy the table's locks (a table no process uses any more). */
+/* Destroy the table's locks (a table no process uses any more; on Linux
+ * they hold no kernel resource, so a table that is simply unmapped at exit
+ * needs no call). */
 void ajw_replay_fini(ajw_replay_t *t);
 
 /* The replay key of a proof: SHA-256 over jkt, a NUL and jti, so that one
  * client's jti values never collide with another's. 0 on success. */
 int ajw_replay_key(unsigned char key[32], const char *jkt, const char *jti, size_t jti_len);
 
-/* The owner tag of a proof key: the first 8 bytes of SHA-256(jkt), never 0
- * (0 on failure). */
+/* The owner tag of a proof key, never 0 (0 on failure): the first 8 bytes
+ * of its thumbprint when jkt is one (43 characters of base64url, the
+ * SHA-256 they stand for), else the first 8 bytes of SHA-256(jkt). */
 unsigned long long ajw_replay_owner(const char *jkt);
 
 /* Remember key of `owner` until `expires` (seconds). AJW_REPLAY_SEEN when a

@@ -586,6 +586,21 @@ static void test_replay(void **state)
     assert_non_null(t);
     assert_true(own != 0 && other != 0 && own != other);
     assert_true(ajw_replay_owner(VEC_JKT_EC) == own);
+    /* a thumbprint's tag is its first 8 bytes; other text is hashed */
+    {
+        unsigned char *raw = NULL;
+        size_t rlen = 0;
+        unsigned long long want = 0;
+        int i;
+        assert_int_equal(strlen(VEC_JKT_EC), 43);
+        assert_int_equal(ajw_b64url_decode(&raw, &rlen, VEC_JKT_EC, 43, pool), APR_SUCCESS);
+        for (i = 0; i < 8; i++)
+            want = (want << 8) | raw[i];
+        assert_true(own == want);
+        assert_true(ajw_replay_owner("not a thumbprint") != 0);
+        assert_true(ajw_replay_owner("not a thumbprint") == ajw_replay_owner("not a thumbprint"));
+        assert_true(ajw_replay_owner("not a thumbprint") != ajw_replay_owner("not a thumbprint!"));
+    }
     assert_true(ajw_replay_capacity(t) >= 64);
     key_of(k1, "a");
     key_of(k2, "b");
