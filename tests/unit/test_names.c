@@ -11,6 +11,7 @@
 
 #include <apr_general.h>
 #include <apr_pools.h>
+#include <apr_strings.h>
 
 #include "ajw_json.h"
 #include "tu_vectors.h"
@@ -262,6 +263,22 @@ static void test_claim_json_verbatim(void **state)
             fail_msg("case %zu %s: does not parse: %s", i, t, e.text);
         if (v)        /* when not, the rendering may or may not differ ("1.5") */
             assert_string_equal(ajw_claim_json(d, pool), t);
+    }
+    /* past 64 members the parser goes the tree way: the order, and so the
+     * verbatim text, must hold there too */
+    {
+        char *big = apr_pstrdup(pool, "{");
+        const ajw_val_t *d = NULL;
+        size_t n = 0;
+        ajw_error_t e;
+        for (i = 0; i < 100; i++)
+            big = apr_psprintf(pool, "%s%s\"c%" APR_SIZE_T_FMT "\":%" APR_SIZE_T_FMT, big,
+                               i ? "," : "", (i * 37) % 100, i);
+        big = apr_pstrcat(pool, big, "}", NULL);
+        assert_true(ajw_claim_json_is_verbatim(big, strlen(big)));
+        if (ajw_json_parse_doc(&d, &n, big, strlen(big), 1 << 16, 16, pool, &e) != AJW_OK)
+            fail_msg("100 members do not parse: %s", e.text);
+        assert_string_equal(ajw_claim_json(d, pool), big);
     }
 }
 
